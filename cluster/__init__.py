@@ -1,0 +1,1 @@
+"""lfr-cluster: live and retrospective facial recognition across a network of cameras."""

@@ -1,0 +1,1 @@
+"""The `lfr` command line."""

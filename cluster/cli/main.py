@@ -1,0 +1,39 @@
+"""`lfr`: the command-line entry point; each command group lives in its own module."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from cluster.cli import vision_commands
+from cluster.config import ConfigError, load_config
+from cluster.logging_setup import configure_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lfr", description="lfr-cluster: live and retrospective facial recognition."
+    )
+    parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: built-in).")
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"], help="stderr log level."
+    )
+    parser.add_argument("--log-json", action="store_true", help="Log events to stderr as JSON lines.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    vision_commands.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"lfr: {exc}\n")
+        return 2
+    return int(args.handler(args, config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Validated configuration for lfr-cluster, loaded from YAML.
+
+Each section is a pydantic model that forbids unknown keys, so a typo in a YAML file fails at
+load time with the key's path instead of being silently ignored.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the bad key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorConfig(Section):
+    """MTCNN settings: the smallest face worth finding and how sure each stage must be."""
+
+    min_face_size: int = Field(20, ge=12, le=1000, description="Smallest face side in pixels to look for.")
+    thresholds: tuple[float, float, float] = Field(
+        (0.6, 0.7, 0.7), description="Score thresholds of the P-, R- and O-Net stages."
+    )
+    pyramid_factor: float = Field(0.709, gt=0.1, lt=0.95, description="Scale step between pyramid levels.")
+    max_pixels: int = Field(
+        3840 * 2160,
+        ge=64 * 64,
+        description="Frames larger than this are detected on a downscaled copy; boxes are mapped back.",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_in_range(self) -> "DetectorConfig":
+        for stage, value in zip(("pnet", "rnet", "onet"), self.thresholds):
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"thresholds: the {stage} threshold must be within (0, 1), got {value}")
+        return self
+
+
+class EmbedderConfig(Section):
+    """Settings of the dlib ResNet embedder."""
+
+    max_batch: int = Field(64, ge=1, le=4096, description="Most chips per forward pass.")
+    channels_last: bool = Field(True, description="Use the channels-last memory layout.")
+
+
+class FaceModelsConfig(Section):
+    """Where and how the face models run."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto picks cuda when a GPU is visible, else cpu."
+    )
+    half: bool | Literal["auto"] = Field(
+        "auto", description="fp16 on cuda; auto means on for cuda, off for cpu. Never on cpu."
+    )
+    threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads; default: all cores.")
+    detector: DetectorConfig = DetectorConfig()
+    embedder: EmbedderConfig = EmbedderConfig()
+
+    @model_validator(mode="after")
+    def _no_half_on_cpu(self) -> "FaceModelsConfig":
+        if self.device == "cpu" and self.half is True:
+            raise ValueError("half: fp16 is only supported on cuda; set half to false or auto")
+        return self
+
+
+class MatchingConfig(Section):
+    """When two faces count as the same person."""
+
+    similarity_threshold: float = Field(
+        0.80,
+        gt=0.0,
+        lt=1.0,
+        description="Cosine similarity of L2-normalised embeddings at or above which faces match.",
+    )
+
+
+class LfrConfig(Section):
+    """The whole configuration file."""
+
+    face_models: FaceModelsConfig = FaceModelsConfig()
+    matching: MatchingConfig = MatchingConfig()
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = [f"invalid configuration in {path}:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str | None = None) -> LfrConfig:
+    """Read and validate a YAML configuration; the built-in defaults when no path is given."""
+    if path is None:
+        return LfrConfig()
+    config_path = Path(path)
+    try:
+        text = config_path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {config_path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_path} must hold a mapping of sections, got {type(data).__name__}")
+    try:
+        return LfrConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(config_path, exc)) from exc

@@ -1,0 +1,1 @@
+"""Face models: detection (MTCNN), alignment, embedding (dlib ResNet port) and quality."""

@@ -1,0 +1,113 @@
+"""`FacePipeline`: frames in, recognised faces out.
+
+The one entry point to the face models. It validates every frame first (so one bad frame
+cannot fail a batch half-way), detects in one batched call, aligns, embeds every face of every
+frame in one batched call, and scores quality. Frames larger than the detector's pixel budget
+are detected on a downscaled copy and aligned from the full-resolution frame.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import structlog
+import torch
+from PIL import Image
+
+from cluster.config import FaceModelsConfig
+from cluster.vision.aligner import FaceAligner
+from cluster.vision.detections import Detections
+from cluster.vision.detector import MTCNNDetector
+from cluster.vision.device import resolve_target
+from cluster.vision.embedder import FaceEmbedder
+from cluster.vision.errors import InvalidImageError
+from cluster.vision.face import Face
+from cluster.vision.frames import validate_frame
+from cluster.vision.quality import face_quality
+
+log = structlog.get_logger(__name__)
+
+
+def _downscaled(frame: np.ndarray, max_pixels: int) -> tuple[np.ndarray, float]:
+    """The frame shrunk to at most `max_pixels`, and the scale applied.
+
+    PIL resizes in uint8 with an antialiasing filter, so a 100-megapixel frame costs no float copy.
+    """
+    height, width = frame.shape[:2]
+    if height * width <= max_pixels:
+        return frame, 1.0
+    scale = (max_pixels / (height * width)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    small = Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(small), size[0] / width
+
+
+class FacePipeline:
+    """Detection, alignment, embedding and quality for batches of RGB frames."""
+
+    def __init__(self, config: FaceModelsConfig | None = None):
+        self.config = config or FaceModelsConfig()
+        target = resolve_target(self.config.device, self.config.half)
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
+        detector_config = self.config.detector
+        self.detector = MTCNNDetector(
+            min_face_size=detector_config.min_face_size,
+            thresholds=detector_config.thresholds,
+            pyramid_factor=detector_config.pyramid_factor,
+            device=target.device,
+            half=target.half,
+        )
+        self.aligner = FaceAligner(device=target.device)
+        self.embedder = FaceEmbedder(
+            device=target.device,
+            threads=self.config.threads,
+            channels_last=self.config.embedder.channels_last,
+            half=target.half,
+            max_batch=self.config.embedder.max_batch,
+        )
+        self.target = target
+        log.info("face_pipeline_ready", device=target.device, half=target.half, threads=torch.get_num_threads())
+
+    def process(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces per frame, in input order. Raises InvalidImageError naming a bad frame's index."""
+        for index, frame in enumerate(frames):
+            try:
+                validate_frame(frame)
+            except InvalidImageError as exc:
+                raise InvalidImageError(f"frame {index}: {exc}") from exc
+        if not frames:
+            return []
+        detections = self._detect(frames)
+        chips_per_frame = [self.aligner.align(frame, found.landmarks) for frame, found in zip(frames, detections)]
+        chips = np.concatenate(chips_per_frame)
+        embeddings = self.embedder.embed(chips)
+        results: list[list[Face]] = []
+        offset = 0
+        for found, chips_of_frame in zip(detections, chips_per_frame):
+            faces = []
+            for i in range(len(found)):
+                faces.append(
+                    Face(
+                        box=found.boxes[i],
+                        landmarks=found.landmarks[i],
+                        score=float(found.scores[i]),
+                        quality=face_quality(found.landmarks[i], chips_of_frame[i], float(found.scores[i])),
+                        embedding=embeddings[offset + i],
+                    )
+                )
+            offset += len(found)
+            results.append(faces)
+        return results
+
+    def _detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        """Detect on frames within the pixel budget; map boxes of shrunk frames back."""
+        max_pixels = self.config.detector.max_pixels
+        shrunk = [_downscaled(frame, max_pixels) for frame in frames]
+        for index, (_, scale) in enumerate(shrunk):
+            if scale < 1.0:
+                log.info("frame_downscaled_for_detection", frame=index, scale=round(scale, 4))
+        found = self.detector.detect([small for small, _ in shrunk])
+        return [
+            d if scale == 1.0 else Detections(d.boxes / scale, d.scores, d.landmarks / scale)
+            for d, (_, scale) in zip(found, shrunk)
+        ]
