@@ -1,13 +1,10 @@
-"""Shared fixtures: paths to the real face images in tests/data (see tests/data/PROVENANCE.md)."""
+"""Shared fixtures over the real face images in tests/data (see tests/data/PROVENANCE.md)."""
 
 from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parent / "data"
-FACES = DATA / "faces"
-LFW10 = FACES / "lfw10"
-FACE_RECOGNITION = FACES / "face_recognition"
+from tests.paths import LFW10
 
 
 @pytest.fixture(scope="session")
