@@ -71,7 +71,7 @@ class MatchingConfig(Section):
     """When two faces count as the same person."""
 
     similarity_threshold: float = Field(
-        0.80,
+        0.92,
         gt=0.0,
         lt=1.0,
         description="Cosine similarity of L2-normalised embeddings at or above which faces match.",

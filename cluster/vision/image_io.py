@@ -60,7 +60,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
         raise InvalidImageError(
             f"{name}: the image data is corrupt or truncated ({exc}); re-export or re-download the file"
         ) from exc
-    return np.asarray(rgb)
+    return np.array(rgb)
 
 
 def load_image(path: Path | str) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Benchmarks, and later recorded-crowd synthesis and replay, for lfr-cluster."""
