@@ -94,8 +94,8 @@ def check_detector(repeat: int) -> None:
     print("  batch     fp32      fp16")
     for batch in DETECT_BATCHES:
         subset = frames[:batch]
-        ms32 = 1000 / timed_rate(lambda d=fp32: d.detect(subset), batch, repeat)
-        ms16 = 1000 / timed_rate(lambda d=fp16: d.detect(subset), batch, repeat)
+        ms32 = 1000 / timed_rate(lambda d=fp32, s=subset: d.detect(s), batch, repeat)
+        ms16 = 1000 / timed_rate(lambda d=fp16, s=subset: d.detect(s), batch, repeat)
         print(f"  {batch:5d} {ms32:8.2f}  {ms16:8.2f}")
     agreements = [compare(b, a) for a, b in zip(fp32.detect(frames), fp16.detect(frames))]
     print(

@@ -11,7 +11,6 @@ from PIL import Image
 
 from tests.paths import FACE_RECOGNITION, LFW10
 
-
 LFR = Path(sys.executable).parent / "lfr"
 """The console script installed beside this interpreter, as a user would run it."""
 

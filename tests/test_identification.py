@@ -41,7 +41,9 @@ def test_true_accept_at_one_percent_false_accept(lfw10_embeddings, record_proper
     record_property("tar_at_far_1pct", rates.true_accept_rate)
     record_property("threshold_at_far_1pct", rates.threshold)
     assert rates.false_accept_rate <= 0.01
-    assert rates.true_accept_rate >= 0.90, f"TAR {rates.true_accept_rate:.3f} at FAR 1% (threshold {rates.threshold:.3f})"
+    assert rates.true_accept_rate >= 0.90, (
+        f"TAR {rates.true_accept_rate:.3f} at FAR 1% (threshold {rates.threshold:.3f})"
+    )
 
 
 def test_configured_threshold_keeps_false_accepts_rare(lfw10_embeddings):

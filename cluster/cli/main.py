@@ -10,9 +10,7 @@ from cluster.logging_setup import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lfr", description="lfr-cluster: live and retrospective facial recognition."
-    )
+    parser = argparse.ArgumentParser(prog="lfr", description="lfr-cluster: live and retrospective facial recognition.")
     parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: built-in).")
     parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"], help="stderr log level."

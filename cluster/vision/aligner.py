@@ -97,9 +97,7 @@ class FaceAligner:
         sources, to_source = self._shrunk_regions(pixels, to_chip)
         return self._sample(sources, to_source)
 
-    def _shrunk_regions(
-        self, pixels: torch.Tensor, to_chip: np.ndarray
-    ) -> tuple[torch.Tensor, np.ndarray]:
+    def _shrunk_regions(self, pixels: torch.Tensor, to_chip: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """Crop each face's region, shrink it to chip scale with antialiasing, pad to one batch.
 
         Returns the padded batch (n, 3, h, w) float32 and, per face, the affine map from chip

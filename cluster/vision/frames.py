@@ -15,9 +15,7 @@ MIN_FRAME_SIDE = 12
 def validate_frame(frame: object) -> np.ndarray:
     """Return `frame` if it is a usable RGB uint8 image, else raise InvalidImageError."""
     if not isinstance(frame, np.ndarray):
-        raise InvalidImageError(
-            f"expected a numpy array, got {type(frame).__name__}; decode the image first"
-        )
+        raise InvalidImageError(f"expected a numpy array, got {type(frame).__name__}; decode the image first")
     if frame.size == 0:
         raise InvalidImageError(f"empty image of shape {frame.shape}; pass a decoded, non-empty frame")
     if frame.ndim != 3 or frame.shape[2] != 3:
@@ -26,9 +24,7 @@ def validate_frame(frame: object) -> np.ndarray:
             "convert grayscale or RGBA images to RGB first"
         )
     if frame.dtype != np.uint8:
-        raise InvalidImageError(
-            f"expected dtype uint8, got {frame.dtype}; scale pixel values to 0..255 uint8"
-        )
+        raise InvalidImageError(f"expected dtype uint8, got {frame.dtype}; scale pixel values to 0..255 uint8")
     height, width = frame.shape[:2]
     if min(height, width) < MIN_FRAME_SIDE:
         raise InvalidImageError(

@@ -20,7 +20,9 @@ class VerificationRates:
     impostor_pairs: int
 
 
-def rank1_accuracy(gallery: np.ndarray, gallery_labels: list[str], probes: np.ndarray, probe_labels: list[str]) -> float:
+def rank1_accuracy(
+    gallery: np.ndarray, gallery_labels: list[str], probes: np.ndarray, probe_labels: list[str]
+) -> float:
     """Share of probes whose most similar gallery embedding has the probe's label."""
     if len(probes) == 0:
         raise ValueError("no probes to score")

@@ -42,9 +42,7 @@ def _size_score(eye_distance: float) -> float:
 
 def _sharpness_score(chip: np.ndarray) -> float:
     grey = chip.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    laplacian = (
-        grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4.0 * grey[1:-1, 1:-1]
-    )
+    laplacian = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4.0 * grey[1:-1, 1:-1]
     return float(1.0 - np.exp(-laplacian.var() / SHARPNESS_SCALE))
 
 
