@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cluster.cli import vision_commands
+from cluster.cli import crowd_commands, vision_commands
 from cluster.config import ConfigError, load_config
 from cluster.logging_setup import configure_logging
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-json", action="store_true", help="Log events to stderr as JSON lines.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     vision_commands.register(commands)
+    crowd_commands.register(commands)
     return parser
 
 
