@@ -10,6 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the bad key."""
 
