@@ -1,16 +1,6 @@
 """Shared fixtures over the real face images in tests/data (see tests/data/PROVENANCE.md)."""
 
-from pathlib import Path
-
 import pytest
-
-from tests.paths import LFW10
-
-
-@pytest.fixture(scope="session")
-def lfw10_people() -> dict[str, list[Path]]:
-    """Ten people, ten photos each, sorted by file name."""
-    return {person.name: sorted(person.glob("*.jpg")) for person in sorted(LFW10.iterdir()) if person.is_dir()}
 
 
 @pytest.fixture(scope="session")

@@ -5,22 +5,13 @@ import pytest
 
 from cluster.config import MatchingConfig
 from cluster.vision.identification import rank1_accuracy, rates_at_false_accept, rates_at_threshold
-from cluster.vision.image_io import load_image
+from loadtest.bench_accuracy import embed_lfw10
 
 
 @pytest.fixture(scope="module")
-def lfw10_embeddings(face_pipeline, lfw10_people) -> tuple[np.ndarray, list[str], list[str]]:
-    """One embedding per photo (the face nearest the centre: LFW photos are centred on their person)."""
-    embeddings, labels, names = [], [], []
-    for person, paths in lfw10_people.items():
-        results = face_pipeline.process([load_image(p) for p in paths])
-        for path, faces in zip(paths, results):
-            assert faces, f"no face found in {path.name}"
-            centres = [np.hypot((f.box[0] + f.box[2]) / 2 - 125, (f.box[1] + f.box[3]) / 2 - 125) for f in faces]
-            embeddings.append(faces[int(np.argmin(centres))].embedding)
-            labels.append(person)
-            names.append(path.name)
-    return np.stack(embeddings), labels, names
+def lfw10_embeddings(face_pipeline) -> tuple[np.ndarray, list[str], list[str]]:
+    """One embedding per lfw10 photo, with person and file names (shared with the accuracy benchmark)."""
+    return embed_lfw10(face_pipeline)
 
 
 def test_rank1_on_lfw10(lfw10_embeddings):
