@@ -23,6 +23,11 @@ PNET_WEIGHTS = "pnet.pt"
 RNET_WEIGHTS = "rnet.pt"
 ONET_WEIGHTS = "onet.pt"
 
+PNET_WINDOW = 12
+"""P-Net's receptive field: each output cell sees a 12x12 input window."""
+PNET_STRIDE = 2
+"""Input pixels between neighbouring output cells (from its one 2x2 pooling)."""
+
 PNET_KEY_MAP: dict[str, str] = {"conv4_1": "classifier", "conv4_2": "box_regressor"}
 RNET_KEY_MAP: dict[str, str] = {
     "dense4": "dense",
@@ -65,12 +70,6 @@ def _max_pool_2x2(features: torch.Tensor) -> torch.Tensor:
 def _flatten_like_caffe(features: torch.Tensor) -> torch.Tensor:
     """Flatten (N, C, H, W) in (W, H, C) order, the order the dense layers were trained on."""
     return features.permute(0, 3, 2, 1).flatten(1)
-
-
-PNET_WINDOW = 12
-"""P-Net's receptive field: each output cell sees a 12x12 input window."""
-PNET_STRIDE = 2
-"""Input pixels between neighbouring output cells (from its one 2x2 pooling)."""
 
 
 class PNet(nn.Module):
@@ -213,6 +212,8 @@ def rename_keys(state: dict[str, torch.Tensor], key_map: dict[str, str]) -> dict
 
 
 def _load(net: nn.Module, file_name: str, key_map: dict[str, str]) -> None:
+    """Load one net's weights; a layout mismatch (another facenet-pytorch version) is a
+    ModelWeightsError that says which version to install."""
     try:
         net.load_state_dict(rename_keys(read_weights(file_name), key_map))
     except RuntimeError as err:
