@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from cluster.cameras.config import CameraConfig, verify_cameras
+from cluster.section import Section
 
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the bad key."""
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DetectorConfig(Section):
@@ -84,6 +83,13 @@ class LfrConfig(Section):
 
     face_models: FaceModelsConfig = FaceModelsConfig()
     matching: MatchingConfig = MatchingConfig()
+    cameras: list[CameraConfig] = Field([], description="The deployment's cameras; see configs/west_end.yaml.")
+
+    @field_validator("cameras")
+    @classmethod
+    def _cameras_fit_together(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        verify_cameras(cameras)
+        return cameras
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

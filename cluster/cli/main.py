@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cluster.cli import crowd_commands, vision_commands
+from cluster.cli import camera_commands, crowd_commands, vision_commands
 from cluster.config import ConfigError, load_config
 from cluster.logging_setup import configure_logging
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     vision_commands.register(commands)
     crowd_commands.register(commands)
+    camera_commands.register(commands)
     return parser
 
 

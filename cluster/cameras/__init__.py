@@ -1,0 +1,1 @@
+"""Cameras: reading video sources into sampled, timestamped frames that survive bad streams."""

@@ -1,0 +1,118 @@
+"""`lfr cameras run` as an operator runs it: a process with its own Ray cluster, driven by other processes.
+
+It starts the configured cameras, picks up an edited config file and SIGHUP, serves
+`lfr cameras add/list/remove` from other processes (`--address`), and stops cleanly on Ctrl-C.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from loadtest.counter_video import write_counter_video
+
+REPO = Path(__file__).resolve().parent.parent
+CAMERA_YAML = """  - id: {id}
+    source: {source}
+    loop: true
+    signage_notice: Live facial recognition in use (test)
+"""
+
+
+def cameras_yaml(video: Path, *ids: str) -> str:
+    return "cameras:\n" + "".join(CAMERA_YAML.format(id=i, source=video) for i in ids)
+
+
+def lfr(*argv: str) -> subprocess.CompletedProcess:
+    """`lfr` in its own process; with an explicit --address, Ray sends its token only when told to."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    return subprocess.run(
+        [sys.executable, "-m", "cluster.cli.main", *argv], capture_output=True, text=True, timeout=90, cwd=REPO, env=env
+    )
+
+
+class Output:
+    """Collects a process's stdout lines in a thread, so the test can wait for one without blocking."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout_s: float, after: int = 0) -> re.Match:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.lines[after:]:
+                if found := re.search(pattern, line):
+                    return found
+            time.sleep(0.1)
+        pytest.fail(f"no line matching {pattern!r} within {timeout_s} s; output ends with {self.lines[-15:]}")
+
+
+def test_run_reloads_serves_the_cli_and_stops_cleanly(tmp_path):
+    video = write_counter_video(tmp_path / "counter.mp4", seconds=2, fps=25)
+    config = tmp_path / "cameras.yaml"
+    config.write_text(cameras_yaml(video, "cam_a", "cam_b"))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli.main", "cameras", "run", "--config", str(config), "--refresh", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    output = Output(run)
+    try:
+        port = output.wait_for(r"^Ray at [\d.]+:(\d+); cameras from", 60).group(1)
+        address = f"127.0.0.1:{port}"
+        output.wait_for(r"config loaded: added cam_a, cam_b", 10)
+        output.wait_for(r"^cam_a\s+streaming", 20)
+        output.wait_for(r"^cam_b\s+streaming", 20)
+
+        mark = len(output.lines)
+        config.write_text(cameras_yaml(video, "cam_a", "cam_b", "cam_c"))
+        output.wait_for(r"config loaded: added cam_c$", 10, after=mark)
+
+        mark = len(output.lines)
+        config.write_text("cameras:\n  - {id: broken}\n")
+        output.wait_for(r"kept the running cameras: invalid configuration .*cameras\.0\.source", 10, after=mark)
+
+        config.write_text(cameras_yaml(video, "cam_a", "cam_c"))
+        run.send_signal(signal.SIGHUP)
+        output.wait_for(r"config loaded: removed cam_b$", 10, after=mark)
+
+        added = lfr("cameras", "add", "cli_cam", str(video), "--loop", "--signage", "LFR in use", "--address", address)
+        assert added.returncode == 0, added.stderr
+        listed = lfr("cameras", "list", "--json", "--address", address)
+        assert listed.returncode == 0, listed.stderr
+        cameras = {c["camera_id"]: c for c in json.loads(listed.stdout)["cameras"]}
+        assert set(cameras) == {"cam_a", "cam_c", "cli_cam"}
+        assert cameras["cam_a"]["managed_by_config"] and not cameras["cli_cam"]["managed_by_config"]
+        assert cameras["cam_a"]["health"]["state"] == "streaming"
+        removed = lfr("cameras", "remove", "cam_a", "--address", address)
+        assert removed.returncode == 0 and removed.stdout == "removed camera cam_a\n", removed.stderr
+        output.wait_for(r"2 streaming", 10, after=len(output.lines))
+
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=30) == 0, run.stderr.read()
+        output.wait_for(r"^stopping the cameras$", 5)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)
+
+
+def test_run_without_a_config_file_says_what_to_give(tmp_path):
+    result = lfr("cameras", "run")
+    assert result.returncode == 2
+    assert "lfr cameras run --config FILE" in result.stderr
