@@ -2,7 +2,6 @@
 walking times, the watchlist's enrolment photos stay out of the videos, and a seed fixes the crowd."""
 
 import argparse
-import hashlib
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,10 @@ CHECKED_FACE_HEIGHT = 40
 CHECKED_VISIBLE = 0.9
 DETECTOR_MIN_FACE = 32
 """Only faces of 40 px and up are checked, so the detector need not look for smaller ones (faster)."""
+SAME_VIDEO_TOLERANCE = 0.05
+"""Regression: one CI run decoded a same-seed video that was not bit-identical to its twin
+(encoder scheduling under load is the suspect; truth files stayed byte-identical). The
+pictures must still be the same to well under a grey level."""
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +47,11 @@ def _decode(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def _frames_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    for frame in _decode(path):
-        digest.update(frame.tobytes())
-    return digest.hexdigest()
+def _largest_frame_difference(a: Path, b: Path) -> float:
+    """The largest per-frame mean absolute pixel difference between two videos of one length."""
+    frames_a, frames_b = _decode(a), _decode(b)
+    assert len(frames_a) == len(frames_b)
+    return max(float(np.abs(x.astype(np.int16) - y).mean()) for x, y in zip(frames_a, frames_b))
 
 
 def test_videos_are_h264_with_a_keyframe_every_second_and_truth_round_trips(crowd):
@@ -152,8 +155,10 @@ def test_same_seed_gives_the_same_crowd_and_another_seed_another(tmp_path, capsy
     assert (tmp_path / "a" / TRUTH_FILE).read_bytes() == (tmp_path / "b" / TRUTH_FILE).read_bytes()
     assert first == second and first.appearances != other.appearances
     for camera in first.cameras:
-        assert _frames_digest(tmp_path / "a" / camera.file) == _frames_digest(tmp_path / "b" / camera.file)
-    assert _frames_digest(tmp_path / "a" / "cam0.mp4") != _frames_digest(tmp_path / "c" / "cam0.mp4")
+        same = _largest_frame_difference(tmp_path / "a" / camera.file, tmp_path / "b" / camera.file)
+        assert same <= SAME_VIDEO_TOLERANCE, f"{camera.file}: frames differ by {same:.3f} grey levels on average"
+    other_difference = _largest_frame_difference(tmp_path / "a" / "cam0.mp4", tmp_path / "c" / "cam0.mp4")
+    assert other_difference > 10 * SAME_VIDEO_TOLERANCE
 
 
 def test_draws_a_street_when_no_background_clip_is_found(tmp_path, monkeypatch):
