@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cluster.cameras.config import CameraConfig, verify_cameras
 from cluster.section import Section
+from cluster.service_config import FaceServiceConfig
 
 
 class ConfigError(ValueError):
@@ -83,6 +84,7 @@ class LfrConfig(Section):
 
     face_models: FaceModelsConfig = FaceModelsConfig()
     matching: MatchingConfig = MatchingConfig()
+    face_service: FaceServiceConfig = FaceServiceConfig()
     cameras: list[CameraConfig] = Field([], description="The deployment's cameras; see configs/west_end.yaml.")
 
     @field_validator("cameras")

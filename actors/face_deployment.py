@@ -1,0 +1,128 @@
+"""FaceDeployment: the Serve deployment that batches frames from every camera through the face models.
+
+A thin shell over `FaceBatchProcessor`: the models are built in the replica's `__init__` from
+the config (never passed in), one `@serve.batch` method gathers frames from all cameras, and
+the batch runs in a worker thread so the replica keeps answering health checks and collecting
+the next batch meanwhile. Batch size and wait are the deployment's `user_config`, changed by
+`reconfigure` without a restart. Frames arrive as numpy inside `FrameRequest`: Serve passes
+Python objects through the object store, no encoding.
+"""
+
+import asyncio
+import time
+
+import structlog
+from ray import serve
+from ray.serve.deployment import Application
+from ray.util import metrics
+
+from cluster.config import FaceModelsConfig
+from cluster.face_service import FaceBatchProcessor, FrameRequest, FrameResult
+from cluster.service_config import BatchingConfig, FaceServiceConfig, ReplicaPlan
+from cluster.vision.pipeline import FacePipeline
+
+log = structlog.get_logger(__name__)
+
+APP_NAME = "faces"
+DEPLOYMENT_NAME = "FaceDeployment"
+HEALTH_CHECK_PERIOD_S = 2.0
+HEALTH_CHECK_TIMEOUT_S = 10.0
+
+STAGE_BOUNDARIES_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+BATCH_SIZE_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+STAGES = ("queue", "batch_wait", "detect", "align", "embed", "total")
+
+
+class _ServiceMetrics:
+    """Prometheus metrics of a replica (ray.util.metrics): stage seconds, batch sizes, frames, faces, errors."""
+
+    def __init__(self) -> None:
+        self.stage_seconds = metrics.Histogram(
+            "lfr_face_stage_seconds",
+            description="Seconds a frame spent in each stage of the face service.",
+            boundaries=STAGE_BOUNDARIES_S,
+            tag_keys=("stage",),
+        )
+        self.batch_size = metrics.Histogram(
+            "lfr_face_batch_size", description="Frames per model call.", boundaries=BATCH_SIZE_BOUNDARIES
+        )
+        self.frames = metrics.Counter(
+            "lfr_face_frames_total", description="Frames processed, by camera.", tag_keys=("camera_id",)
+        )
+        self.faces = metrics.Counter(
+            "lfr_face_faces_total", description="Faces found, by camera.", tag_keys=("camera_id",)
+        )
+        self.errors = metrics.Counter(
+            "lfr_face_frame_errors_total",
+            description="Frames answered with an error, by camera.",
+            tag_keys=("camera_id",),
+        )
+
+    def record(self, results: list[FrameResult]) -> None:
+        if not results:
+            return
+        self.batch_size.observe(len(results))
+        for result in results:
+            tags = {"camera_id": result.camera_id}
+            self.frames.inc(1, tags=tags)
+            if result.faces:
+                self.faces.inc(len(result.faces), tags=tags)
+            if not result.ok:
+                self.errors.inc(1, tags=tags)
+            t = result.timings
+            for stage, seconds in zip(STAGES, (t.queue_s, t.batch_wait_s, t.detect_s, t.align_s, t.embed_s, t.total_s)):
+                self.stage_seconds.observe(seconds, tags={"stage": stage})
+
+
+@serve.deployment(
+    name=DEPLOYMENT_NAME,
+    health_check_period_s=HEALTH_CHECK_PERIOD_S,
+    health_check_timeout_s=HEALTH_CHECK_TIMEOUT_S,
+    graceful_shutdown_timeout_s=5.0,
+)
+class FaceDeployment:
+    def __init__(self, models: FaceModelsConfig) -> None:
+        self._processor = FaceBatchProcessor(FacePipeline(models))
+        self._metrics = _ServiceMetrics()
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Apply new batching settings (the deployment's user_config) to the running replica."""
+        batching = BatchingConfig.model_validate(user_config)
+        self._batched.set_max_batch_size(batching.max_batch_size)
+        self._batched.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        log.info("face_batching_set", **batching.model_dump())
+
+    def resident_bytes(self) -> int:
+        """This replica's resident memory (Linux), so that a run can show it stays flat under load."""
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS line in /proc/self/status; resident memory is only reported on Linux")
+
+    async def __call__(self, request: FrameRequest) -> FrameResult:
+        return await self._batched(request, time.time())
+
+    @serve.batch(
+        max_batch_size=BatchingConfig().max_batch_size, batch_wait_timeout_s=BatchingConfig().batch_wait_timeout_s
+    )
+    async def _batched(self, requests: list[FrameRequest], received_at: list[float]) -> list[FrameResult]:
+        results = await asyncio.to_thread(self._processor.process, requests, received_at)
+        self._metrics.record(results)
+        return results
+
+
+def face_app(models: FaceModelsConfig, service: FaceServiceConfig, plan: ReplicaPlan) -> Application:
+    """The face deployment bound to its config and sized by `plan` (see `plan_replicas`)."""
+    replica_models = models.model_copy(update={"device": plan.device, "threads": plan.torch_threads})
+    actor_options = {"num_cpus": plan.num_cpus, "num_gpus": plan.num_gpus}
+    options: dict = {
+        "ray_actor_options": actor_options,
+        "max_ongoing_requests": service.max_ongoing_requests,
+        "user_config": service.batching.model_dump(),
+    }
+    if service.autoscaling is None:
+        options["num_replicas"] = plan.num_replicas
+    else:
+        options["autoscaling_config"] = service.autoscaling.model_dump()
+    return FaceDeployment.options(**options).bind(replica_models)

@@ -1,0 +1,102 @@
+"""LivePipeline: cameras -> face service -> per-camera results, started and stopped as one.
+
+Run from a driver that is connected to Ray (`ray.init`, namespace `lfr`). It deploys the face
+service on Serve (no HTTP proxy: the forwarders call it through a handle), starts the cameras
+through a `CameraRegistry` and one `StreamForwarder` per camera, and tears all of it down again
+in `stop()`, which also returns each camera's final figures.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ray
+import structlog
+from ray import serve
+from ray.actor import ActorHandle
+from ray.serve.handle import DeploymentHandle
+
+from actors.camera_actor import CAMERA_ACTOR_CPUS
+from actors.camera_registry import REGISTRY_NAME, CameraRegistry
+from actors.face_deployment import APP_NAME, face_app
+from actors.stream_forwarder import StreamForwarder
+from cluster.cameras.config import CameraConfig
+from cluster.config import FaceModelsConfig
+from cluster.result_sink import ResultSink, SummarySink
+from cluster.service_config import FaceServiceConfig, ReplicaPlan, plan_replicas
+from cluster.stream_forwarding import StreamStats
+
+log = structlog.get_logger(__name__)
+
+CALL_TIMEOUT_S = 30.0
+
+
+def deploy_face_service(
+    models: FaceModelsConfig, service: FaceServiceConfig, camera_count: int = 0
+) -> tuple[DeploymentHandle, ReplicaPlan]:
+    """Start Serve if needed (no HTTP proxy) and deploy, or update in place, the face service.
+
+    The replicas reserve no more logical CPUs than the cameras leave free, so both can be scheduled.
+    """
+    serve.start(proxy_location="Disabled")
+    resources = ray.cluster_resources()
+    free_cpus = resources.get("CPU", 0.0) - camera_count * CAMERA_ACTOR_CPUS
+    plan = plan_replicas(service, int(resources.get("GPU", 0)), free_cpus=free_cpus)
+    handle = serve.run(face_app(models, service, plan), name=APP_NAME, route_prefix=None)
+    log.info("face_service_deployed", replicas=plan.num_replicas, threads=plan.torch_threads, device=plan.device)
+    return handle, plan
+
+
+@dataclass
+class LivePipeline:
+    """The running cameras, their forwarders and the face service handle."""
+
+    registry: ActorHandle
+    service: DeploymentHandle
+    plan: ReplicaPlan
+    forwarders: dict[str, ActorHandle]
+
+    @classmethod
+    def start(
+        cls,
+        cameras: list[CameraConfig],
+        models: FaceModelsConfig,
+        service: FaceServiceConfig,
+        sink_factory: Callable[[], ResultSink] = SummarySink,
+        registry_name: str = REGISTRY_NAME,
+    ) -> "LivePipeline":
+        if not cameras:
+            raise ValueError("no cameras to run: list at least one under `cameras:` in the configuration")
+        handle, plan = deploy_face_service(models, service, len(cameras))
+        try:
+            registry = CameraRegistry.options(name=registry_name).remote()
+        except ValueError as exc:
+            raise RuntimeError(
+                f"a camera registry ('{registry_name}') already runs on this cluster, probably `lfr cameras run`;"
+                " stop it first, the live pipeline starts its own cameras"
+            ) from exc
+        ray.get(registry.reload.remote(cameras), timeout=CALL_TIMEOUT_S)
+        forwarders = {}
+        for camera in cameras:
+            actor = ray.get(registry.actor.remote(camera.id), timeout=CALL_TIMEOUT_S)
+            forwarders[camera.id] = StreamForwarder.remote(camera.id, actor, handle, service.forwarding, sink_factory)
+        ray.get([forwarder.start.remote() for forwarder in forwarders.values()], timeout=CALL_TIMEOUT_S)
+        log.info("live_pipeline_started", cameras=len(cameras))
+        return cls(registry, handle, plan, forwarders)
+
+    def stats(self, since: float | None = None, timeout_s: float = 15.0) -> list[StreamStats]:
+        """Each camera's figures, in camera-id order; latency percentiles over results after `since` if given."""
+        refs = [self.forwarders[cid].stats.remote(since) for cid in sorted(self.forwarders)]
+        return ray.get(refs, timeout=timeout_s)
+
+    def stop(self, remove_service: bool = True) -> list[StreamStats]:
+        """Stop forwarding and the cameras (and the service unless told not to); the final figures per camera."""
+        refs = [self.forwarders[cid].stop.remote() for cid in sorted(self.forwarders)]
+        final = ray.get(refs, timeout=CALL_TIMEOUT_S)
+        for forwarder in self.forwarders.values():
+            ray.kill(forwarder, no_restart=True)
+        ray.get(self.registry.stop_all.remote(), timeout=CALL_TIMEOUT_S)
+        ray.kill(self.registry, no_restart=True)
+        if remove_service:
+            serve.delete(APP_NAME)
+        log.info("live_pipeline_stopped", cameras=len(final))
+        return final

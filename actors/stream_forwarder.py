@@ -1,0 +1,121 @@
+"""StreamForwarder: feeds one camera's frames to the face service and hands the results to a sink.
+
+One small async actor per camera, so a slow or dead camera only ever stalls itself. It pulls
+frames from its `CameraActor` without pause and keeps at most `max_in_flight` requests open at
+the service; frames that arrive meanwhile wait in a `ForwardingWindow`, which drops the oldest
+(and the stale) and counts them. A request that fails (a replica died, a timeout) ends at once
+with a counted failure and frees its slot; the camera is never held up by it.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import ray
+import structlog
+from ray.actor import ActorHandle
+from ray.serve.handle import DeploymentHandle
+
+from cluster.face_service import FrameRequest
+from cluster.result_sink import ResultSink, SummarySink
+from cluster.service_config import ForwardingConfig
+from cluster.stream_forwarding import ForwardingWindow, StreamMeter, StreamStats
+
+log = structlog.get_logger(__name__)
+
+PULL_MAX_FRAMES = 16
+PULL_WAIT_S = 0.2
+"""How long one pull waits for a frame; also how quickly `stop()` takes effect."""
+CAMERA_CALL_SLACK_S = 5.0
+"""A pull unanswered this long after its wait is over means the camera actor is gone or stuck."""
+CAMERA_RETRY_S = 0.5
+STOP_DRAIN_S = 5.0
+"""How long `stop()` lets open requests finish before it abandons them."""
+STOP_STEP_S = 1.0
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class StreamForwarder:
+    def __init__(
+        self,
+        camera_id: str,
+        camera: ActorHandle,
+        service: DeploymentHandle,
+        forwarding: ForwardingConfig,
+        sink_factory: Callable[[], ResultSink] = SummarySink,
+    ) -> None:
+        self._camera = camera
+        self._service = service
+        self._forwarding = forwarding
+        self._window = ForwardingWindow(forwarding)
+        self._meter = StreamMeter(camera_id)
+        self._sink = sink_factory()
+        self._log = log.bind(camera_id=camera_id)
+        self._requests: set[asyncio.Task] = set()
+        self._loop_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Start forwarding; does nothing while it runs."""
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.create_task(self._pull_loop())
+
+    async def stop(self) -> StreamStats:
+        """Stop pulling, let open requests finish for a moment, abandon the rest (counted as failed); final figures."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.wait([self._loop_task], timeout=STOP_STEP_S)
+        if self._requests:
+            _, left = await asyncio.wait(list(self._requests), timeout=STOP_DRAIN_S)
+            for task in left:
+                task.cancel()
+            if left:
+                await asyncio.wait(left, timeout=STOP_STEP_S)
+        return self._meter.stats(self._window)
+
+    async def stats(self, since: float | None = None) -> StreamStats:
+        """Current figures; latency percentiles over results after `since` (wall clock) when given."""
+        return self._meter.stats(self._window, since=since)
+
+    async def _pull_loop(self) -> None:
+        while True:
+            try:
+                frames = await asyncio.wait_for(
+                    self._camera.next_frames.remote(PULL_MAX_FRAMES, PULL_WAIT_S), PULL_WAIT_S + CAMERA_CALL_SLACK_S
+                )
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                self._log.warning("camera_pull_failed", error=type(exc).__name__, retry_s=CAMERA_RETRY_S)
+                await asyncio.sleep(CAMERA_RETRY_S)
+                continue
+            now = time.time()
+            for frame in frames:
+                self._meter.frame_in(now)
+                self._window.offer(frame)
+                self._send_ready()
+
+    def _send_ready(self) -> None:
+        while (frame := self._window.next_to_send(time.time())) is not None:
+            self._meter.frame_sent()
+            task = asyncio.create_task(self._request(FrameRequest(frame)))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+    async def _request(self, request: FrameRequest) -> None:
+        try:
+            result = await asyncio.wait_for(self._service.remote(request), self._forwarding.request_timeout_s)
+        except asyncio.CancelledError:
+            self._meter.failure("abandoned at stop")
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}"
+            self._meter.failure(reason)
+            self._log.warning("face_request_failed", seq=request.frame.seq, reason=reason)
+        else:
+            self._meter.result(result, time.time())
+            try:
+                self._sink.accept(result)
+            except Exception:
+                self._log.exception("result_sink_failed", seq=result.seq)
+        finally:
+            self._window.done()
+            if self._loop_task is not None and not self._loop_task.done():
+                self._send_ready()

@@ -1,0 +1,170 @@
+"""One camera's side of the live pipeline, without Ray: what to send next, and what happened.
+
+`ForwardingWindow` holds the frames a camera produced while its requests are all in flight: at
+most `waiting_frames`, dropping the oldest beyond that, and frames that grew older than
+`max_frame_age_s` before their turn. So a saturated service costs frames (counted), never
+latency. `StreamMeter` turns what came back into the numbers of the status line and the run
+summary, in bounded memory.
+"""
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from cluster.cameras.frames import CameraFrame
+from cluster.face_service import FrameResult, FrameTimings
+from cluster.service_config import ForwardingConfig
+
+RATE_WINDOW_S = 5.0
+"""fps and faces/s are averaged over this many seconds."""
+
+LATENCY_SAMPLES = 1024
+"""Latency percentiles are over this many most recent results."""
+
+
+class ForwardingWindow:
+    """Frames waiting for a free request slot, and the slots in use; the caller owns the clock."""
+
+    def __init__(self, config: ForwardingConfig) -> None:
+        self.config = config
+        self._waiting: deque[CameraFrame] = deque()
+        self.in_flight = 0
+        self.dropped_full = 0
+        self.dropped_stale = 0
+
+    def offer(self, frame: CameraFrame) -> None:
+        """Queue a new frame; when the queue is full the oldest waiting frame is dropped and counted."""
+        if len(self._waiting) >= self.config.waiting_frames:
+            self._waiting.popleft()
+            self.dropped_full += 1
+        self._waiting.append(frame)
+
+    def next_to_send(self, now: float) -> CameraFrame | None:
+        """The oldest fresh waiting frame if a request slot is free (taking the slot), else None."""
+        if self.in_flight >= self.config.max_in_flight:
+            return None
+        while self._waiting:
+            frame = self._waiting.popleft()
+            if now - frame.captured_at > self.config.max_frame_age_s:
+                self.dropped_stale += 1
+                continue
+            self.in_flight += 1
+            return frame
+        return None
+
+    def done(self) -> None:
+        """A request ended (answered or failed): its slot is free."""
+        if self.in_flight == 0:
+            raise RuntimeError("done() called with no request in flight; call it once per frame sent")
+        self.in_flight -= 1
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """One camera's live pipeline figures: counts since the start, rates over the last few seconds."""
+
+    camera_id: str
+    frames_in: int
+    frames_sent: int
+    results_ok: int
+    results_error: int
+    failed_requests: int
+    dropped_full: int
+    dropped_stale: int
+    in_flight: int
+    faces: int
+    fps_in: float
+    fps_out: float
+    faces_per_s: float
+    latency_p50_s: float | None
+    latency_p99_s: float | None
+    max_batch_size: int
+    mean_timings: FrameTimings | None
+    last_failure: str | None
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_full + self.dropped_stale
+
+
+class StreamMeter:
+    """Counts, rates and frame-to-result latencies of one camera's stream."""
+
+    def __init__(self, camera_id: str) -> None:
+        self.camera_id = camera_id
+        self.frames_in = 0
+        self.frames_sent = 0
+        self.results_ok = 0
+        self.results_error = 0
+        self.failed_requests = 0
+        self.faces = 0
+        self.max_batch_size = 0
+        self.last_failure: str | None = None
+        self._arrivals: deque[float] = deque()
+        self._completions: deque[tuple[float, int]] = deque()
+        self._latencies: deque[tuple[float, float]] = deque(maxlen=LATENCY_SAMPLES)
+        self._timing_sums = np.zeros(6)
+        self._timed = 0
+
+    def frame_in(self, now: float) -> None:
+        self.frames_in += 1
+        self._arrivals.append(now)
+
+    def frame_sent(self) -> None:
+        self.frames_sent += 1
+
+    def result(self, result: FrameResult, now: float) -> None:
+        """A result came back: latency from capture to now, faces, and the service's timings."""
+        if result.ok:
+            self.results_ok += 1
+        else:
+            self.results_error += 1
+        self.faces += len(result.faces)
+        self.max_batch_size = max(self.max_batch_size, result.batch_size)
+        self._completions.append((now, len(result.faces)))
+        self._latencies.append((now, max(0.0, now - result.captured_at)))
+        t = result.timings
+        self._timing_sums += (t.queue_s, t.batch_wait_s, t.detect_s, t.align_s, t.embed_s, t.total_s)
+        self._timed += 1
+
+    def failure(self, reason: str) -> None:
+        """A request got no result (replica died, timeout): counted, never silently lost."""
+        self.failed_requests += 1
+        self.last_failure = reason
+
+    def stats(self, window: ForwardingWindow, now: float | None = None, since: float | None = None) -> StreamStats:
+        """The figures now; latency percentiles over results that came after `since` (wall clock) if given."""
+        now = time.time() if now is None else now
+        horizon = now - RATE_WINDOW_S
+        while self._arrivals and self._arrivals[0] < horizon:
+            self._arrivals.popleft()
+        while self._completions and self._completions[0][0] < horizon:
+            self._completions.popleft()
+        latencies = np.array([latency for at, latency in self._latencies if since is None or at >= since])
+        mean = FrameTimings(*(self._timing_sums / self._timed)) if self._timed else None
+        return StreamStats(
+            camera_id=self.camera_id,
+            frames_in=self.frames_in,
+            frames_sent=self.frames_sent,
+            results_ok=self.results_ok,
+            results_error=self.results_error,
+            failed_requests=self.failed_requests,
+            dropped_full=window.dropped_full,
+            dropped_stale=window.dropped_stale,
+            in_flight=window.in_flight,
+            faces=self.faces,
+            fps_in=len(self._arrivals) / RATE_WINDOW_S,
+            fps_out=len(self._completions) / RATE_WINDOW_S,
+            faces_per_s=sum(faces for _, faces in self._completions) / RATE_WINDOW_S,
+            latency_p50_s=float(np.percentile(latencies, 50)) if len(latencies) else None,
+            latency_p99_s=float(np.percentile(latencies, 99)) if len(latencies) else None,
+            max_batch_size=self.max_batch_size,
+            mean_timings=mean,
+            last_failure=self.last_failure,
+        )

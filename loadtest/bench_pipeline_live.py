@@ -1,0 +1,207 @@
+"""Live pipeline efficiency: N cameras through Ray + Serve against a bare decode-detect-embed loop.
+
+    python -m loadtest.bench_pipeline_live [--cameras 3] [--seconds 6] [--width 640 --height 360]
+        [--batch 8] [--wait-ms 50] [--measure-s 10]
+
+One run, one machine: it synthesises a crowd (one H.264 file per camera), times a bare loop
+that decodes every camera's frames and runs them through `FacePipeline` in batches, then runs
+the live pipeline with the same files replayed in real time: first saturated (every camera at
+the files' full frame rate), which gives the efficiency figure and the cluster's capacity, then
+at 50% and 100% of that capacity for latency; then the bare loop again (the faster of the two
+is the baseline: other work on a shared machine only ever slows a run down). It prints faces/s
+(cluster / bare), frame-to-result latency p50/p99 and the service's overhead per frame (its
+time beyond the model stages and the batch wait).
+"""
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import ray
+from ray import serve
+
+from actors.camera_registry import NAMESPACE
+from actors.live_pipeline import LivePipeline
+from cluster.cameras.config import CameraConfig
+from cluster.config import FaceModelsConfig
+from cluster.logging_setup import configure_logging
+from cluster.service_config import FaceServiceConfig
+from cluster.stream_forwarding import StreamStats
+from cluster.vision.pipeline import FacePipeline
+from loadtest.crowd import make_crowd
+from loadtest.crowd_spec import CrowdSpec
+from loadtest.machine import describe_machine
+
+WARMUP_S = 3.0
+STARTUP_TIMEOUT_S = 60.0
+LOADS = (0.5, 1.0)
+"""Offered load for the latency runs, as a share of the capacity the saturated run measured."""
+
+
+@dataclass(frozen=True)
+class Throughput:
+    frames_per_s: float
+    faces_per_s: float
+
+
+def bare_loop(files: list[Path], models: FaceModelsConfig, batch: int) -> Throughput:
+    """Decode every frame of every file and run them through one pipeline, `batch` frames per call."""
+    pipeline = FacePipeline(models)
+    with av.open(str(files[0])) as container:
+        warm = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(batch), container.decode(video=0))]
+    pipeline.process(warm)
+    frames = faces = 0
+    started = time.perf_counter()
+    for path in files:
+        with av.open(str(path)) as container:
+            pending: list[np.ndarray] = []
+            for frame in container.decode(video=0):
+                pending.append(frame.to_ndarray(format="rgb24"))
+                if len(pending) == batch:
+                    faces += sum(len(found) for found in pipeline.process(pending))
+                    frames += len(pending)
+                    pending = []
+            if pending:
+                faces += sum(len(found) for found in pipeline.process(pending))
+                frames += len(pending)
+    seconds = time.perf_counter() - started
+    return Throughput(frames / seconds, faces / seconds)
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    load: str
+    offered_fps: float
+    throughput: Throughput
+    latency_p50_s: float
+    latency_p99_s: float
+    overhead_s: float
+    dropped: int
+    failed: int
+    largest_batch: int
+
+
+def live_run(
+    files: list[Path], fps: float, models: FaceModelsConfig, service: FaceServiceConfig, measure_s: float, load: str
+) -> LiveRun:
+    cameras = [
+        CameraConfig(
+            id=f"cam{i}",
+            source=str(path),
+            loop=True,
+            sample_fps=fps,
+            max_width=3840,
+            max_height=2160,
+            signage_notice="Live facial recognition in use (benchmark)",
+        )
+        for i, path in enumerate(files)
+    ]
+    pipeline = LivePipeline.start(cameras, models, service, registry_name=f"bench_registry_{load.rstrip('%')}")
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not all(s.results_ok for s in pipeline.stats()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no results from every camera within {STARTUP_TIMEOUT_S:.0f} s: {pipeline.stats()}")
+            time.sleep(0.5)
+        time.sleep(WARMUP_S)
+        before, t0, since = pipeline.stats(), time.monotonic(), time.time()
+        time.sleep(measure_s)
+        after, t1 = pipeline.stats(since=since), time.monotonic()
+    finally:
+        pipeline.stop(remove_service=False)
+    seconds = t1 - t0
+    results = sum(a.results_ok - b.results_ok for a, b in zip(after, before))
+    faces = sum(a.faces - b.faces for a, b in zip(after, before))
+    return LiveRun(
+        load=load,
+        offered_fps=fps * len(files),
+        throughput=Throughput(results / seconds, faces / seconds),
+        latency_p50_s=float(np.median([s.latency_p50_s for s in after])),
+        latency_p99_s=max(s.latency_p99_s for s in after),
+        overhead_s=float(np.mean([_overhead(s) for s in after])),
+        dropped=sum(a.dropped - b.dropped for a, b in zip(after, before)),
+        failed=sum(s.failed_requests for s in after),
+        largest_batch=max(s.max_batch_size for s in after),
+    )
+
+
+def _overhead(stats: StreamStats) -> float:
+    """Mean service time per frame beyond the model stages and the configured batch wait: routing, transfer, Python."""
+    t = stats.mean_timings
+    return t.total_s - t.batch_wait_s - t.detect_s - t.align_s - t.embed_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cameras", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each synthesised camera file")
+    parser.add_argument("--fps", type=int, default=25, help="frame rate of the synthesised files")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--wait-ms", type=float, default=50.0)
+    parser.add_argument("--measure-s", type=float, default=10.0)
+    parser.add_argument("--in-flight", type=int, default=4, help="requests each camera may have open")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per replica (default: the cores)")
+    args = parser.parse_args()
+    configure_logging("warning")
+    print(describe_machine())
+    with tempfile.TemporaryDirectory() as folder:
+        spec = CrowdSpec(
+            cameras=args.cameras, seconds=args.seconds, fps=args.fps, width=args.width, height=args.height, seed=3
+        )
+        make_crowd(spec, Path(folder))
+        files = [Path(folder) / f"cam{i}.mp4" for i in range(args.cameras)]
+        models = FaceModelsConfig(device="auto")
+        first_bare = bare_loop(files, models, args.batch)
+        service = FaceServiceConfig.model_validate(
+            {
+                "batching": {"max_batch_size": args.batch, "batch_wait_timeout_s": args.wait_ms / 1000},
+                "forwarding": {"max_in_flight": args.in_flight},
+                "threads_per_replica": args.threads or "auto",
+            }
+        )
+        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        serve.start(proxy_location="Disabled")
+        runs = []
+        try:
+            saturated = live_run(files, float(args.fps), models, service, args.measure_s, "saturated")
+            runs.append(saturated)
+            for load in LOADS:
+                fps = min(float(args.fps), load * saturated.throughput.frames_per_s / args.cameras)
+                runs.append(live_run(files, fps, models, service, args.measure_s, f"{load:.0%}"))
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+        last_bare = bare_loop(files, models, args.batch)
+    bare = max(first_bare, last_bare, key=lambda run: run.faces_per_s)
+    for name, run in (("before", first_bare), ("after", last_bare)):
+        print(
+            f"bare loop {name} ({args.width}x{args.height}, batch {args.batch}):"
+            f" {run.frames_per_s:.1f} frames/s, {run.faces_per_s:.1f} faces/s"
+        )
+    print(
+        f"{args.cameras} cameras, batch {args.batch}, wait {args.wait_ms:g} ms, {args.in_flight} in flight per camera,"
+        f" {args.threads or 'auto'} torch threads per replica"
+    )
+    print(
+        "| load | offered frames/s | frames/s | faces/s | faces/s vs bare | p50 | p99 | overhead/frame"
+        " | dropped | failed | largest batch |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for run in runs:
+        print(
+            f"| {run.load} | {run.offered_fps:.1f} | {run.throughput.frames_per_s:.1f}"
+            f" | {run.throughput.faces_per_s:.1f}"
+            f" | {run.throughput.faces_per_s / bare.faces_per_s:.2f} | {run.latency_p50_s * 1000:.0f} ms"
+            f" | {run.latency_p99_s * 1000:.0f} ms | {run.overhead_s * 1000:.1f} ms | {run.dropped} | {run.failed}"
+            f" | {run.largest_batch} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

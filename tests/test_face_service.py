@@ -1,0 +1,212 @@
+"""The face service's plain parts, without Ray: batch processing, forwarding window, meter, sink, config, CLI text."""
+
+import argparse
+import time
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from cluster.cameras.frames import CameraFrame
+from cluster.cli import run_commands
+from cluster.config import LfrConfig, load_config
+from cluster.face_service import FaceBatchProcessor, FrameRequest, FrameResult, FrameTimings
+from cluster.result_sink import SummarySink
+from cluster.service_config import FaceServiceConfig, ForwardingConfig, plan_replicas
+from cluster.stream_forwarding import ForwardingWindow, StreamMeter
+from cluster.vision.image_io import load_image
+from tests.paths import LFW10
+
+
+def camera_frame(pixels: np.ndarray, camera_id: str = "cam0", seq: int = 0, captured_at: float | None = None):
+    return CameraFrame(
+        camera_id, seq, pts=seq / 10, captured_at=time.time() if captured_at is None else captured_at, pixels=pixels
+    )
+
+
+def face_photo() -> np.ndarray:
+    return load_image(sorted(LFW10.glob("*/*.jpg"))[0])
+
+
+def result_of(frame: CameraFrame, faces: int = 0, error: str | None = None, batch_size: int = 1) -> FrameResult:
+    return FrameResult(
+        camera_id=frame.camera_id,
+        seq=frame.seq,
+        pts=frame.pts,
+        captured_at=frame.captured_at,
+        faces=(),
+        error=error,
+        batch_size=batch_size,
+        timings=FrameTimings(0.001, 0.002, 0.01, 0.001, 0.005, 0.02),
+    )
+
+
+def test_a_bad_frame_gets_an_error_result_and_the_rest_of_the_batch_its_faces(face_pipeline):
+    photo = face_photo()
+    larger = np.pad(photo, ((40, 40), (100, 100), (0, 0)))
+    requests = [
+        FrameRequest(camera_frame(photo, "cam0", 3)),
+        FrameRequest(camera_frame(np.zeros((8, 8, 3), np.uint8), "cam1", 7)),
+        FrameRequest(camera_frame(larger, "cam2", 1)),
+    ]
+    results = FaceBatchProcessor(face_pipeline).process(requests)
+    assert [(r.camera_id, r.seq) for r in results] == [("cam0", 3), ("cam1", 7), ("cam2", 1)]
+    assert results[0].ok and len(results[0].faces) == 1
+    assert results[2].ok and len(results[2].faces) == 1
+    assert not results[1].ok and "too small" in results[1].error and "cam1 frame 7" in results[1].error
+    assert results[1].faces == ()
+    shifted = results[2].faces[0].box - results[0].faces[0].box
+    assert np.allclose(shifted, [100, 40, 100, 40], atol=6), "boxes of the padded frame are not in its own pixels"
+    assert results[0].faces[0].similarity(results[2].faces[0]) > 0.95
+    for result in results:
+        assert result.batch_size == 3
+        assert result.timings.detect_s > 0 and result.timings.embed_s > 0
+        assert result.timings.total_s >= result.timings.detect_s + result.timings.embed_s
+
+
+def test_a_batch_of_only_bad_frames_runs_no_model(face_pipeline):
+    results = FaceBatchProcessor(face_pipeline).process([FrameRequest(camera_frame(np.zeros((4, 40, 3), np.uint8)))])
+    assert not results[0].ok and results[0].timings.detect_s == 0.0
+
+
+def test_queue_and_batch_wait_come_from_the_send_and_receive_times(face_pipeline):
+    frame = camera_frame(face_photo())
+    request = FrameRequest(frame, sent_at=time.time() - 0.5)
+    received = request.sent_at + 0.2
+    result = FaceBatchProcessor(face_pipeline).process([request], [received])[0]
+    assert result.timings.queue_s == pytest.approx(0.2)
+    assert result.timings.batch_wait_s == pytest.approx(0.3, abs=0.05)
+    with pytest.raises(ValueError, match="one per request"):
+        FaceBatchProcessor(face_pipeline).process([request], [])
+
+
+def forwarding(**fields) -> ForwardingConfig:
+    return ForwardingConfig(**{"max_in_flight": 2, "waiting_frames": 2, "max_frame_age_s": 1.0, **fields})
+
+
+def test_window_drops_the_oldest_waiting_frame_when_full():
+    window = ForwardingWindow(forwarding())
+    now = time.time()
+    for seq in range(5):
+        window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=seq, captured_at=now))
+    assert window.dropped_full == 3
+    assert [window.next_to_send(now).seq, window.next_to_send(now).seq] == [3, 4]
+
+
+def test_window_keeps_at_most_max_in_flight_and_frees_slots():
+    window = ForwardingWindow(forwarding(waiting_frames=8))
+    now = time.time()
+    for seq in range(4):
+        window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=seq, captured_at=now))
+    assert window.next_to_send(now).seq == 0
+    assert window.next_to_send(now).seq == 1
+    assert window.next_to_send(now) is None and window.in_flight == 2
+    window.done()
+    assert window.next_to_send(now).seq == 2
+    window.done()
+    window.done()
+    with pytest.raises(RuntimeError, match="no request in flight"):
+        window.done()
+
+
+def test_window_drops_frames_older_than_the_age_bound():
+    window = ForwardingWindow(forwarding())
+    now = time.time()
+    window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=0, captured_at=now - 5))
+    window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=1, captured_at=now))
+    assert window.next_to_send(now).seq == 1
+    assert window.dropped_stale == 1
+
+
+def test_meter_reports_latency_rates_and_failures():
+    meter, window = StreamMeter("cam0"), ForwardingWindow(forwarding())
+    now = time.time()
+    for seq in range(100):
+        meter.frame_in(now)
+        meter.frame_sent()
+        frame = camera_frame(np.zeros((16, 16, 3), np.uint8), seq=seq, captured_at=now - (seq + 1) / 1000)
+        meter.result(result_of(frame, batch_size=4 if seq == 50 else 1), now)
+    meter.failure("RayActorError: the replica died")
+    stats = meter.stats(window, now)
+    assert stats.results_ok == 100 and stats.failed_requests == 1
+    assert stats.latency_p50_s == pytest.approx(0.0505, abs=1e-3)
+    assert stats.latency_p99_s == pytest.approx(0.099, abs=2e-3)
+    assert stats.fps_in == pytest.approx(100 / 5) and stats.fps_out == pytest.approx(100 / 5)
+    assert stats.max_batch_size == 4
+    assert stats.mean_timings.detect_s == pytest.approx(0.01)
+    assert "replica died" in stats.last_failure
+    assert meter.stats(window, now + 10).fps_in == 0.0
+
+
+def test_summary_sink_counts_and_keeps_few_results():
+    sink = SummarySink(keep=2)
+    frame = camera_frame(np.zeros((16, 16, 3), np.uint8))
+    for seq in range(5):
+        sink.accept(result_of(camera_frame(frame.pixels, seq=seq), error="bad" if seq == 0 else None))
+    summary = sink.summary()
+    assert (summary.results, summary.errors, summary.last_seq) == (5, 1, 4)
+    assert len(sink.recent) == 2
+
+
+@pytest.mark.parametrize(
+    "fields, error",
+    [
+        ({"batching": {"max_batch_size": 0}}, "max_batch_size"),
+        ({"batching": {"max_batch_size": 128}, "max_ongoing_requests": 64}, "never fill a batch"),
+        ({"forwarding": {"max_frame_age_s": 5.0}, "latency_bound_s": 3.0}, "below latency_bound_s"),
+        ({"autoscaling": {"min_replicas": 3, "max_replicas": 2}}, "must not exceed max_replicas"),
+        ({"replicas": 0}, "at least 1"),
+        ({"batch_size": 8}, "Extra inputs"),
+    ],
+)
+def test_service_config_refuses_bad_settings(fields, error):
+    with pytest.raises(ValidationError, match=error):
+        FaceServiceConfig.model_validate(fields)
+
+
+def test_replicas_are_sized_to_the_cores_or_the_gpus():
+    auto = FaceServiceConfig()
+    assert plan_replicas(auto, gpus=0, cores=8) == plan_replicas(auto, 0, 8)
+    cpu = plan_replicas(auto, gpus=0, cores=8)
+    assert (cpu.num_replicas, cpu.torch_threads, cpu.num_cpus, cpu.device) == (1, 8, 8.0, "cpu")
+    two = plan_replicas(FaceServiceConfig(replicas=2), gpus=0, cores=8)
+    assert two.num_replicas * two.torch_threads == 8
+    gpu = plan_replicas(auto, gpus=4, cores=16)
+    assert (gpu.num_replicas, gpu.num_gpus, gpu.device) == (4, 1.0, "cuda")
+
+
+def test_face_service_section_loads_from_yaml(tmp_path):
+    path = tmp_path / "service.yaml"
+    path.write_text("face_service:\n  batching:\n    max_batch_size: 16\n")
+    assert load_config(path).face_service.batching.max_batch_size == 16
+    assert LfrConfig().face_service == FaceServiceConfig()
+
+
+def test_run_refuses_a_configuration_without_cameras(capsys):
+    code = run_commands.run_live(argparse.Namespace(address=None, duration=1.0), LfrConfig())
+    assert code == 2 and "no cameras" in capsys.readouterr().err
+
+
+def test_status_line_and_summary_name_every_figure():
+    meter, window = StreamMeter("oxford_st_2"), ForwardingWindow(forwarding())
+    meter.failure("RayActorError: died")
+    stats = meter.stats(window)
+    assert "oxford_st_2" in run_commands.status_line(stats) and "p99       -" in run_commands.status_line(stats)
+    text = run_commands.summary([stats], 12.0)
+    assert "ran 12.0 s with 1 camera" in text and "1 failed" in text and "last failure: RayActorError" in text
+
+
+def test_cpu_replicas_leave_the_cameras_their_logical_cpus():
+    """Regression: on 2 logical CPUs a 2-thread replica reserved both and the cameras were never scheduled."""
+    plan = plan_replicas(FaceServiceConfig(), gpus=0, cores=2, free_cpus=2 - 3 * 0.25)
+    assert plan.torch_threads == 2 and plan.num_cpus == pytest.approx(1.25)
+
+
+def test_meter_latency_can_cover_only_recent_results():
+    meter, window = StreamMeter("cam0"), ForwardingWindow(forwarding())
+    now = time.time()
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    meter.result(result_of(camera_frame(pixels, seq=0, captured_at=now - 12)), now - 10)
+    meter.result(result_of(camera_frame(pixels, seq=1, captured_at=now - 0.1)), now)
+    assert meter.stats(window, now).latency_p99_s > 1.0
+    assert meter.stats(window, now, since=now - 1).latency_p99_s == pytest.approx(0.1, abs=0.01)

@@ -1,0 +1,189 @@
+"""The live pipeline on real Ray and Serve: real H.264 crowds replayed by CameraActors, the real face models.
+
+One Ray session and one Serve instance for the module (no HTTP proxy: handles only). Each test
+starts its own cameras and forwarders and stops them, whatever happens in it.
+"""
+
+import io
+import itertools
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import ray
+from ray import serve
+
+from actors.camera_registry import NAMESPACE
+from actors.face_deployment import DEPLOYMENT_NAME
+from actors.live_pipeline import LivePipeline
+from cluster.cameras.frames import CameraFrame
+from cluster.config import FaceModelsConfig
+from cluster.face_service import FrameRequest
+from cluster.service_config import FaceServiceConfig
+from cluster.stream_forwarding import StreamStats
+from loadtest.crowd import make_crowd
+from loadtest.crowd_spec import CrowdSpec
+from tests.camera_sources import camera_config
+
+MODELS = FaceModelsConfig(device="cpu")
+WAIT_S = 60.0
+_registry_names = (f"test_registry_{n}" for n in itertools.count())
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=4, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False)
+    serve.start(proxy_location="Disabled")
+    yield
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory) -> Path:
+    """Three 640x360 cameras, 4 s at 10 fps, with real faces walking by."""
+    out = tmp_path_factory.mktemp("crowd")
+    make_crowd(CrowdSpec(cameras=3, seconds=4, fps=10, width=640, height=360, seed=1), out)
+    return out
+
+
+def cameras_of(crowd: Path, count: int = 3, **fields) -> list:
+    return [
+        camera_config(crowd / f"cam{i}.mp4", id=f"cam{i}", loop=True, sample_fps=10.0, **fields) for i in range(count)
+    ]
+
+
+def service_config(**fields) -> FaceServiceConfig:
+    defaults = {"threads_per_replica": 2, "batching": {"max_batch_size": 8, "batch_wait_timeout_s": 0.05}}
+    return FaceServiceConfig.model_validate({**defaults, **fields})
+
+
+def wait_until(pipeline: LivePipeline, predicate, timeout_s: float = WAIT_S) -> list[StreamStats]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = pipeline.stats()
+        if predicate(stats):
+            return stats
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout_s} s; stats: {stats}")
+        time.sleep(0.25)
+
+
+def running(cluster, crowd_cameras, service, **kwargs) -> LivePipeline:
+    return LivePipeline.start(crowd_cameras, MODELS, service, registry_name=next(_registry_names), **kwargs)
+
+
+def test_three_cameras_share_batches_and_find_faces(cluster, crowd):
+    pipeline = running(cluster, cameras_of(crowd), service_config())
+    try:
+        stats = wait_until(pipeline, lambda s: all(c.results_ok >= 15 for c in s))
+        time.sleep(1.0)
+    finally:
+        final = pipeline.stop()
+    assert [c.camera_id for c in stats] == ["cam0", "cam1", "cam2"]
+    assert max(c.max_batch_size for c in final) > 1, "frames of the three cameras were never batched together"
+    assert sum(c.faces for c in final) > 0, "no face found in a crowd of real faces"
+    assert all(c.results_error == 0 for c in final)
+    for camera in final:
+        assert camera.latency_p99_s is not None and camera.latency_p99_s < 3.0
+        timings = camera.mean_timings
+        assert timings is not None and timings.detect_s > 0 and timings.embed_s > 0
+        assert timings.total_s >= timings.detect_s
+
+
+def test_corrupt_frames_and_resolution_change_do_not_break_the_batch(cluster, crowd, tmp_path):
+    """A camera whose resolution changes mid-stream and a frame too small to use: the others' frames still succeed."""
+    changing = tmp_path / "changing.h264"
+    changing.write_bytes(_h264_clip(640, 360, 20) + _h264_clip(320, 240, 20))
+    cameras = [*cameras_of(crowd, 2), camera_config(changing, id="changing", loop=True, sample_fps=10.0, max_width=320)]
+    pipeline = running(cluster, cameras, service_config())
+    try:
+        tiny = FrameRequest(_tiny_frame())
+        refused = pipeline.service.remote(tiny).result(timeout_s=WAIT_S)
+        stats = wait_until(pipeline, lambda s: all(c.results_ok >= 10 for c in s))
+    finally:
+        pipeline.stop()
+    assert refused.error is not None and "too small" in refused.error
+    assert refused.camera_id == "broken"
+    assert all(c.results_error == 0 for c in stats)
+
+
+def _h264_clip(width: int, height: int, frames: int) -> bytes:
+    """A raw H.264 (Annex B) clip; two of different sizes, concatenated, make a stream whose resolution changes."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            pixels = np.full((height, width, 3), (i * 12) % 255, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def _tiny_frame() -> CameraFrame:
+    return CameraFrame(
+        camera_id="broken", seq=0, pts=0.0, captured_at=time.time(), pixels=np.zeros((8, 8, 3), np.uint8)
+    )
+
+
+def _replica_actor():
+    """The face replica's actor (Serve names it SERVE_REPLICA::<app>#<deployment>#<id> in namespace serve)."""
+    replicas = [
+        entry
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["name"].startswith("SERVE_REPLICA::") and DEPLOYMENT_NAME in entry["name"]
+    ]
+    assert len(replicas) == 1, f"expected one face replica, found {replicas}"
+    return ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"])
+
+
+def test_killed_replica_fails_fast_and_processing_resumes(cluster, crowd):
+    pipeline = running(cluster, cameras_of(crowd), service_config())
+    try:
+        before = wait_until(pipeline, lambda s: all(c.results_ok >= 5 for c in s))
+        ray.kill(_replica_actor(), no_restart=False)
+        killed_at = time.monotonic()
+        failed = wait_until(pipeline, lambda s: sum(c.failed_requests for c in s) > 0, timeout_s=30)
+        failed_after = time.monotonic() - killed_at
+        resumed = wait_until(
+            pipeline, lambda s: all(c.results_ok >= b.results_ok + 10 for c, b in zip(s, before)), timeout_s=WAIT_S
+        )
+    finally:
+        final = pipeline.stop()
+    assert failed_after < 15, f"in-flight requests took {failed_after:.1f} s to fail"
+    assert all(c.frames_in > b.frames_in for c, b in zip(failed, before)), "cameras stopped while the replica was down"
+    assert sum(c.failed_requests for c in final) >= 1
+    assert all(c.results_ok >= 15 for c in resumed)
+    assert all(c.frames_sent == c.results_ok + c.results_error + c.failed_requests + c.in_flight for c in final)
+
+
+def test_overload_drops_frames_and_bounds_latency(cluster, crowd, tmp_path):
+    """Four cameras at 960x540 and 15 fps ask for more than two cores can do: frames drop, latency stays bounded."""
+    big = tmp_path / "big"
+    make_crowd(CrowdSpec(cameras=4, seconds=3, fps=15, width=960, height=540, seed=2), big)
+    cameras = [
+        camera_config(big / f"cam{i}.mp4", id=f"big{i}", loop=True, sample_fps=15.0, max_width=960) for i in range(4)
+    ]
+    service = service_config(latency_bound_s=3.0, forwarding={"max_in_flight": 2, "max_frame_age_s": 1.0})
+    pipeline = running(cluster, cameras, service)
+    try:
+        wait_until(pipeline, lambda s: all(c.results_ok >= 3 for c in s))
+        first = _replica_memory(pipeline)
+        time.sleep(6.0)
+        stats = pipeline.stats()
+        last = _replica_memory(pipeline)
+    finally:
+        pipeline.stop()
+    assert sum(c.dropped for c in stats) > 20, f"no frames dropped under overload: {stats}"
+    worst_p99 = max(c.latency_p99_s for c in stats)
+    assert worst_p99 < service.latency_bound_s, f"p99 latency {worst_p99:.2f} s over the bound"
+    assert last < first * 1.25 + 50e6, f"replica memory grew from {first / 1e6:.0f} MB to {last / 1e6:.0f} MB"
+
+
+def _replica_memory(pipeline: LivePipeline) -> int:
+    return pipeline.service.options(method_name="resident_bytes").remote().result(timeout_s=WAIT_S)
