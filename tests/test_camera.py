@@ -5,6 +5,7 @@ loadtest/counter_video.py), so the tests read which source frames were delivered
 """
 
 import os
+import random
 import time
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def test_a_server_that_never_answers_times_out_opening_and_stop_is_bounded(run_c
 def test_a_corrupt_file_backs_off_then_fails_with_the_reason(run_camera, video, tmp_path, damage):
     path = tmp_path / "broken.mp4"
     data = video.read_bytes()
-    path.write_bytes(os.urandom(len(data)) if damage == "random_bytes" else data[: len(data) * 2 // 3])
+    noise = random.Random(7).randbytes(len(data))
+    path.write_bytes(noise if damage == "random_bytes" else data[: len(data) * 2 // 3])
     camera = run_camera(camera_config(path, restart_budget={"max_failures": 3, "window_s": 30, "failed_retry_s": 30}))
     health = wait_for(camera, lambda h: h.state == CameraState.FAILED, 10)
     assert health.last_error == f"cannot read {path}: not a playable video (corrupt, truncated or not a video file)"

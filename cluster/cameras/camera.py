@@ -226,7 +226,7 @@ class Camera:
                 raise SourceError(describe_read_error(self.config, exc)) from exc
             try:
                 frames = stream.decode(packet)
-            except av.InvalidDataError:
+            except av.FFmpegError:
                 corrupt_in_a_row = self._count_corrupt(corrupt_in_a_row)
                 continue
             corrupt_in_a_row = 0
