@@ -57,12 +57,14 @@ def write_counter_video(
     gop: int | None = None,
     preset: str = "ultrafast",
     bit_rate: int | None = None,
+    x264_options: dict[str, str] | None = None,
 ) -> Path:
     """Write an H.264 video of `seconds` at `fps` (container from the suffix: .mp4, .ts, ...).
 
     No B-frames, like an IP camera. The default preset is the quickest to write; for decoding
     benchmarks use an IP camera's kind of stream: preset="faster" (High profile, CABAC) at a
-    bit rate such as 6_000_000 for 1080p.
+    bit rate such as 6_000_000 for 1080p. `x264_options` replaces the encoder options
+    (preset and zero-latency tuning) whole, e.g. to write High profile with B-frames.
     """
     frames = round(seconds * fps)
     texture = background_texture(width, height)
@@ -72,7 +74,7 @@ def write_counter_video(
         stream.codec_context.gop_size = gop or fps
         if bit_rate is not None:
             stream.bit_rate = bit_rate
-        stream.options = {"preset": preset, "tune": "zerolatency"}
+        stream.options = x264_options or {"preset": preset, "tune": "zerolatency"}
         for index in range(frames):
             frame = av.VideoFrame.from_ndarray(counter_pixels(index, width, height, texture), format="rgb24")
             frame.pts, frame.time_base = index, Fraction(1, fps)

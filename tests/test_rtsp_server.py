@@ -19,14 +19,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 
 from loadtest import rtsp_server
-from loadtest.counter_video import background_texture, counter_pixels, read_counter, write_counter_video
+from loadtest.counter_video import read_counter, write_counter_video
 from loadtest.rtsp_server import DEBIAN_PYTHON, RtspReplayServer, RtspServerError
 from tests.paths import DATA
 
@@ -104,17 +103,8 @@ def watch(url: str, seconds: float, read_counters: bool = True) -> Recording:
 
 def write_bframe_counter_video(path: Path) -> Path:
     """Like write_counter_video, but High profile with B-frames, so that decode order differs from display order."""
-    texture = background_texture(WIDTH, HEIGHT)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"preset": "fast", "profile": "high", "x264-params": f"keyint={FPS}:bframes=2:scenecut=0"}
-        for index in range(CLIP_FRAMES):
-            frame = av.VideoFrame.from_ndarray(counter_pixels(index, WIDTH, HEIGHT, texture), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, FPS)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
+    options = {"preset": "fast", "profile": "high", "x264-params": f"keyint={FPS}:bframes=2:scenecut=0"}
+    return write_counter_video(path, seconds=CLIP_SECONDS, fps=FPS, width=WIDTH, height=HEIGHT, x264_options=options)
 
 
 @pytest.fixture(scope="module")
