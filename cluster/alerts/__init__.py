@@ -1,0 +1,1 @@
+"""Alerts: candidate sightings, the consolidated alerts they fuse into, and their durable store."""
