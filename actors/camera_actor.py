@@ -67,6 +67,9 @@ class CameraActor:
         )
 
     @ray.method(concurrency_group="frames")
-    def next_frames(self, max_frames: int, timeout_s: float) -> list[CameraFrame]:
-        """The oldest queued frames, up to `max_frames`, waiting at most `timeout_s` when none is queued."""
-        return self._camera.next_frames(max_frames, timeout_s)
+    def next_frames(self, max_frames: int, timeout_s: float, newest_only: bool = False) -> list[CameraFrame]:
+        """The oldest queued frames, up to `max_frames`, waiting at most `timeout_s` when none is queued.
+
+        newest_only: the newest `max_frames`, older ones dropped and counted in the camera's health.
+        """
+        return self._camera.next_frames(max_frames, timeout_s, newest_only)

@@ -1,10 +1,12 @@
 """StreamForwarder: feeds one camera's frames to the face service and hands the results to a sink.
 
-One small async actor per camera, so a slow or dead camera only ever stalls itself. It pulls
-frames from its `CameraActor` without pause and keeps at most `max_in_flight` requests open at
-the service; frames that arrive meanwhile wait in a `ForwardingWindow`, which drops the oldest
-(and the stale) and counts them. A request that fails (a replica died, a timeout) ends at once
-with a counted failure and frees its slot; the camera is never held up by it.
+One small async actor per camera, so a slow or dead camera only ever stalls itself. It keeps at
+most `max_in_flight` requests open at the service and takes from its `CameraActor` only the
+newest frames it has room for, so frames the service cannot take are dropped inside the camera
+without being copied out (a 1080p frame is 6 MB); a `ForwardingWindow` holds the few that wait
+for a slot, drops the oldest (and the stale) and counts every drop. A request that fails (a
+replica died, a timeout) ends at once with a counted failure and frees its slot; the camera is
+never held up by it.
 """
 
 import asyncio
@@ -23,7 +25,6 @@ from cluster.stream_forwarding import ForwardingWindow, StreamMeter, StreamStats
 
 log = structlog.get_logger(__name__)
 
-PULL_MAX_FRAMES = 16
 PULL_WAIT_S = 0.2
 """How long one pull waits for a frame; also how quickly `stop()` takes effect."""
 CAMERA_CALL_SLACK_S = 5.0
@@ -52,6 +53,7 @@ class StreamForwarder:
         self._sink = sink_factory()
         self._log = log.bind(camera_id=camera_id)
         self._requests: set[asyncio.Task] = set()
+        self._slot_freed = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -78,9 +80,14 @@ class StreamForwarder:
 
     async def _pull_loop(self) -> None:
         while True:
+            room = self._window.room
+            if room == 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
             try:
                 frames = await asyncio.wait_for(
-                    self._camera.next_frames.remote(PULL_MAX_FRAMES, PULL_WAIT_S), PULL_WAIT_S + CAMERA_CALL_SLACK_S
+                    self._camera.next_frames.remote(room, PULL_WAIT_S, True), PULL_WAIT_S + CAMERA_CALL_SLACK_S
                 )
             except (ray.exceptions.RayError, TimeoutError) as exc:
                 self._log.warning("camera_pull_failed", error=type(exc).__name__, retry_s=CAMERA_RETRY_S)
@@ -117,5 +124,6 @@ class StreamForwarder:
                 self._log.exception("result_sink_failed", seq=result.seq)
         finally:
             self._window.done()
+            self._slot_freed.set()
             if self._loop_task is not None and not self._loop_task.done():
                 self._send_ready()

@@ -2,9 +2,11 @@
 
 `ForwardingWindow` holds the frames a camera produced while its requests are all in flight: at
 most `waiting_frames`, dropping the oldest beyond that, and frames that grew older than
-`max_frame_age_s` before their turn. So a saturated service costs frames (counted), never
-latency. `StreamMeter` turns what came back into the numbers of the status line and the run
-summary, in bounded memory.
+`max_frame_age_s` before their turn. Its `room` tells the forwarder how many frames to take from
+the camera, so that a saturated service leaves the surplus to be dropped in the camera (never
+copied out of it); those show as gaps in the frames' seq numbers and are counted too. So a
+saturated service costs frames (counted), never latency. `StreamMeter` turns what came back into
+the numbers of the status line and the run summary, in bounded memory.
 """
 
 import time
@@ -33,9 +35,24 @@ class ForwardingWindow:
         self.in_flight = 0
         self.dropped_full = 0
         self.dropped_stale = 0
+        self.dropped_at_camera = 0
+        self._last_seq: int | None = None
+
+    @property
+    def room(self) -> int:
+        """How many new frames could be sent or held now: free request slots plus free waiting places."""
+        free_slots = max(0, self.config.max_in_flight - self.in_flight)
+        return free_slots + self.config.waiting_frames - len(self._waiting)
 
     def offer(self, frame: CameraFrame) -> None:
-        """Queue a new frame; when the queue is full the oldest waiting frame is dropped and counted."""
+        """Queue a new frame; when the queue is full the oldest waiting frame is dropped and counted.
+
+        A jump in seq means the camera dropped frames this consumer never took: counted too. A seq
+        that goes back (the camera actor restarted) starts counting afresh.
+        """
+        if self._last_seq is not None and frame.seq > self._last_seq + 1:
+            self.dropped_at_camera += frame.seq - self._last_seq - 1
+        self._last_seq = frame.seq
         if len(self._waiting) >= self.config.waiting_frames:
             self._waiting.popleft()
             self.dropped_full += 1
@@ -77,6 +94,7 @@ class StreamStats:
     failed_requests: int
     dropped_full: int
     dropped_stale: int
+    dropped_at_camera: int
     in_flight: int
     faces: int
     fps_in: float
@@ -90,7 +108,7 @@ class StreamStats:
 
     @property
     def dropped(self) -> int:
-        return self.dropped_full + self.dropped_stale
+        return self.dropped_full + self.dropped_stale + self.dropped_at_camera
 
 
 class StreamMeter:
@@ -157,6 +175,7 @@ class StreamMeter:
             failed_requests=self.failed_requests,
             dropped_full=window.dropped_full,
             dropped_stale=window.dropped_stale,
+            dropped_at_camera=window.dropped_at_camera,
             in_flight=window.in_flight,
             faces=self.faces,
             fps_in=len(self._arrivals) / RATE_WINDOW_S,

@@ -65,6 +65,14 @@ def test_queue_drops_the_oldest_and_counts_it():
     assert queue.get_many(10, 0) == []
 
 
+def test_queue_newest_only_drops_what_the_consumer_has_no_room_for():
+    queue: DropOldestQueue[int] = DropOldestQueue(8)
+    for i in range(6):
+        queue.put(i)
+    assert queue.get_many(2, 0, newest_only=True) == [4, 5]
+    assert queue.dropped == 4 and len(queue) == 0
+
+
 def test_queue_get_waits_for_the_first_item_but_no_longer_than_asked():
     queue: DropOldestQueue[int] = DropOldestQueue(3)
     started = time.monotonic()

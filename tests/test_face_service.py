@@ -118,6 +118,21 @@ def test_window_drops_frames_older_than_the_age_bound():
     assert window.dropped_stale == 1
 
 
+def test_window_room_and_frames_dropped_in_the_camera():
+    window = ForwardingWindow(forwarding())
+    now = time.time()
+    config = window.config
+    assert window.room == config.max_in_flight + config.waiting_frames
+    for seq in (0, 1, 5):
+        window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=seq, captured_at=now))
+    assert window.dropped_at_camera == 3
+    while window.next_to_send(now) is not None:
+        pass
+    assert window.room == config.max_in_flight + config.waiting_frames - window.in_flight
+    window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=0, captured_at=now))
+    assert window.dropped_at_camera == 3, "a seq that goes back (camera restarted) is not a drop"
+
+
 def test_meter_reports_latency_rates_and_failures():
     meter, window = StreamMeter("cam0"), ForwardingWindow(forwarding())
     now = time.time()

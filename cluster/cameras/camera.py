@@ -114,9 +114,12 @@ class Camera:
             thread.join(self.stop_timeout_s if timeout_s is None else timeout_s)
             return not thread.is_alive()
 
-    def next_frames(self, max_frames: int, timeout_s: float) -> list[CameraFrame]:
-        """The oldest queued frames, up to `max_frames`; waits at most `timeout_s` when none is queued."""
-        return self._queue.get_many(max_frames, timeout_s)
+    def next_frames(self, max_frames: int, timeout_s: float, newest_only: bool = False) -> list[CameraFrame]:
+        """The oldest queued frames, up to `max_frames`; waits at most `timeout_s` when none is queued.
+
+        newest_only: the newest `max_frames` frames; older ones are dropped and counted.
+        """
+        return self._queue.get_many(max_frames, timeout_s, newest_only)
 
     def health(self) -> CameraHealth:
         now = time.monotonic()

@@ -35,8 +35,12 @@ class DropOldestQueue(Generic[Item]):
             self._ready.notify()
         return dropped
 
-    def get_many(self, max_items: int, timeout_s: float) -> list[Item]:
-        """Up to `max_items`, oldest first; waits at most `timeout_s` for the first one, then returns what is there."""
+    def get_many(self, max_items: int, timeout_s: float, newest_only: bool = False) -> list[Item]:
+        """Up to `max_items`, oldest first; waits at most `timeout_s` for the first one, then returns what is there.
+
+        newest_only: drop (and count) everything older than the newest `max_items` first, for a
+        consumer that takes only what it can use at once and wants it fresh.
+        """
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
         deadline = time.monotonic() + max(0.0, timeout_s)
@@ -46,6 +50,10 @@ class DropOldestQueue(Generic[Item]):
                 if remaining <= 0:
                     return []
                 self._ready.wait(remaining)
+            if newest_only:
+                while len(self._items) > max_items:
+                    self._items.popleft()
+                    self._dropped += 1
             count = min(max_items, len(self._items))
             return [self._items.popleft() for _ in range(count)]
 

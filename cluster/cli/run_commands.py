@@ -48,7 +48,8 @@ def summary(stats: list[StreamStats], seconds: float) -> str:
         lines.append(
             f"  {camera.camera_id}: {camera.frames_in} frames in, {camera.frames_sent} sent, {camera.results_ok} ok,"
             f" {camera.results_error} refused, {camera.failed_requests} failed, {camera.dropped_full} dropped"
-            f" (queue full), {camera.dropped_stale} dropped (stale), {camera.faces} faces,"
+            f" (queue full), {camera.dropped_stale} dropped (stale), {camera.dropped_at_camera} dropped in the camera,"
+            f" {camera.faces} faces,"
             f" latency p50 {_ms(camera.latency_p50_s)} p99 {_ms(camera.latency_p99_s)},"
             f" largest batch {camera.max_batch_size}"
         )

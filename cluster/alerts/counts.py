@@ -1,0 +1,47 @@
+"""What the store reports: a deployment's alert figures, and what a purge removed."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlertStats:
+    """A deployment's alerts by state, for the accuracy and bias reporting a deployment owes the public.
+
+    false_alert_rate: rejected / (confirmed + rejected), the share of adjudicated alerts that were
+    wrong; None until an alert has been decided. For the rate per face seen (the figure the NPL
+    and the Met publish), divide `rejected` by the deployment's count of faces seen.
+    """
+
+    deployment_id: str
+    alerts: int
+    new: int
+    acknowledged: int
+    confirmed: int
+    rejected: int
+    held: int
+
+    @property
+    def adjudicated(self) -> int:
+        return self.confirmed + self.rejected
+
+    @property
+    def false_alert_rate(self) -> float | None:
+        return self.rejected / self.adjudicated if self.adjudicated else None
+
+    def false_alerts_per_face(self, faces_seen: int) -> float:
+        """False alerts per face seen by the deployment's cameras."""
+        if faces_seen < 1:
+            raise ValueError(f"faces_seen must be >= 1, got {faces_seen}")
+        return self.rejected / faces_seen
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What one purge deleted (crops: sightings that carried a face crop), and what holds kept."""
+
+    cutoff: float
+    alerts: int
+    sightings: int
+    crops: int
+    adjudications: int
+    held_kept: int

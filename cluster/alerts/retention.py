@@ -1,0 +1,71 @@
+"""Purging expired alerts on its own: a thread that calls the store's purge every interval.
+
+It purges once at start (a restart after downtime must not wait an interval with expired
+crops still on disk), then every `interval_s`. A failed purge (the database unreachable, say)
+is logged and retried at the next interval; it never stops the scheduler.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Protocol
+
+import structlog
+
+from cluster.alerts.config import RetentionConfig
+from cluster.alerts.counts import PurgeResult
+
+log = structlog.get_logger(__name__)
+
+
+class Purger(Protocol):
+    def purge(self, older_than_s: float, now: float | None = None) -> PurgeResult: ...
+
+
+class RetentionScheduler:
+    """Runs `store.purge(config.older_than_s)` every `config.interval_s` until stopped."""
+
+    def __init__(self, store: Purger, config: RetentionConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._config = config
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> PurgeResult:
+        return self._store.purge(self._config.older_than_s, self._clock())
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the retention scheduler is already started; create a new one to restart")
+        self._thread = threading.Thread(target=self._run, name="alert-retention", daemon=True)
+        self._thread.start()
+        log.info("retention_started", days=self._config.days, interval_s=self._config.interval_s)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask the thread to stop and wait for it (a purge in progress finishes first)."""
+        self._stop.set()
+        if self._thread is None:
+            return
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the retention thread did not stop within {timeout_s:g} s (a purge is still running)")
+        log.info("retention_stopped")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("retention_purge_failed", retry_in_s=self._config.interval_s)
+            self._stop.wait(self._config.interval_s)
+
+    def __enter__(self) -> "RetentionScheduler":
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()

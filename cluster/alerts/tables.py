@@ -1,0 +1,73 @@
+"""The alert store's tables: alerts, the sightings (with crops) that make them up, and adjudications.
+
+Crops and embeddings live in `sightings` and nowhere else: faces that matched nobody are never
+stored, and an alert's faces go when the alert is purged.
+"""
+
+import sqlalchemy as sa
+
+from cluster.alerts.model import AlertState
+
+metadata = sa.MetaData()
+
+_STATES = ", ".join(f"'{state.value}'" for state in AlertState)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.String, primary_key=True),
+    sa.Column("deployment_id", sa.String, nullable=False),
+    sa.Column("person_id", sa.String, nullable=False),
+    sa.Column("watchlist_id", sa.String, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("confidence", sa.Double, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("threshold", sa.Double, nullable=False),
+    sa.Column("model", sa.String, nullable=False),
+    sa.Column("held", sa.Boolean, nullable=False),
+    sa.Column("held_reason", sa.Text),
+    sa.Column("held_by", sa.String),
+    sa.Column("held_at", sa.Double),
+    sa.CheckConstraint(f"state IN ({_STATES})", name="alerts_state_known"),
+    sa.Index("alerts_by_created", "created_at", "alert_id"),
+    sa.Index("alerts_by_deployment", "deployment_id", "created_at", "alert_id"),
+    sa.Index("alerts_by_state", "state", "created_at", "alert_id"),
+    sa.Index("alerts_by_person", "person_id", "created_at"),
+    sa.Index("alerts_open", "deployment_id", "state", "updated_at"),
+)
+
+sightings = sa.Table(
+    "sightings",
+    metadata,
+    sa.Column("sighting_id", sa.String, primary_key=True),
+    sa.Column("alert_id", sa.String, sa.ForeignKey("alerts.alert_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("camera_id", sa.String, nullable=False),
+    sa.Column("person_id", sa.String, nullable=False),
+    sa.Column("watchlist_id", sa.String, nullable=False),
+    sa.Column("similarity", sa.Double, nullable=False),
+    sa.Column("first_seen", sa.Double, nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+    sa.Column("frames", sa.Integer, nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Column("crop_jpeg", sa.LargeBinary),
+    sa.Column("box_x1", sa.Double),
+    sa.Column("box_y1", sa.Double),
+    sa.Column("box_x2", sa.Double),
+    sa.Column("box_y2", sa.Double),
+    sa.Index("sightings_by_alert", "alert_id"),
+    sa.Index("sightings_by_camera", "camera_id", "alert_id"),
+)
+
+adjudications = sa.Table(
+    "adjudications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.String, sa.ForeignKey("alerts.alert_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("officer", sa.String, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.CheckConstraint(f"state IN ({_STATES})", name="adjudications_state_known"),
+    sa.Index("adjudications_by_alert", "alert_id", "id"),
+)

@@ -1,0 +1,20 @@
+"""What an audit entry records: the kinds of action a deployment must be able to account for."""
+
+import enum
+
+
+class AuditAction(enum.StrEnum):
+    """Each action that changes or reveals personal data, or changes how the system decides."""
+
+    ENROLMENT = "enrolment"
+    WATCHLIST_CHANGE = "watchlist_change"
+    SEARCH = "search"
+    ALERT_RAISED = "alert_raised"
+    ALERT_UPDATED = "alert_updated"
+    ADJUDICATION = "adjudication"
+    ALERT_HELD = "alert_held"
+    ALERT_RELEASED = "alert_released"
+    CONFIG_CHANGE = "config_change"
+    PURGE = "purge"
+    LOGIN = "login"
+    REQUEST = "request"

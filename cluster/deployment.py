@@ -1,0 +1,106 @@
+"""A deployment: the authorised use of live facial recognition at one place for one time window.
+
+It records what the authorisation covers: the place, the window, the cameras (each showing its
+signage notice), the watchlist frozen at one version, the match threshold, who authorised it
+and why. Nothing is matched outside the window: the pipeline asks `DeploymentWindow.allows`
+with each frame's capture time and drops the frame when the answer is no.
+
+`DeploymentConfig` checks what it can alone; `verify_deployment` checks it against the
+cameras section. Neither does any I/O.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import AwareDatetime, Field, field_validator, model_validator
+
+from cluster.cameras.config import CAMERA_ID_PATTERN, CameraConfig
+from cluster.section import Section
+
+
+@dataclass(frozen=True)
+class DeploymentWindow:
+    """When matching may run: from starts_at (inclusive) to ends_at (exclusive), unix seconds."""
+
+    starts_at: float
+    ends_at: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.starts_at) and math.isfinite(self.ends_at)) or self.ends_at <= self.starts_at:
+            raise ValueError(f"a deployment window must end after it starts, got {self.starts_at}..{self.ends_at}")
+
+    def allows(self, captured_at: float) -> bool:
+        """Whether a frame captured at `captured_at` (unix seconds, as `Frame.captured_at`) may be matched."""
+        return self.starts_at <= captured_at < self.ends_at
+
+
+class DeploymentConfig(Section):
+    """One authorised deployment; see configs/deployments/west_end_demo.yaml."""
+
+    id: str = Field(pattern=CAMERA_ID_PATTERN, max_length=64, description="Slug such as west_end_2025_06_14.")
+    place: str = Field(min_length=1, description="Where, in words the public would use.")
+    starts_at: AwareDatetime = Field(description="ISO 8601 with its UTC offset, e.g. 2025-06-14T10:00:00+01:00.")
+    ends_at: AwareDatetime = Field(description="ISO 8601 with its UTC offset; must be after starts_at.")
+    cameras: tuple[str, ...] = Field(min_length=1, description="Ids of cameras in the cameras section.")
+    watchlist_id: str = Field(min_length=1, description="The watchlist authorised for this deployment.")
+    watchlist_version: str = Field(min_length=1, description="Its frozen version: later edits do not apply here.")
+    similarity_threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Match threshold; default: matching.similarity_threshold."
+    )
+    signage_notice: str = Field(min_length=1, description="What the public is told at the deployment.")
+    authorised_by: str = Field(min_length=1, description="The officer who authorised the deployment (name, rank).")
+    reason: str = Field(min_length=1, description="Why it is necessary and proportionate.")
+
+    @field_validator("place", "watchlist_id", "watchlist_version", "signage_notice", "authorised_by", "reason")
+    @classmethod
+    def _says_something(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("must not be blank: a deployment must be accountable in words")
+        return text.strip()
+
+    @field_validator("cameras")
+    @classmethod
+    def _cameras_listed_once(cls, cameras: tuple[str, ...]) -> tuple[str, ...]:
+        first: dict[str, int] = {}
+        for index, camera_id in enumerate(cameras):
+            if camera_id in first:
+                raise ValueError(f"cameras[{index}]: '{camera_id}' is listed twice (also cameras[{first[camera_id]}])")
+            first[camera_id] = index
+        return cameras
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> "DeploymentConfig":
+        if self.ends_at <= self.starts_at:
+            raise ValueError(
+                f"ends_at ({self.ends_at.isoformat()}) must be after starts_at ({self.starts_at.isoformat()})"
+            )
+        return self
+
+    @property
+    def window(self) -> DeploymentWindow:
+        return DeploymentWindow(self.starts_at.timestamp(), self.ends_at.timestamp())
+
+    def is_active(self, at: datetime) -> bool:
+        """Whether the deployment may match faces at `at` (a timezone-aware datetime)."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"is_active needs a timezone-aware datetime, got naive {at.isoformat()}")
+        return self.window.allows(at.timestamp())
+
+    def threshold(self, default: float) -> float:
+        """The similarity threshold in force: this deployment's own, else `default` (matching.similarity_threshold)."""
+        return default if self.similarity_threshold is None else self.similarity_threshold
+
+
+def verify_deployment(deployment: DeploymentConfig, cameras: Sequence[CameraConfig], path: str = "deployment") -> None:
+    """Check the deployment against the cameras section; the message names each bad YAML path."""
+    known = {camera.id for camera in cameras}
+    listed = ", ".join(sorted(known)) or "(no cameras configured)"
+    problems = [
+        f"{path}.cameras[{index}]: unknown camera '{camera_id}'; known: {listed}"
+        for index, camera_id in enumerate(deployment.cameras)
+        if camera_id not in known
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))

@@ -1,0 +1,235 @@
+"""The SQLite catalogue beside the vectors: watchlists, their enrolment batches and frozen versions.
+
+Milvus holds one row per enrolled photo; what is not per vector lives here: who authorised a
+watchlist, why, until when, and which versions of it have been frozen. Every entry row in
+Milvus carries the number of the enrolment batch that wrote it. Batch numbers are allocated
+here in a write transaction, so processes enrolling at once never share one.
+
+A version is "batches 1..max_batch, less the failed ones": the entries a deployment searches
+when it binds to that version. Freezing never includes a batch that is still being written
+(nor any batch after it), so a version never holds half a batch.
+
+Each operation opens its own short-lived connection: the catalogue is used from several
+processes and threads, and SQLite's WAL mode with a busy timeout serialises the writers.
+"""
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cluster.gallery.errors import UnknownWatchlistError, WatchlistExistsError
+from cluster.gallery.records import Watchlist, WatchlistVersion
+
+BUSY_TIMEOUT_S = 30.0
+VERSION_ID_PATTERN = re.compile(r"^(?P<watchlist_id>.+)@v(?P<number>[1-9][0-9]*)$")
+KNOWN_IDS_IN_ERRORS = 10
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS watchlists (
+    watchlist_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    authorised_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    watchlist_id TEXT NOT NULL REFERENCES watchlists (watchlist_id),
+    batch INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'committed', 'failed')),
+    entries INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (watchlist_id, batch)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    watchlist_id TEXT NOT NULL REFERENCES watchlists (watchlist_id),
+    number INTEGER NOT NULL,
+    max_batch INTEGER NOT NULL,
+    excluded_batches TEXT NOT NULL,
+    entry_count INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    frozen_at INTEGER NOT NULL,
+    PRIMARY KEY (watchlist_id, number)
+);
+"""
+
+VERSION_COLUMNS = (
+    "v.watchlist_id, v.number, v.max_batch, v.excluded_batches, v.entry_count, v.digest, v.frozen_at, w.expires_at"
+)
+
+
+def _version(row: tuple) -> WatchlistVersion:
+    watchlist_id, number, max_batch, excluded, entry_count, digest, frozen_at, expires_at = row
+    return WatchlistVersion(
+        watchlist_id=watchlist_id,
+        number=number,
+        max_batch=max_batch,
+        excluded_batches=tuple(json.loads(excluded)),
+        entry_count=entry_count,
+        digest=digest,
+        frozen_at=frozen_at,
+        watchlist_expires_at=expires_at,
+    )
+
+
+class Catalogue:
+    """Watchlists, batches and versions in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._reading() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken at once (BEGIN IMMEDIATE), committed on success, rolled back on error."""
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def create_watchlist(self, watchlist: Watchlist) -> None:
+        """Record a new watchlist; WatchlistExistsError when the id is taken."""
+        with self._transaction() as db:
+            try:
+                db.execute(
+                    "INSERT INTO watchlists VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        watchlist.watchlist_id,
+                        watchlist.name,
+                        watchlist.reason,
+                        watchlist.authorised_by,
+                        watchlist.created_at,
+                        watchlist.expires_at,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise WatchlistExistsError(
+                    f"watchlist {watchlist.watchlist_id!r} already exists; pick another id or add to it"
+                ) from None
+
+    def watchlist(self, watchlist_id: str) -> Watchlist:
+        """The watchlist; UnknownWatchlistError naming the known ones when there is none of that id."""
+        with self._reading() as db:
+            row = db.execute("SELECT * FROM watchlists WHERE watchlist_id = ?", (watchlist_id,)).fetchone()
+            if row is not None:
+                return Watchlist(*row)
+            known = [r[0] for r in db.execute("SELECT watchlist_id FROM watchlists ORDER BY watchlist_id")]
+        hint = f"known: {', '.join(known[:KNOWN_IDS_IN_ERRORS])}" if known else "none has been created yet"
+        raise UnknownWatchlistError(f"no watchlist {watchlist_id!r} in {self.path} ({hint}); create it first")
+
+    def watchlists(self) -> list[Watchlist]:
+        with self._reading() as db:
+            return [Watchlist(*row) for row in db.execute("SELECT * FROM watchlists ORDER BY watchlist_id")]
+
+    def begin_batch(self, watchlist_id: str, now: int) -> int:
+        """Allocate the watchlist's next batch number, recorded as pending."""
+        with self._transaction() as db:
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(batch), 0) FROM batches WHERE watchlist_id = ?", (watchlist_id,)
+            ).fetchone()
+            batch = last + 1
+            db.execute("INSERT INTO batches VALUES (?, ?, 'pending', 0, ?)", (watchlist_id, batch, now))
+        return batch
+
+    def finish_batch(self, watchlist_id: str, batch: int, committed: bool, entries: int) -> None:
+        """Mark a pending batch committed (with its entry count) or failed."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE batches SET state = ?, entries = ? WHERE watchlist_id = ? AND batch = ? AND state = 'pending'",
+                ("committed" if committed else "failed", entries if committed else 0, watchlist_id, batch),
+            )
+
+    def frozen_bounds(self, watchlist_id: str) -> tuple[int, tuple[int, ...]]:
+        """(max_batch, failed batches up to it) for a version frozen now: everything before the first pending batch."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT batch, state FROM batches WHERE watchlist_id = ? ORDER BY batch", (watchlist_id,)
+            ).fetchall()
+        max_batch = 0
+        failed: list[int] = []
+        for batch, state in rows:
+            if state == "pending":
+                break
+            max_batch = batch
+            if state == "failed":
+                failed.append(batch)
+        return max_batch, tuple(failed)
+
+    def add_version(
+        self,
+        watchlist_id: str,
+        max_batch: int,
+        excluded_batches: tuple[int, ...],
+        entry_count: int,
+        digest: str,
+        frozen_at: int,
+    ) -> WatchlistVersion:
+        """Record a frozen version; the latest one instead when it already holds exactly these entries."""
+        with self._transaction() as db:
+            latest = db.execute(
+                f"SELECT {VERSION_COLUMNS} FROM versions v JOIN watchlists w USING (watchlist_id)"
+                " WHERE v.watchlist_id = ? ORDER BY v.number DESC LIMIT 1",
+                (watchlist_id,),
+            ).fetchone()
+            if latest is not None:
+                version = _version(latest)
+                if (version.max_batch, version.excluded_batches, version.digest) == (
+                    max_batch,
+                    excluded_batches,
+                    digest,
+                ):
+                    return version
+            number = 1 if latest is None else latest[1] + 1
+            db.execute(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (watchlist_id, number, max_batch, json.dumps(list(excluded_batches)), entry_count, digest, frozen_at),
+            )
+        return self.version(f"{watchlist_id}@v{number}")
+
+    def version(self, version_id: str) -> WatchlistVersion:
+        """The version named `<watchlist_id>@v<number>`; UnknownWatchlistError when there is none."""
+        match = VERSION_ID_PATTERN.fullmatch(version_id)
+        if match is None:
+            raise UnknownWatchlistError(f"{version_id!r} is not a version id; expected <watchlist_id>@v<number>")
+        watchlist_id, number = match["watchlist_id"], int(match["number"])
+        with self._reading() as db:
+            row = db.execute(
+                f"SELECT {VERSION_COLUMNS} FROM versions v JOIN watchlists w USING (watchlist_id)"
+                " WHERE v.watchlist_id = ? AND v.number = ?",
+                (watchlist_id, number),
+            ).fetchone()
+        if row is None:
+            self.watchlist(watchlist_id)
+            raise UnknownWatchlistError(f"watchlist {watchlist_id!r} has no version {number}; freeze one first")
+        return _version(row)
+
+    def versions(self, watchlist_id: str) -> list[WatchlistVersion]:
+        """The watchlist's frozen versions, oldest first."""
+        with self._reading() as db:
+            rows = db.execute(
+                f"SELECT {VERSION_COLUMNS} FROM versions v JOIN watchlists w USING (watchlist_id)"
+                " WHERE v.watchlist_id = ? ORDER BY v.number",
+                (watchlist_id,),
+            ).fetchall()
+        return [_version(row) for row in rows]

@@ -1,0 +1,115 @@
+"""Configuration of the face gallery (the `gallery` section of `LfrConfig`).
+
+The backend is a discriminated union on `type`: `milvus-lite` (the embedded default, one
+local server process that `lfr` starts over a data directory) or `milvus` (a real Milvus
+server reached by URI). Everything else (consistency, top-k, timeouts, retries) is shared, so
+one `Gallery` code path serves both. Validators do no I/O: `~` is expanded and directories are
+created when the gallery opens, not here.
+"""
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from cluster.section import Section
+
+DEFAULT_LITE_DATA_DIR = Path("~/.local/share/lfr/milvus")
+DEFAULT_CATALOGUE_PATH = Path("~/.local/share/lfr/gallery-catalogue.sqlite")
+SERVER_URI_SCHEMES = ("http", "https", "tcp", "unix")
+
+
+class HnswConfig(Section):
+    """HNSW graph settings: M and efConstruction shape the index; ef is the search breadth."""
+
+    m: int = Field(16, ge=4, le=64, description="Neighbours per node (Milvus `M`).")
+    ef_construction: int = Field(200, ge=8, le=512, description="Build-time breadth (Milvus `efConstruction`).")
+    ef: int = Field(64, ge=1, le=32768, description="Search-time breadth; must be at least top_k.")
+
+
+class LiteBackendConfig(Section):
+    """Embedded milvus-lite: one server process on 127.0.0.1 owns the data directory."""
+
+    type: Literal["milvus-lite"] = "milvus-lite"
+    data_dir: Path = Field(
+        DEFAULT_LITE_DATA_DIR, description="Where the milvus-lite data, its lock and the server's state file live."
+    )
+    port: int | None = Field(
+        None, ge=1024, le=65535, description="Port of the server on 127.0.0.1; unset: any free port, recorded."
+    )
+    index: HnswConfig = HnswConfig()
+
+
+class ServerBackendConfig(Section):
+    """A real Milvus server (2.3.x) reached by URI."""
+
+    type: Literal["milvus"]
+    uri: str = Field(description="http://host:19530, https://..., tcp://... or unix:/path/to.sock")
+    token: SecretStr | None = Field(None, description="user:password or an API token; never logged.")
+    shards: int = Field(2, ge=1, le=16, description="Shards of each collection, fixed when it is created.")
+    index: HnswConfig = HnswConfig()
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_has_known_scheme(cls, uri: str) -> str:
+        scheme = urlsplit(uri).scheme.lower()
+        if scheme not in SERVER_URI_SCHEMES:
+            raise ValueError(f"must start with one of {', '.join(s + ':' for s in SERVER_URI_SCHEMES)}, got {uri!r}")
+        if scheme != "unix" and not urlsplit(uri).hostname:
+            raise ValueError(f"names no host, got {uri!r}; e.g. http://127.0.0.1:19530")
+        return uri
+
+
+class TimeoutsConfig(Section):
+    """How long each kind of call may take before it counts as failed."""
+
+    connect_s: float = Field(5.0, gt=0.0, le=120.0, description="Opening the connection to Milvus.")
+    request_s: float = Field(30.0, gt=0.0, le=600.0, description="One management call (create, insert, delete, query).")
+    search_s: float = Field(2.0, gt=0.0, le=120.0, description="One search round trip (the live match stage).")
+    start_s: float = Field(60.0, gt=0.0, le=600.0, description="Starting the embedded milvus-lite server.")
+
+
+class RetryConfig(Section):
+    """Bounded retries with exponential backoff for transient faults (server restarting, connection lost)."""
+
+    attempts: int = Field(4, ge=1, le=20, description="Tries in all, the first included.")
+    initial_backoff_s: float = Field(0.2, gt=0.0, le=60.0)
+    max_backoff_s: float = Field(2.0, gt=0.0, le=600.0)
+    multiplier: float = Field(2.0, ge=1.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _initial_within_max(self) -> "RetryConfig":
+        if self.initial_backoff_s > self.max_backoff_s:
+            raise ValueError(
+                f"initial_backoff_s ({self.initial_backoff_s}) must not exceed max_backoff_s ({self.max_backoff_s})"
+            )
+        return self
+
+
+Backend = Annotated[LiteBackendConfig | ServerBackendConfig, Field(discriminator="type")]
+
+
+class GalleryConfig(Section):
+    """Where the watchlist and social-media faces live and how they are searched."""
+
+    backend: Backend = LiteBackendConfig()
+    catalogue_path: Path = Field(
+        DEFAULT_CATALOGUE_PATH, description="SQLite catalogue of watchlists and their frozen versions."
+    )
+    consistency: Literal["Strong", "Bounded"] = Field(
+        "Bounded",
+        description="Consistency of searches: Bounded in serving, Strong in tests. Management calls are always Strong.",
+    )
+    top_k: int = Field(5, ge=1, le=1024, description="Candidates returned per face.")
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    retry: RetryConfig = RetryConfig()
+
+    @model_validator(mode="after")
+    def _ef_covers_top_k(self) -> "GalleryConfig":
+        if self.backend.index.ef < self.top_k:
+            raise ValueError(
+                f"backend.index.ef ({self.backend.index.ef}) must be at least top_k ({self.top_k}):"
+                " HNSW cannot return more candidates than it explores"
+            )
+        return self

@@ -1,0 +1,289 @@
+"""The embedded backend: one milvus-lite server process on 127.0.0.1 that owns a data directory.
+
+milvus-lite (3.2.x, pure Python over faiss) lets exactly one process open its data directory
+(it holds an flock on `<data>/milvus/LOCK`). So `lfr` never opens the data in-process; the
+first `lfr` process that needs the gallery starts a server process over it, records its pid
+and port in `server.json`, and every later process (CLI commands, Ray actors) connects to
+that server. Starting is serialised by an flock on `server.lock`, so two processes that start
+at once end up with one server. The server outlives the process that started it, so CLI
+commands do not pay its start-up each time; `EmbeddedMilvus.stop` ends it. `server.json` is
+kept after a stop: a restarted server takes the same port when it is free, so clients that
+hold the URI (long-lived actors) reconnect by themselves.
+
+The server runs with one gRPC worker: milvus-lite's engine is not safe for concurrent writes
+to one collection, and one worker serialises every request.
+
+Layout of `data_dir`: `milvus/` (milvus-lite's data and LOCK), `server.json`, `server.lock`,
+`server.log`.
+"""
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import grpc
+import structlog
+
+from cluster.gallery.config import LiteBackendConfig, TimeoutsConfig
+from cluster.gallery.endpoint import MilvusEndpoint
+from cluster.gallery.errors import EmbeddedServerError
+
+log = structlog.get_logger(__name__)
+
+HOST = "127.0.0.1"
+MILVUS_SUBDIR = "milvus"
+STATE_FILE = "server.json"
+START_LOCK_FILE = "server.lock"
+LOG_FILE = "server.log"
+MILVUS_LITE_LOCK = "LOCK"
+GRPC_WORKERS = 1
+POLL_SECONDS = 0.1
+STOP_WAIT_SECONDS = 15.0
+LOG_TAIL_BYTES = 2000
+
+
+@dataclass(frozen=True)
+class EmbeddedServerState:
+    """The running server, as recorded in `server.json`."""
+
+    pid: int
+    port: int
+    started_at: float
+
+    @property
+    def uri(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def _process_running(pid: int) -> bool:
+    """Whether the pid is a live process (a zombie is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _command_line(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return [part.decode("utf-8", "replace") for part in cmdline.read().split(b"\0") if part]
+    except FileNotFoundError:
+        return []
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _grpc_ready(port: int, timeout_s: float) -> bool:
+    """Whether a gRPC server accepts connections on the port (no pymilvus call, so nothing is logged)."""
+    channel = grpc.insecure_channel(f"{HOST}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout_s)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        channel.close()
+
+
+class EmbeddedMilvus:
+    """Starts, finds and stops the one milvus-lite server of a data directory."""
+
+    def __init__(self, config: LiteBackendConfig, timeouts: TimeoutsConfig) -> None:
+        self.config = config
+        self.timeouts = timeouts
+        self.data_dir = config.data_dir.expanduser().resolve()
+        self.milvus_dir = self.data_dir / MILVUS_SUBDIR
+        self.state_path = self.data_dir / STATE_FILE
+        self.log_path = self.data_dir / LOG_FILE
+        self._started: subprocess.Popen | None = None
+
+    def endpoint(self) -> MilvusEndpoint:
+        """The running server's endpoint, starting the server first when none runs."""
+        state = self.ensure_running()
+        return MilvusEndpoint(
+            uri=state.uri,
+            token="",
+            shards=1,
+            hnsw=self.config.index,
+            remedy=(
+                f"the embedded milvus-lite server (pid {state.pid}, data {self.milvus_dir}) stopped or hangs;"
+                f" see {self.log_path}, then run the command again to restart it"
+            ),
+        )
+
+    def ensure_running(self) -> EmbeddedServerState:
+        """The server of this data directory: the recorded one when it answers, else a new one."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._start_lock():
+            state = self._recorded_state()
+            if state is not None and self._is_our_server(state.pid):
+                if _grpc_ready(state.port, self.timeouts.connect_s):
+                    return state
+                raise EmbeddedServerError(
+                    f"the embedded milvus-lite server (pid {state.pid}, port {state.port}) runs but does not answer"
+                    f" within {self.timeouts.connect_s} s; see {self.log_path}, stop it (kill -INT {state.pid})"
+                    " and try again"
+                )
+            self._refuse_if_data_open_elsewhere()
+            return self._start(self._port(state))
+
+    def running(self) -> EmbeddedServerState | None:
+        """The recorded server when it is alive, without starting one."""
+        state = self._recorded_state()
+        if state is not None and self._is_our_server(state.pid):
+            return state
+        return None
+
+    def stop(self, timeout_s: float = STOP_WAIT_SECONDS) -> bool:
+        """Stop the server (SIGINT, so milvus-lite closes its data cleanly); False when none ran."""
+        with self._start_lock():
+            state = self.running()
+            if state is None:
+                return False
+            os.kill(state.pid, signal.SIGINT)
+            deadline = time.monotonic() + timeout_s
+            while self._alive(state.pid) and time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)
+            if self._alive(state.pid):
+                os.kill(state.pid, signal.SIGKILL)
+                log.warning("milvus_lite_killed", pid=state.pid, after_s=timeout_s)
+                while self._alive(state.pid):
+                    time.sleep(POLL_SECONDS)
+            log.info("milvus_lite_stopped", pid=state.pid, data_dir=str(self.milvus_dir))
+            return True
+
+    def _alive(self, pid: int) -> bool:
+        if self._started is not None and self._started.pid == pid:
+            return self._started.poll() is None
+        return _process_running(pid)
+
+    def _is_our_server(self, pid: int) -> bool:
+        """Whether the pid runs milvus-lite over this data directory (not a recycled pid)."""
+        if not self._alive(pid):
+            return False
+        command = _command_line(pid)
+        return "milvus_lite" in command and str(self.milvus_dir) in command
+
+    @contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        deadline = time.monotonic() + self.timeouts.start_s
+        with open(self.data_dir / START_LOCK_FILE, "a") as lock_file:
+            while True:
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise EmbeddedServerError(
+                            f"another process has been starting or stopping the milvus-lite server of"
+                            f" {self.data_dir} for over {self.timeouts.start_s} s; wait for it or stop it"
+                        ) from None
+                    time.sleep(POLL_SECONDS)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _recorded_state(self) -> EmbeddedServerState | None:
+        try:
+            return EmbeddedServerState(**json.loads(self.state_path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as exc:
+            raise EmbeddedServerError(
+                f"{self.state_path} is unreadable ({exc}); delete it once no milvus-lite server runs over"
+                f" {self.milvus_dir}"
+            ) from exc
+
+    def _refuse_if_data_open_elsewhere(self) -> None:
+        """A process other than a recorded server holds milvus-lite's lock: never open the data twice."""
+        lock_path = self.milvus_dir / MILVUS_LITE_LOCK
+        if not lock_path.exists():
+            return
+        with open(lock_path, "a") as lock_file:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise EmbeddedServerError(
+                    f"the milvus-lite data in {self.milvus_dir} is open in another process that is not the"
+                    f" gallery's server (no live server is recorded in {self.state_path}); close that process,"
+                    " or set gallery.backend.data_dir to another directory"
+                ) from None
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _port(self, previous: EmbeddedServerState | None) -> int:
+        """The configured port; else the last server's when free (clients keep their URI across restarts); else any."""
+        if self.config.port is not None:
+            return self.config.port
+        if previous is not None and _port_free(previous.port):
+            return previous.port
+        return _free_port()
+
+    def _start(self, port: int) -> EmbeddedServerState:
+        command = [
+            sys.executable, "-m", "milvus_lite", "server",
+            "--data-dir", str(self.milvus_dir),
+            "--host", HOST,
+            "--port", str(port),
+            "--max-workers", str(GRPC_WORKERS),
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log_file:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._started = process
+        deadline = time.monotonic() + self.timeouts.start_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise EmbeddedServerError(
+                    f"the milvus-lite server exited with code {process.returncode} while starting on port {port};"
+                    f" log {self.log_path}:\n{self._log_tail()}"
+                )
+            if _grpc_ready(port, POLL_SECONDS * 5):
+                state = EmbeddedServerState(pid=process.pid, port=port, started_at=time.time())
+                self._record(state)
+                log.info("milvus_lite_started", pid=process.pid, port=port, data_dir=str(self.milvus_dir))
+                return state
+        process.kill()
+        process.wait()
+        raise EmbeddedServerError(
+            f"the milvus-lite server did not answer on port {port} within {self.timeouts.start_s} s;"
+            f" log {self.log_path}:\n{self._log_tail()}"
+        )
+
+    def _record(self, state: EmbeddedServerState) -> None:
+        partial = self.state_path.with_suffix(".json.tmp")
+        partial.write_text(json.dumps(asdict(state)))
+        partial.replace(self.state_path)
+
+    def _log_tail(self) -> str:
+        with open(self.log_path, "rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, log_file.tell() - LOG_TAIL_BYTES))
+            return log_file.read().decode("utf-8", "replace")

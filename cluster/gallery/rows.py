@@ -1,0 +1,122 @@
+"""The one adapter between Milvus rows and hits and the gallery's typed records.
+
+Everything that knows a Milvus field name or the shape of a pymilvus result lives here, so
+the rest of the code (and everything outside the gallery) handles only `cluster.gallery.records`.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from cluster.gallery.records import (
+    EnrolledEntry,
+    SocialFace,
+    SocialMatch,
+    StoredSocialFace,
+    WatchlistCandidate,
+    WatchlistEntry,
+)
+from cluster.gallery.schema import VECTOR_FIELD
+
+
+def watchlist_row(
+    entry: WatchlistEntry, entry_id: str, watchlist_id: str, batch: int, enrolled_at: int, expires_at: int
+) -> dict[str, Any]:
+    """The Milvus row of one entry to enrol."""
+    return {
+        "entry_id": entry_id,
+        "person_id": entry.person_id,
+        "watchlist_id": watchlist_id,
+        "label": entry.label,
+        "category": entry.category,
+        "source": entry.source,
+        "authorised_by": entry.authorised_by,
+        "expires_at": expires_at,
+        "enrolled_at": enrolled_at,
+        "batch": batch,
+        VECTOR_FIELD: entry.embedding,
+    }
+
+
+def enrolled_entry(row: Mapping[str, Any]) -> EnrolledEntry:
+    """A stored entry from a query row or a hit's entity."""
+    return EnrolledEntry(
+        entry_id=str(row["entry_id"]),
+        person_id=str(row["person_id"]),
+        watchlist_id=str(row["watchlist_id"]),
+        label=str(row["label"]),
+        category=str(row["category"]),
+        source=str(row["source"]),
+        authorised_by=str(row["authorised_by"]),
+        expires_at=int(row["expires_at"]),
+        enrolled_at=int(row["enrolled_at"]),
+        batch=int(row["batch"]),
+    )
+
+
+def _entity(hit: Mapping[str, Any], primary_key: str) -> dict[str, Any]:
+    """A hit's fields with its primary key: servers return the key as the hit's id, not in the entity."""
+    fields = dict(hit["entity"])
+    fields[primary_key] = hit.id
+    return fields
+
+
+def watchlist_candidates(hits: Iterable[Mapping[str, Any]], min_similarity: float | None) -> list[WatchlistCandidate]:
+    """One probe's hits, most similar first, without those below `min_similarity`."""
+    candidates = []
+    for hit in hits:
+        similarity = float(hit["distance"])
+        if min_similarity is not None and similarity < min_similarity:
+            continue
+        entry = enrolled_entry(_entity(hit, "entry_id"))
+        candidates.append(WatchlistCandidate(entry=entry, similarity=similarity, rank=len(candidates) + 1))
+    return candidates
+
+
+def social_row(face: SocialFace, face_id: str) -> dict[str, Any]:
+    """The Milvus row of one social-media face."""
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    return {
+        "face_id": face_id,
+        "platform": face.platform,
+        "post_id": face.post_id,
+        "url": face.url,
+        "captured_at": face.captured_at,
+        "place": face.place,
+        "image_path": face.image_path,
+        "box_x1": x1,
+        "box_y1": y1,
+        "box_x2": x2,
+        "box_y2": y2,
+        VECTOR_FIELD: face.embedding,
+    }
+
+
+def stored_social_face(row: Mapping[str, Any]) -> StoredSocialFace:
+    """A stored social-media face from a query row or a hit's entity."""
+    return StoredSocialFace(
+        face_id=str(row["face_id"]),
+        platform=str(row["platform"]),
+        post_id=str(row["post_id"]),
+        url=str(row["url"]),
+        captured_at=int(row["captured_at"]),
+        place=str(row["place"]),
+        image_path=str(row["image_path"]),
+        box=(float(row["box_x1"]), float(row["box_y1"]), float(row["box_x2"]), float(row["box_y2"])),
+    )
+
+
+def social_matches(hits: Iterable[Mapping[str, Any]], min_similarity: float | None) -> list[SocialMatch]:
+    """One probe's social-media hits, most similar first, without those below `min_similarity`."""
+    matches = []
+    for hit in hits:
+        similarity = float(hit["distance"])
+        if min_similarity is not None and similarity < min_similarity:
+            continue
+        face = stored_social_face(_entity(hit, "face_id"))
+        matches.append(SocialMatch(face=face, similarity=similarity, rank=len(matches) + 1))
+    return matches
+
+
+def primary_keys(rows: Sequence[Mapping[str, Any]], primary_key: str) -> list[str]:
+    """The primary keys of query rows."""
+    return [str(row[primary_key]) for row in rows]

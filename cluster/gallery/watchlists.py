@@ -1,0 +1,264 @@
+"""`Watchlists`: authorised watchlists, their enrolled faces and frozen versions, and the live search.
+
+The catalogue (SQLite) holds each watchlist's authorisation and versions; the `watchlist`
+collection in Milvus holds one row per enrolled photo. `search` is the live pipeline's match
+stage: a batch of probe embeddings, one round trip, top-k candidates per face from one
+frozen version of one watchlist, expired entries left out. Removal and purging delete rows
+for real (a Strong query afterwards finds nothing) and ask Milvus to compact them away.
+"""
+
+import hashlib
+import time
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+import structlog
+
+from cluster.gallery.bulk import count_rows, delete_matching, insert_rows, query_all, query_ids
+from cluster.gallery.catalogue import Catalogue
+from cluster.gallery.config import GalleryConfig
+from cluster.gallery.connection import MilvusConnection
+from cluster.gallery.embeddings import as_embedding_batch
+from cluster.gallery.errors import GalleryError, InvalidRecordError, WatchlistExpiredError
+from cluster.gallery.expressions import (
+    batch_filter,
+    expired_filter,
+    frozen_entries_filter,
+    watchlist_filter,
+    watchlist_search_filter,
+)
+from cluster.gallery.records import (
+    LABEL_MAX,
+    OFFICER_MAX,
+    SOURCE_MAX,
+    EnrolledEntry,
+    Enrolment,
+    Watchlist,
+    WatchlistCandidate,
+    WatchlistEntry,
+    WatchlistVersion,
+    check_id,
+    check_text,
+    check_time,
+)
+from cluster.gallery.rows import enrolled_entry, watchlist_candidates, watchlist_row
+from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_FIELDS, search_params
+
+log = structlog.get_logger(__name__)
+
+
+def _now(now: int | None) -> int:
+    return int(time.time()) if now is None else check_time(now, "now")
+
+
+def entries_digest(entry_ids: Sequence[str]) -> str:
+    """SHA-256 over the sorted entry ids: names exactly which entries a version holds."""
+    return hashlib.sha256("\n".join(sorted(entry_ids)).encode()).hexdigest()
+
+
+class Watchlists:
+    """Watchlist operations over one Milvus connection and one catalogue."""
+
+    def __init__(self, config: GalleryConfig, connection: MilvusConnection, catalogue: Catalogue) -> None:
+        self.config = config
+        self.connection = connection
+        self.catalogue = catalogue
+        self._search_params = search_params(connection.endpoint.hnsw)
+
+    def create(
+        self,
+        watchlist_id: str,
+        name: str,
+        reason: str,
+        authorised_by: str,
+        expires_at: int,
+        now: int | None = None,
+    ) -> Watchlist:
+        """Record a newly authorised watchlist; it can be enrolled into until `expires_at`."""
+        created_at = _now(now)
+        check_id(watchlist_id, "watchlist_id")
+        check_text(name, "name", LABEL_MAX)
+        check_text(reason, "reason", SOURCE_MAX)
+        check_text(authorised_by, "authorised_by", OFFICER_MAX)
+        if check_time(expires_at, "expires_at") <= created_at:
+            raise InvalidRecordError(f"expires_at ({expires_at}) must be in the future (now is {created_at})")
+        watchlist = Watchlist(watchlist_id, name, reason, authorised_by, created_at, expires_at)
+        self.catalogue.create_watchlist(watchlist)
+        log.info("watchlist_created", watchlist_id=watchlist_id, authorised_by=authorised_by, expires_at=expires_at)
+        return watchlist
+
+    def get(self, watchlist_id: str) -> Watchlist:
+        """The watchlist; UnknownWatchlistError when there is none of that id."""
+        return self.catalogue.watchlist(watchlist_id)
+
+    def all(self) -> list[Watchlist]:
+        return self.catalogue.watchlists()
+
+    def enrol(self, watchlist_id: str, entries: Sequence[WatchlistEntry], now: int | None = None) -> Enrolment:
+        """Store the entries as one batch; they are searched from the next frozen version on.
+
+        An entry without its own expiry gets the watchlist's; none may outlive the watchlist.
+        When the insert fails, the batch is marked failed and whatever reached Milvus is deleted.
+        """
+        enrolled_at = _now(now)
+        watchlist = self.catalogue.watchlist(watchlist_id)
+        if watchlist.expires_at <= enrolled_at:
+            raise WatchlistExpiredError(
+                f"watchlist {watchlist_id!r} expired at {watchlist.expires_at}; renew its authorisation"
+                " (a new watchlist) before enrolling"
+            )
+        if not entries:
+            raise InvalidRecordError(f"no entries to enrol into {watchlist_id!r}; pass at least one WatchlistEntry")
+        expiries = [self._entry_expiry(index, entry, watchlist, enrolled_at) for index, entry in enumerate(entries)]
+        batch = self.catalogue.begin_batch(watchlist_id, enrolled_at)
+        entry_ids = [uuid.uuid4().hex for _ in entries]
+        rows = [
+            watchlist_row(entry, entry_id, watchlist_id, batch, enrolled_at, expires_at)
+            for entry, entry_id, expires_at in zip(entries, entry_ids, expiries)
+        ]
+        try:
+            insert_rows(self.connection, WATCHLIST_COLLECTION, rows, "entry_id", f"enrol into {watchlist_id}")
+        except GalleryError:
+            self._abandon_batch(watchlist_id, batch)
+            raise
+        self.catalogue.finish_batch(watchlist_id, batch, committed=True, entries=len(rows))
+        log.info("watchlist_enrolled", watchlist_id=watchlist_id, batch=batch, entries=len(rows))
+        return Enrolment(watchlist_id=watchlist_id, batch=batch, entry_ids=tuple(entry_ids))
+
+    @staticmethod
+    def _entry_expiry(index: int, entry: WatchlistEntry, watchlist: Watchlist, now: int) -> int:
+        expires_at = watchlist.expires_at if entry.expires_at is None else entry.expires_at
+        if expires_at > watchlist.expires_at:
+            raise InvalidRecordError(
+                f"entry {index} ({entry.person_id}): expires_at {expires_at} is after the watchlist's own expiry"
+                f" {watchlist.expires_at}; no entry may outlive its authorisation"
+            )
+        if expires_at <= now:
+            raise InvalidRecordError(
+                f"entry {index} ({entry.person_id}): expires_at {expires_at} is not after now ({now})"
+            )
+        return expires_at
+
+    def _abandon_batch(self, watchlist_id: str, batch: int) -> None:
+        """Mark a batch failed and delete what reached Milvus of it (best effort: the server may be down)."""
+        self.catalogue.finish_batch(watchlist_id, batch, committed=False, entries=0)
+        try:
+            delete_matching(
+                self.connection, WATCHLIST_COLLECTION, batch_filter(watchlist_id, batch), "entry_id", "undo enrol"
+            )
+        except GalleryError as error:
+            log.warning("failed_batch_not_deleted", watchlist_id=watchlist_id, batch=batch, error=str(error))
+
+    def freeze(self, watchlist_id: str, now: int | None = None) -> WatchlistVersion:
+        """A version holding every entry enrolled so far; the latest version when nothing changed since."""
+        frozen_at = _now(now)
+        self.catalogue.watchlist(watchlist_id)
+        max_batch, excluded = self.catalogue.frozen_bounds(watchlist_id)
+        rows = query_all(
+            self.connection,
+            WATCHLIST_COLLECTION,
+            frozen_entries_filter(watchlist_id, max_batch, excluded, frozen_at),
+            ["entry_id"],
+            f"freeze {watchlist_id}",
+        )
+        entry_ids = [str(row["entry_id"]) for row in rows]
+        version = self.catalogue.add_version(
+            watchlist_id, max_batch, excluded, len(entry_ids), entries_digest(entry_ids), frozen_at
+        )
+        log.info("watchlist_frozen", version_id=version.version_id, entries=version.entry_count, digest=version.digest)
+        return version
+
+    def version(self, version_id: str) -> WatchlistVersion:
+        """The frozen version `<watchlist_id>@v<n>`, for a deployment to bind to."""
+        return self.catalogue.version(version_id)
+
+    def versions(self, watchlist_id: str) -> list[WatchlistVersion]:
+        self.catalogue.watchlist(watchlist_id)
+        return self.catalogue.versions(watchlist_id)
+
+    def search(
+        self,
+        embeddings: np.ndarray,
+        version: WatchlistVersion,
+        top_k: int | None = None,
+        min_similarity: float | None = None,
+        now: int | None = None,
+    ) -> list[list[WatchlistCandidate]]:
+        """Top-k candidates per probe face, most similar first, in one round trip.
+
+        embeddings: (n, 128) L2-normalised. Only the version's entries that have not expired
+        at `now` are searched; candidates below `min_similarity` are dropped.
+        """
+        probes = as_embedding_batch(embeddings, "probe embeddings")
+        searched_at = _now(now)
+        if version.watchlist_expires_at <= searched_at:
+            raise WatchlistExpiredError(
+                f"watchlist {version.watchlist_id!r} expired at {version.watchlist_expires_at}; a deployment may"
+                " not search it any more"
+            )
+        if len(probes) == 0:
+            return []
+        limit = top_k or self.config.top_k
+        expression = watchlist_search_filter(version, searched_at)
+        hits = self.connection.run(
+            WATCHLIST_COLLECTION,
+            f"search {version.version_id}",
+            lambda client: client.search(
+                WATCHLIST_COLLECTION,
+                data=list(probes),
+                filter=expression,
+                limit=limit,
+                output_fields=list(WATCHLIST_FIELDS),
+                search_params=self._search_params,
+                consistency_level=self.config.consistency,
+                timeout=self.config.timeouts.search_s,
+            ),
+        )
+        return [watchlist_candidates(probe_hits, min_similarity) for probe_hits in hits]
+
+    def remove_person(self, watchlist_id: str, person_id: str) -> int:
+        """Delete every entry of the person from the watchlist (all versions); how many were deleted."""
+        self.catalogue.watchlist(watchlist_id)
+        deleted = delete_matching(
+            self.connection,
+            WATCHLIST_COLLECTION,
+            watchlist_filter(watchlist_id, person_id),
+            "entry_id",
+            f"remove {person_id} from {watchlist_id}",
+        )
+        log.info("watchlist_person_removed", watchlist_id=watchlist_id, person_id=person_id, entries=len(deleted))
+        return len(deleted)
+
+    def purge_expired(self, now: int | None = None) -> int:
+        """Delete every entry (of any watchlist) whose expiry has passed; how many were deleted."""
+        purged_at = _now(now)
+        deleted = delete_matching(
+            self.connection, WATCHLIST_COLLECTION, expired_filter(purged_at), "entry_id", "purge expired entries"
+        )
+        log.info("watchlist_expired_purged", entries=len(deleted), now=purged_at)
+        return len(deleted)
+
+    def count(self, watchlist_id: str) -> int:
+        """Entries stored for the watchlist (expired ones included until purged)."""
+        self.catalogue.watchlist(watchlist_id)
+        return count_rows(
+            self.connection, WATCHLIST_COLLECTION, watchlist_filter(watchlist_id), f"count {watchlist_id}"
+        )
+
+    def entries(self, watchlist_id: str, person_id: str | None = None) -> list[EnrolledEntry]:
+        """The watchlist's stored entries (of one person when given), in batch order."""
+        self.catalogue.watchlist(watchlist_id)
+        rows = query_all(
+            self.connection,
+            WATCHLIST_COLLECTION,
+            watchlist_filter(watchlist_id, person_id),
+            WATCHLIST_FIELDS,
+            f"list {watchlist_id}",
+        )
+        return sorted((enrolled_entry(row) for row in rows), key=lambda e: (e.batch, e.enrolled_at, e.entry_id))
+
+    def get_entries(self, entry_ids: Sequence[str]) -> list[EnrolledEntry]:
+        """The stored entries among these ids; a removed or purged id is simply absent."""
+        rows = query_ids(self.connection, WATCHLIST_COLLECTION, "entry_id", entry_ids, WATCHLIST_FIELDS, "get entries")
+        return [enrolled_entry(row) for row in rows]

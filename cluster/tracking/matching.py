@@ -1,0 +1,33 @@
+"""Searching a frame's ready tracklets against the watchlist and answering the tracker.
+
+One batched search for all tracklets ready at once; each gets the best candidate at or above
+the threshold in force, or none, which deletes it.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from cluster.alerts.model import Sighting
+from cluster.tracking.candidate import WatchlistMatcher, best_candidate
+from cluster.tracking.tracker import ReadyTracklet, Tracker
+
+
+def match_and_decide(
+    tracker: Tracker, ready: Sequence[ReadyTracklet], matcher: WatchlistMatcher, threshold: float
+) -> list[Sighting]:
+    """Search `ready` with `matcher`, decide each tracklet on `tracker`; the sightings of those that matched."""
+    if not ready:
+        return []
+    answers = matcher.match(np.stack([r.embedding for r in ready]))
+    if len(answers) != len(ready):
+        raise ValueError(
+            f"the matcher returned {len(answers)} candidate lists for {len(ready)} tracklets; it must return one"
+            " list (possibly empty) per embedding row"
+        )
+    sightings = []
+    for tracklet, candidates in zip(ready, answers):
+        sighting = tracker.decide(tracklet.tracklet_id, best_candidate(candidates, threshold))
+        if sighting is not None:
+            sightings.append(sighting)
+    return sightings

@@ -1,0 +1,136 @@
+"""Fixtures for the gallery tests: both backends, started once per session, and real face embeddings.
+
+Every test that takes `gallery_config` (or `gallery`) runs twice: on the embedded milvus-lite
+server and on a real Milvus 2.3.5 server. The real server listens on all interfaces, so
+`loadtest.milvus_server` runs it in a network namespace of its own and the tests reach it
+through a Unix socket (or directly on 127.0.0.1 when pytest itself already runs in a
+loopback-only namespace, as under `unshare -n`). Both servers are stopped at the end of the
+session and their processes checked gone.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig, ServerBackendConfig
+from cluster.gallery.gallery import Gallery
+from cluster.gallery.lite_backend import EmbeddedMilvus
+from cluster.vision.image_io import load_image
+from loadtest.milvus_server import MilvusServer, pid_gone
+from tests.paths import LFW10
+
+ENROLLED_PEOPLE = ("Ariel_Sharon", "Colin_Powell", "George_W_Bush", "Tony_Blair")
+STRANGERS = ("Hugo_Chavez", "Vladimir_Putin")
+ENROL_PHOTO = 1
+PROBE_PHOTOS = (2, 3)
+STRANGER_PHOTOS = (1, 2)
+TEST_RETRY = RetryConfig(attempts=3, initial_backoff_s=0.05, max_backoff_s=0.2)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A running backend and the config that reaches it; `restart` stops and starts its server in place."""
+
+    name: str
+    config: GalleryConfig
+    server: MilvusServer | EmbeddedMilvus
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        if isinstance(self.server, MilvusServer):
+            self.server.start()
+        else:
+            self.server.ensure_running()
+
+
+@pytest.fixture(scope="session")
+def real_milvus(tmp_path_factory) -> Iterator[MilvusServer]:
+    """One real Milvus 2.3.5 for the session; its wrapper, server (and supervisor) must be gone at the end."""
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-server"))
+    server.start()
+    yield server
+    pids = server.pids
+    server.stop()
+    assert pids is not None
+    assert all(pid_gone(pid) for pid in (pids.wrapper, pids.server, pids.supervisor) if pid is not None)
+
+
+@pytest.fixture(scope="session")
+def embedded_milvus(tmp_path_factory) -> Iterator[EmbeddedMilvus]:
+    """The embedded milvus-lite server over a session data directory; gone at the end."""
+    config = GalleryConfig(backend=LiteBackendConfig(data_dir=tmp_path_factory.mktemp("milvus-lite")))
+    embedded = EmbeddedMilvus(config.backend, config.timeouts)
+    state = embedded.ensure_running()
+    yield embedded
+    assert embedded.stop()
+    assert pid_gone(state.pid)
+
+
+def _config(backend: LiteBackendConfig | ServerBackendConfig, catalogue: Path) -> GalleryConfig:
+    return GalleryConfig(backend=backend, catalogue_path=catalogue, consistency="Strong", retry=TEST_RETRY)
+
+
+@pytest.fixture(params=["milvus-lite", "milvus"])
+def backend(request, tmp_path_factory) -> Backend:
+    """Each backend in turn (session servers, one catalogue per backend and session)."""
+    if request.param == "milvus-lite":
+        embedded = request.getfixturevalue("embedded_milvus")
+        lite = LiteBackendConfig(data_dir=embedded.data_dir)
+        catalogue = embedded.data_dir / "catalogue.sqlite"
+        return Backend("milvus-lite", _config(lite, catalogue), embedded)
+    server = request.getfixturevalue("real_milvus")
+    catalogue = server.data_dir / "catalogue.sqlite"
+    return Backend("milvus", _config(ServerBackendConfig(type="milvus", uri=server.uri), catalogue), server)
+
+
+@pytest.fixture
+def gallery_config(backend) -> GalleryConfig:
+    return backend.config
+
+
+@pytest.fixture
+def gallery(gallery_config) -> Iterator[Gallery]:
+    with Gallery.open(gallery_config) as opened:
+        yield opened
+
+
+@dataclass(frozen=True)
+class LfwFaces:
+    """Embeddings of real lfw10 photos: one to enrol per person, others to probe with, and strangers."""
+
+    enrol: dict[str, np.ndarray]
+    probes: dict[str, list[np.ndarray]]
+    strangers: dict[str, list[np.ndarray]]
+
+
+def _central_face_embeddings(face_pipeline, paths: list[Path]) -> list[np.ndarray]:
+    """The embedding of the face nearest each photo's centre (where LFW puts its person)."""
+    images = [load_image(path) for path in paths]
+    embeddings = []
+    for path, image, faces in zip(paths, images, face_pipeline.process(images)):
+        assert faces, f"no face found in {path}"
+        centre = np.array(image.shape[1::-1], dtype=np.float32) / 2
+        distances = [np.linalg.norm((face.box[:2] + face.box[2:]) / 2 - centre) for face in faces]
+        embeddings.append(faces[int(np.argmin(distances))].embedding)
+    return embeddings
+
+
+def _photo(person: str, number: int) -> Path:
+    return LFW10 / person / f"{person}_{number:04d}.jpg"
+
+
+@pytest.fixture(scope="session")
+def lfw_faces(face_pipeline) -> LfwFaces:
+    people = [(p, n) for p in ENROLLED_PEOPLE for n in (ENROL_PHOTO, *PROBE_PHOTOS)]
+    people += [(p, n) for p in STRANGERS for n in STRANGER_PHOTOS]
+    embeddings = dict(zip(people, _central_face_embeddings(face_pipeline, [_photo(p, n) for p, n in people])))
+    return LfwFaces(
+        enrol={p: embeddings[(p, ENROL_PHOTO)] for p in ENROLLED_PEOPLE},
+        probes={p: [embeddings[(p, n)] for n in PROBE_PHOTOS] for p in ENROLLED_PEOPLE},
+        strangers={p: [embeddings[(p, n)] for n in STRANGER_PHOTOS] for p in STRANGERS},
+    )

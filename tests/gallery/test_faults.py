@@ -1,0 +1,77 @@
+"""Faults injected on purpose: the server stopped under an open gallery, and a server that was never there."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from cluster.gallery.catalogue import Catalogue
+from cluster.gallery.config import GalleryConfig, RetryConfig, ServerBackendConfig
+from cluster.gallery.errors import GalleryUnavailableError
+from cluster.gallery.gallery import Gallery
+from tests.gallery.factories import entry, new_watchlist, unit_vectors
+
+PATIENT_RETRY = RetryConfig(attempts=20, initial_backoff_s=0.25, max_backoff_s=1.0)
+RESTART_DELAY_S = 1.0
+RESTART_TIMEOUT_S = 60.0
+
+
+def test_stopped_server_gives_a_clear_error_then_a_restart_is_ridden_out(backend, gallery):
+    """Stop the server under an open gallery: bounded retries, then an error naming the URI and what to do.
+    Start it again while a patient gallery is retrying: the same call succeeds."""
+    vectors = unit_vectors(2, seed=20)
+    watchlist = new_watchlist(gallery)
+    gallery.watchlists.enrol(watchlist.watchlist_id, [entry("p-0", vectors[0]), entry("p-1", vectors[1])])
+    version = gallery.watchlists.freeze(watchlist.watchlist_id)
+
+    backend.stop()
+    started = time.monotonic()
+    with pytest.raises(GalleryUnavailableError) as failure:
+        gallery.watchlists.search(vectors, version)
+    assert time.monotonic() - started < 10.0, "the retry policy must give up in bounded time"
+    message = str(failure.value)
+    assert gallery.endpoint.uri in message and "unreachable after 3 attempt(s)" in message
+    assert gallery.endpoint.remedy in message
+
+    restarted = threading.Event()
+    failures: list[BaseException] = []
+
+    def restart() -> None:
+        time.sleep(RESTART_DELAY_S)
+        try:
+            backend.start()
+        except BaseException as error:
+            failures.append(error)
+        restarted.set()
+
+    patient_config = gallery.config.model_copy(update={"retry": PATIENT_RETRY})
+    patient = Gallery(patient_config, gallery.endpoint, gallery.catalogue)
+    restarter = threading.Thread(target=restart, daemon=True)
+    restarter.start()
+    try:
+        found = patient.watchlists.search(vectors, version, top_k=1)
+    finally:
+        assert restarted.wait(RESTART_TIMEOUT_S), "the server did not restart in time"
+        restarter.join(RESTART_TIMEOUT_S)
+        patient.close()
+    assert not failures, failures
+    assert [row[0].entry.person_id for row in found] == ["p-0", "p-1"]
+    assert gallery.watchlists.count(watchlist.watchlist_id) == 2, "the first gallery reconnects by itself"
+
+
+def test_server_that_is_not_there_is_named_with_what_to_do(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    config = GalleryConfig(
+        backend=ServerBackendConfig(type="milvus", uri=uri),
+        catalogue_path=tmp_path / "catalogue.sqlite",
+        retry=RetryConfig(attempts=2, initial_backoff_s=0.05, max_backoff_s=0.05),
+    )
+    started = time.monotonic()
+    with pytest.raises(GalleryUnavailableError, match=f"Milvus at {uri} is unreachable after 2 attempt.*healthz"):
+        Gallery.open(config)
+    assert time.monotonic() - started < 10.0
+    assert Catalogue(config.catalogue_path).watchlists() == []

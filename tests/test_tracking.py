@@ -1,0 +1,389 @@
+"""Per-camera tracking on real faces: association, best faces, the search rule and deletion of non-matches.
+
+Scenes are synthesised from real lfw10 photos: each photo's detected face (its real embedding,
+quality, box and landmarks) is moved and scaled along a path, one photo per frame, so a
+tracklet holds different photos of one person, a harder case than consecutive video frames.
+"""
+
+import gc
+import io
+import weakref
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from cluster.config import MatchingConfig
+from cluster.face_service import FrameResult, FrameTimings
+from cluster.tracking.candidate import Candidate, best_candidate
+from cluster.tracking.config import TrackingConfig
+from cluster.tracking.crops import cut_face_crop, face_crop_jpeg
+from cluster.tracking.matching import match_and_decide
+from cluster.tracking.tracker import Tracker, UnknownTrackletError
+from cluster.tracking.tracklet import Tracklet
+from cluster.vision.face import Face
+from cluster.vision.image_io import load_image
+from cluster.vision.quality import FaceQuality
+from tests.paths import LFW10
+
+CAMERA = "oxford_st_2"
+PEOPLE = ("Colin_Powell", "Tony_Blair", "Jacques_Chirac")
+FPS = 5.0
+T0 = 1_700_000_000.0
+NO_TIMINGS = FrameTimings(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Photo:
+    """A real lfw10 photo and the face detected in it (the one nearest the centre, LFW's person)."""
+
+    pixels: np.ndarray
+    face: Face
+
+
+@pytest.fixture(scope="module")
+def photos(face_pipeline) -> dict[str, list[Photo]]:
+    """Ten photos of each person in PEOPLE with their real faces, embedded once for the module."""
+    found: dict[str, list[Photo]] = {}
+    for person in PEOPLE:
+        images = [load_image(path) for path in sorted((LFW10 / person).glob("*.jpg"))]
+        photos_of_person = []
+        for image, faces in zip(images, face_pipeline.process(images), strict=True):
+            centre = np.array(image.shape[1::-1]) / 2.0
+            face = min(faces, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre))
+            photos_of_person.append(Photo(image, face))
+        found[person] = photos_of_person
+    return found
+
+
+class ArrayWatchlist:
+    """A real (brute-force, numpy) watchlist search over enrolled embeddings: the matcher protocol."""
+
+    def __init__(self, entries: dict[str, np.ndarray], watchlist_id: str = "wl_test") -> None:
+        self.person_ids = list(entries)
+        self.embeddings = np.stack([entries[p] for p in self.person_ids])
+        self.watchlist_id = watchlist_id
+        self.searched = 0
+
+    def match(self, embeddings: np.ndarray) -> list[list[Candidate]]:
+        self.searched += len(embeddings)
+        similarities = embeddings @ self.embeddings.T
+        return [
+            [Candidate(self.person_ids[j], self.watchlist_id, float(row[j])) for j in np.argsort(-row)[:3]]
+            for row in similarities
+        ]
+
+
+def placed(face: Face, scale: float, offset: tuple[float, float], quality: float | None = None) -> Face:
+    """The face as it appears when its photo is scaled by `scale` and pasted at `offset`.
+
+    The embedding is copied, so each frame's face owns its array (the deletion tests watch them).
+    """
+    shift = np.array(offset, dtype=np.float32)
+    return Face(
+        box=(face.box * scale + np.tile(shift, 2)).astype(np.float32),
+        landmarks=(face.landmarks * scale + shift).astype(np.float32),
+        score=face.score,
+        quality=face.quality if quality is None else FaceQuality(1.0, 1.0, 1.0, 1.0, overall=quality),
+        embedding=np.array(face.embedding, copy=True),
+    )
+
+
+def frame_result(seq: int, faces: list[Face], camera_id: str = CAMERA, at: float | None = None) -> FrameResult:
+    captured_at = T0 + seq / FPS if at is None else at
+    return FrameResult(camera_id, seq, seq / FPS, captured_at, tuple(faces), None, 1, NO_TIMINGS)
+
+
+def scene(placements: list[tuple[Photo, float, tuple[float, float]]], size=(480, 640)) -> np.ndarray:
+    """A grey frame with each photo scaled and pasted at its offset (the pixels the faces came from)."""
+    frame = np.full((*size, 3), 90, dtype=np.uint8)
+    for photo, scale, (x, y) in placements:
+        height, width = photo.pixels.shape[:2]
+        scaled = np.asarray(Image.fromarray(photo.pixels).resize((round(width * scale), round(height * scale))))
+        x0, y0 = round(x), round(y)
+        frame[y0 : y0 + scaled.shape[0], x0 : x0 + scaled.shape[1]] = scaled
+    return frame
+
+
+def walk(photos: list[Photo], start: tuple[float, float], step: tuple[float, float], frames: int, scale=0.6):
+    """Per frame: a photo of the person (the next one each frame) and where it is pasted."""
+    for i in range(frames):
+        yield photos[i % len(photos)], scale, (start[0] + step[0] * i, start[1] + step[1] * i)
+
+
+def test_tracklet_keeps_its_best_faces_and_pools_them_by_quality(photos):
+    faces = [p.face for p in photos["Colin_Powell"]]
+    cuts: list[float] = []
+    tracklet = Tracklet(capacity=5)
+    for i, face in enumerate(faces):
+        tracklet.offer(face, T0 + i, cut_crop=lambda box: cuts.append(1.0) or np.zeros((2, 2, 3), np.uint8))
+    qualities = sorted((f.quality.overall for f in faces), reverse=True)
+    assert [f.quality for f in tracklet.faces] == pytest.approx(qualities[:5])
+    best = sorted(faces, key=lambda f: -f.quality.overall)[:5]
+    weights = np.array([f.quality.overall for f in best])
+    expected = (weights[:, None] * np.stack([f.embedding for f in best])).sum(0)
+    np.testing.assert_allclose(tracklet.pooled_embedding(), expected / np.linalg.norm(expected), atol=1e-6)
+    assert tracklet.crop is not None and tracklet.crop.quality == pytest.approx(qualities[0])
+    assert len(cuts) < len(faces), "a crop is cut only when a face becomes the best, not for every face"
+
+
+# name, per-frame horizontal steps of Powell (Blair mirrors them from the right), pixels
+ENCOUNTERS = [
+    ("they pass each other", [40.0] * 14),
+    ("they meet and both turn back", [40.0] * 7 + [-40.0] * 7),
+    ("they meet, stand together, walk on", [40.0] * 6 + [4.0, -4.0, 4.0] + [40.0] * 5),
+]
+
+
+@pytest.mark.parametrize("vertical_offset", [0.0, 12.0])
+@pytest.mark.parametrize("steps", [row[1] for row in ENCOUNTERS], ids=[row[0] for row in ENCOUNTERS])
+def test_two_people_who_meet_keep_their_own_tracklets(photos, steps, vertical_offset):
+    """Face to face, boxes overlapping: when they turn back, motion alone would swap them; appearance keeps them."""
+    tracker = Tracker(CAMERA)
+    a_x = np.cumsum([0.0, *steps[:-1]])
+    a_ids, b_ids = [], []
+    for seq, x in enumerate(a_x):
+        powell, blair = photos["Colin_Powell"][seq % 10], photos["Tony_Blair"][seq % 10]
+        faces = [placed(blair.face, 0.6, (520.0 - x, 100.0 + vertical_offset)), placed(powell.face, 0.6, (x, 100.0))]
+        update = tracker.update(frame_result(seq, faces))
+        b_ids.append(update.tracklet_ids[0])
+        a_ids.append(update.tracklet_ids[1])
+    assert len(set(a_ids)) == 1 and len(set(b_ids)) == 1, (a_ids, b_ids)
+    assert a_ids[0] != b_ids[0]
+    assert tracker.counts().tracklets_started == 2
+
+
+def test_a_ghost_does_not_take_over_a_watchlist_candidate_it_crosses(photos):
+    """Blair matched nobody (a box-only ghost now); Powell, still awaiting his decision, crosses him."""
+    tracker = Tracker(CAMERA)
+    a_walk = list(walk(photos["Colin_Powell"], (0.0, 100.0), (40.0, 0.0), 14))
+    b_walk = list(walk(photos["Tony_Blair"], (520.0, 100.0), (-40.0, 0.0), 14))
+    a_ids, b_ids = [], []
+    for seq, ((pa, sa, oa), (pb, sb, ob)) in enumerate(zip(a_walk, b_walk)):
+        update = tracker.update(frame_result(seq, [placed(pa.face, sa, oa), placed(pb.face, sb, ob)]))
+        a_ids.append(update.tracklet_ids[0])
+        b_ids.append(update.tracklet_ids[1])
+        for ready in update.ready:
+            if ready.tracklet_id == b_ids[0]:
+                assert tracker.decide(ready.tracklet_id, None) is None
+    assert len(set(a_ids)) == 1 and len(set(b_ids)) == 1, (a_ids, b_ids)
+    holdings = tracker.holdings()
+    assert holdings.tracklets_with_faces == 1, "only Powell's tracklet may hold faces"
+    assert tracker.counts().tracklets_deleted_no_match == 1
+
+
+# name, qualities of successive frames, frames the person is then unseen, frame index of the
+# search (None: never while in view), searched when the track ends, unsearched count
+READY_RULE = [
+    ("three good faces are enough", [0.8] * 6, 0, 2, False, 0),
+    ("poor faces are never searched", [0.35] * 6, 20, None, False, 1),
+    ("faces below enrolment quality never join", [0.2] * 6, 20, None, False, 1),
+    ("a good face lifts earlier poor ones", [0.35, 0.35, 0.35, 0.9, 0.9], 0, 3, False, 0),
+    ("two good faces are searched when the track ends", [0.8, 0.8], 20, None, True, 0),
+]
+
+
+@pytest.mark.parametrize(
+    ("qualities", "unseen_frames", "ready_at", "ready_at_end", "unsearched"),
+    [row[1:] for row in READY_RULE],
+    ids=[row[0] for row in READY_RULE],
+)
+def test_a_tracklet_is_searched_once_it_holds_enough_good_evidence(
+    photos, qualities, unseen_frames, ready_at, ready_at_end, unsearched
+):
+    tracker = Tracker(CAMERA, TrackingConfig(max_missed_frames=5))
+    ready_frames, ended_ready = [], []
+    steps = list(walk(photos["Jacques_Chirac"], (50.0, 100.0), (20.0, 0.0), len(qualities)))
+    for seq, ((photo, scale, offset), quality) in enumerate(zip(steps, qualities)):
+        update = tracker.update(frame_result(seq, [placed(photo.face, scale, offset, quality)]))
+        ready_frames.extend(seq for _ in update.ready)
+    for seq in range(len(qualities), len(qualities) + unseen_frames):
+        ended_ready.extend(tracker.update(frame_result(seq, [])).ready)
+    assert ready_frames == ([] if ready_at is None else [ready_at])
+    assert [r.ended for r in ended_ready] == ([True] if ready_at_end else [])
+    assert tracker.counts().tracklets_unsearched == unsearched
+    assert tracker.counts().tracklets_searched == len(ready_frames) + len(ended_ready)
+
+
+def _walk_and_delete(tracker: Tracker, photos: list[Photo], frames: int, decide_at: int) -> list[weakref.ref]:
+    """Walk one person with pixels (so crops are cut), decide no-match when ready; weak refs to all data given."""
+    refs = []
+    for seq, (photo, scale, offset) in enumerate(walk(photos, (40.0, 60.0), (25.0, 0.0), frames)):
+        face = placed(photo.face, scale, offset)
+        pixels = scene([(photo, scale, offset)])
+        refs += [weakref.ref(face), weakref.ref(face.embedding), weakref.ref(pixels)]
+        update = tracker.update(frame_result(seq, [face]), pixels)
+        for ready in update.ready:
+            assert seq == decide_at
+            before = tracker.holdings()
+            assert (before.faces, before.embeddings, before.crops) == (3, 4, 1), "3 faces, the pooled one, a crop"
+            tracker.decide(ready.tracklet_id, None)
+            after = tracker.holdings()
+            assert (after.faces, after.embeddings, after.crops) == (0, 0, 0)
+    return refs
+
+
+def test_a_non_match_is_deleted_at_once_and_its_later_faces_are_never_kept(photos):
+    """Privacy: after a no-match decision nothing of the person remains, and nothing of him is kept again."""
+    tracker = Tracker(CAMERA)
+    refs = _walk_and_delete(tracker, photos["Tony_Blair"], frames=15, decide_at=2)
+    holdings = tracker.holdings()
+    assert (holdings.faces, holdings.embeddings, holdings.crops, holdings.tracklets_with_faces) == (0, 0, 0, 0)
+    assert holdings.tracks == 1, "the person is still followed, as a box"
+    counts = tracker.counts()
+    assert (counts.tracklets_started, counts.tracklets_searched, counts.tracklets_deleted_no_match) == (1, 1, 1)
+    assert counts.faces_seen == 15 and counts.faces_kept == 3 and counts.faces_discarded == 12
+    gc.collect()
+    alive = [ref() for ref in refs if ref() is not None]
+    assert not alive, f"{len(alive)} faces, embeddings or frames of a non-match are still referenced"
+    tracker.close()
+    assert tracker.holdings().tracks == 0
+
+
+def test_a_positive_decision_makes_a_sighting_with_the_best_crop(photos, face_pipeline):
+    """Powell is on the watchlist, Blair is not: one sighting with Powell's crop, Blair deleted."""
+    powell, blair = photos["Colin_Powell"], photos["Tony_Blair"]
+    watchlist = ArrayWatchlist(
+        {"p_powell": powell[0].face.embedding, "p_chirac": photos["Jacques_Chirac"][0].face.embedding}
+    )
+    threshold = MatchingConfig().similarity_threshold
+    tracker = Tracker(CAMERA)
+    sightings, ready_ids = [], {}
+    for seq in range(6):
+        placements = [(powell[1 + seq], 0.8, (30.0 + 20 * seq, 20.0)), (blair[1 + seq], 0.8, (420.0 - 20 * seq, 230.0))]
+        faces = [placed(photo.face, scale, offset) for photo, scale, offset in placements]
+        update = tracker.update(frame_result(seq, faces), scene(placements))
+        ready_ids.update({r.tracklet_id: r for r in update.ready})
+        sightings += match_and_decide(tracker, update.ready, watchlist, threshold)
+    assert len(sightings) == 1 and watchlist.searched == 2
+    sighting = sightings[0]
+    ready = ready_ids[sighting.sighting_id.split(":", 1)[1]]
+    assert sighting.sighting_id == f"{CAMERA}:{ready.tracklet_id}"
+    assert (sighting.person_id, sighting.watchlist_id, sighting.frames) == ("p_powell", "wl_test", 3)
+    assert sighting.similarity == pytest.approx(float(ready.embedding @ powell[0].face.embedding), abs=1e-5)
+    assert sighting.similarity >= threshold
+    assert (sighting.first_seen, sighting.last_seen) == (T0, T0 + 2 / FPS)
+    np.testing.assert_array_equal(sighting.embedding, ready.embedding)
+    best = max(powell[1:4], key=lambda p: p.face.quality.overall)
+    best_index = powell.index(best) - 1
+    np.testing.assert_allclose(
+        sighting.box, best.face.box * 0.8 + np.tile([30.0 + 20 * best_index, 20.0], 2), atol=1e-3
+    )
+    crop = np.array(Image.open(io.BytesIO(sighting.crop_jpeg)).convert("RGB"))
+    similarities = {
+        i: max(float(f.embedding @ p.face.embedding) for f in face_pipeline.process([crop])[0])
+        for i, p in enumerate(powell)
+    }
+    assert max(similarities, key=similarities.get) == powell.index(best), "the crop must show the tracklet's best face"
+    holdings = tracker.holdings()
+    assert (holdings.faces, holdings.crops, holdings.embeddings) == (0, 0, 1), "only Powell's matched embedding stays"
+    counts = tracker.counts()
+    assert (counts.tracklets_matched, counts.tracklets_deleted_no_match) == (1, 1)
+
+
+ENROLMENT_POLICY = [
+    ("enrolment switched off", TrackingConfig(enrol_faces=False), 0.6, None),
+    ("faces too small", TrackingConfig(), 0.15, None),
+    ("faces too poor", TrackingConfig(), 0.6, 0.25),
+]
+
+
+@pytest.mark.parametrize(
+    ("config", "scale", "quality"), [row[1:] for row in ENROLMENT_POLICY], ids=[row[0] for row in ENROLMENT_POLICY]
+)
+def test_faces_outside_the_enrolment_policy_are_followed_but_never_kept(photos, config, scale, quality):
+    tracker = Tracker(CAMERA, config)
+    ids = set()
+    for seq, (photo, _, offset) in enumerate(walk(photos["Colin_Powell"], (40.0, 60.0), (10.0, 0.0), 8)):
+        update = tracker.update(frame_result(seq, [placed(photo.face, scale, offset, quality)]))
+        ids.update(update.tracklet_ids)
+        assert not update.ready
+        assert tracker.holdings().embeddings == 0
+    tracker.close()
+    counts = tracker.counts()
+    assert (counts.faces_seen, counts.faces_kept, counts.tracklets_searched) == (8, 0, 0)
+    assert len(ids) == 1 and counts.tracklets_unsearched == 1
+
+
+# name, frames without the person, seconds from the last sighting to his return, same tracklet?
+TRACK_ENDS = [
+    ("back after three empty frames", 3, 0.8, True),
+    ("back after four empty frames", 4, 1.0, False),
+    ("back on the next frame, but 3.5 s later", 0, 3.5, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("empty_frames", "seconds_later", "same_tracklet"),
+    [row[1:] for row in TRACK_ENDS],
+    ids=[row[0] for row in TRACK_ENDS],
+)
+def test_a_track_ends_after_missed_frames_or_unseen_seconds(photos, empty_frames, seconds_later, same_tracklet):
+    tracker = Tracker(CAMERA, TrackingConfig(max_missed_frames=4, max_unseen_s=3.0))
+    person = photos["Jacques_Chirac"]
+    first = tracker.update(frame_result(0, [placed(person[0].face, 0.6, (100.0, 100.0))]))
+    for seq in range(1, empty_frames + 1):
+        tracker.update(frame_result(seq, []))
+    back_face = placed(person[1].face, 0.6, (102.0, 100.0))
+    back = tracker.update(frame_result(empty_frames + 1, [back_face], at=T0 + seconds_later))
+    assert (back.tracklet_ids == first.tracklet_ids) is same_tracklet
+    assert tracker.counts().tracklets_ended == (0 if same_tracklet else 1)
+
+
+def test_an_unanswered_search_expires_and_deletes_the_tracklet(photos):
+    tracker = Tracker(CAMERA, TrackingConfig(decision_timeout_s=5.0))
+    ready = []
+    for seq, (photo, scale, offset) in enumerate(walk(photos["Colin_Powell"], (40.0, 60.0), (10.0, 0.0), 4)):
+        ready += tracker.update(frame_result(seq, [placed(photo.face, scale, offset)])).ready
+    assert len(ready) == 1 and tracker.holdings().embeddings > 0
+    tracker.advance(T0 + 3.0)
+    assert tracker.holdings().embeddings > 0, "not yet overdue"
+    tracker.advance(T0 + 6.0)
+    assert tracker.holdings().embeddings == 0 and tracker.counts().decisions_expired == 1
+    with pytest.raises(UnknownTrackletError, match="not awaiting a decision"):
+        tracker.decide(ready[0].tracklet_id, None)
+
+
+def test_unusable_faces_and_stale_frames_are_counted_not_tracked(photos):
+    tracker = Tracker(CAMERA)
+    good = placed(photos["Colin_Powell"][0].face, 0.6, (40.0, 60.0))
+    broken = replace(good, embedding=np.full(128, np.nan, dtype=np.float32))
+    update = tracker.update(frame_result(3, [broken, good]))
+    assert update.tracklet_ids[0] is None and update.tracklet_ids[1] is not None
+    assert tracker.update(frame_result(2, [good])).skipped
+    counts = tracker.counts()
+    assert (counts.faces_invalid, counts.frames_out_of_order, counts.frames) == (1, 1, 1)
+
+
+def test_bad_input_is_refused_with_a_clear_message(photos):
+    tracker = Tracker(CAMERA)
+    with pytest.raises(ValueError, match="one Tracker per camera"):
+        tracker.update(frame_result(0, [], camera_id="oxford_circus"))
+    with pytest.raises(ValueError, match="RGB uint8"):
+        tracker.update(frame_result(0, []), np.zeros((10, 10), np.float32))
+    with pytest.raises(UnknownTrackletError, match="never\\s+emitted"):
+        tracker.decide("nope-1", None)
+    with pytest.raises(ValidationError, match="must not exceed best_faces"):
+        TrackingConfig(best_faces=3, min_faces_for_decision=4)
+    with pytest.raises(ValueError, match="cosine"):
+        Candidate("p1", "wl", 1.5)
+
+
+def test_best_candidate_applies_the_threshold():
+    candidates = [Candidate("a", "wl", 0.91), Candidate("b", "wl", 0.95), Candidate("c", "wl", 0.93)]
+    assert best_candidate(candidates, 0.92).person_id == "b"
+    assert best_candidate(candidates, 0.96) is None
+    assert best_candidate([], 0.5) is None
+
+
+def test_crops_are_copies_clipped_to_the_frame(photos):
+    frame = scene([(photos["Colin_Powell"][0], 1.0, (0.0, 0.0))])
+    crop = cut_face_crop(frame, np.array([-20.0, 10.0, 60.0, 90.0]))
+    assert crop.base is None, "a view would keep the whole frame alive"
+    assert crop.shape == (110, 80, 3)
+    jpeg = face_crop_jpeg(frame, photos["Colin_Powell"][0].face.box)
+    assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
+    with pytest.raises(ValueError, match="outside"):
+        cut_face_crop(frame, np.array([700.0, 10.0, 760.0, 90.0]))
