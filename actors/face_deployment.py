@@ -34,7 +34,7 @@ HEALTH_CHECK_TIMEOUT_S = 10.0
 
 STAGE_BOUNDARIES_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 BATCH_SIZE_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-STAGES = ("queue", "batch_wait", "detect", "align", "embed", "total")
+STAGES = ("decode", "queue", "batch_wait", "detect", "align", "embed", "total")
 
 
 class _ServiceMetrics:
@@ -74,7 +74,8 @@ class _ServiceMetrics:
             if not result.ok:
                 self.errors.inc(1, tags=tags)
             t = result.timings
-            for stage, seconds in zip(STAGES, (t.queue_s, t.batch_wait_s, t.detect_s, t.align_s, t.embed_s, t.total_s)):
+            for stage in STAGES:
+                seconds = getattr(t, f"{stage}_s")
                 self.stage_seconds.observe(seconds, tags={"stage": stage})
 
 

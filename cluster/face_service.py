@@ -33,6 +33,7 @@ class FrameRequest:
 class FrameTimings:
     """Seconds one frame spent in each step of the service.
 
+    decode_s: what the camera spent decoding and converting this frame (before `sent_at`).
     queue_s: from `sent_at` until a replica received it (routing, transfer, replica queue).
     batch_wait_s: from then until its batch started. detect_s, align_s, embed_s: what its
     batch spent in each model stage (shared by every frame of the batch). total_s: `sent_at`
@@ -45,6 +46,7 @@ class FrameTimings:
     align_s: float
     embed_s: float
     total_s: float
+    decode_s: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +113,7 @@ class FaceBatchProcessor:
                 align_s=times.align_s,
                 embed_s=times.embed_s,
                 total_s=max(0.0, finished - request.sent_at),
+                decode_s=frame.decode_s,
             )
             results.append(
                 FrameResult(

@@ -11,7 +11,7 @@ the numbers of the status line and the run summary, in bounded memory.
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 
 import numpy as np
 
@@ -127,7 +127,7 @@ class StreamMeter:
         self._arrivals: deque[float] = deque()
         self._completions: deque[tuple[float, int]] = deque()
         self._latencies: deque[tuple[float, float]] = deque(maxlen=LATENCY_SAMPLES)
-        self._timing_sums = np.zeros(6)
+        self._timing_sums = np.zeros(len(fields(FrameTimings)))
         self._timed = 0
 
     def frame_in(self, now: float) -> None:
@@ -148,7 +148,7 @@ class StreamMeter:
         self._completions.append((now, len(result.faces)))
         self._latencies.append((now, max(0.0, now - result.captured_at)))
         t = result.timings
-        self._timing_sums += (t.queue_s, t.batch_wait_s, t.detect_s, t.align_s, t.embed_s, t.total_s)
+        self._timing_sums += astuple(t)
         self._timed += 1
 
     def failure(self, reason: str) -> None:

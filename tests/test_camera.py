@@ -72,6 +72,7 @@ def test_file_replayed_in_real_time_is_sampled_to_the_configured_fps(run_camera,
     rate = (len(arrival) - 1) / (arrival[-1] - arrival[0])
     assert 4.25 <= rate <= 5.75, f"frames arrive at {rate:.2f}/s, like a live camera"
     assert [round(f.pts, 3) for f in frames[:3]] == [0.0, 0.2, 0.4]
+    assert all(0 < f.decode_s < 1.0 for f in frames), "each frame says what decoding it cost"
     health = camera.health()
     assert health.state == CameraState.STREAMING and health.last_error is None
     assert 20 <= health.fps_in <= 30 and 4 <= health.fps_out <= 6

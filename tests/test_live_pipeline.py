@@ -89,7 +89,7 @@ def test_three_cameras_share_batches_and_find_faces(cluster, crowd):
     for camera in final:
         assert camera.latency_p99_s is not None and camera.latency_p99_s < 3.0
         timings = camera.mean_timings
-        assert timings is not None and timings.detect_s > 0 and timings.embed_s > 0
+        assert timings is not None and timings.detect_s > 0 and timings.embed_s > 0 and timings.decode_s > 0
         assert timings.total_s >= timings.detect_s
 
 

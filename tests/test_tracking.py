@@ -354,7 +354,8 @@ def test_unusable_faces_and_stale_frames_are_counted_not_tracked(photos):
     assert update.tracklet_ids[0] is None and update.tracklet_ids[1] is not None
     assert tracker.update(frame_result(2, [good])).skipped
     counts = tracker.counts()
-    assert (counts.faces_invalid, counts.frames_out_of_order, counts.frames) == (1, 1, 1)
+    assert (counts.faces_invalid, counts.frames_out_of_order, counts.frames, counts.faces_seen) == (1, 1, 1, 3)
+    assert counts.faces_seen == counts.faces_kept + counts.faces_discarded + counts.faces_invalid
 
 
 def test_bad_input_is_refused_with_a_clear_message(photos):
@@ -369,6 +370,20 @@ def test_bad_input_is_refused_with_a_clear_message(photos):
         TrackingConfig(best_faces=3, min_faces_for_decision=4)
     with pytest.raises(ValueError, match="cosine"):
         Candidate("p1", "wl", 1.5)
+
+
+def test_a_matcher_must_answer_every_tracklet(photos):
+    class Forgetful(ArrayWatchlist):
+        def match(self, embeddings):
+            return super().match(embeddings)[:-1]
+
+    tracker = Tracker(CAMERA)
+    ready = []
+    for seq, (photo, scale, offset) in enumerate(walk(photos["Colin_Powell"], (40.0, 60.0), (10.0, 0.0), 3)):
+        ready += tracker.update(frame_result(seq, [placed(photo.face, scale, offset)])).ready
+    watchlist = Forgetful({"p_powell": photos["Colin_Powell"][0].face.embedding})
+    with pytest.raises(ValueError, match="one\s+list"):
+        match_and_decide(tracker, ready, watchlist, MatchingConfig().similarity_threshold)
 
 
 def test_best_candidate_applies_the_threshold():

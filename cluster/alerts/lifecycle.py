@@ -7,7 +7,8 @@
 new -> confirmed is refused: confirming an identity takes an officer who took the alert on and
 engaged, so every confirmation has an acknowledgement before it. Confirmed and rejected are
 final: a mistaken decision is corrected in the case file, never by rewriting the alert's record.
-Final decisions need a reason (what was checked), which the false-alert figures rely on.
+Final decisions need a reason (what was checked), which the false-alert figures rely on, and
+a named person: the system (actors named `system:...`) never decides an alert.
 """
 
 from collections.abc import Mapping

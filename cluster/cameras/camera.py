@@ -189,14 +189,16 @@ class Camera:
         pacer = RealtimePacer() if self.config.source_kind == "file" and self.config.realtime else None
         self._sampler.reset()
         first = True
-        for frame in self._decoded_frames(container, stream, stopping):
+        for frame, decode_s in self._decoded_frames(container, stream, stopping):
             pts = frame.time if frame.time is not None else time.monotonic() - opened_at
             if pacer is not None:
                 pacer.wait(pts, stopping)
             if stopping.is_set():
                 return
             keep = self._sampler.accept(pts)
+            converting = time.perf_counter()
             pixels = self._pixels(frame) if keep else None
+            decode_s += time.perf_counter() - converting
             now, wall = time.monotonic(), time.time()
             with self._lock:
                 if first:
@@ -210,10 +212,14 @@ class Camera:
                     self._frames_sampled += 1
                     self._fps_out.add(now)
             if pixels is not None:
-                self._queue.put(CameraFrame(self.config.id, seq, pts, wall, pixels))
+                self._queue.put(CameraFrame(self.config.id, seq, pts, wall, pixels, decode_s))
 
     def _decoded_frames(self, container: InputContainer, stream: VideoStream, stopping: threading.Event):
-        """Decoded frames of `stream`; undecodable packets are counted and skipped, read failures raise SourceError."""
+        """(frame, decode seconds) pairs; undecodable packets are counted and skipped, read failures raise SourceError.
+
+        A packet's decode time is shared among the frames it yields (with threaded decoding it is the
+        time the call took, which is what this camera's thread spent).
+        """
         packets = container.demux(stream)
         corrupt_in_a_row = 0
         while not stopping.is_set():
@@ -227,13 +233,16 @@ class Camera:
                 continue
             except (av.FFmpegError, OSError) as exc:
                 raise SourceError(describe_read_error(self.config, exc)) from exc
+            decoding = time.perf_counter()
             try:
                 frames = stream.decode(packet)
             except av.FFmpegError:
                 corrupt_in_a_row = self._count_corrupt(corrupt_in_a_row)
                 continue
             corrupt_in_a_row = 0
-            yield from frames
+            if frames:
+                share = (time.perf_counter() - decoding) / len(frames)
+                yield from ((frame, share) for frame in frames)
 
     def _count_corrupt(self, corrupt_in_a_row: int) -> int:
         with self._lock:

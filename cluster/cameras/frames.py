@@ -9,10 +9,11 @@ import numpy as np
 class CameraFrame:
     """One sampled frame of one camera.
 
-    `seq` counts the frames the camera's sampler kept, from 0, across reconnections: a gap in
-    the seqs a consumer receives is exactly the frames dropped because it was too slow.
-    `pts` is the stream's own timestamp in seconds (it restarts when a file loops or a stream
-    reconnects); `captured_at` is the wall-clock time (`time.time()`) it was decoded.
+        `seq` counts the frames the camera's sampler kept, from 0, across reconnections: a gap in
+        the seqs a consumer receives is exactly the frames dropped because it was too slow.
+        `pts` is the stream's own timestamp in seconds (it restarts when a file loops or a stream
+        reconnects); `captured_at` is the wall-clock time (`time.time()`) it was decoded; `decode_s`
+    is what decoding and converting it cost the camera.
     """
 
     camera_id: str
@@ -20,6 +21,7 @@ class CameraFrame:
     pts: float
     captured_at: float
     pixels: np.ndarray
+    decode_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.pixels.ndim != 3 or self.pixels.shape[2] != 3 or self.pixels.dtype != np.uint8:

@@ -57,7 +57,7 @@ def summary(stats: list[StreamStats], seconds: float) -> str:
             lines.append(f"    last failure: {camera.last_failure}")
     timed = [camera.mean_timings for camera in stats if camera.mean_timings is not None]
     if timed:
-        stages = ("queue_s", "batch_wait_s", "detect_s", "align_s", "embed_s", "total_s")
+        stages = ("decode_s", "queue_s", "batch_wait_s", "detect_s", "align_s", "embed_s", "total_s")
         means = {stage: sum(getattr(t, stage) for t in timed) / len(timed) for stage in stages}
         lines.append(
             "  mean per frame: "

@@ -102,7 +102,14 @@ class TrackerUpdate:
 
 @dataclass(frozen=True)
 class TrackerCounts:
-    """Everything that survives about faces that matched nobody: numbers."""
+    """Everything that survives about faces that matched nobody: numbers.
+
+    frames: frames used (failed ones included); faces_seen: faces in every frame received, so
+    faces_seen = faces_kept + faces_discarded + faces_invalid. faces_kept: faces that joined a
+    tracklet's evidence (better ones may have pushed them out since). faces_discarded: faces
+    never kept (policy, a decided or awaiting tracklet, not among the best, a stale frame).
+    tracklets_unsearched: tracklets that ended without evidence good enough to search.
+    """
 
     frames: int = 0
     frames_failed: int = 0
@@ -225,11 +232,12 @@ class Tracker:
             check_frame(frame)
         if self._last_seq is not None and result.seq <= self._last_seq:
             self._counts["frames_out_of_order"] += 1
+            self._counts["faces_seen"] += len(result.faces)
+            self._counts["faces_discarded"] += len(result.faces)
             self._log.debug("frame_out_of_order", seq=result.seq, last_seq=self._last_seq)
             return TrackerUpdate(self.camera_id, result.seq, (), (), (), skipped=True)
         self._last_seq = result.seq
-        now = result.captured_at
-        self._now = max(self._now, now)
+        self._now = now = max(self._now, result.captured_at)
         self._counts["frames"] += 1
         self._counts["faces_seen"] += len(result.faces)
         ready: list[ReadyTracklet] = []
