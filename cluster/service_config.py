@@ -33,6 +33,12 @@ class AutoscalingConfig(Section):
     target_ongoing_requests: float = Field(
         16.0, gt=0.0, le=10_000.0, description="Requests in flight per replica that autoscaling aims for."
     )
+    upscale_delay_s: float = Field(
+        30.0, ge=0.0, le=3600.0, description="How long the load must stay high before a replica is added."
+    )
+    downscale_delay_s: float = Field(
+        600.0, ge=0.0, le=86_400.0, description="How long the load must stay low before a replica is removed."
+    )
 
     @model_validator(mode="after")
     def _min_within_max(self) -> "AutoscalingConfig":
@@ -114,6 +120,9 @@ def plan_replicas(
 ) -> ReplicaPlan:
     """One replica per GPU (fp16 there) when GPUs exist; on CPU, torch threads x replicas = cores, never more.
 
+    With autoscaling, CPU replicas are sized for `max_replicas`, so that a scaled-up service
+    still does not oversubscribe the cores.
+
     free_cpus: the cluster's logical CPUs left once the cameras have theirs. A replica reserves
     at most its share of them, so that on a small machine the cameras can still be scheduled
     (they decode while the models wait for the next batch).
@@ -124,6 +133,8 @@ def plan_replicas(
         threads = 1 if service.threads_per_replica == "auto" else service.threads_per_replica
         return ReplicaPlan(replicas, num_cpus=float(threads), num_gpus=1.0, torch_threads=threads, device="cuda")
     replicas = 1 if service.replicas == "auto" else service.replicas
+    if service.autoscaling is not None:
+        replicas = service.autoscaling.max_replicas
     if service.threads_per_replica == "auto":
         threads = max(1, cores // replicas)
     else:

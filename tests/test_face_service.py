@@ -188,6 +188,8 @@ def test_replicas_are_sized_to_the_cores_or_the_gpus():
     assert two.num_replicas * two.torch_threads == 8
     gpu = plan_replicas(auto, gpus=4, cores=16)
     assert (gpu.num_replicas, gpu.num_gpus, gpu.device) == (4, 1.0, "cuda")
+    scaling = plan_replicas(FaceServiceConfig(autoscaling={"min_replicas": 1, "max_replicas": 4}), gpus=0, cores=8)
+    assert scaling.torch_threads == 2, "autoscaled CPU replicas are sized so that max_replicas fit the cores"
 
 
 def test_face_service_section_loads_from_yaml(tmp_path):

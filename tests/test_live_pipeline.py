@@ -16,7 +16,7 @@ import ray
 from ray import serve
 
 from actors.camera_registry import NAMESPACE
-from actors.face_deployment import DEPLOYMENT_NAME
+from actors.face_deployment import APP_NAME, DEPLOYMENT_NAME
 from actors.live_pipeline import LivePipeline
 from cluster.cameras.frames import CameraFrame
 from cluster.config import FaceModelsConfig
@@ -187,3 +187,26 @@ def test_overload_drops_frames_and_bounds_latency(cluster, crowd, tmp_path):
 
 def _replica_memory(pipeline: LivePipeline) -> int:
     return pipeline.service.options(method_name="resident_bytes").remote().result(timeout_s=WAIT_S)
+
+
+def test_autoscaling_adds_a_replica_under_load(cluster, crowd):
+    """Autoscaling from the config: three busy cameras and a target of one request per replica bring up a second."""
+    service = service_config(
+        threads_per_replica=1,
+        autoscaling={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 0.5},
+    )
+    pipeline = running(cluster, cameras_of(crowd), service)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while (running_replicas := _running_replicas()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        stats = pipeline.stats()
+    finally:
+        pipeline.stop()
+    assert running_replicas == 2, "the face service never scaled up to its max_replicas under load"
+    assert all(c.results_ok > 0 for c in stats)
+
+
+def _running_replicas() -> int:
+    deployment = serve.status().applications[APP_NAME].deployments[DEPLOYMENT_NAME]
+    return deployment.replica_states.get("RUNNING", 0)

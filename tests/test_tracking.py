@@ -382,7 +382,7 @@ def test_a_matcher_must_answer_every_tracklet(photos):
     for seq, (photo, scale, offset) in enumerate(walk(photos["Colin_Powell"], (40.0, 60.0), (10.0, 0.0), 3)):
         ready += tracker.update(frame_result(seq, [placed(photo.face, scale, offset)])).ready
     watchlist = Forgetful({"p_powell": photos["Colin_Powell"][0].face.embedding})
-    with pytest.raises(ValueError, match="one\s+list"):
+    with pytest.raises(ValueError, match=r"one\s+list"):
         match_and_decide(tracker, ready, watchlist, MatchingConfig().similarity_threshold)
 
 

@@ -10,8 +10,9 @@ Alerts are indexed by (person, watchlist), so `add` costs O(open alerts of that 
 O(all alerts). An alert stays in memory, open for fusion, until the newest sighting time seen
 (the watermark, in event time, so that replays of recorded video fuse as live video does) is
 `open_window_s` past its last sighting; an adjudicated alert (confirmed or rejected) stays
-held for duplicate detection but takes no new sightings. `restore` rebuilds all of this from
-the stored alerts after a restart.
+held for duplicate detection but takes no new sightings. An evicted alert's sighting ids are
+forgotten with it: a sighting resent after the open window would raise a new alert. `restore`
+rebuilds all of this from the stored alerts after a restart.
 
 The Coordinator actor owns one Fuser and is its only caller, so there are no locks.
 """
