@@ -11,8 +11,10 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cluster.cameras.config import CameraConfig, verify_cameras
+from cluster.fusion.config import FusionConfig
 from cluster.section import Section
 from cluster.service_config import FaceServiceConfig
+from cluster.tracking.config import TrackingConfig
 
 
 class ConfigError(ValueError):
@@ -85,6 +87,8 @@ class LfrConfig(Section):
     face_models: FaceModelsConfig = FaceModelsConfig()
     matching: MatchingConfig = MatchingConfig()
     face_service: FaceServiceConfig = FaceServiceConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    fusion: FusionConfig = FusionConfig()
     cameras: list[CameraConfig] = Field([], description="The deployment's cameras; see configs/west_end.yaml.")
 
     @field_validator("cameras")

@@ -115,10 +115,15 @@ def walk(photos: list[Photo], start: tuple[float, float], step: tuple[float, flo
 
 def test_tracklet_keeps_its_best_faces_and_pools_them_by_quality(photos):
     faces = [p.face for p in photos["Colin_Powell"]]
-    cuts: list[float] = []
+    cuts = []
+
+    def cut(box: np.ndarray) -> np.ndarray:
+        cuts.append(box)
+        return np.zeros((2, 2, 3), np.uint8)
+
     tracklet = Tracklet(capacity=5)
     for i, face in enumerate(faces):
-        tracklet.offer(face, T0 + i, cut_crop=lambda box: cuts.append(1.0) or np.zeros((2, 2, 3), np.uint8))
+        tracklet.offer(face, T0 + i, cut_crop=cut)
     qualities = sorted((f.quality.overall for f in faces), reverse=True)
     assert [f.quality for f in tracklet.faces] == pytest.approx(qualities[:5])
     best = sorted(faces, key=lambda f: -f.quality.overall)[:5]
@@ -155,14 +160,20 @@ def test_two_people_who_meet_keep_their_own_tracklets(photos, steps, vertical_of
     assert tracker.counts().tracklets_started == 2
 
 
-def test_a_ghost_does_not_take_over_a_watchlist_candidate_it_crosses(photos):
-    """Blair matched nobody (a box-only ghost now); Powell, still awaiting his decision, crosses him."""
+def test_a_ghost_does_not_take_over_a_watchlist_candidate_it_meets(photos):
+    """Blair matched nobody (a box-only ghost now); Powell, awaiting his decision, meets him and both turn back.
+
+    Motion alone would swap them at the turn; the ghost has no appearance, so it only gets the
+    face that Powell's track did not claim by appearance.
+    """
     tracker = Tracker(CAMERA)
-    a_walk = list(walk(photos["Colin_Powell"], (0.0, 100.0), (40.0, 0.0), 14))
-    b_walk = list(walk(photos["Tony_Blair"], (520.0, 100.0), (-40.0, 0.0), 14))
+    a_x = np.cumsum([0.0, *([40.0] * 7 + [-40.0] * 6)])
     a_ids, b_ids = [], []
-    for seq, ((pa, sa, oa), (pb, sb, ob)) in enumerate(zip(a_walk, b_walk)):
-        update = tracker.update(frame_result(seq, [placed(pa.face, sa, oa), placed(pb.face, sb, ob)]))
+    for seq, x in enumerate(a_x):
+        powell, blair = photos["Colin_Powell"][seq % 10], photos["Tony_Blair"][seq % 10]
+        update = tracker.update(
+            frame_result(seq, [placed(powell.face, 0.6, (x, 100.0)), placed(blair.face, 0.6, (520.0 - x, 100.0))])
+        )
         a_ids.append(update.tracklet_ids[0])
         b_ids.append(update.tracklet_ids[1])
         for ready in update.ready:

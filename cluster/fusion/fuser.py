@@ -38,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 
 class FusionKind(enum.StrEnum):
+    """What `Fuser.add` did with a sighting."""
+
     NEW_ALERT = "new_alert"
     MERGED = "merged"
     DUPLICATE = "duplicate"

@@ -54,6 +54,8 @@ VELOCITY_SMOOTHING = 0.5
 
 
 class TrackState(enum.StrEnum):
+    """Where a track is in its life (see the module docstring)."""
+
     COLLECTING = "collecting"
     AWAITING = "awaiting"
     MATCHED = "matched"
