@@ -10,7 +10,10 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from cluster.alerts.config import RetentionConfig
+from cluster.audit.config import AuditConfig, DatabaseConfig
 from cluster.cameras.config import CameraConfig, verify_cameras
+from cluster.deployment import DeploymentConfig, verify_deployment
 from cluster.fusion.config import FusionConfig
 from cluster.section import Section
 from cluster.service_config import FaceServiceConfig
@@ -89,6 +92,10 @@ class LfrConfig(Section):
     face_service: FaceServiceConfig = FaceServiceConfig()
     tracking: TrackingConfig = TrackingConfig()
     fusion: FusionConfig = FusionConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    audit: AuditConfig = AuditConfig()
+    retention: RetentionConfig = RetentionConfig()
+    deployment: DeploymentConfig | None = None
     cameras: list[CameraConfig] = Field([], description="The deployment's cameras; see configs/west_end.yaml.")
 
     @field_validator("cameras")
@@ -96,6 +103,12 @@ class LfrConfig(Section):
     def _cameras_fit_together(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
         verify_cameras(cameras)
         return cameras
+
+    @model_validator(mode="after")
+    def _deployment_uses_known_cameras(self) -> "LfrConfig":
+        if self.deployment is not None:
+            verify_deployment(self.deployment, self.cameras)
+        return self
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

@@ -90,6 +90,21 @@ class PostgresServer:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def empty_database(self, name: str = "lfr_scratch") -> str:
+        """The URL of database `name`, emptied (created the first time).
+
+        Emptying its schema takes milliseconds where CREATE DATABASE takes about 0.3 s, which
+        adds up over a test module. Close every engine on it before asking for it again.
+        """
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                connection.execute(f'CREATE DATABASE "{name}"')
+                return self.url(name)
+        with psycopg.connect(self.url(name), autocommit=True) as connection:
+            connection.execute("DROP SCHEMA public CASCADE")
+            connection.execute("CREATE SCHEMA public")
+        return self.url(name)
+
     def stop(self) -> None:
         try:
             if self._started:

@@ -50,10 +50,12 @@ class SetClock:
         return self.now
 
 
-def open_database(backend: str, folder: Path, postgres_server) -> Database:
+def open_database(backend: str, folder: Path, postgres_server, *, shared: bool = False) -> Database:
+    """A new, empty database; on PostgreSQL, `shared` ones outlive the next test's emptying."""
     if backend == "sqlite":
         return Database(folder / "alerts.sqlite3")
-    return Database(postgres_server().create_database())
+    server = postgres_server()
+    return Database(server.create_database() if shared else server.empty_database())
 
 
 @pytest.fixture(scope="module")
@@ -499,17 +501,19 @@ def listing_alerts() -> list[tuple[Alert, int]]:
     """60 alerts over two deployments, four people, three cameras and two days, with a decision plan each."""
     plan = []
     for n in range(60):
-        camera = CAMERAS[n % 3]
-        sightings = [make_sighting(f"{camera}:{n}", camera_id=camera, person_id=f"person-{n % 4}", crop=None)]
+        camera, person, created_at = CAMERAS[n % 3], f"person-{n % 4}", T0 + (n * 7919 % 60) * 3600.0
+        seen = created_at - 10.0
+        sightings = [make_sighting(f"{camera}:{n}", camera_id=camera, person_id=person, first_seen=seen, crop=None)]
         if n % 5 == 0:
-            person = f"person-{n % 4}"
-            sightings.append(make_sighting(f"oxford_circus:{n}b", camera_id="oxford_circus", person_id=person))
+            sightings.append(
+                make_sighting(f"oxford_circus:{n}b", camera_id="oxford_circus", person_id=person, first_seen=seen - 600)
+            )
         alert = make_alert(
             f"alert-{n:02d}",
             sightings=tuple(sightings),
             deployment_id="west_end" if n % 2 else "soho",
-            person_id=f"person-{n % 4}",
-            created_at=T0 + (n * 7919 % 60) * 3600.0,
+            person_id=person,
+            created_at=created_at,
         )
         plan.append((alert, n % 4))
     return plan
@@ -520,7 +524,7 @@ def listed(request, tmp_path_factory):
     """A store with `listing_alerts()` saved and decided, and each alert's final state and hold."""
     clock = SetClock(T0)
     folder = tmp_path_factory.mktemp("listing")
-    with open_database(request.param, folder, lambda: request.getfixturevalue("postgres")) as database:
+    with open_database(request.param, folder, lambda: request.getfixturevalue("postgres"), shared=True) as database:
         store = AlertStore(database, AuditLog(database, clock=clock), clock=clock)
         truth = {}
         for alert, decision in listing_alerts():
@@ -614,22 +618,22 @@ def test_stats_count_decisions_per_deployment(listed):
     assert store.stats("nowhere").false_alert_rate is None
 
 
-def test_open_alerts_rebuild_the_coordinators_state(listed):
+@pytest.mark.parametrize("include_decided", [False, True])
+def test_open_alerts_rebuild_the_fusers_state(listed, include_decided):
     store, truth = listed
     since = T0 + 30 * 3600
-
-    def updated_at(alert: Alert, state: AlertState) -> float:
-        return alert.created_at if state == AlertState.NEW else alert.created_at + 60
-
     expected = sorted(
         (
             a
             for a, state, _ in truth.values()
-            if a.deployment_id == "soho" and not state.is_final and updated_at(a, state) >= since
+            if a.deployment_id == "soho"
+            and (include_decided or not state.is_final)
+            and max(s.last_seen for s in a.sightings) >= since
         ),
         key=lambda a: (a.created_at, a.alert_id),
     )
-    opened = store.open_alerts("soho", since)
+    opened = store.open_alerts("soho", since, include_decided=include_decided)
     assert [a.alert_id for a in opened] == [a.alert_id for a in expected]
     assert 0 < len(opened) < sum(a.deployment_id == "soho" for a, _, _ in truth.values())
-    assert all(a.updated_at == updated_at(a, a.state) for a in opened)
+    assert include_decided or all(not a.state.is_final for a in opened)
+    assert any(a.state.is_final for a in opened) == include_decided

@@ -55,7 +55,7 @@ def database(request, tmp_path):
     target = (
         tmp_path / "audit.sqlite3"
         if request.param == "sqlite"
-        else request.getfixturevalue("postgres").create_database()
+        else request.getfixturevalue("postgres").empty_database()
     )
     with Database(target) as db:
         yield db

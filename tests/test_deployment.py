@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import ValidationError, model_validator
+from pydantic import ValidationError
 
 from cluster.alerts.config import RetentionConfig
 from cluster.audit.config import AuditConfig, DatabaseConfig
@@ -16,21 +16,6 @@ from cluster.deployment import DeploymentConfig, DeploymentWindow, verify_deploy
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "configs" / "deployments" / "west_end_demo.yaml"
 BST = timezone(timedelta(hours=1))
-
-
-class WiredConfig(LfrConfig):
-    """LfrConfig with the sections this change adds, wired exactly as proposed for cluster/config.py."""
-
-    database: DatabaseConfig = DatabaseConfig()
-    audit: AuditConfig = AuditConfig()
-    retention: RetentionConfig = RetentionConfig()
-    deployment: DeploymentConfig | None = None
-
-    @model_validator(mode="after")
-    def _deployment_uses_known_cameras(self) -> "WiredConfig":
-        if self.deployment is not None:
-            verify_deployment(self.deployment, self.cameras)
-        return self
 
 
 def deployment_fields(**changes) -> dict:
@@ -55,7 +40,7 @@ def cameras(*ids: str) -> list[CameraConfig]:
 
 
 def test_example_deployment_file_loads_and_fits_its_cameras():
-    config = WiredConfig.model_validate(yaml.safe_load(EXAMPLE.read_text()))
+    config = LfrConfig.model_validate(yaml.safe_load(EXAMPLE.read_text()))
     deployment = config.deployment
     assert deployment is not None and deployment.id == "west_end_demo_2025_06_14"
     assert set(deployment.cameras) == {camera.id for camera in config.cameras}
@@ -68,7 +53,7 @@ def test_example_deployment_file_loads_and_fits_its_cameras():
 def test_example_file_without_a_deployment_keeps_the_defaults():
     data = yaml.safe_load(EXAMPLE.read_text())
     del data["deployment"], data["retention"], data["audit"], data["database"]
-    config = WiredConfig.model_validate(data)
+    config = LfrConfig.model_validate(data)
     assert config.deployment is None and config.retention == RetentionConfig()
 
 
@@ -105,11 +90,11 @@ def test_unknown_cameras_name_the_yaml_path():
         verify_deployment(deployment, [], path="deployments[3]")
 
 
-def test_wired_config_rejects_a_deployment_on_unknown_cameras():
+def test_config_rejects_a_deployment_on_unknown_cameras():
     data = yaml.safe_load(EXAMPLE.read_text())
     data["deployment"]["cameras"].append("marble_arch")
     with pytest.raises(ValidationError, match=r"deployment\.cameras\[3\]: unknown camera 'marble_arch'"):
-        WiredConfig.model_validate(data)
+        LfrConfig.model_validate(data)
 
 
 @pytest.mark.parametrize(

@@ -105,20 +105,19 @@ class AlertStore:
         with self.database.reading() as connection:
             return connection.execute(query).scalar_one()
 
-    def open_alerts(self, deployment_id: str, since: float) -> list[Alert]:
-        """Undecided alerts of a deployment updated at or after `since`, oldest first.
+    def open_alerts(self, deployment_id: str, since: float, *, include_decided: bool = False) -> list[Alert]:
+        """A deployment's alerts with a sighting last seen at or after `since`, oldest first.
 
-        The Coordinator rebuilds its state from these after a restart.
+        The Coordinator rebuilds its Fuser from these after a restart: `since` is its watermark
+        minus the fusion window, in the sightings' own (event) time, so recorded video replays
+        the same way. Undecided alerts only, unless include_decided: the Fuser also keeps
+        decided alerts for a while to recognise resent sightings.
         """
-        query = (
-            sa.select(alerts)
-            .where(
-                alerts.c.deployment_id == deployment_id,
-                alerts.c.state.in_([state.value for state in OPEN_STATES]),
-                alerts.c.updated_at >= since,
-            )
-            .order_by(alerts.c.created_at, alerts.c.alert_id)
-        )
+        recently_seen = sa.select(sightings.c.alert_id).where(sightings.c.last_seen >= since)
+        query = sa.select(alerts).where(alerts.c.deployment_id == deployment_id, alerts.c.alert_id.in_(recently_seen))
+        if not include_decided:
+            query = query.where(alerts.c.state.in_([state.value for state in OPEN_STATES]))
+        query = query.order_by(alerts.c.created_at, alerts.c.alert_id)
         with self.database.reading() as connection:
             return list(self._assemble(connection, connection.execute(query).all()))
 

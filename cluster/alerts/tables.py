@@ -34,7 +34,6 @@ alerts = sa.Table(
     sa.Index("alerts_by_deployment", "deployment_id", "created_at", "alert_id"),
     sa.Index("alerts_by_state", "state", "created_at", "alert_id"),
     sa.Index("alerts_by_person", "person_id", "created_at"),
-    sa.Index("alerts_open", "deployment_id", "state", "updated_at"),
 )
 
 sightings = sa.Table(
@@ -57,6 +56,7 @@ sightings = sa.Table(
     sa.Column("box_y2", sa.Double),
     sa.Index("sightings_by_alert", "alert_id"),
     sa.Index("sightings_by_camera", "camera_id", "alert_id"),
+    sa.Index("sightings_by_last_seen", "last_seen"),
 )
 
 adjudications = sa.Table(
