@@ -21,7 +21,7 @@ from actors.face_deployment import APP_NAME, face_app
 from actors.stream_forwarder import StreamForwarder
 from cluster.cameras.config import CameraConfig
 from cluster.config import FaceModelsConfig
-from cluster.result_sink import ResultSink, SummarySink
+from cluster.result_sink import ResultSink
 from cluster.service_config import FaceServiceConfig, ReplicaPlan, plan_replicas
 from cluster.stream_forwarding import StreamStats
 
@@ -61,7 +61,7 @@ class LivePipeline:
         cameras: list[CameraConfig],
         models: FaceModelsConfig,
         service: FaceServiceConfig,
-        sink_factory: Callable[[], ResultSink] = SummarySink,
+        sink_factory: Callable[[str], ResultSink] | None = None,
         registry_name: str = REGISTRY_NAME,
     ) -> "LivePipeline":
         if not cameras:

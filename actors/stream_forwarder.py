@@ -43,14 +43,14 @@ class StreamForwarder:
         camera: ActorHandle,
         service: DeploymentHandle,
         forwarding: ForwardingConfig,
-        sink_factory: Callable[[], ResultSink] = SummarySink,
+        sink_factory: Callable[[str], ResultSink] | None = None,
     ) -> None:
         self._camera = camera
         self._service = service
         self._forwarding = forwarding
         self._window = ForwardingWindow(forwarding)
         self._meter = StreamMeter(camera_id)
-        self._sink = sink_factory()
+        self._sink = SummarySink() if sink_factory is None else sink_factory(camera_id)
         self._log = log.bind(camera_id=camera_id)
         self._requests: set[asyncio.Task] = set()
         self._slot_freed = asyncio.Event()
@@ -72,7 +72,15 @@ class StreamForwarder:
                 task.cancel()
             if left:
                 await asyncio.wait(left, timeout=STOP_STEP_S)
+        try:
+            self._sink.close()
+        except Exception:
+            self._log.exception("result_sink_close_failed")
         return self._meter.stats(self._window)
+
+    async def sink_summary(self) -> object:
+        """The result sink's own figures (what it matched, counted, deleted)."""
+        return self._sink.summary()
 
     async def stats(self, since: float | None = None) -> StreamStats:
         """Current figures; latency percentiles over results after `since` (wall clock) when given."""
@@ -119,7 +127,7 @@ class StreamForwarder:
         else:
             self._meter.result(result, time.time())
             try:
-                self._sink.accept(result)
+                self._sink.accept(result, request.frame.pixels)
             except Exception:
                 self._log.exception("result_sink_failed", seq=result.seq)
         finally:

@@ -157,7 +157,7 @@ def test_summary_sink_counts_and_keeps_few_results():
     sink = SummarySink(keep=2)
     frame = camera_frame(np.zeros((16, 16, 3), np.uint8))
     for seq in range(5):
-        sink.accept(result_of(camera_frame(frame.pixels, seq=seq), error="bad" if seq == 0 else None))
+        sink.accept(result_of(camera_frame(frame.pixels, seq=seq), error="bad" if seq == 0 else None), frame.pixels)
     summary = sink.summary()
     assert (summary.results, summary.errors, summary.last_seq) == (5, 1, 4)
     assert len(sink.recent) == 2

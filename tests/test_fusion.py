@@ -6,99 +6,35 @@ lfw10 photos of a person; its similarity is to the person's watchlist photo (pho
 
 import math
 from dataclasses import replace
-from itertools import count
 
-import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cluster.alerts.model import AlertState, Sighting
-from cluster.cameras.config import CameraConfig, Neighbour
-from cluster.config import MatchingConfig
+from cluster.alerts.model import AlertState
 from cluster.fusion.confidence import CameraEvidence, alert_confidence
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.fuser import Fuser, FusionKind
 from cluster.fusion.topology import CameraTopology
-from cluster.tracking.tracklet import Tracklet
 from cluster.vision.face import Face
-from cluster.vision.image_io import load_image
-from tests.paths import LFW10
-
-PEOPLE = ("Colin_Powell", "Jacques_Chirac", "Tony_Blair")
-T0 = 1_700_000_000.0
-WATCHLIST = "wl_west_end"
-THRESHOLD = MatchingConfig().similarity_threshold
-_ids = count(1)
+from tests.street_sightings import (
+    THRESHOLD,
+    WATCHLIST,
+    camera,
+    make_fuser,
+    sighting,
+    street_cameras,
+    street_faces,
+)
 
 
 @pytest.fixture(scope="module")
 def faces(face_pipeline) -> dict[str, list[Face]]:
-    """Seven photos of each person in PEOPLE, their real faces (the one nearest the photo's centre)."""
-    found = {}
-    for person in PEOPLE:
-        images = [load_image(path) for path in sorted((LFW10 / person).glob("*.jpg"))[:7]]
-        found[person] = [
-            min(detected, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - 125.0))
-            for detected in face_pipeline.process(images)
-        ]
-    return found
-
-
-def camera(camera_id: str, *neighbours: tuple[str, float]) -> CameraConfig:
-    return CameraConfig(
-        id=camera_id,
-        source=f"rtsp://127.0.0.1:8554/{camera_id}",
-        signage_notice="Live facial recognition in use.",
-        neighbours=tuple(Neighbour(camera_id=c, walking_seconds=s) for c, s in neighbours),
-    )
+    return street_faces(face_pipeline)
 
 
 @pytest.fixture(scope="module")
 def topology() -> CameraTopology:
-    """st_1 -180 s- st_2 -210 s (250 s back)- st_3, and a camera no one can walk to."""
-    return CameraTopology.from_cameras(
-        [
-            camera("st_1", ("st_2", 180.0)),
-            camera("st_2", ("st_3", 210.0)),
-            camera("st_3", ("st_2", 250.0)),
-            camera("isolated"),
-        ]
-    )
-
-
-def make_fuser(topology: CameraTopology, **config) -> Fuser:
-    return Fuser(
-        topology, FusionConfig(**config), deployment_id="west_end", threshold=THRESHOLD, model="dlib-resnet-v1"
-    )
-
-
-def sighting(
-    faces: dict[str, list[Face]],
-    person: str,
-    camera_id: str,
-    start: float,
-    photos: tuple[int, ...] = (1, 2, 3),
-    seconds: float = 4.0,
-    frames: int = 12,
-    matched_as: str | None = None,
-) -> Sighting:
-    """A sighting as the tracker makes it: the pooled tracklet of `photos`, matched to a watchlist photo."""
-    tracklet = Tracklet(capacity=len(photos))
-    for i in photos:
-        tracklet.offer(faces[person][i], T0 + start, None)
-    embedding = tracklet.pooled_embedding()
-    listed = matched_as or person
-    return Sighting(
-        sighting_id=f"{camera_id}:t{next(_ids)}",
-        camera_id=camera_id,
-        person_id=f"p_{listed}",
-        watchlist_id=WATCHLIST,
-        similarity=float(embedding @ faces[listed][0].embedding),
-        first_seen=T0 + start,
-        last_seen=T0 + start + seconds,
-        frames=frames,
-        embedding=embedding,
-    )
+    return CameraTopology.from_cameras(street_cameras())
 
 
 # source, target, shortest walking seconds

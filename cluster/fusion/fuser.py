@@ -159,6 +159,13 @@ class Fuser:
         log.debug("sighting_merged", alert_id=target.alert.alert_id, sighting_id=sighting.sighting_id)
         return FusionOutcome(FusionKind.MERGED, sighting.sighting_id, target.alert)
 
+    def merge_target(self, sighting: Sighting) -> str | None:
+        """The id of the open alert `sighting` would merge into now, or None; changes nothing."""
+        if sighting.sighting_id in self._alert_of_sighting:
+            return None
+        target = self._best_open_alert(sighting)
+        return None if target is None else target.alert.alert_id
+
     def restore(self, alerts: Iterable[Alert]) -> int:
         """Rebuild from stored alerts after a restart; returns how many are open for fusion.
 

@@ -1,7 +1,8 @@
 """Searching a frame's ready tracklets against the watchlist and answering the tracker.
 
 One batched search for all tracklets ready at once; each gets the best candidate at or above
-the threshold in force, or none, which deletes it.
+the threshold in force, or none, which deletes it. A tracklet whose decision timed out while it
+waited (the tracker already deleted it) is skipped.
 """
 
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ import numpy as np
 
 from cluster.alerts.model import Sighting
 from cluster.tracking.candidate import WatchlistMatcher, best_candidate
-from cluster.tracking.tracker import ReadyTracklet, Tracker
+from cluster.tracking.tracker import ReadyTracklet, Tracker, UnknownTrackletError
 
 
 def match_and_decide(
@@ -27,7 +28,10 @@ def match_and_decide(
         )
     sightings = []
     for tracklet, candidates in zip(ready, answers):
-        sighting = tracker.decide(tracklet.tracklet_id, best_candidate(candidates, threshold))
+        try:
+            sighting = tracker.decide(tracklet.tracklet_id, best_candidate(candidates, threshold))
+        except UnknownTrackletError:
+            continue
         if sighting is not None:
             sightings.append(sighting)
     return sightings

@@ -273,6 +273,12 @@ class Tracker:
         ended = [self._end(track, ready) for track in list(self._tracks)]
         return TrackerUpdate(self.camera_id, None, (), tuple(ready), tuple(ended))
 
+    def is_awaiting(self, tracklet_id: str) -> bool:
+        """Whether the tracklet was emitted and still waits for its decision (not decided, not expired)."""
+        if tracklet_id in self._ended_awaiting:
+            return True
+        return any(t.tracklet_id == tracklet_id and t.state is TrackState.AWAITING for t in self._tracks)
+
     def decide(self, tracklet_id: str, candidate: Candidate | None) -> Sighting | None:
         """Record the watchlist decision of an emitted tracklet.
 

@@ -43,6 +43,10 @@ def _downscaled(frame: np.ndarray, max_pixels: int) -> tuple[np.ndarray, float]:
     return np.asarray(small), size[0] / width
 
 
+MODEL_NAME = "mtcnn+dlib_resnet_v1"
+"""The face models by name, as every alert records them (detector + embedder)."""
+
+
 @dataclass(frozen=True)
 class StageTimes:
     """Seconds one `process_timed` call spent in each stage, for the face service's per-frame timings."""

@@ -1,0 +1,39 @@
+"""Coordinator: the one named actor that fuses every camera's sightings into durable alerts.
+
+A thin shell over `AlertCoordinator`. It restarts on failure (`max_restarts=-1`) and Ray
+retries the calls that were in flight (`max_task_retries=-1`): the restarted actor rebuilds its
+state from the alert store, and sightings are idempotent by id, so a crash loses or duplicates
+no alert. Cameras call `add_sightings` without waiting on each other; the actor runs one call
+at a time, which keeps fusion in order without locks.
+"""
+
+import ray
+from ray.actor import ActorHandle
+
+from cluster.alerts.model import Sighting
+from cluster.fusion.coordination import CoordinationReport, CoordinatorSettings
+
+COORDINATOR_NAME = "coordinator"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class Coordinator:
+    def __init__(self, settings: CoordinatorSettings) -> None:
+        self._coordinator = settings.build()
+
+    def add_sightings(self, sightings: list[Sighting]) -> CoordinationReport:
+        return self._coordinator.add(sightings)
+
+    def open_alerts(self) -> int:
+        return self._coordinator.fuser.open_alerts
+
+    def ready(self) -> bool:
+        """True once the store is open and the state restored (the constructor has run)."""
+        return True
+
+
+def start_coordinator(settings: CoordinatorSettings, namespace: str | None = None) -> ActorHandle:
+    """Start the deployment's Coordinator, or return the one already running under its name."""
+    handle = Coordinator.options(name=COORDINATOR_NAME, namespace=namespace, get_if_exists=True).remote(settings)
+    ray.get(handle.ready.remote(), timeout=60)
+    return handle
