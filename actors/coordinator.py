@@ -33,7 +33,11 @@ class Coordinator:
 
 
 def start_coordinator(settings: CoordinatorSettings, namespace: str | None = None) -> ActorHandle:
-    """Start the deployment's Coordinator, or return the one already running under its name."""
+    """Start the deployment's Coordinator, or return the one already running under its name.
+
+    Keep the handle for as long as the Coordinator should live: the actor is not detached, so
+    Ray ends it when its last handle goes.
+    """
     handle = Coordinator.options(name=COORDINATOR_NAME, namespace=namespace, get_if_exists=True).remote(settings)
     ray.get(handle.ready.remote(), timeout=60)
     return handle

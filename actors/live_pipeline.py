@@ -7,7 +7,7 @@ in `stop()`, which also returns each camera's final figures.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ray
 import structlog
@@ -54,6 +54,8 @@ class LivePipeline:
     service: DeploymentHandle
     plan: ReplicaPlan
     forwarders: dict[str, ActorHandle]
+    sink_summaries: list = field(default_factory=list)
+    """Each camera's result-sink figures, in camera-id order, filled by `stop()`."""
 
     @classmethod
     def start(
@@ -92,6 +94,8 @@ class LivePipeline:
         """Stop forwarding and the cameras (and the service unless told not to); the final figures per camera."""
         refs = [self.forwarders[cid].stop.remote() for cid in sorted(self.forwarders)]
         final = ray.get(refs, timeout=CALL_TIMEOUT_S)
+        summaries = [self.forwarders[cid].sink_summary.remote() for cid in sorted(self.forwarders)]
+        self.sink_summaries = ray.get(summaries, timeout=CALL_TIMEOUT_S)
         for forwarder in self.forwarders.values():
             ray.kill(forwarder, no_restart=True)
         ray.get(self.registry.stop_all.remote(), timeout=CALL_TIMEOUT_S)

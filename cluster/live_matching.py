@@ -3,9 +3,10 @@
 `MatchingSink` is the result sink a camera's forwarder runs. It feeds every frame's faces to
 that camera's `Tracker`, searches the tracklets that have enough evidence against the
 deployment's watchlist in one batched call, answers the tracker (which deletes a non-match on
-the spot) and hands the sightings of possible matches to `deliver` (the Coordinator, in the
+the spot) and hands the sightings of possible matches to its outlet (the Coordinator, in the
 cluster). Frames captured outside the deployment's window are not tracked or matched at all;
-only their count is kept.
+only their count is kept. `GalleryMatcher` is the search: the deployment's frozen watchlist
+version in Milvus, one round trip per batch of tracklets.
 
 When the watchlist cannot be searched (the gallery is down), the tracklets stay awaiting a
 decision and the search is retried with the next frames; the tracker deletes them if no
@@ -15,6 +16,7 @@ decision comes within its decision timeout, so an outage costs possible matches,
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -22,7 +24,9 @@ import structlog
 from cluster.alerts.model import Sighting
 from cluster.deployment import DeploymentWindow
 from cluster.face_service import FrameResult
-from cluster.tracking.candidate import WatchlistMatcher
+from cluster.gallery.records import WatchlistVersion
+from cluster.gallery.watchlists import Watchlists
+from cluster.tracking.candidate import Candidate, WatchlistMatcher
 from cluster.tracking.config import TrackingConfig
 from cluster.tracking.matching import match_and_decide
 from cluster.tracking.tracker import ReadyTracklet, Tracker, TrackerCounts, TrackerHoldings
@@ -31,6 +35,30 @@ log = structlog.get_logger(__name__)
 
 SEARCH_RETRY_S = 1.0
 """After a failed watchlist search, wait this long before searching again."""
+
+
+class SightingOutlet(Protocol):
+    """Where a camera's sightings go (the Coordinator): `send` must not block, `flush` waits for what was sent."""
+
+    def send(self, sightings: list[Sighting]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class GalleryMatcher:
+    """Searches a frozen watchlist version in the gallery; candidates as the tracker takes them."""
+
+    def __init__(self, watchlists: Watchlists, version: WatchlistVersion, top_k: int | None = None) -> None:
+        self._watchlists = watchlists
+        self._version = version
+        self._top_k = top_k
+
+    def match(self, embeddings: np.ndarray) -> list[list[Candidate]]:
+        found = self._watchlists.search(embeddings, self._version, top_k=self._top_k)
+        return [
+            [Candidate(c.entry.person_id, c.entry.watchlist_id, c.similarity) for c in candidates]
+            for candidates in found
+        ]
 
 
 @dataclass(frozen=True)
@@ -54,7 +82,7 @@ class MatchingSink:
         camera_id: str,
         matcher: WatchlistMatcher,
         threshold: float,
-        deliver: Callable[[list[Sighting]], None],
+        outlet: SightingOutlet,
         tracking: TrackingConfig | None = None,
         window: DeploymentWindow | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -63,7 +91,7 @@ class MatchingSink:
         self._tracker = Tracker(camera_id, tracking)
         self._matcher = matcher
         self._threshold = threshold
-        self._deliver = deliver
+        self._outlet = outlet
         self._window = window
         self._clock = clock
         self._awaiting: list[ReadyTracklet] = []
@@ -81,8 +109,9 @@ class MatchingSink:
         self._search(update.ready)
 
     def close(self) -> None:
-        """The camera stopped: end every track and decide what has evidence; the rest is dropped."""
+        """The camera stopped: end every track, decide what has evidence (the rest is dropped), deliver."""
         self._search(self._tracker.close().ready, retry_now=True)
+        self._outlet.flush()
 
     def summary(self) -> MatchingSummary:
         return MatchingSummary(
@@ -111,4 +140,4 @@ class MatchingSink:
             return
         if sightings:
             self._sightings += len(sightings)
-            self._deliver(sightings)
+            self._outlet.send(sightings)

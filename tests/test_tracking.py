@@ -204,7 +204,7 @@ READY_RULE = [
 def test_a_tracklet_is_searched_once_it_holds_enough_good_evidence(
     photos, qualities, unseen_frames, ready_at, ready_at_end, unsearched
 ):
-    tracker = Tracker(CAMERA, TrackingConfig(max_missed_frames=5))
+    tracker = Tracker(CAMERA, TrackingConfig(max_missed_frames=5, min_pooled_quality=0.45, min_enrol_quality=0.3))
     ready_frames, ended_ready = [], []
     steps = list(walk(photos["Jacques_Chirac"], (50.0, 100.0), (20.0, 0.0), len(qualities)))
     for seq, ((photo, scale, offset), quality) in enumerate(zip(steps, qualities)):
@@ -297,7 +297,7 @@ def test_a_positive_decision_makes_a_sighting_with_the_best_crop(photos, face_pi
 ENROLMENT_POLICY = [
     ("enrolment switched off", TrackingConfig(enrol_faces=False), 0.6, None),
     ("faces too small", TrackingConfig(), 0.15, None),
-    ("faces too poor", TrackingConfig(), 0.6, 0.25),
+    ("faces too poor", TrackingConfig(min_enrol_quality=0.3), 0.6, 0.25),
 ]
 
 

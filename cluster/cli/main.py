@@ -4,7 +4,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from cluster.cli import audit_commands, camera_commands, crowd_commands, run_commands, vision_commands
+from cluster.cli import (
+    audit_commands,
+    camera_commands,
+    crowd_commands,
+    demo_commands,
+    run_commands,
+    vision_commands,
+)
 from cluster.config import ConfigError, load_config
 from cluster.logging_setup import configure_logging
 
@@ -22,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     camera_commands.register(commands)
     run_commands.register(commands)
     audit_commands.register(commands)
+    demo_commands.register(commands)
     return parser
 
 

@@ -1,0 +1,245 @@
+"""`lfr demo`: the whole cluster on embedded defaults, on a recorded crowd whose truth is known.
+
+It synthesises a short crowd for a few cameras (real lfw10 faces walking camera to camera),
+enrols the crowd's watchlist people from their enrolment photos (which never appear in the
+video) into a watchlist in embedded Milvus, freezes a version, and runs the live cluster on the
+videos in real time: cameras, the batched face service, per-camera tracking and matching, the
+Coordinator fusing sightings into alerts in SQLite. It ends with the alerts and a score against
+the truth. Everything lives in one work folder (a temporary one unless told otherwise).
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray
+import structlog
+from ray import serve
+
+from actors.camera_registry import NAMESPACE
+from actors.coordinator import start_coordinator
+from actors.live_pipeline import LivePipeline
+from actors.matching_sinks import MatchingSinkFactory
+from cluster.alerts.model import Alert
+from cluster.alerts.store import AlertStore
+from cluster.audit.config import AuditConfig, DatabaseConfig
+from cluster.audit.database import Database
+from cluster.audit.log import AuditLog
+from cluster.cameras.config import CameraConfig, Neighbour
+from cluster.config import LfrConfig
+from cluster.deployment import DeploymentWindow
+from cluster.fusion.coordination import CoordinatorSettings
+from cluster.gallery.config import GalleryConfig, LiteBackendConfig
+from cluster.gallery.gallery import Gallery
+from cluster.gallery.lite_backend import EmbeddedMilvus
+from cluster.gallery.records import WatchlistEntry, WatchlistVersion
+from cluster.live_matching import MatchingSummary
+from cluster.vision.image_io import load_image
+from cluster.vision.pipeline import MODEL_NAME, FacePipeline
+from loadtest.alert_scoring import AlertScore, score_alerts
+from loadtest.crowd import make_crowd
+from loadtest.crowd_spec import CrowdSpec
+from loadtest.crowd_truth import CrowdTruth, resolve_repo_path
+
+log = structlog.get_logger(__name__)
+
+DEPLOYMENT_ID = "demo"
+WATCHLIST_ID = "demo_watchlist"
+OFFICER = "Superintendent A. Example (demo)"
+SIGNAGE = "Live facial recognition in use (demonstration on recorded video)"
+SAMPLE_FPS = 5.0
+DRAIN_S = 5.0
+"""After the videos end, how long results may still be in flight before the cameras stop."""
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    workdir: Path
+    cameras: int = 3
+    seconds: float = 40.0
+    seed: int = 1
+    width: int = 640
+    height: int = 360
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What the demo did and how it compares with the truth."""
+
+    alerts: tuple[Alert, ...]
+    score: AlertScore
+    cameras: tuple[MatchingSummary, ...]
+    enrolled: int
+    watchlist_version: str
+    wall_s: float
+    alert_db: Path
+
+    @property
+    def faces_seen(self) -> int:
+        return sum(c.tracker.faces_seen for c in self.cameras)
+
+    @property
+    def deleted_no_match(self) -> int:
+        return sum(c.tracker.tracklets_deleted_no_match for c in self.cameras)
+
+
+def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> DemoReport:
+    started = time.monotonic()
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    crowd_dir = options.workdir / "crowd"
+    progress(f"synthesising a {options.seconds:g} s crowd for {options.cameras} cameras in {crowd_dir}")
+    spec = CrowdSpec(
+        cameras=options.cameras,
+        seconds=options.seconds,
+        fps=10,
+        width=options.width,
+        height=options.height,
+        seed=options.seed,
+    )
+    truth = make_crowd(spec, crowd_dir)
+    gallery_config = GalleryConfig(
+        backend=LiteBackendConfig(data_dir=options.workdir / "milvus"),
+        catalogue_path=options.workdir / "watchlists.sqlite3",
+    )
+    database = DatabaseConfig(url=str(options.workdir / "alerts.sqlite3"))
+    threshold = config.matching.similarity_threshold
+    try:
+        progress("starting embedded Milvus and enrolling the watchlist")
+        version, enrolled = enrol_watchlist(truth, gallery_config, config)
+        progress(f"watchlist {version.version_id}: {enrolled} photos of {len(truth.watchlist)} people")
+        cameras = cameras_of(truth, crowd_dir)
+        progress("starting Ray, the Coordinator and the live pipeline")
+        summaries = run_cluster(cameras, version, gallery_config, database, config, threshold, options, progress)
+        alerts = tuple(read_alerts(database))
+    finally:
+        if gallery_config.backend.data_dir.exists():
+            EmbeddedMilvus(gallery_config.backend, gallery_config.timeouts).stop()
+    return DemoReport(
+        alerts=alerts,
+        score=score_alerts(alerts, truth),
+        cameras=tuple(summaries),
+        enrolled=enrolled,
+        watchlist_version=version.version_id,
+        wall_s=time.monotonic() - started,
+        alert_db=Path(database.url),
+    )
+
+
+def enrol_watchlist(truth: CrowdTruth, gallery: GalleryConfig, config: LfrConfig) -> tuple[WatchlistVersion, int]:
+    """Enrol each watchlist person's enrolment photos (the face nearest the photo's centre) and freeze."""
+    pipeline = FacePipeline(config.face_models)
+    entries = []
+    for person in truth.watchlist:
+        images = [load_image(resolve_repo_path(photo)) for photo in person.enrolment_photos]
+        for image, faces in zip(images, pipeline.process(images), strict=True):
+            if not faces:
+                continue
+            centre = np.array(image.shape[1::-1], dtype=np.float32) / 2
+            face = min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
+            entries.append(
+                WatchlistEntry(
+                    person_id=person.id,
+                    label=person.id.replace("_", " "),
+                    category="wanted",
+                    source="demo enrolment photo",
+                    authorised_by=OFFICER,
+                    embedding=face.embedding,
+                )
+            )
+    with Gallery.open(gallery) as opened:
+        watchlists = opened.watchlists
+        watchlists.create(
+            WATCHLIST_ID,
+            name="Demo watchlist",
+            reason="Demonstration on a synthetic crowd",
+            authorised_by=OFFICER,
+            expires_at=int(time.time()) + 24 * 3600,
+        )
+        watchlists.enrol(WATCHLIST_ID, entries)
+        return watchlists.freeze(WATCHLIST_ID), len(entries)
+
+
+def cameras_of(truth: CrowdTruth, crowd_dir: Path) -> list[CameraConfig]:
+    return [
+        CameraConfig(
+            id=camera.id,
+            source=str(crowd_dir / camera.file),
+            neighbours=tuple(
+                Neighbour(camera_id=n.camera, walking_seconds=n.walking_seconds) for n in camera.neighbours
+            ),
+            sample_fps=SAMPLE_FPS,
+            signage_notice=SIGNAGE,
+        )
+        for camera in truth.cameras
+    ]
+
+
+def run_cluster(
+    cameras: list[CameraConfig],
+    version: WatchlistVersion,
+    gallery: GalleryConfig,
+    database: DatabaseConfig,
+    config: LfrConfig,
+    threshold: float,
+    options: DemoOptions,
+    progress: Progress,
+) -> list[MatchingSummary]:
+    now = time.time()
+    settings = CoordinatorSettings(
+        deployment_id=DEPLOYMENT_ID,
+        threshold=threshold,
+        model=MODEL_NAME,
+        cameras=tuple(cameras),
+        fusion=config.fusion,
+        database=database,
+        audit=AuditConfig(),
+    )
+    sinks = MatchingSinkFactory(
+        gallery=gallery,
+        watchlist_version=version.version_id,
+        threshold=threshold,
+        tracking=config.tracking,
+        window=DeploymentWindow(now, now + 24 * 3600),
+        namespace=NAMESPACE,
+    )
+    ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+    try:
+        coordinator = start_coordinator(settings, namespace=NAMESPACE)
+        pipeline = LivePipeline.start(cameras, config.face_models, config.face_service, sink_factory=sinks)
+        try:
+            watch(pipeline, options.seconds, progress)
+        finally:
+            pipeline.stop()
+            serve.shutdown()
+            ray.kill(coordinator)
+        return pipeline.sink_summaries
+    finally:
+        ray.shutdown()
+
+
+def watch(pipeline: LivePipeline, seconds: float, progress: Progress) -> None:
+    """Let the videos play out (real time), showing progress every few seconds."""
+    deadline = time.monotonic() + seconds + DRAIN_S
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(5.0, left))
+        stats = pipeline.stats()
+        progress(
+            f"{max(0.0, deadline - time.monotonic()):4.0f} s left: {sum(s.results_ok for s in stats)} frames,"
+            f" {sum(s.faces for s in stats)} faces, {sum(s.dropped for s in stats)} dropped"
+        )
+
+
+def read_alerts(database: DatabaseConfig) -> list[Alert]:
+    db = Database(database.url)
+    store = AlertStore(db, AuditLog(db))
+    alerts, cursor = [], None
+    while True:
+        page = store.list(limit=200, cursor=cursor)
+        alerts.extend(page.alerts)
+        if page.next_cursor is None:
+            return alerts
+        cursor = page.next_cursor
