@@ -15,6 +15,7 @@ from cluster.audit.config import AuditConfig, DatabaseConfig
 from cluster.cameras.config import CameraConfig, verify_cameras
 from cluster.deployment import DeploymentConfig, verify_deployment
 from cluster.fusion.config import FusionConfig
+from cluster.gallery.config import GalleryConfig
 from cluster.section import Section
 from cluster.service_config import FaceServiceConfig
 from cluster.tracking.config import TrackingConfig
@@ -92,6 +93,7 @@ class LfrConfig(Section):
     face_service: FaceServiceConfig = FaceServiceConfig()
     tracking: TrackingConfig = TrackingConfig()
     fusion: FusionConfig = FusionConfig()
+    gallery: GalleryConfig = GalleryConfig()
     database: DatabaseConfig = DatabaseConfig()
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()

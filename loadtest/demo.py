@@ -19,25 +19,21 @@ import structlog
 from ray import serve
 
 from actors.camera_registry import NAMESPACE
-from actors.coordinator import start_coordinator
+from actors.live_deployment import LiveDeployment, MatchingPlan
 from actors.live_pipeline import LivePipeline
-from actors.matching_sinks import MatchingSinkFactory
 from cluster.alerts.model import Alert
-from cluster.alerts.store import AlertStore
+from cluster.alerts.opening import open_alert_store
 from cluster.audit.config import AuditConfig, DatabaseConfig
-from cluster.audit.database import Database
-from cluster.audit.log import AuditLog
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.config import LfrConfig
 from cluster.deployment import DeploymentWindow
-from cluster.fusion.coordination import CoordinatorSettings
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.live_matching import MatchingSummary
 from cluster.vision.image_io import load_image
-from cluster.vision.pipeline import MODEL_NAME, FacePipeline
+from cluster.vision.pipeline import FacePipeline
 from loadtest.alert_scoring import AlertScore, score_alerts
 from loadtest.crowd import make_crowd
 from loadtest.crowd_spec import CrowdSpec
@@ -106,14 +102,14 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
         catalogue_path=options.workdir / "watchlists.sqlite3",
     )
     database = DatabaseConfig(url=str(options.workdir / "alerts.sqlite3"))
-    threshold = config.matching.similarity_threshold
+    config = config.model_copy(update={"gallery": gallery_config, "database": database})
     try:
         progress("starting embedded Milvus and enrolling the watchlist")
         version, enrolled = enrol_watchlist(truth, gallery_config, config)
         progress(f"watchlist {version.version_id}: {enrolled} photos of {len(truth.watchlist)} people")
         cameras = cameras_of(truth, crowd_dir)
         progress("starting Ray, the Coordinator and the live pipeline")
-        summaries = run_cluster(cameras, version, gallery_config, database, config, threshold, options, progress)
+        summaries = run_cluster(cameras, version, config, options, progress)
         alerts = tuple(read_alerts(database))
     finally:
         if gallery_config.backend.data_dir.exists():
@@ -181,42 +177,27 @@ def cameras_of(truth: CrowdTruth, crowd_dir: Path) -> list[CameraConfig]:
 def run_cluster(
     cameras: list[CameraConfig],
     version: WatchlistVersion,
-    gallery: GalleryConfig,
-    database: DatabaseConfig,
     config: LfrConfig,
-    threshold: float,
     options: DemoOptions,
     progress: Progress,
 ) -> list[MatchingSummary]:
     now = time.time()
-    settings = CoordinatorSettings(
+    plan = MatchingPlan(
         deployment_id=DEPLOYMENT_ID,
-        threshold=threshold,
-        model=MODEL_NAME,
-        cameras=tuple(cameras),
-        fusion=config.fusion,
-        database=database,
-        audit=AuditConfig(),
-    )
-    sinks = MatchingSinkFactory(
-        gallery=gallery,
         watchlist_version=version.version_id,
-        threshold=threshold,
-        tracking=config.tracking,
+        threshold=config.matching.similarity_threshold,
         window=DeploymentWindow(now, now + 24 * 3600),
-        namespace=NAMESPACE,
+        cameras=tuple(cameras),
     )
     ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
     try:
-        coordinator = start_coordinator(settings, namespace=NAMESPACE)
-        pipeline = LivePipeline.start(cameras, config.face_models, config.face_service, sink_factory=sinks)
+        deployment = LiveDeployment.start(plan, config)
         try:
-            watch(pipeline, options.seconds, progress)
+            watch(deployment.pipeline, options.seconds, progress)
         finally:
-            pipeline.stop()
+            deployment.stop()
             serve.shutdown()
-            ray.kill(coordinator)
-        return pipeline.sink_summaries
+        return deployment.pipeline.sink_summaries
     finally:
         ray.shutdown()
 
@@ -234,8 +215,7 @@ def watch(pipeline: LivePipeline, seconds: float, progress: Progress) -> None:
 
 
 def read_alerts(database: DatabaseConfig) -> list[Alert]:
-    db = Database(database.url)
-    store = AlertStore(db, AuditLog(db))
+    store = open_alert_store(database, AuditConfig())
     alerts, cursor = [], None
     while True:
         page = store.list(limit=200, cursor=cursor)

@@ -12,8 +12,12 @@ import time
 import ray
 
 from actors.camera_registry import NAMESPACE
+from actors.live_deployment import LiveDeployment, plan_from_config
 from actors.live_pipeline import LivePipeline
+from cluster.alerts.opening import open_alert_store
+from cluster.alerts.retention import RetentionScheduler
 from cluster.config import LfrConfig
+from cluster.live_matching import MatchingSummary
 from cluster.stream_forwarding import StreamStats
 
 STATUS_PERIOD_S = 1.0
@@ -78,7 +82,25 @@ def run_live(args: argparse.Namespace, config: LfrConfig) -> int:
         sys.stderr.write(f"lfr: --duration must be above 0 seconds, got {args.duration}\n")
         return 2
     ray.init(address=args.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
-    pipeline = LivePipeline.start(config.cameras, config.face_models, config.face_service)
+    if config.deployment is None:
+        sys.stdout.write("no deployment configured: faces are found but not matched (add a `deployment:` section)\n")
+        return _run(args, LivePipeline.start(config.cameras, config.face_models, config.face_service), None)
+    plan = plan_from_config(config)
+    sys.stdout.write(
+        f"deployment {plan.deployment_id}: watchlist {plan.watchlist_version}, threshold {plan.threshold:g},"
+        f" {len(plan.cameras)} camera(s); alerts in {config.database.url}\n"
+    )
+    retention = RetentionScheduler(open_alert_store(config.database, config.audit), config.retention)
+    retention.start()
+    try:
+        deployment = LiveDeployment.start(plan, config)
+        return _run(args, deployment.pipeline, deployment)
+    finally:
+        retention.stop()
+
+
+def _run(args: argparse.Namespace, pipeline: LivePipeline, deployment: LiveDeployment | None) -> int:
+    """Show live status until --duration or Ctrl-C, then stop and print the summary."""
     started = time.monotonic()
     sys.stdout.write(
         f"face service: {pipeline.plan.num_replicas} replica(s) on {pipeline.plan.device},"
@@ -97,7 +119,22 @@ def run_live(args: argparse.Namespace, config: LfrConfig) -> int:
     except KeyboardInterrupt:
         sys.stdout.write("stopping...\n")
     finally:
-        final = pipeline.stop()
+        final = pipeline.stop() if deployment is None else deployment.stop()
         sys.stdout.write(summary(final, time.monotonic() - started))
+        sys.stdout.write(matching_summary(pipeline.sink_summaries))
         ray.shutdown()
     return 0
+
+
+def matching_summary(sinks: list) -> str:
+    """What the match stage did per camera: counts only (faces seen, deleted at once, sightings)."""
+    lines = []
+    for sink in sinks:
+        if isinstance(sink, MatchingSummary):
+            counts = sink.tracker
+            lines.append(
+                f"  {sink.camera_id}: {counts.faces_seen} faces seen, {counts.tracklets_searched} tracklets searched,"
+                f" {counts.tracklets_deleted_no_match} deleted (no match), {sink.sightings} sightings,"
+                f" {sink.frames_outside_window} frames outside the deployment window"
+            )
+    return "".join(f"{line}\n" for line in lines)

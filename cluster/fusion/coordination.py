@@ -18,11 +18,9 @@ import structlog
 
 from cluster.alerts.errors import AlertClosedError
 from cluster.alerts.model import Alert, Sighting
+from cluster.alerts.opening import open_alert_store
 from cluster.alerts.store import AlertStore
 from cluster.audit.config import AuditConfig, DatabaseConfig
-from cluster.audit.database import Database
-from cluster.audit.log import AuditLog
-from cluster.audit.sealing import sealer_from_env
 from cluster.cameras.config import CameraConfig
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.fuser import Fuser, FusionKind
@@ -107,8 +105,6 @@ class CoordinatorSettings:
 
     def build(self) -> AlertCoordinator:
         """The coordinator over a fresh Fuser and the configured store, restored from it."""
-        database = Database(self.database.url)
-        audit = AuditLog(database, sealer_from_env(self.audit.hmac_key_env, required=self.audit.require_hmac_key))
         fuser = Fuser(
             CameraTopology.from_cameras(list(self.cameras)),
             self.fusion,
@@ -116,6 +112,6 @@ class CoordinatorSettings:
             threshold=self.threshold,
             model=self.model,
         )
-        coordinator = AlertCoordinator(fuser, AlertStore(database, audit))
+        coordinator = AlertCoordinator(fuser, open_alert_store(self.database, self.audit))
         coordinator.restore()
         return coordinator
