@@ -7,7 +7,8 @@ here in a write transaction, so processes enrolling at once never share one.
 
 A version is "batches 1..max_batch, less the failed ones": the entries a deployment searches
 when it binds to that version. Freezing never includes a batch that is still being written
-(nor any batch after it), so a version never holds half a batch.
+(nor any batch after it), so a version never holds half a batch; a batch abandoned by a
+process that died counts as failed after `PENDING_BATCH_TIMEOUT_S`.
 
 Each operation opens its own short-lived connection: the catalogue is used from several
 processes and threads, and SQLite's WAL mode with a busy timeout serialises the writers.
@@ -26,6 +27,8 @@ from cluster.gallery.records import Watchlist, WatchlistVersion
 BUSY_TIMEOUT_S = 30.0
 VERSION_ID_PATTERN = re.compile(r"^(?P<watchlist_id>.+)@v(?P<number>[1-9][0-9]*)$")
 KNOWN_IDS_IN_ERRORS = 10
+PENDING_BATCH_TIMEOUT_S = 3600
+"""An enrolment batch pending longer than this was abandoned by a process that died."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS watchlists (
@@ -160,9 +163,17 @@ class Catalogue:
                 ("committed" if committed else "failed", entries if committed else 0, watchlist_id, batch),
             )
 
-    def frozen_bounds(self, watchlist_id: str) -> tuple[int, tuple[int, ...]]:
-        """(max_batch, failed batches up to it) for a version frozen now: everything before the first pending batch."""
-        with self._reading() as db:
+    def frozen_bounds(self, watchlist_id: str, now: int) -> tuple[int, tuple[int, ...]]:
+        """(max_batch, failed batches up to it) for a version frozen now: everything before the first pending batch.
+
+        A batch still pending after PENDING_BATCH_TIMEOUT_S belongs to an enroller that died; it
+        is marked failed here (its rows, if any, are never searched) so it cannot block later batches.
+        """
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE batches SET state = 'failed' WHERE watchlist_id = ? AND state = 'pending' AND created_at < ?",
+                (watchlist_id, now - PENDING_BATCH_TIMEOUT_S),
+            )
             rows = db.execute(
                 "SELECT batch, state FROM batches WHERE watchlist_id = ? ORDER BY batch", (watchlist_id,)
             ).fetchall()

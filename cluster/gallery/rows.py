@@ -2,9 +2,11 @@
 
 Everything that knows a Milvus field name or the shape of a pymilvus result lives here, so
 the rest of the code (and everything outside the gallery) handles only `cluster.gallery.records`.
+Hits are pymilvus `Hit`s: `hit.id` is the primary key, `hit["distance"]` the cosine
+similarity, `hit["entity"]` the requested output fields.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cluster.gallery.records import (
@@ -37,10 +39,10 @@ def watchlist_row(
     }
 
 
-def enrolled_entry(row: Mapping[str, Any]) -> EnrolledEntry:
-    """A stored entry from a query row or a hit's entity."""
+def enrolled_entry(row: Mapping[str, Any], entry_id: str | None = None) -> EnrolledEntry:
+    """A stored entry from a query row, or from a hit's entity and id (servers return the key as the hit's id)."""
     return EnrolledEntry(
-        entry_id=str(row["entry_id"]),
+        entry_id=str(row["entry_id"] if entry_id is None else entry_id),
         person_id=str(row["person_id"]),
         watchlist_id=str(row["watchlist_id"]),
         label=str(row["label"]),
@@ -53,21 +55,14 @@ def enrolled_entry(row: Mapping[str, Any]) -> EnrolledEntry:
     )
 
 
-def _entity(hit: Mapping[str, Any], primary_key: str) -> dict[str, Any]:
-    """A hit's fields with its primary key: servers return the key as the hit's id, not in the entity."""
-    fields = dict(hit["entity"])
-    fields[primary_key] = hit.id
-    return fields
-
-
-def watchlist_candidates(hits: Iterable[Mapping[str, Any]], min_similarity: float | None) -> list[WatchlistCandidate]:
+def watchlist_candidates(hits: Iterable[Any], min_similarity: float | None) -> list[WatchlistCandidate]:
     """One probe's hits, most similar first, without those below `min_similarity`."""
     candidates = []
     for hit in hits:
         similarity = float(hit["distance"])
         if min_similarity is not None and similarity < min_similarity:
             continue
-        entry = enrolled_entry(_entity(hit, "entry_id"))
+        entry = enrolled_entry(hit["entity"], entry_id=hit.id)
         candidates.append(WatchlistCandidate(entry=entry, similarity=similarity, rank=len(candidates) + 1))
     return candidates
 
@@ -91,10 +86,10 @@ def social_row(face: SocialFace, face_id: str) -> dict[str, Any]:
     }
 
 
-def stored_social_face(row: Mapping[str, Any]) -> StoredSocialFace:
-    """A stored social-media face from a query row or a hit's entity."""
+def stored_social_face(row: Mapping[str, Any], face_id: str | None = None) -> StoredSocialFace:
+    """A stored social-media face from a query row, or from a hit's entity and id."""
     return StoredSocialFace(
-        face_id=str(row["face_id"]),
+        face_id=str(row["face_id"] if face_id is None else face_id),
         platform=str(row["platform"]),
         post_id=str(row["post_id"]),
         url=str(row["url"]),
@@ -105,18 +100,13 @@ def stored_social_face(row: Mapping[str, Any]) -> StoredSocialFace:
     )
 
 
-def social_matches(hits: Iterable[Mapping[str, Any]], min_similarity: float | None) -> list[SocialMatch]:
+def social_matches(hits: Iterable[Any], min_similarity: float | None) -> list[SocialMatch]:
     """One probe's social-media hits, most similar first, without those below `min_similarity`."""
     matches = []
     for hit in hits:
         similarity = float(hit["distance"])
         if min_similarity is not None and similarity < min_similarity:
             continue
-        face = stored_social_face(_entity(hit, "face_id"))
+        face = stored_social_face(hit["entity"], face_id=hit.id)
         matches.append(SocialMatch(face=face, similarity=similarity, rank=len(matches) + 1))
     return matches
-
-
-def primary_keys(rows: Sequence[Mapping[str, Any]], primary_key: str) -> list[str]:
-    """The primary keys of query rows."""
-    return [str(row[primary_key]) for row in rows]

@@ -104,6 +104,6 @@ def vector_index(hnsw: HnswConfig) -> IndexParams:
     return params
 
 
-def search_params(hnsw: HnswConfig) -> dict:
-    """Search parameters for the HNSW index."""
-    return {"metric_type": METRIC, "params": {"ef": hnsw.ef}}
+def search_params(hnsw: HnswConfig, top_k: int) -> dict:
+    """Search parameters for the HNSW index; ef is raised to top_k when a caller asks for more candidates."""
+    return {"metric_type": METRIC, "params": {"ef": max(hnsw.ef, top_k)}}

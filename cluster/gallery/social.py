@@ -28,7 +28,6 @@ class SocialFaces:
     def __init__(self, config: GalleryConfig, connection: MilvusConnection) -> None:
         self.config = config
         self.connection = connection
-        self._search_params = search_params(connection.endpoint.hnsw)
 
     def insert(self, faces: Sequence[SocialFace]) -> list[str]:
         """Store the faces; their new ids, in input order."""
@@ -58,11 +57,11 @@ class SocialFaces:
             "search social-media faces",
             lambda client: client.search(
                 SOCIAL_COLLECTION,
-                data=list(probes),
+                data=probes.tolist(),
                 filter=expression,
                 limit=limit,
                 output_fields=list(SOCIAL_FIELDS),
-                search_params=self._search_params,
+                search_params=search_params(self.connection.endpoint.hnsw, limit),
                 consistency_level=self.config.consistency,
                 timeout=self.config.timeouts.search_s,
             ),

@@ -64,7 +64,6 @@ class Watchlists:
         self.config = config
         self.connection = connection
         self.catalogue = catalogue
-        self._search_params = search_params(connection.endpoint.hnsw)
 
     def create(
         self,
@@ -154,7 +153,7 @@ class Watchlists:
         """A version holding every entry enrolled so far; the latest version when nothing changed since."""
         frozen_at = _now(now)
         self.catalogue.watchlist(watchlist_id)
-        max_batch, excluded = self.catalogue.frozen_bounds(watchlist_id)
+        max_batch, excluded = self.catalogue.frozen_bounds(watchlist_id, frozen_at)
         rows = query_all(
             self.connection,
             WATCHLIST_COLLECTION,
@@ -206,11 +205,11 @@ class Watchlists:
             f"search {version.version_id}",
             lambda client: client.search(
                 WATCHLIST_COLLECTION,
-                data=list(probes),
+                data=probes.tolist(),
                 filter=expression,
                 limit=limit,
                 output_fields=list(WATCHLIST_FIELDS),
-                search_params=self._search_params,
+                search_params=search_params(self.connection.endpoint.hnsw, limit),
                 consistency_level=self.config.consistency,
                 timeout=self.config.timeouts.search_s,
             ),

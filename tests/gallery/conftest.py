@@ -65,10 +65,12 @@ def embedded_milvus(tmp_path_factory) -> Iterator[EmbeddedMilvus]:
     """The embedded milvus-lite server over a session data directory; gone at the end."""
     config = GalleryConfig(backend=LiteBackendConfig(data_dir=tmp_path_factory.mktemp("milvus-lite")))
     embedded = EmbeddedMilvus(config.backend, config.timeouts)
-    state = embedded.ensure_running()
+    first = embedded.ensure_running()
     yield embedded
+    last = embedded.running()
+    assert last is not None, "the embedded server should still run at the end of the session"
     assert embedded.stop()
-    assert pid_gone(state.pid)
+    assert pid_gone(first.pid) and pid_gone(last.pid)
 
 
 def _config(backend: LiteBackendConfig | ServerBackendConfig, catalogue: Path) -> GalleryConfig:

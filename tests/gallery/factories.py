@@ -42,14 +42,18 @@ def entry(person_id: str, embedding: np.ndarray, **overrides) -> WatchlistEntry:
     return WatchlistEntry(**fields)
 
 
-def social_face(embedding: np.ndarray, platform: str, post_id: str, captured_at: int = 1_700_000_000) -> SocialFace:
-    return SocialFace(
-        platform=platform,
-        post_id=post_id,
-        url=f"https://example.org/{platform}/{post_id}",
-        captured_at=captured_at,
-        place="Trafalgar Square",
-        image_path=f"/evidence/{post_id}.jpg",
-        box=np.array([10.0, 20.0, 110.0, 140.0]),
-        embedding=embedding,
-    )
+def social_face(
+    embedding: np.ndarray, platform: str, post_id: str, captured_at: int = 1_700_000_000, **overrides
+) -> SocialFace:
+    fields = {
+        "platform": platform,
+        "post_id": post_id,
+        "url": f"https://example.org/{platform}/{post_id}",
+        "captured_at": captured_at,
+        "place": "Trafalgar Square",
+        "image_path": f"/evidence/{post_id}.jpg",
+        "box": np.array([10.0, 20.0, 110.0, 140.0]),
+        "embedding": embedding,
+    }
+    fields.update(overrides)
+    return SocialFace(**fields)

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from pymilvus.exceptions import MilvusException
 
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, RetryConfig, ServerBackendConfig
@@ -12,9 +13,10 @@ from cluster.gallery.errors import GalleryUnavailableError
 from cluster.gallery.gallery import Gallery
 from tests.gallery.factories import entry, new_watchlist, unit_vectors
 
-PATIENT_RETRY = RetryConfig(attempts=20, initial_backoff_s=0.25, max_backoff_s=1.0)
+PATIENT_RETRY = RetryConfig(attempts=20, initial_backoff_s=0.25, max_backoff_s=4.0)
 RESTART_DELAY_S = 1.0
 RESTART_TIMEOUT_S = 60.0
+CONNECT_FAILED = 2
 
 
 def test_stopped_server_gives_a_clear_error_then_a_restart_is_ridden_out(backend, gallery):
@@ -75,3 +77,33 @@ def test_server_that_is_not_there_is_named_with_what_to_do(tmp_path):
         Gallery.open(config)
     assert time.monotonic() - started < 10.0
     assert Catalogue(config.catalogue_path).watchlists() == []
+
+
+class LostFirstInsertReply:
+    """A MilvusClient whose first insert is applied but its reply lost (a fault injected on purpose)."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.lost = 0
+
+    def insert(self, *args, **kwargs):
+        result = self._client.insert(*args, **kwargs)
+        if not self.lost:
+            self.lost += 1
+            raise MilvusException(CONNECT_FAILED, "reply lost after the insert was applied")
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_an_insert_retried_after_a_lost_reply_stores_each_entry_once(gallery, monkeypatch):
+    """Milvus keeps duplicate primary keys, so a blind retry would store the batch twice."""
+    vectors = unit_vectors(3, seed=21)
+    watchlist = new_watchlist(gallery)
+    flaky = LostFirstInsertReply(gallery.connection._connected())
+    monkeypatch.setattr(gallery.connection, "_connected", lambda: flaky)
+    enrolment = gallery.watchlists.enrol(watchlist.watchlist_id, [entry(f"p-{i}", v) for i, v in enumerate(vectors)])
+    assert flaky.lost == 1
+    assert gallery.watchlists.count(watchlist.watchlist_id) == 3
+    assert sorted(e.entry_id for e in gallery.watchlists.entries(watchlist.watchlist_id)) == sorted(enrolment.entry_ids)
