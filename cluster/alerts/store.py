@@ -30,6 +30,8 @@ import structlog
 from cluster.alerts.config import RETENTION_MAX_DAYS, SECONDS_PER_DAY
 from cluster.alerts.counts import AlertStats, PurgeResult
 from cluster.alerts.errors import AlertClosedError, AlertConflictError, AlertNotFoundError, HoldError
+from cluster.alerts.events import AlertEventKind, append_events
+from cluster.alerts.events import metadata as events_metadata
 from cluster.alerts.lifecycle import SYSTEM_ACTOR_PREFIX, check_transition
 from cluster.alerts.model import Alert, AlertState
 from cluster.alerts.query import MAX_PAGE_SIZE, AlertFilter, AlertPage, after_cursor, encode_cursor, page_order
@@ -62,6 +64,7 @@ class AlertStore:
         self.audit = audit
         self._clock = clock
         database.ensure_schema(metadata)
+        database.ensure_schema(events_metadata)
 
     def save(self, alert: Alert, *, actor: str = COORDINATOR_ACTOR) -> Alert:
         """Insert the alert or add its new evidence; returns the alert as stored (state as officers left it)."""
@@ -148,6 +151,7 @@ class AlertStore:
                 alert_id,
                 {"from": current.value, "to": target.value, "reason": reason, "decided_at": decided_at},
             )
+            append_events(connection, AlertEventKind.ADJUDICATED, [alert_id], officer, decided_at)
             log.info("alert_adjudicated", alert_id=alert_id, state=target.value, officer=officer)
             return self._load(connection, alert_id)
 
@@ -171,6 +175,7 @@ class AlertStore:
             self.audit.append(
                 connection, officer, AuditAction.ALERT_HELD, alert_id, {"reason": reason, "held_at": held_at}
             )
+            append_events(connection, AlertEventKind.HELD, [alert_id], officer, held_at)
             return self._load(connection, alert_id)
 
     def release(self, alert_id: str, officer: str, reason: str, at: float | None = None) -> Alert:
@@ -194,6 +199,7 @@ class AlertStore:
                 alert_id,
                 {"reason": reason, "released_at": released_at, "held_by": row.held_by, "held_reason": row.held_reason},
             )
+            append_events(connection, AlertEventKind.RELEASED, [alert_id], officer, released_at)
             return self._load(connection, alert_id)
 
     def purge(
@@ -209,7 +215,8 @@ class AlertStore:
             raise ValueError(
                 f"older_than_s must be within (0, {MAX_RETENTION_S:g}] ({RETENTION_MAX_DAYS} days), got {older_than_s}"
             )
-        cutoff = self._time(now) - older_than_s
+        purged_at = self._time(now)
+        cutoff = purged_at - older_than_s
         expired = alerts.c.created_at < cutoff
         totals = {"alerts": 0, "sightings": 0, "crops": 0, "adjudications": 0}
         while True:
@@ -224,6 +231,7 @@ class AlertStore:
                 held_kept = connection.execute(
                     sa.select(sa.func.count()).select_from(alerts).where(expired, alerts.c.held.is_(True))
                 ).scalar_one()
+                append_events(connection, AlertEventKind.PURGED, ids, actor, purged_at)
                 counts = self._delete(connection, ids)
                 self.audit.append(
                     connection,
@@ -302,6 +310,7 @@ class AlertStore:
                 "sightings": list(new_sightings),
             },
         )
+        append_events(connection, AlertEventKind.RAISED, [alert.alert_id], actor, self._clock())
         log.info("alert_raised", alert_id=alert.alert_id, deployment_id=alert.deployment_id, cameras=alert.cameras)
 
     def _add_evidence(
@@ -347,6 +356,7 @@ class AlertStore:
             alert_id,
             {"added_sightings": added, "updated_sightings": changed, "confidence": row["confidence"]},
         )
+        append_events(connection, AlertEventKind.UPDATED, [alert_id], actor, self._clock())
 
     def _check_sightings_are_ours(self, connection: sa.Connection, alert_id: str, ids: Sequence[str]) -> None:
         for chunk in _chunks(ids):

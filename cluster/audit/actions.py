@@ -18,3 +18,4 @@ class AuditAction(enum.StrEnum):
     PURGE = "purge"
     LOGIN = "login"
     REQUEST = "request"
+    ACCESS_CHANGE = "access_change"

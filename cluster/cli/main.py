@@ -10,6 +10,7 @@ from cluster.cli import (
     crowd_commands,
     demo_commands,
     run_commands,
+    serve_commands,
     vision_commands,
 )
 from cluster.config import ConfigError, load_config
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_commands.register(commands)
     audit_commands.register(commands)
     demo_commands.register(commands)
+    serve_commands.register(commands)
     return parser
 
 

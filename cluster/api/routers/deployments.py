@@ -1,0 +1,66 @@
+"""Deployments and cameras: what the pipeline last published, and the deployment's authorisation."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+
+from cluster.api import schemas
+from cluster.api.auth import Operator, Supervisor
+from cluster.api.services import ControlRoomServices, services
+from cluster.status_board import DeploymentStatus
+
+router = APIRouter(tags=["deployments"])
+
+Services = Annotated[ControlRoomServices, Depends(services)]
+DeploymentId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+def _status_out(svc: ControlRoomServices, deployment: DeploymentStatus) -> schemas.DeploymentStatusOut:
+    stats = svc.store.stats(deployment.deployment_id)
+    return schemas.deployment_status(deployment, stats, svc.board.age_s(deployment))
+
+
+@router.get("/deployments", response_model=list[schemas.DeploymentStatusOut], summary="Every deployment's status")
+def list_deployments(caller: Operator, svc: Services) -> list[schemas.DeploymentStatusOut]:
+    return [_status_out(svc, deployment) for deployment in svc.board.all_latest()]
+
+
+@router.get(
+    "/deployments/{deployment_id}", response_model=schemas.DeploymentStatusOut, summary="One deployment's status"
+)
+def get_deployment(caller: Operator, svc: Services, deployment_id: DeploymentId) -> schemas.DeploymentStatusOut:
+    deployment = svc.board.latest(deployment_id)
+    if deployment is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no status for deployment {deployment_id!r}: is its pipeline running?"
+        )
+    return _status_out(svc, deployment)
+
+
+@router.get(
+    "/deployments/{deployment_id}/authorisation",
+    response_model=schemas.AuthorisationOut,
+    summary="Who authorised the deployment, why, and on what terms (supervisor)",
+)
+def get_authorisation(caller: Supervisor, svc: Services, deployment_id: DeploymentId) -> schemas.AuthorisationOut:
+    if svc.deployment is None or svc.deployment.id != deployment_id:
+        configured = "none" if svc.deployment is None else repr(svc.deployment.id)
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"deployment {deployment_id!r} is not this server's configured deployment ({configured})",
+        )
+    return schemas.authorisation(svc.deployment)
+
+
+@router.get("/cameras", response_model=list[schemas.DeploymentCameraOut], summary="Every camera's health")
+def list_cameras(caller: Operator, svc: Services) -> list[schemas.DeploymentCameraOut]:
+    return [
+        schemas.deployment_camera(deployment.deployment_id, health)
+        for deployment in svc.board.all_latest()
+        for health in deployment.cameras
+    ]
+
+
+@router.post("/retention/purge", response_model=schemas.PurgeOut, summary="Purge expired alerts now (supervisor)")
+def purge_now(caller: Supervisor, svc: Services) -> schemas.PurgeOut:
+    return schemas.purge(svc.store.purge(svc.retention.older_than_s, actor=caller.name))

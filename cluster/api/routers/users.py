@@ -1,0 +1,54 @@
+"""Who is signed in, and (supervisors) the users and API keys of the control room."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+
+from cluster.api import schemas
+from cluster.api.auth import Operator, Supervisor
+from cluster.api.keys import USER_NAME_PATTERN
+from cluster.api.services import ControlRoomServices, services
+
+router = APIRouter(tags=["users"])
+
+Services = Annotated[ControlRoomServices, Depends(services)]
+UserName = Annotated[str, Path(pattern=USER_NAME_PATTERN)]
+
+
+@router.get("/me", response_model=schemas.Identity, summary="Who the credential belongs to (the page's sign-in)")
+def me(caller: Operator) -> schemas.Identity:
+    return schemas.identity(caller)
+
+
+@router.get("/users", response_model=list[schemas.UserOut], summary="Users and their active keys (supervisor)")
+def list_users(caller: Supervisor, svc: Services) -> list[schemas.UserOut]:
+    return [schemas.user(account) for account in svc.keys.users()]
+
+
+@router.post(
+    "/users",
+    response_model=schemas.IssuedKeyOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a user with a first key (supervisor)",
+)
+def add_user(caller: Supervisor, svc: Services, body: schemas.NewUserRequest) -> schemas.IssuedKeyOut:
+    return schemas.issued_key(svc.keys.add_user(body.name, body.role, actor=caller.name))
+
+
+@router.post(
+    "/users/{name}/keys",
+    response_model=schemas.IssuedKeyOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Issue another key (supervisor)",
+)
+def issue_key(caller: Supervisor, svc: Services, name: UserName) -> schemas.IssuedKeyOut:
+    return schemas.issued_key(svc.keys.issue_key(name, actor=caller.name))
+
+
+@router.post("/users/{name}/revoke", response_model=schemas.RevokedOut, summary="Revoke a user's keys (supervisor)")
+def revoke(caller: Supervisor, svc: Services, name: UserName) -> schemas.RevokedOut:
+    if name == caller.name:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "you cannot revoke your own keys: ask another supervisor, or use the CLI"
+        )
+    return schemas.RevokedOut(name=name, revoked_keys=svc.keys.revoke(name, actor=caller.name))

@@ -1,0 +1,380 @@
+"""What the API sends and accepts, as pydantic models, and the one adapter from our dataclasses to them.
+
+Responses are built here from `Alert`, `AlertEvent`, `DeploymentStatus` and friends, so the
+OpenAPI schema describes exactly what goes out, and nothing downstream of the store sees an
+HTTP shape. Embeddings never leave the server; crops and photos go out as JPEG from their own
+endpoints (and the page fetches them with its credential), never inlined in JSON.
+"""
+
+from dataclasses import asdict
+from typing import Annotated
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from cluster.alerts.counts import AlertStats, PurgeResult
+from cluster.alerts.events import AlertEvent, AlertEventKind
+from cluster.alerts.model import Alert, AlertState, Sighting
+from cluster.api.keys import USER_NAME_PATTERN, ApiUser, IssuedKey, Principal, Role
+from cluster.cameras.health import CameraHealth, CameraState
+from cluster.deployment import DeploymentConfig
+from cluster.status_board import DeploymentStatus
+
+MAX_REASON_CHARS = 2000
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_REASON_CHARS)]
+RequiredReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON_CHARS)]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused, so a typo is an error, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AcknowledgeRequest(Body):
+    reason: Reason = Field("", description="Optional note, such as who was sent to engage.")
+
+
+class DecisionRequest(Body):
+    reason: RequiredReason = Field(description="What was checked: the false-alert figures rely on it.")
+
+
+class HoldRequest(Body):
+    reason: RequiredReason = Field(description="The investigation the hold is for, or why it ends.")
+
+
+class NewUserRequest(Body):
+    name: str = Field(pattern=USER_NAME_PATTERN, description="Lower-case login name, such as pc.smith.")
+    role: Role
+
+
+class ErrorResponse(Out):
+    detail: str
+
+
+class Identity(Out):
+    name: str
+    role: Role
+
+
+class AlertSummary(Out):
+    """One row of the alert queue."""
+
+    alert_id: str
+    deployment_id: str
+    person_id: str
+    watchlist_id: str
+    state: AlertState
+    confidence: float
+    created_at: float
+    updated_at: float
+    first_seen: float
+    last_seen: float
+    cameras: list[str]
+    sightings: int
+    held: bool
+    threshold: float
+    model: str
+    best_crop_url: str | None = Field(description="The most similar sighting's crop, if it has one.")
+
+
+class SightingOut(Out):
+    sighting_id: str
+    camera_id: str
+    similarity: float
+    first_seen: float
+    last_seen: float
+    frames: int
+    box: list[float] | None
+    crop_url: str | None
+
+
+class AdjudicationOut(Out):
+    state: AlertState
+    officer: str
+    reason: str
+    at: float
+
+
+class AlertDetail(AlertSummary):
+    sightings_detail: list[SightingOut]
+    adjudications: list[AdjudicationOut]
+    watchlist_photo_url: str
+
+
+class AlertPageOut(Out):
+    alerts: list[AlertSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    last_event_id: int = Field(
+        description="The event log's position when this page was read: follow /events from here (Last-Event-ID)."
+    )
+
+
+class AlertEventOut(Out):
+    """One event of the live stream; `alert` is the alert as it stands when sent (null once purged)."""
+
+    event_id: int
+    kind: AlertEventKind
+    alert_id: str
+    deployment_id: str
+    state: AlertState
+    held: bool
+    actor: str
+    at: float
+    alert: AlertSummary | None
+
+
+class CameraHealthOut(Out):
+    camera_id: str
+    state: CameraState
+    since: float
+    fps_in: float
+    fps_out: float
+    frames_decoded: int
+    frames_sampled: int
+    frames_dropped: int
+    frames_corrupt: int
+    queue_length: int
+    reconnects: int
+    failures: int
+    last_error: str | None
+    last_error_time: float | None
+    last_frame_time: float | None
+
+
+class DeploymentCameraOut(CameraHealthOut):
+    deployment_id: str
+
+
+class AdjudicationFigures(Out):
+    """Alerts by outcome, for the accuracy and bias reporting a deployment owes the public."""
+
+    alerts: int
+    new: int
+    acknowledged: int
+    confirmed: int
+    rejected: int
+    held: int
+    false_alert_rate: float | None
+
+
+class DeploymentStatusOut(Out):
+    deployment_id: str
+    place: str
+    starts_at: float
+    ends_at: float
+    watchlist_id: str
+    watchlist_version: str
+    threshold: float
+    model: str
+    faces_seen: int
+    non_match_deletions: int
+    alerts: int
+    cameras: list[CameraHealthOut]
+    published_at: float
+    age_s: float = Field(description="Seconds since the pipeline published this; a large value means it stopped.")
+    adjudication: AdjudicationFigures
+
+
+class AuthorisationOut(Out):
+    """The deployment's authorisation as configured for this server."""
+
+    deployment_id: str
+    place: str
+    starts_at: float
+    ends_at: float
+    cameras: list[str]
+    watchlist_id: str
+    watchlist_version: str
+    similarity_threshold: float | None
+    signage_notice: str
+    authorised_by: str
+    reason: str
+
+
+class UserOut(Out):
+    name: str
+    role: Role
+    created_at: float
+    created_by: str
+    active_keys: int
+
+
+class IssuedKeyOut(Out):
+    name: str
+    role: Role
+    key_id: str
+    token: str = Field(description="Shown this once; only its digest is stored.")
+
+
+class RevokedOut(Out):
+    name: str
+    revoked_keys: int
+
+
+class PurgeOut(Out):
+    cutoff: float
+    alerts: int
+    sightings: int
+    crops: int
+    adjudications: int
+    held_kept: int
+
+
+def alert_url(alert_id: str) -> str:
+    return f"/alerts/{quote(alert_id, safe='')}"
+
+
+def crop_url(alert_id: str, sighting: Sighting) -> str | None:
+    if sighting.crop_jpeg is None:
+        return None
+    return f"{alert_url(alert_id)}/sightings/{quote(sighting.sighting_id, safe='')}/crop"
+
+
+def identity(principal: Principal) -> Identity:
+    return Identity(name=principal.name, role=principal.role)
+
+
+def summary(alert: Alert) -> AlertSummary:
+    return AlertSummary(**_summary_fields(alert))
+
+
+def detail(alert: Alert) -> AlertDetail:
+    return AlertDetail(
+        **_summary_fields(alert),
+        sightings_detail=[
+            SightingOut(
+                sighting_id=s.sighting_id,
+                camera_id=s.camera_id,
+                similarity=s.similarity,
+                first_seen=s.first_seen,
+                last_seen=s.last_seen,
+                frames=s.frames,
+                box=None if s.box is None else [float(v) for v in s.box],
+                crop_url=crop_url(alert.alert_id, s),
+            )
+            for s in alert.sightings
+        ],
+        adjudications=[
+            AdjudicationOut(state=a.state, officer=a.officer, reason=a.reason, at=a.at) for a in alert.adjudications
+        ],
+        watchlist_photo_url=f"{alert_url(alert.alert_id)}/watchlist-photo",
+    )
+
+
+def event(alert_event: AlertEvent, alert: Alert | None) -> AlertEventOut:
+    return AlertEventOut(
+        event_id=alert_event.event_id,
+        kind=alert_event.kind,
+        alert_id=alert_event.alert_id,
+        deployment_id=alert_event.deployment_id,
+        state=alert_event.state,
+        held=alert_event.held,
+        actor=alert_event.actor,
+        at=alert_event.at,
+        alert=None if alert is None else summary(alert),
+    )
+
+
+def camera(health: CameraHealth) -> CameraHealthOut:
+    return CameraHealthOut(**asdict(health))
+
+
+def deployment_camera(deployment_id: str, health: CameraHealth) -> DeploymentCameraOut:
+    return DeploymentCameraOut(deployment_id=deployment_id, **asdict(health))
+
+
+def deployment_status(status: DeploymentStatus, stats: AlertStats, age_s: float) -> DeploymentStatusOut:
+    return DeploymentStatusOut(
+        deployment_id=status.deployment_id,
+        place=status.place,
+        starts_at=status.window.starts_at,
+        ends_at=status.window.ends_at,
+        watchlist_id=status.watchlist_id,
+        watchlist_version=status.watchlist_version,
+        threshold=status.threshold,
+        model=status.model,
+        faces_seen=status.faces_seen,
+        non_match_deletions=status.non_match_deletions,
+        alerts=status.alerts,
+        cameras=[camera(health) for health in status.cameras],
+        published_at=status.published_at,
+        age_s=age_s,
+        adjudication=AdjudicationFigures(
+            alerts=stats.alerts,
+            new=stats.new,
+            acknowledged=stats.acknowledged,
+            confirmed=stats.confirmed,
+            rejected=stats.rejected,
+            held=stats.held,
+            false_alert_rate=stats.false_alert_rate,
+        ),
+    )
+
+
+def authorisation(deployment: DeploymentConfig) -> AuthorisationOut:
+    return AuthorisationOut(
+        deployment_id=deployment.id,
+        place=deployment.place,
+        starts_at=deployment.window.starts_at,
+        ends_at=deployment.window.ends_at,
+        cameras=list(deployment.cameras),
+        watchlist_id=deployment.watchlist_id,
+        watchlist_version=deployment.watchlist_version,
+        similarity_threshold=deployment.similarity_threshold,
+        signage_notice=deployment.signage_notice,
+        authorised_by=deployment.authorised_by,
+        reason=deployment.reason,
+    )
+
+
+def user(account: ApiUser) -> UserOut:
+    return UserOut(
+        name=account.name,
+        role=account.role,
+        created_at=account.created_at,
+        created_by=account.created_by,
+        active_keys=account.active_keys,
+    )
+
+
+def issued_key(issued: IssuedKey) -> IssuedKeyOut:
+    return IssuedKeyOut(name=issued.name, role=issued.role, key_id=issued.key_id, token=issued.token)
+
+
+def purge(result: PurgeResult) -> PurgeOut:
+    return PurgeOut(
+        cutoff=result.cutoff,
+        alerts=result.alerts,
+        sightings=result.sightings,
+        crops=result.crops,
+        adjudications=result.adjudications,
+        held_kept=result.held_kept,
+    )
+
+
+def _summary_fields(alert: Alert) -> dict:
+    best = max(alert.sightings, key=lambda s: (s.crop_jpeg is not None, s.similarity))
+    return {
+        "alert_id": alert.alert_id,
+        "deployment_id": alert.deployment_id,
+        "person_id": alert.person_id,
+        "watchlist_id": alert.watchlist_id,
+        "state": alert.state,
+        "confidence": alert.confidence,
+        "created_at": alert.created_at,
+        "updated_at": alert.updated_at,
+        "first_seen": alert.first_seen,
+        "last_seen": alert.last_seen,
+        "cameras": list(alert.cameras),
+        "sightings": len(alert.sightings),
+        "held": alert.held,
+        "threshold": alert.threshold,
+        "model": alert.model,
+        "best_crop_url": crop_url(alert.alert_id, best),
+    }

@@ -1,0 +1,58 @@
+"""What the API's routes work with, built once per server from the records database."""
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from cluster.alerts.config import RetentionConfig
+from cluster.alerts.events import AlertEventLog
+from cluster.alerts.store import AlertStore
+from cluster.api.keys import ApiKeys
+from cluster.api.photos import WatchlistPhotos
+from cluster.audit.log import AuditLog
+from cluster.deployment import DeploymentConfig
+from cluster.status_board import StatusBoard
+
+
+@dataclass(frozen=True)
+class ControlRoomServices:
+    """The alert store, event log, keys, status board and watchlist photos the API serves from.
+
+    deployment: the deployment this server's configuration authorises (None: none configured).
+    """
+
+    store: AlertStore
+    events: AlertEventLog
+    keys: ApiKeys
+    board: StatusBoard
+    photos: WatchlistPhotos
+    retention: RetentionConfig
+    deployment: DeploymentConfig | None = None
+
+    @classmethod
+    def over(
+        cls,
+        store: AlertStore,
+        photos: WatchlistPhotos,
+        retention: RetentionConfig | None = None,
+        deployment: DeploymentConfig | None = None,
+    ) -> "ControlRoomServices":
+        """The services on the store's database and audit log."""
+        return cls(
+            store=store,
+            events=AlertEventLog(store.database),
+            keys=ApiKeys(store.audit),
+            board=StatusBoard(store.database),
+            photos=photos,
+            retention=retention or RetentionConfig(),
+            deployment=deployment,
+        )
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.store.audit
+
+
+def services(request: Request) -> ControlRoomServices:
+    """FastAPI dependency: the services of the app serving this request."""
+    return request.app.state.services

@@ -1,0 +1,577 @@
+// The control room page: the alert queue (live), one alert's evidence side by side with the
+// watchlist photo, one-click adjudication with a reason, camera health and deployment figures.
+// Everything comes from the API with the officer's key, kept in sessionStorage for this tab only.
+// The live stream is read with fetch (EventSource cannot send the key), resuming from the last
+// event id after a reconnect, so no event is lost or shown twice.
+"use strict";
+
+const TOKEN_KEY = "lfr.token";
+const OPEN_STATES = ["new", "acknowledged"];
+const QUEUE_LIMIT = 200;
+const THUMBNAILS = 60;
+const STATUS_PERIOD_MS = 15000;
+const RETRY_MS = 2000;
+const STALE_STATUS_S = 60;
+const STATUS_AFTER_EVENT_MS = 1500;
+const REASONS = {
+  confirm: ["Identity verified on engagement", "Identity verified against ID document"],
+  reject: ["Not the watchlist person", "Poor image quality", "Person not located"],
+};
+
+const state = {
+  token: null,
+  me: null,
+  alerts: new Map(),
+  filter: "open",
+  selectedId: null,
+  selectedSighting: null,
+  detail: null,
+  lastEventId: 0,
+  stream: null,
+  statusTimer: null,
+  statusSoon: null,
+  images: new Map(),
+  busy: false,
+  dialogAction: null,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "className") node.className = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// ---- time and numbers ---------------------------------------------------------------------
+
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function dateTime(seconds) {
+  return new Date(seconds * 1000).toLocaleString([], {
+    day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit",
+  });
+}
+
+function ago(seconds) {
+  const s = Math.max(0, Date.now() / 1000 - seconds);
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  return `${(s / 3600).toFixed(1)} h ago`;
+}
+
+const count = (n) => Number(n).toLocaleString();
+const percent = (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`);
+
+// ---- API ----------------------------------------------------------------------------------
+
+class Unauthorised extends Error {}
+
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${state.token}`, ...(options.headers || {}) };
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method: options.method || "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    signal: options.signal,
+    cache: "no-store",
+  });
+  if (response.status === 401) throw new Unauthorised("Your key was not accepted.");
+  if (!response.ok) throw new Error(await errorText(response));
+  return options.raw ? response : response.json();
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    if (typeof body.detail === "string") return body.detail;
+    if (Array.isArray(body.detail)) return body.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ");
+  } catch (_) {
+    // not JSON: fall through to the status line
+  }
+  return `${response.status} ${response.statusText}`;
+}
+
+function failed(error) {
+  if (error instanceof Unauthorised) {
+    signOut(error.message);
+    return;
+  }
+  toast(error.message, true);
+}
+
+async function image(url) {
+  if (!url) return null;
+  if (!state.images.has(url)) {
+    state.images.set(url, api(url, { raw: true })
+      .then((response) => response.blob())
+      .then((blob) => URL.createObjectURL(blob))
+      .catch(() => null));
+  }
+  return state.images.get(url);
+}
+
+function showImage(img, url) {
+  img.classList.remove("loaded");
+  img.removeAttribute("src");
+  image(url).then((src) => {
+    if (src && img.dataset.want === url) {
+      img.src = src;
+      img.classList.add("loaded");
+    }
+  });
+  img.dataset.want = url || "";
+}
+
+// ---- sign in ------------------------------------------------------------------------------
+
+async function signIn(token) {
+  state.token = token;
+  state.me = await api("/me");
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("who").textContent = `${state.me.name} · ${state.me.role}`;
+  document.querySelectorAll(".supervisor-only").forEach((node) => { node.hidden = state.me.role !== "supervisor"; });
+  await loadQueue();
+  followEvents();
+  loadStatus();
+  state.statusTimer = setInterval(loadStatus, STATUS_PERIOD_MS);
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (state.stream) state.stream.abort();
+  clearInterval(state.statusTimer);
+  clearTimeout(state.statusSoon);
+  for (const pending of state.images.values()) pending.then((src) => src && URL.revokeObjectURL(src));
+  Object.assign(state, {
+    token: null, me: null, alerts: new Map(), selectedId: null, detail: null, stream: null, images: new Map(),
+    statusSoon: null,
+  });
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("token").value = "";
+  $("token").focus();
+}
+
+// ---- the queue ----------------------------------------------------------------------------
+
+async function loadQueue() {
+  const query = new URLSearchParams({ limit: String(QUEUE_LIMIT) });
+  if (state.filter === "open") OPEN_STATES.forEach((s) => query.append("state", s));
+  const page = await api(`/alerts?${query}`);
+  state.alerts = new Map(page.alerts.map((alert) => [alert.alert_id, alert]));
+  if (!state.stream) state.lastEventId = page.last_event_id;
+  renderQueue();
+  if (!state.selectedId && visibleAlerts().length) select(visibleAlerts()[0].alert_id);
+}
+
+function visibleAlerts() {
+  const alerts = [...state.alerts.values()].filter((a) => state.filter === "all" || OPEN_STATES.includes(a.state));
+  return alerts.sort((a, b) => b.created_at - a.created_at || (a.alert_id < b.alert_id ? 1 : -1));
+}
+
+function renderQueue(freshId) {
+  const alerts = visibleAlerts();
+  const list = $("queue");
+  list.replaceChildren(...alerts.map((alert, index) => queueItem(alert, index < THUMBNAILS, alert.alert_id === freshId)));
+  $("queue-empty").hidden = alerts.length > 0;
+  const open = [...state.alerts.values()].filter((a) => OPEN_STATES.includes(a.state)).length;
+  $("queue-count").textContent = `${open} open`;
+}
+
+function queueItem(alert, withThumbnail, fresh) {
+  const thumb = el("img", { className: "thumb", alt: "" });
+  if (withThumbnail && alert.best_crop_url) showImage(thumb, alert.best_crop_url);
+  const item = el("li", {
+    className: `queue-item${fresh ? " fresh" : ""}`,
+    dataset: { alertId: alert.alert_id },
+    "aria-selected": alert.alert_id === state.selectedId ? "true" : "false",
+    onclick: () => select(alert.alert_id),
+  },
+  thumb,
+  el("div", { className: "queue-main" },
+    el("div", { className: "queue-person" }, alert.person_id),
+    el("div", { className: "queue-meta" },
+      `${alert.cameras.join(", ")} · ${(alert.confidence * 100).toFixed(0)}%`)),
+  el("div", { className: "queue-side" },
+    el("span", { className: `badge ${alert.state}`, dataset: { state: alert.state } }, alert.state),
+    el("span", { className: "queue-time", title: dateTime(alert.created_at) }, clock(alert.created_at))));
+  return item;
+}
+
+function move(step) {
+  const alerts = visibleAlerts();
+  if (!alerts.length) return;
+  const index = alerts.findIndex((a) => a.alert_id === state.selectedId);
+  const next = index < 0 ? 0 : Math.min(alerts.length - 1, Math.max(0, index + step));
+  select(alerts[next].alert_id);
+}
+
+// ---- one alert ----------------------------------------------------------------------------
+
+async function select(alertId) {
+  state.selectedId = alertId;
+  state.selectedSighting = null;
+  document.querySelectorAll(".queue-item").forEach((node) => {
+    const selected = node.dataset.alertId === alertId;
+    node.setAttribute("aria-selected", selected ? "true" : "false");
+    if (selected) node.scrollIntoView({ block: "nearest" });
+  });
+  try {
+    const detail = await api(`/alerts/${encodeURIComponent(alertId)}`);
+    if (state.selectedId === alertId) renderDetail(detail);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+function renderDetail(detail) {
+  state.detail = detail;
+  $("detail-empty").hidden = true;
+  $("detail-body").hidden = false;
+  $("detail-person").textContent = detail.person_id;
+  $("detail-sub").textContent = `${detail.watchlist_id} · ${detail.deployment_id} · alert ${detail.alert_id}`;
+  const badge = $("detail-state");
+  badge.className = `badge ${detail.state}`;
+  badge.dataset.state = detail.state;
+  badge.textContent = detail.held ? `${detail.state} · held` : detail.state;
+
+  const sightings = [...detail.sightings_detail].sort((a, b) => b.similarity - a.similarity);
+  const chosen = sightings.find((s) => s.sighting_id === state.selectedSighting) || sightings[0];
+  state.selectedSighting = chosen.sighting_id;
+  showImage($("live-crop"), chosen.crop_url);
+  $("live-caption").textContent = `${chosen.camera_id} · ${clock(chosen.first_seen)} · similarity ${chosen.similarity.toFixed(3)}`;
+  showImage($("watchlist-photo"), detail.watchlist_photo_url);
+  $("watchlist-caption").textContent = `${detail.person_id} · ${detail.watchlist_id}`;
+
+  $("sightings").replaceChildren(...sightings.map((s) => {
+    const thumb = el("img", { alt: "" });
+    if (s.crop_url) showImage(thumb, s.crop_url);
+    return el("button", {
+      type: "button", className: "sighting", "aria-pressed": s.sighting_id === chosen.sighting_id ? "true" : "false",
+      title: `${s.camera_id}, ${s.frames} frames`,
+      onclick: () => { state.selectedSighting = s.sighting_id; renderDetail(state.detail); },
+    }, thumb, el("span", {}, s.camera_id), el("span", { className: "similarity" }, s.similarity.toFixed(3)));
+  }));
+
+  const facts = [
+    ["Confidence", `${(detail.confidence * 100).toFixed(1)}%`],
+    ["Cameras", detail.cameras.join(", ")],
+    ["Seen", `${clock(detail.first_seen)} – ${clock(detail.last_seen)}`],
+    ["Raised", `${dateTime(detail.created_at)} (${ago(detail.created_at)})`],
+    ["Threshold", `${detail.threshold} · ${detail.model}`],
+  ];
+  $("facts").replaceChildren(...facts.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]));
+
+  $("history").replaceChildren(
+    el("li", {}, el("span", { className: "when" }, clock(detail.created_at)), "raised by the system"),
+    ...detail.adjudications.map((a) => el("li", {},
+      el("span", { className: "when" }, clock(a.at)),
+      `${a.state} by ${a.officer}`, a.reason ? ` — ${a.reason}` : "")));
+
+  $("act-acknowledge").disabled = detail.state !== "new";
+  $("act-confirm").disabled = detail.state !== "acknowledged";
+  $("act-reject").disabled = !OPEN_STATES.includes(detail.state);
+  $("act-hold").hidden = state.me.role !== "supervisor" || detail.held;
+  $("act-release").hidden = state.me.role !== "supervisor" || !detail.held;
+}
+
+function applyDetail(detail) {
+  const { sightings_detail: _s, adjudications: _a, watchlist_photo_url: _w, ...summary } = detail;
+  state.alerts.set(detail.alert_id, summary);
+  renderQueue();
+  if (state.selectedId === detail.alert_id) renderDetail(detail);
+}
+
+// ---- decisions ----------------------------------------------------------------------------
+
+async function decide(action, reason) {
+  const alertId = state.selectedId;
+  if (!alertId || state.busy) return;
+  state.busy = true;
+  try {
+    const detail = await api(`/alerts/${encodeURIComponent(alertId)}/${action}`, {
+      method: "POST", body: { reason },
+    });
+    applyDetail(detail);
+    toast(`${detail.person_id}: ${action === "release" ? "hold released" : detail.state}`);
+    return true;
+  } catch (error) {
+    failed(error);
+    return false;
+  } finally {
+    state.busy = false;
+  }
+}
+
+function acknowledge() {
+  if (state.detail && state.detail.state === "new") decide("acknowledge", "");
+}
+
+function askReason(action) {
+  const detail = state.detail;
+  if (!detail) return;
+  const allowed = {
+    confirm: detail.state === "acknowledged",
+    reject: OPEN_STATES.includes(detail.state),
+    hold: !detail.held,
+    release: detail.held,
+  }[action];
+  if (!allowed) {
+    toast(action === "confirm" && detail.state === "new"
+      ? "Acknowledge the alert first (a): confirming needs an officer who took it on."
+      : `Cannot ${action} an alert that is ${detail.state}${detail.held ? " and held" : ""}.`, true);
+    return;
+  }
+  state.dialogAction = action;
+  const titles = {
+    confirm: "Confirm: this is the watchlist person",
+    reject: "Reject: false alert",
+    hold: "Hold for an investigation",
+    release: "Release the hold",
+  };
+  $("reason-title").textContent = titles[action];
+  $("reason-hint").textContent = `${detail.person_id} · alert ${detail.alert_id}`;
+  $("reason-chips").replaceChildren(...(REASONS[action] || []).map((text) => el("button", {
+    type: "button", onclick: () => { $("reason").value = text; $("reason").focus(); },
+  }, text)));
+  $("reason").value = "";
+  $("reason-error").textContent = "";
+  $("reason-dialog").showModal();
+  $("reason").focus();
+}
+
+async function submitReason(event) {
+  event.preventDefault();
+  const reason = $("reason").value.trim();
+  if (!reason) {
+    $("reason-error").textContent = "A reason is required: say what was checked.";
+    return;
+  }
+  if (await decide(state.dialogAction, reason)) $("reason-dialog").close();
+}
+
+// ---- live stream --------------------------------------------------------------------------
+
+function setLive(status) {
+  const live = $("live");
+  live.dataset.state = status;
+  live.textContent = status;
+}
+
+async function followEvents() {
+  const controller = new AbortController();
+  state.stream = controller;
+  while (state.stream === controller) {
+    try {
+      const response = await api("/events", {
+        raw: true, signal: controller.signal, headers: { "Last-Event-ID": String(state.lastEventId) },
+      });
+      setLive("live");
+      await readEvents(response.body.getReader(), controller);
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      if (error instanceof Unauthorised) { failed(error); return; }
+    }
+    if (state.stream !== controller) return;
+    setLive("reconnecting");
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+  }
+}
+
+async function readEvents(reader, controller) {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  while (state.stream === controller) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const message = parseMessage(block);
+      if (message && message.event === "alert") onEvent(message);
+    }
+  }
+}
+
+function parseMessage(block) {
+  const message = { event: "message", data: [], id: null };
+  for (const line of block.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") message.event = value;
+    else if (field === "data") message.data.push(value);
+    else if (field === "id") message.id = value;
+  }
+  return message.data.length ? message : null;
+}
+
+function onEvent(message) {
+  const event = JSON.parse(message.data.join("\n"));
+  if (event.event_id <= state.lastEventId) return;
+  state.lastEventId = event.event_id;
+  if (event.alert === null) state.alerts.delete(event.alert_id);
+  else state.alerts.set(event.alert_id, event.alert);
+  renderQueue(event.kind === "raised" ? event.alert_id : null);
+  if (event.kind === "raised") toast(`New alert: ${event.alert ? event.alert.person_id : event.alert_id}`);
+  if (!state.statusSoon) {
+    state.statusSoon = setTimeout(() => { state.statusSoon = null; loadStatus(); }, STATUS_AFTER_EVENT_MS);
+  }
+  if (event.alert_id === state.selectedId) {
+    if (event.alert === null) clearDetail();
+    else select(event.alert_id);
+  } else if (!state.selectedId && event.alert) {
+    select(event.alert_id);
+  }
+}
+
+function clearDetail() {
+  state.selectedId = null;
+  state.detail = null;
+  $("detail-body").hidden = true;
+  $("detail-empty").hidden = false;
+}
+
+// ---- deployment and cameras ---------------------------------------------------------------
+
+async function loadStatus() {
+  try {
+    renderStatus(await api("/deployments"));
+  } catch (error) {
+    failed(error);
+  }
+}
+
+function item(label, value, className) {
+  return el("div", { className: "item" },
+    el("span", { className: "label" }, label), el("span", { className: `value ${className || ""}` }, value));
+}
+
+function renderStatus(deployments) {
+  const cameras = deployments.flatMap((d) => d.cameras.map((c) => ({ ...c, deployment: d.deployment_id })));
+  const d = deployments[0];
+  if (!d) {
+    $("deployment").replaceChildren(item("Deployment", "no status published"));
+    $("figures").replaceChildren();
+  } else {
+    const now = Date.now() / 1000;
+    const active = d.starts_at <= now && now < d.ends_at;
+    $("deployment").replaceChildren(
+      item("Deployment", `${d.place}`),
+      item("Window", `${dateTime(d.starts_at)} – ${dateTime(d.ends_at)}${active ? "" : " (closed)"}`, active ? "" : "stale"),
+      item("Watchlist", `${d.watchlist_id} v${d.watchlist_version}`),
+      item("Threshold", `${d.threshold}`),
+      item("Faces seen", count(d.faces_seen)),
+      item("Alerts", count(d.alerts)),
+      item("Non-matches deleted", count(d.non_match_deletions)),
+      item("Updated", ago(d.published_at), d.age_s > STALE_STATUS_S ? "stale" : ""));
+    const figures = [
+      ["Confirmed", count(d.adjudication.confirmed)],
+      ["Rejected", count(d.adjudication.rejected)],
+      ["Open", count(d.adjudication.new + d.adjudication.acknowledged)],
+      ["Held", count(d.adjudication.held)],
+      ["False-alert rate", percent(d.adjudication.false_alert_rate)],
+    ];
+    $("figures").replaceChildren(...figures.flatMap(([label, value]) => [
+      el("span", { className: "label" }, label), el("span", { className: "value" }, value)]));
+  }
+  $("cameras").replaceChildren(...cameras.map((c) => el("li", { className: "camera", dataset: { cameraId: c.camera_id } },
+    el("span", { className: `dot ${c.state}`, title: c.state }),
+    el("span", { className: "camera-name" }, c.camera_id),
+    el("span", { className: "camera-state" }, c.state.replace("_", " ")),
+    el("span", { className: "camera-meta" },
+      `${c.fps_out.toFixed(1)} fps · ${c.last_frame_time ? `frame ${ago(c.last_frame_time)}` : "no frame yet"}`
+      + ` · ${count(c.frames_dropped)} dropped${c.last_error ? ` · ${c.last_error}` : ""}`))));
+  $("cameras-empty").hidden = cameras.length > 0;
+  const streaming = cameras.filter((c) => c.state === "streaming").length;
+  $("camera-count").textContent = cameras.length ? `${streaming}/${cameras.length} streaming` : "";
+}
+
+// ---- feedback and keys --------------------------------------------------------------------
+
+let toastTimer = null;
+function toast(text, bad) {
+  const node = $("toast");
+  node.textContent = text;
+  node.classList.toggle("bad", Boolean(bad));
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { node.textContent = ""; }, 6000);
+}
+
+function onKey(event) {
+  if ($("app").hidden || $("reason-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
+  const actions = {
+    j: () => move(1),
+    k: () => move(-1),
+    a: acknowledge,
+    c: () => askReason("confirm"),
+    r: () => askReason("reject"),
+  };
+  const action = actions[event.key];
+  if (action) {
+    event.preventDefault();
+    action();
+  }
+}
+
+function setFilter(filter) {
+  state.filter = filter;
+  document.querySelectorAll(".tabs button").forEach((tab) => {
+    tab.setAttribute("aria-selected", tab.dataset.filter === filter ? "true" : "false");
+  });
+  loadQueue().catch(failed);
+}
+
+function init() {
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    $("login-error").textContent = "";
+    signIn($("token").value.trim()).catch((error) => {
+      signOut(error instanceof Unauthorised ? "That key was not accepted." : error.message);
+    });
+  });
+  $("logout").addEventListener("click", () => signOut(""));
+  $("act-acknowledge").addEventListener("click", acknowledge);
+  $("act-confirm").addEventListener("click", () => askReason("confirm"));
+  $("act-reject").addEventListener("click", () => askReason("reject"));
+  $("act-hold").addEventListener("click", () => askReason("hold"));
+  $("act-release").addEventListener("click", () => askReason("release"));
+  $("reason-form").addEventListener("submit", submitReason);
+  $("reason-cancel").addEventListener("click", () => $("reason-dialog").close());
+  $("reason").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      $("reason-form").requestSubmit();
+    }
+  });
+  document.querySelectorAll(".tabs button").forEach((tab) => tab.addEventListener("click", () => setFilter(tab.dataset.filter)));
+  document.addEventListener("keydown", onKey);
+
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (saved) signIn(saved).catch(() => signOut("Your session ended: sign in again."));
+  else signOut("");
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,53 @@
+"""schemathesis against the live server's published OpenAPI schema, with a supervisor's key: generated valid
+and invalid requests to every operation get no server error, and answers that match the schema.
+
+Bounded: MAX_EXAMPLES per operation and generation mode, no shrinking, no example database. The event
+stream never ends, so it is left to test_stream.py.
+"""
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from cluster.alerts.model import AlertState
+from tests.api.factories import PEOPLE, deployment_status, make_alert
+
+schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (see pyproject's test extras)")
+
+MAX_EXAMPLES = 8
+ENDLESS = {("GET", "/events")}
+
+
+def test_no_server_errors_and_answers_match_the_schema(control_room):
+    for index, person in enumerate(PEOPLE[:3]):
+        control_room.store.save(make_alert(f"alert-{index}", person))
+    control_room.store.transition("alert-0", AlertState.ACKNOWLEDGED, "pc.operator")
+    control_room.services.board.publish(deployment_status(1_750_000_000.0))
+    auth = {"Authorization": f"Bearer {control_room.supervisor.token}"}
+    schema = schemathesis.openapi.from_url(control_room.url + "/openapi.json", headers=auth, timeout=10)
+    checks = [
+        schemathesis.checks.not_a_server_error,
+        schemathesis.checks.status_code_conformance,
+        schemathesis.checks.content_type_conformance,
+        schemathesis.checks.response_schema_conformance,
+    ]
+    tested = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if (operation.method.upper(), operation.path) in ENDLESS:
+            continue
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+            @settings(
+                max_examples=MAX_EXAMPLES,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def call(case):
+                case.call_and_validate(base_url=control_room.url, headers=auth, checks=checks, timeout=10)
+
+            call()
+        tested.append(f"{operation.method.upper()} {operation.path}")
+    assert len(tested) >= 18, tested

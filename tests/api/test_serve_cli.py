@@ -1,0 +1,118 @@
+"""`lfr serve` and its user commands: keys printed once and stored as digests, loopback by default.
+
+The commands run through a parser built as `cluster.cli.main` builds its own, so these tests do not
+depend on the line that registers the group there.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from cluster.api.keys import ApiKeys, Role
+from cluster.audit.actions import AuditAction
+from cluster.audit.database import Database
+from cluster.audit.log import AuditLog
+from cluster.cli import serve_commands
+from cluster.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 15
+CLI = (
+    "import sys; from tests.api.test_serve_cli import lfr; from cluster.logging_setup import configure_logging;"
+    " configure_logging(); sys.exit(lfr(sys.argv[1:]))"
+)
+
+
+def lfr(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lfr")
+    parser.add_argument("--config", type=Path, default=None)
+    serve_commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args, load_config(args.config))
+
+
+@pytest.fixture
+def config(tmp_path) -> Path:
+    path = tmp_path / "lfr.yaml"
+    path.write_text(f"database:\n  url: {tmp_path / 'records.sqlite3'}\n")
+    return path
+
+
+def test_add_user_prints_the_key_once_and_it_works(config, tmp_path, capsys):
+    assert lfr(["serve", "--config", str(config), "add-user", "pc.smith", "--role", "operator"]) == 0
+    token, explanation = capsys.readouterr().out.splitlines()
+    assert token.startswith("lfr_") and "shown this once" in explanation
+    with Database(tmp_path / "records.sqlite3") as database:
+        audit = AuditLog(database)
+        principal = ApiKeys(audit).authenticate(token)
+        assert (principal.name, principal.role) == ("pc.smith", Role.OPERATOR)
+        (change,) = [e for e in audit.latest(10) if e.action == AuditAction.ACCESS_CHANGE]
+        assert change.actor.startswith("cli:") and change.subject == "pc.smith"
+    assert token.rsplit("_", 1)[1].encode() not in (tmp_path / "records.sqlite3").read_bytes()
+
+
+def test_user_commands_say_what_went_wrong(config, capsys):
+    base = ["--config", str(config), "serve"]
+    assert lfr([*base, "add-user", "sgt.jones", "--role", "supervisor"]) == 0
+    assert lfr([*base, "add-user", "sgt.jones", "--role", "operator"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert lfr([*base, "add-user", "Sgt Jones", "--role", "operator"]) == 2
+    assert "invalid user name" in capsys.readouterr().err
+    assert lfr([*base, "new-key", "pc.nobody"]) == 2
+    assert "lfr serve add-user pc.nobody" in capsys.readouterr().err
+    assert lfr([*base, "new-key", "sgt.jones"]) == 0
+    assert lfr([*base, "revoke", "sgt.jones"]) == 0
+    assert "revoked 2 keys of sgt.jones" in capsys.readouterr().out
+    assert lfr([*base, "users"]) == 0
+    (listed,) = capsys.readouterr().out.splitlines()
+    assert listed.startswith("sgt.jones") and "supervisor" in listed and "0 active key(s)" in listed
+
+
+def test_serve_listens_on_loopback_by_default_and_stops_on_ctrl_c(config, tmp_path, capsys):
+    lfr(["serve", "--config", str(config), "add-user", "pc.smith", "--role", "operator"])
+    token = capsys.readouterr().out.splitlines()[0]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", CLI, "serve", "--config", str(config), "--port", "0"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("control room on http://127.0.0.1:"), line + server.stderr.read()
+        url = line.split()[3].rstrip("/")
+        page = requests.get(url + "/", timeout=START_TIMEOUT_S)
+        assert page.status_code == 200 and "LFR Control Room" in page.text
+        assert requests.get(url + "/alerts", timeout=5).status_code == 401
+        me = requests.get(url + "/me", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert me.json() == {"name": "pc.smith", "role": "operator"}
+        server.send_signal(signal.SIGINT)
+        assert server.wait(STOP_TIMEOUT_S) == 0
+        assert server.stdout.read() == "control room stopped\n"
+        assert "Traceback" not in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(STOP_TIMEOUT_S)
+        server.stdout.close()
+        server.stderr.close()
+
+
+def test_a_busy_port_is_a_clear_error(config, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert lfr(["serve", "--config", str(config), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
