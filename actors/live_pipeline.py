@@ -90,12 +90,20 @@ class LivePipeline:
         refs = [self.forwarders[cid].stats.remote(since) for cid in sorted(self.forwarders)]
         return ray.get(refs, timeout=timeout_s)
 
+    def current_sink_summaries(self, timeout_s: float = 15.0) -> list:
+        """Each camera's result-sink figures now, in camera-id order."""
+        refs = [self.forwarders[cid].sink_summary.remote() for cid in sorted(self.forwarders)]
+        return ray.get(refs, timeout=timeout_s)
+
+    def camera_health(self, timeout_s: float = 15.0) -> list:
+        """Each camera's health as its registry sees it (None for a camera whose actor did not answer)."""
+        return [status.health for status in ray.get(self.registry.list.remote(), timeout=timeout_s)]
+
     def stop(self, remove_service: bool = True) -> list[StreamStats]:
         """Stop forwarding and the cameras (and the service unless told not to); the final figures per camera."""
         refs = [self.forwarders[cid].stop.remote() for cid in sorted(self.forwarders)]
         final = ray.get(refs, timeout=CALL_TIMEOUT_S)
-        summaries = [self.forwarders[cid].sink_summary.remote() for cid in sorted(self.forwarders)]
-        self.sink_summaries = ray.get(summaries, timeout=CALL_TIMEOUT_S)
+        self.sink_summaries = self.current_sink_summaries(CALL_TIMEOUT_S)
         for forwarder in self.forwarders.values():
             ray.kill(forwarder, no_restart=True)
         ray.get(self.registry.stop_all.remote(), timeout=CALL_TIMEOUT_S)

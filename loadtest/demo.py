@@ -4,10 +4,13 @@ It synthesises a short crowd for a few cameras (real lfw10 faces walking camera 
 enrols the crowd's watchlist people from their enrolment photos (which never appear in the
 video) into a watchlist in embedded Milvus, freezes a version, and runs the live cluster on the
 videos in real time: cameras, the batched face service, per-camera tracking and matching, the
-Coordinator fusing sightings into alerts in SQLite. It ends with the alerts and a score against
-the truth. Everything lives in one work folder (a temporary one unless told otherwise).
+Coordinator fusing sightings into alerts in SQLite. Meanwhile the control room serves the
+alerts on 127.0.0.1 (its address and a demo officer's key are printed) and the run publishes
+its status there. It ends with the alerts and a score against the truth. Everything lives in
+one work folder (a temporary one unless told otherwise).
 """
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +26,12 @@ from actors.live_deployment import LiveDeployment, MatchingPlan
 from actors.live_pipeline import LivePipeline
 from cluster.alerts.model import Alert
 from cluster.alerts.opening import open_alert_store
+from cluster.alerts.query import AlertFilter
+from cluster.alerts.store import AlertStore
+from cluster.api.app import create_app
+from cluster.api.photos import FolderWatchlistPhotos
+from cluster.api.server import ApiServer
+from cluster.api.services import ControlRoomServices
 from cluster.audit.config import AuditConfig, DatabaseConfig
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.config import LfrConfig
@@ -32,8 +41,9 @@ from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.live_matching import MatchingSummary
+from cluster.status_board import DeploymentStatus, StatusBoard
 from cluster.vision.image_io import load_image
-from cluster.vision.pipeline import FacePipeline
+from cluster.vision.pipeline import MODEL_NAME, FacePipeline
 from loadtest.alert_scoring import AlertScore, score_alerts
 from loadtest.crowd import make_crowd
 from loadtest.crowd_spec import CrowdSpec
@@ -44,6 +54,8 @@ log = structlog.get_logger(__name__)
 DEPLOYMENT_ID = "demo"
 WATCHLIST_ID = "demo_watchlist"
 OFFICER = "Superintendent A. Example (demo)"
+DEMO_OFFICER = "demo-officer"
+DEMO_ACTOR = "cli:lfr-demo"
 SIGNAGE = "Live facial recognition in use (demonstration on recorded video)"
 SAMPLE_FPS = 5.0
 DRAIN_S = 5.0
@@ -60,6 +72,8 @@ class DemoOptions:
     seed: int = 1
     width: int = 640
     height: int = 360
+    port: int = 0
+    """Control-room port on 127.0.0.1; 0: any free port."""
 
 
 @dataclass(frozen=True)
@@ -108,8 +122,17 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
         version, enrolled = enrol_watchlist(truth, gallery_config, config)
         progress(f"watchlist {version.version_id}: {enrolled} photos of {len(truth.watchlist)} people")
         cameras = cameras_of(truth, crowd_dir)
-        progress("starting Ray, the Coordinator and the live pipeline")
-        summaries = run_cluster(cameras, version, config, options, progress)
+        store = open_alert_store(database, config.audit)
+        control_room = start_control_room(store, truth, options, progress)
+        try:
+            progress("starting Ray, the Coordinator and the live pipeline")
+            now = time.time()
+            window = DeploymentWindow(now, now + 24 * 3600)
+            threshold = config.matching.similarity_threshold
+            board = StatusPublisher(StatusBoard(store.database), store, version, threshold, window)
+            summaries = run_cluster(cameras, version, window, config, options, progress, board)
+        finally:
+            control_room.stop()
         alerts = tuple(read_alerts(database))
     finally:
         if gallery_config.backend.data_dir.exists():
@@ -177,23 +200,24 @@ def cameras_of(truth: CrowdTruth, crowd_dir: Path) -> list[CameraConfig]:
 def run_cluster(
     cameras: list[CameraConfig],
     version: WatchlistVersion,
+    window: DeploymentWindow,
     config: LfrConfig,
     options: DemoOptions,
     progress: Progress,
+    board: "StatusPublisher",
 ) -> list[MatchingSummary]:
-    now = time.time()
     plan = MatchingPlan(
         deployment_id=DEPLOYMENT_ID,
         watchlist_version=version.version_id,
         threshold=config.matching.similarity_threshold,
-        window=DeploymentWindow(now, now + 24 * 3600),
+        window=window,
         cameras=tuple(cameras),
     )
     ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
     try:
         deployment = LiveDeployment.start(plan, config)
         try:
-            watch(deployment.pipeline, options.seconds, progress)
+            watch(deployment.pipeline, options.seconds, progress, board)
         finally:
             deployment.stop()
             serve.shutdown()
@@ -202,11 +226,12 @@ def run_cluster(
         ray.shutdown()
 
 
-def watch(pipeline: LivePipeline, seconds: float, progress: Progress) -> None:
-    """Let the videos play out (real time), showing progress every few seconds."""
+def watch(pipeline: LivePipeline, seconds: float, progress: Progress, board: "StatusPublisher") -> None:
+    """Let the videos play out (real time), showing progress and publishing the status every few seconds."""
     deadline = time.monotonic() + seconds + DRAIN_S
     while (left := deadline - time.monotonic()) > 0:
         time.sleep(min(5.0, left))
+        board.publish(pipeline)
         stats = pipeline.stats()
         progress(
             f"{max(0.0, deadline - time.monotonic()):4.0f} s left: {sum(s.results_ok for s in stats)} frames,"
@@ -223,3 +248,54 @@ def read_alerts(database: DatabaseConfig) -> list[Alert]:
         if page.next_cursor is None:
             return alerts
         cursor = page.next_cursor
+
+
+def start_control_room(store: AlertStore, truth: CrowdTruth, options: DemoOptions, progress: Progress) -> ApiServer:
+    """Serve the control room over the demo's alerts, with the watchlist photos and a demo officer's key."""
+    photos = options.workdir / "photos" / WATCHLIST_ID
+    photos.mkdir(parents=True, exist_ok=True)
+    for person in truth.watchlist:
+        shutil.copyfile(resolve_repo_path(person.enrolment_photos[0]), photos / f"{person.id}.jpg")
+    services = ControlRoomServices.over(store, FolderWatchlistPhotos(photos.parent))
+    issued = services.keys.add_user(DEMO_OFFICER, "supervisor", actor=DEMO_ACTOR)
+    server = ApiServer(create_app(services), "127.0.0.1", options.port).start()
+    progress(f"control room: {server.url}/  (sign in with the key {issued.token})")
+    return server
+
+
+class StatusPublisher:
+    """Publishes the demo deployment's status (counts and camera health) for the control room."""
+
+    def __init__(
+        self,
+        board: StatusBoard,
+        store: AlertStore,
+        version: WatchlistVersion,
+        threshold: float,
+        window: DeploymentWindow,
+    ) -> None:
+        self._board = board
+        self._store = store
+        self._version = version
+        self._threshold = threshold
+        self._window = window
+
+    def publish(self, pipeline: LivePipeline) -> None:
+        summaries = [s for s in pipeline.current_sink_summaries() if isinstance(s, MatchingSummary)]
+        cameras = tuple(health for health in pipeline.camera_health() if health is not None)
+        self._board.publish(
+            DeploymentStatus(
+                deployment_id=DEPLOYMENT_ID,
+                place="Demo street (recorded crowd)",
+                window=self._window,
+                watchlist_id=WATCHLIST_ID,
+                watchlist_version=self._version.version_id,
+                threshold=self._threshold,
+                model=MODEL_NAME,
+                faces_seen=sum(s.tracker.faces_seen for s in summaries),
+                non_match_deletions=sum(s.tracker.tracklets_deleted_no_match for s in summaries),
+                alerts=self._store.count(AlertFilter(deployment_id=DEPLOYMENT_ID)),
+                cameras=cameras,
+                published_at=time.time(),
+            )
+        )
