@@ -4,6 +4,7 @@
 Validators do no I/O: how many cores and GPUs there are is decided at run time (`plan_replicas`).
 """
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -118,14 +119,17 @@ class ReplicaPlan:
 def plan_replicas(
     service: FaceServiceConfig, gpus: int, cores: int | None = None, free_cpus: float | None = None
 ) -> ReplicaPlan:
-    """One replica per GPU (fp16 there) when GPUs exist; on CPU, torch threads x replicas = cores, never more.
+    """One replica per GPU (fp16 there) when GPUs exist; on CPU, torch threads x replicas never exceed the cores.
+
+    free_cpus: the cluster's logical CPUs left once the cameras have theirs. A replica reserves
+    at most its share of them, so that on a small machine the cameras can still be scheduled,
+    and with `threads_per_replica: auto` its torch threads stop at that share too: cameras decode
+    all the time, and a torch thread that has to share its core stalls every other thread of the
+    same parallel loop (on 2 cores with 3 cameras, 1 thread served 30 frames/s where 2 served 19;
+    docs/benchmarks.md).
 
     With autoscaling, CPU replicas are sized for `max_replicas`, so that a scaled-up service
     still does not oversubscribe the cores.
-
-    free_cpus: the cluster's logical CPUs left once the cameras have theirs. A replica reserves
-    at most its share of them, so that on a small machine the cameras can still be scheduled
-    (they decode while the models wait for the next batch).
     """
     cores = cores or os.cpu_count() or 1
     if gpus > 0:
@@ -135,9 +139,11 @@ def plan_replicas(
     replicas = 1 if service.replicas == "auto" else service.replicas
     if service.autoscaling is not None:
         replicas = service.autoscaling.max_replicas
-    if service.threads_per_replica == "auto":
+    if service.threads_per_replica != "auto":
+        threads = service.threads_per_replica
+    elif free_cpus is None:
         threads = max(1, cores // replicas)
     else:
-        threads = service.threads_per_replica
+        threads = max(1, min(cores // replicas, math.floor(free_cpus / replicas)))
     reserved = float(threads) if free_cpus is None else max(0.1, min(float(threads), free_cpus / replicas))
     return ReplicaPlan(replicas, num_cpus=reserved, num_gpus=0.0, torch_threads=threads, device="cpu")

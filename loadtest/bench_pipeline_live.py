@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--measure-s", type=float, default=10.0)
     parser.add_argument("--in-flight", type=int, default=4, help="requests each camera may have open")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per replica (default: the cores)")
+    parser.add_argument("--replicas", type=int, default=None, help="face replicas (default: one on CPU)")
     args = parser.parse_args()
     configure_logging("warning")
     print(describe_machine())
@@ -165,6 +166,7 @@ def main() -> None:
                 "batching": {"max_batch_size": args.batch, "batch_wait_timeout_s": args.wait_ms / 1000},
                 "forwarding": {"max_in_flight": args.in_flight},
                 "threads_per_replica": args.threads or "auto",
+                "replicas": args.replicas or "auto",
             }
         )
         ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
@@ -190,7 +192,7 @@ def main() -> None:
         )
     print(
         f"{args.cameras} cameras, batch {args.batch}, wait {args.wait_ms:g} ms, {args.in_flight} in flight per camera,"
-        f" {args.threads or 'auto'} torch threads per replica"
+        f" {args.replicas or 'auto'} replica(s), {args.threads or 'auto'} torch threads per replica"
     )
     print(
         "| load | offered frames/s | frames/s | faces/s | faces/s vs bare | p50 | p99 | overhead/frame"
