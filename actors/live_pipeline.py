@@ -28,6 +28,8 @@ from cluster.stream_forwarding import StreamStats
 log = structlog.get_logger(__name__)
 
 CALL_TIMEOUT_S = 30.0
+MIN_REPLICA_CPUS = 0.1
+"""The least share of a logical CPU a face replica reserves (see `plan_replicas`)."""
 
 
 def deploy_face_service(
@@ -40,6 +42,13 @@ def deploy_face_service(
     serve.start(proxy_location="Disabled")
     resources = ray.cluster_resources()
     free_cpus = resources.get("CPU", 0.0) - camera_count * CAMERA_ACTOR_CPUS
+    if free_cpus < MIN_REPLICA_CPUS:
+        raise RuntimeError(
+            f"{camera_count} cameras reserve {camera_count * CAMERA_ACTOR_CPUS:g} logical CPUs and the face service"
+            f" needs at least {MIN_REPLICA_CPUS:g}, but the cluster has {resources.get('CPU', 0.0):g}: some cameras"
+            " would never be scheduled; run fewer cameras, add nodes, or start Ray with more logical CPUs"
+            " (ray start --num-cpus N) if decoding is cheap enough"
+        )
     plan = plan_replicas(service, int(resources.get("GPU", 0)), free_cpus=free_cpus)
     handle = serve.run(face_app(models, service, plan), name=APP_NAME, route_prefix=None)
     log.info("face_service_deployed", replicas=plan.num_replicas, threads=plan.torch_threads, device=plan.device)

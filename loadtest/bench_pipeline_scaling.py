@@ -5,13 +5,15 @@
 
 Every run is saturated (each camera replays its synthesised file at the file's full rate), so
 frames/s is what the cluster can serve with that many cameras or that batch size; the drop
-share says how much of what the cameras offered it had to leave. One crowd is synthesised for
+share says how much of what the cameras offered it had to leave. Ray gets enough logical CPUs
+for every camera's reservation (8 cameras reserve 2), whatever the cores. One crowd is synthesised for
 the largest camera count and shared by all runs; the bare loop (one process decoding, detecting
 and embedding every camera's frames in batches) is the reference line.
 """
 
 import argparse
 import math
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from ray import serve
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from actors.camera_actor import CAMERA_ACTOR_CPUS  # noqa: E402
 from actors.camera_registry import NAMESPACE  # noqa: E402
 from cluster.config import FaceModelsConfig  # noqa: E402
 from cluster.logging_setup import configure_logging  # noqa: E402
@@ -135,9 +138,10 @@ def main() -> None:
         )
         make_crowd(spec, Path(folder))
         files = [Path(folder) / f"cam{i}.mp4" for i in range(largest)]
-        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        logical_cpus = max(os.cpu_count() or 1, math.ceil(largest * CAMERA_ACTOR_CPUS + 1))
+        ray.init(num_cpus=logical_cpus, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
         try:
-            bare_task = bare_loop.options(num_cpus=ray.cluster_resources()["CPU"])
+            bare_task = bare_loop.options(num_cpus=os.cpu_count() or 1)
             bare = ray.get(bare_task.remote(files[: args.batch_cameras], FaceModelsConfig(), args.camera_batch))
             print(f"bare loop: {bare.frames_per_s:.1f} frames/s, {bare.faces_per_s:.1f} faces/s", flush=True)
             serve.start(proxy_location="Disabled")

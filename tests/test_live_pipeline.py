@@ -210,3 +210,10 @@ def test_autoscaling_adds_a_replica_under_load(cluster, crowd):
 def _running_replicas() -> int:
     deployment = serve.status().applications[APP_NAME].deployments[DEPLOYMENT_NAME]
     return deployment.replica_states.get("RUNNING", 0)
+
+
+def test_more_cameras_than_the_cluster_can_schedule_is_a_clear_error(cluster, crowd):
+    """Regression: a ninth camera on 2 logical CPUs stayed pending for ever and its stream never started."""
+    cameras = [camera_config(crowd / "cam0.mp4", id=f"many{i}", loop=True) for i in range(16)]
+    with pytest.raises(RuntimeError, match="16 cameras reserve 4 logical CPUs .* would never be scheduled"):
+        LivePipeline.start(cameras, MODELS, service_config())
