@@ -31,7 +31,8 @@ def unit_vectors(data: bytes) -> list[tuple[int, np.ndarray]]:
         if usable < EMBEDDING_SIZE:
             continue
         values = np.frombuffer(data, dtype="<f4", count=usable, offset=alignment).astype(np.float64)
-        squares = np.where(np.isfinite(values) & (np.abs(values) <= 1.0), values * values, 2.0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            squares = np.where(np.isfinite(values) & (np.abs(values) <= 1.0), values * values, 2.0)
         sums = np.concatenate([[0.0], np.cumsum(squares)])
         window = sums[EMBEDDING_SIZE:] - sums[:-EMBEDDING_SIZE]
         for start in np.flatnonzero(np.abs(window - 1.0) < UNIT_TOLERANCE):

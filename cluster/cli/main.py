@@ -9,9 +9,12 @@ from cluster.cli import (
     camera_commands,
     crowd_commands,
     demo_commands,
+    retro_commands,
     run_commands,
     serve_commands,
+    social_commands,
     vision_commands,
+    watchlist_commands,
 )
 from cluster.config import ConfigError, load_config
 from cluster.logging_setup import configure_logging
@@ -32,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.register(commands)
     demo_commands.register(commands)
     serve_commands.register(commands)
+    watchlist_commands.register(commands)
+    social_commands.register(commands)
+    retro_commands.register(commands)
     return parser
 
 

@@ -1,0 +1,168 @@
+"""`lfr social ingest` and `lfr social search`: social-media faces for retrospective search.
+
+    lfr social ingest MANIFEST.jsonl       every face of every listed image, stored with its post
+    lfr social search PHOTO [--top-k K] [--face N] [--json]
+                                           where else this face appears (platform, post, URL, time, place)
+
+The manifest's format is described in `cluster.retro.social_manifest`. A bad line is reported
+with its number and skipped; the rest is still ingested. Both commands are audited (an ingest
+as an enrolment into `social_media`, a search as a search); no embedding is ever logged.
+Exit status as for `lfr watchlist`: 0 done, 1 some input refused, 2 nothing done.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from cluster.audit.actions import AuditAction
+from cluster.cli.watchlist_commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    add_officer_argument,
+    guarded,
+    iso,
+    officer_of,
+    open_audit,
+)
+from cluster.config import LfrConfig
+from cluster.enrolment import RefusedPhoto, choose_faces
+from cluster.gallery.gallery import Gallery
+from cluster.gallery.records import SocialMatch
+from cluster.retro.social_ingest import SocialIngest
+from cluster.retro.social_manifest import read_manifest
+from cluster.vision.pipeline import FacePipeline
+
+SOCIAL_SUBJECT = "social_media"
+MAX_TOP_K = 1024
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    social = commands.add_parser("social", help="Social-media faces: ingest posts, search where a face appears.")
+    actions = social.add_subparsers(dest="social_action", required=True, metavar="ACTION")
+
+    ingest = actions.add_parser("ingest", help="Store every face of the images a JSON-lines manifest lists.")
+    ingest.add_argument("manifest", type=Path, metavar="MANIFEST", help="JSON lines: image, platform, post_id, ...")
+    add_officer_argument(ingest)
+    ingest.set_defaults(handler=run_ingest)
+
+    search = actions.add_parser("search", help="Find the posts where the face of a photo appears.")
+    search.add_argument("photo", type=Path, metavar="PHOTO", help="A photo of the face to look for.")
+    search.add_argument("--top-k", type=int, default=None, help="Most posts to list (default gallery.top_k).")
+    search.add_argument(
+        "--min-similarity",
+        type=float,
+        default=None,
+        help="Lowest similarity listed (default matching.similarity_threshold).",
+    )
+    search.add_argument("--face", type=int, default=None, metavar="N", help="Search with face N of a group photo.")
+    search.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
+    add_officer_argument(search)
+    search.set_defaults(handler=run_search)
+
+
+def run_ingest(args: argparse.Namespace, config: LfrConfig) -> int:
+    def ingest() -> int:
+        manifest = read_manifest(args.manifest)
+        for problem in manifest.problems:
+            sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
+        audit = open_audit(config)
+        with Gallery.open(config.gallery) as gallery:
+            pipeline = FacePipeline(config.face_models)
+            with tqdm(total=len(manifest.posts), unit="post", file=sys.stderr, disable=None) as progress:
+                summary = SocialIngest(pipeline, gallery.social).ingest(
+                    manifest.posts, on_post=lambda _: progress.update(1)
+                )
+        for problem in summary.problems:
+            sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
+        skipped = sorted({p.line for p in manifest.problems} | {p.line for p in summary.problems})
+        audit.record(
+            officer_of(args),
+            AuditAction.ENROLMENT,
+            SOCIAL_SUBJECT,
+            {
+                "manifest": str(args.manifest),
+                "posts": summary.posts,
+                "faces": summary.faces,
+                "lines_without_face": list(summary.without_face),
+                "lines_skipped": skipped,
+            },
+        )
+        sys.stdout.write(
+            f"stored {summary.faces} face{'s' if summary.faces != 1 else ''} from {summary.posts} post"
+            f"{'s' if summary.posts != 1 else ''} ({len(summary.without_face)} without a face);"
+            f" {len(skipped)} line{'s' if len(skipped) != 1 else ''} skipped\n"
+        )
+        return EXIT_REFUSED if skipped else EXIT_OK
+
+    return guarded(ingest)
+
+
+def _match_record(match: SocialMatch) -> dict[str, Any]:
+    face = match.face
+    return {
+        "rank": match.rank,
+        "similarity": round(match.similarity, 4),
+        "platform": face.platform,
+        "post_id": face.post_id,
+        "url": face.url,
+        "posted_at": iso(face.captured_at),
+        "place": face.place,
+        "image_path": face.image_path,
+        "box": [round(value, 1) for value in face.box],
+        "face_id": face.face_id,
+    }
+
+
+def run_search(args: argparse.Namespace, config: LfrConfig) -> int:
+    top_k = args.top_k or config.gallery.top_k
+    threshold = config.matching.similarity_threshold if args.min_similarity is None else args.min_similarity
+    if not 1 <= top_k <= MAX_TOP_K:
+        sys.stderr.write(f"lfr: --top-k must be within 1..{MAX_TOP_K}, got {top_k}\n")
+        return EXIT_FAILED
+    if not -1.0 <= threshold <= 1.0:
+        sys.stderr.write(f"lfr: --min-similarity is a cosine similarity within -1..1, got {threshold}\n")
+        return EXIT_FAILED
+
+    def search() -> int:
+        audit = open_audit(config)
+        (chosen,) = choose_faces(FacePipeline(config.face_models), [args.photo], args.face)
+        if isinstance(chosen, RefusedPhoto):
+            sys.stderr.write(f"lfr: refused {chosen.reason}\n")
+            return EXIT_REFUSED
+        with Gallery.open(config.gallery) as gallery:
+            (matches,) = gallery.social.search(chosen.face.embedding[None], top_k=top_k, min_similarity=threshold)
+        audit.record(
+            officer_of(args),
+            AuditAction.SEARCH,
+            SOCIAL_SUBJECT,
+            {
+                "probe": str(args.photo),
+                "face": chosen.index,
+                "top_k": top_k,
+                "min_similarity": threshold,
+                "hits": len(matches),
+            },
+        )
+        records = [_match_record(match) for match in matches]
+        if args.json:
+            document = {"probe": str(args.photo), "face": chosen.index, "min_similarity": threshold, "matches": records}
+            sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+            return EXIT_OK
+        sys.stdout.write(
+            f"{len(records)} appearance{'s' if len(records) != 1 else ''} of face {chosen.index} of {args.photo}"
+            f" at or above {threshold:.2f}\n"
+        )
+        for r in records:
+            place = f"  {r['place']}" if r["place"] else ""
+            sys.stdout.write(
+                f"  {r['rank']}. {r['similarity']:.4f}  {r['platform']} post {r['post_id']}  {r['posted_at']}{place}"
+                f"  {r['url']}  ({r['image_path']})\n"
+            )
+        return EXIT_OK
+
+    return guarded(search)

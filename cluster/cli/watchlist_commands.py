@@ -1,0 +1,477 @@
+"""`lfr watchlist ...`: authorised watchlists, their enrolled people and frozen versions; `lfr gallery stop`.
+
+    lfr watchlist create NAME --authorised-by OFFICER --reason TEXT --expires 2026-12-31|+90
+    lfr watchlist add NAME PERSON_ID PHOTO_OR_FOLDER... [--label --category --source --expires --face N]
+    lfr watchlist list | show NAME [--json] | freeze NAME | remove NAME PERSON_ID | purge-expired
+    lfr gallery stop                       stops the embedded milvus-lite server
+
+Every command writes an audit entry naming who (`--officer`; else, for `create` and `add`, the
+officer who authorised the watchlist; else the operating-system user as `cli:NAME`), what and
+to which watchlist; never an embedding. The audit log is opened before anything is done, so
+nothing happens unrecorded. Exit status: 0 done; 1 done, but some input was refused (each
+refusal on stderr, naming the file) or `remove` found no entry of the person; 2 nothing done
+(unknown watchlist, bad argument, gallery or audit log unusable).
+
+The helpers at the top (exit codes, `--officer`, the audit log, error handling) are shared with
+`lfr social` and `lfr retro`.
+"""
+
+import argparse
+import getpass
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from tqdm import tqdm
+
+from cluster.audit.actions import AuditAction
+from cluster.audit.database import Database
+from cluster.audit.log import AuditLog, AuditLogError
+from cluster.audit.sealing import sealer_from_env
+from cluster.config import LfrConfig
+from cluster.enrolment import ChosenFace, choose_faces
+from cluster.gallery.config import LiteBackendConfig
+from cluster.gallery.errors import GalleryError
+from cluster.gallery.gallery import Gallery
+from cluster.gallery.lite_backend import EmbeddedMilvus
+from cluster.gallery.records import (
+    LABEL_MAX,
+    EnrolledEntry,
+    Watchlist,
+    WatchlistEntry,
+    WatchlistVersion,
+    check_id,
+    check_text,
+)
+from cluster.vision.image_io import find_images
+from cluster.vision.pipeline import FacePipeline
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_FAILED = 2
+DEFAULT_CATEGORY = "wanted"
+DAY_S = 24 * 3600
+COMMAND_ERRORS = (GalleryError, AuditLogError, LookupError, ValueError, SQLAlchemyError, OSError)
+"""What a gallery or audit command may fail with: each carries a message that says what to do."""
+
+
+def add_officer_argument(
+    parser: argparse.ArgumentParser, default: str = "the operating-system user, as cli:NAME"
+) -> None:
+    parser.add_argument(
+        "--officer",
+        default=None,
+        metavar="NAME",
+        help=f"Who runs this, as the audit log records it (default: {default}).",
+    )
+
+
+def officer_of(args: argparse.Namespace, fallback: str | None = None) -> str:
+    """Who the audit entry names: --officer, else the fallback given, else `cli:<os user>`."""
+    return args.officer or fallback or f"cli:{getpass.getuser()}"
+
+
+def open_audit(config: LfrConfig) -> AuditLog:
+    """The configured audit log; opened before anything is done, so an action never goes unrecorded."""
+    sealer = sealer_from_env(config.audit.hmac_key_env, required=config.audit.require_hmac_key)
+    return AuditLog(Database(config.database.url), sealer)
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """Run a command; a failure it explains becomes one `lfr:` line on stderr and exit status 2."""
+    try:
+        return command()
+    except COMMAND_ERRORS as exc:
+        sys.stderr.write(f"lfr: {exc}\n")
+        return EXIT_FAILED
+
+
+def iso(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds")
+
+
+def parse_expiry(text: str, now: float | None = None) -> int:
+    """Unix seconds from '+DAYS', an ISO date (expires at the end of that day, UTC) or an ISO date-time.
+
+    A date-time without a UTC offset is taken as UTC. ValueError saying what is accepted otherwise.
+    """
+    value = text.strip()
+    current = time.time() if now is None else now
+    if value.startswith("+"):
+        try:
+            days = float(value[1:])
+        except ValueError:
+            days = float("nan")
+        if not (days > 0 and math.isfinite(days)):
+            raise ValueError(f"--expires {text!r}: +DAYS must be a positive number of days, such as +90")
+        return int(current + days * DAY_S)
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp())
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"--expires {text!r}: pass +DAYS (such as +90), a date (2026-12-31) or a date-time (2026-12-31T18:00+01:00)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the `watchlist` and `gallery` command groups."""
+    watchlist = commands.add_parser("watchlist", help="Authorised watchlists: create, enrol, freeze, remove, purge.")
+    actions = watchlist.add_subparsers(dest="watchlist_action", required=True, metavar="ACTION")
+
+    create = actions.add_parser("create", help="Record a newly authorised watchlist.")
+    create.add_argument("name", metavar="NAME", help="Watchlist id: letters, digits and . _ : - (such as west_end).")
+    create.add_argument("--authorised-by", required=True, metavar="OFFICER", help="Who authorised it (name, rank).")
+    create.add_argument("--reason", required=True, help="Why it is necessary and proportionate.")
+    create.add_argument("--expires", required=True, metavar="WHEN", help="+DAYS, a date (UTC) or an ISO date-time.")
+    add_officer_argument(create, default="the authorising officer")
+    create.set_defaults(handler=run_create)
+
+    add = actions.add_parser("add", help="Enrol photos of one person (one face per photo).")
+    add.add_argument("name", metavar="NAME", help="The watchlist.")
+    add.add_argument("person_id", metavar="PERSON_ID", help="The person's id: letters, digits and . _ : -.")
+    add.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="Photo files or folders of photos.")
+    add.add_argument("--label", default=None, help="Name shown with an alert (default: PERSON_ID).")
+    add.add_argument("--category", default=DEFAULT_CATEGORY, help=f"Category id (default {DEFAULT_CATEGORY}).")
+    add.add_argument("--source", default=None, help="Where the photos came from (default: each photo's path).")
+    add.add_argument("--expires", default=None, metavar="WHEN", help="Entry expiry (default: the watchlist's).")
+    add.add_argument(
+        "--face", type=int, default=None, metavar="N", help="Enrol face N of each photo (as `lfr faces` numbers them)."
+    )
+    add_officer_argument(add, default="the officer who authorised the watchlist")
+    add.set_defaults(handler=run_add)
+
+    listing = actions.add_parser("list", help="List watchlists with their entries and versions.")
+    listing.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
+    add_officer_argument(listing)
+    listing.set_defaults(handler=run_list)
+
+    show = actions.add_parser("show", help="Show a watchlist's authorisation, entries and frozen versions.")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
+    add_officer_argument(show)
+    show.set_defaults(handler=run_show)
+
+    freeze = actions.add_parser("freeze", help="Freeze a version for deployments to bind to; prints its id.")
+    freeze.add_argument("name", metavar="NAME")
+    add_officer_argument(freeze)
+    freeze.set_defaults(handler=run_freeze)
+
+    remove = actions.add_parser("remove", help="Delete every entry of a person (from all versions).")
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("person_id", metavar="PERSON_ID")
+    add_officer_argument(remove)
+    remove.set_defaults(handler=run_remove)
+
+    purge = actions.add_parser("purge-expired", help="Delete every entry whose expiry has passed.")
+    add_officer_argument(purge)
+    purge.set_defaults(handler=run_purge_expired)
+
+    gallery = commands.add_parser("gallery", help="The face gallery's embedded server.")
+    gallery_actions = gallery.add_subparsers(dest="gallery_action", required=True, metavar="ACTION")
+    stop = gallery_actions.add_parser("stop", help="Stop the embedded milvus-lite server (it restarts on next use).")
+    stop.set_defaults(handler=run_gallery_stop)
+
+
+def run_create(args: argparse.Namespace, config: LfrConfig) -> int:
+    def create() -> int:
+        expires_at = parse_expiry(args.expires)
+        audit = open_audit(config)
+        with Gallery.open(config.gallery) as gallery:
+            watchlist = gallery.watchlists.create(args.name, args.name, args.reason, args.authorised_by, expires_at)
+        audit.record(
+            officer_of(args, args.authorised_by),
+            AuditAction.WATCHLIST_CHANGE,
+            f"watchlist:{watchlist.watchlist_id}",
+            {
+                "change": "created",
+                "authorised_by": watchlist.authorised_by,
+                "reason": watchlist.reason,
+                "expires_at": iso(watchlist.expires_at),
+            },
+        )
+        sys.stdout.write(
+            f"created watchlist {watchlist.watchlist_id}, authorised by {watchlist.authorised_by},"
+            f" expires {iso(watchlist.expires_at)}\n"
+        )
+        return EXIT_OK
+
+    return guarded(create)
+
+
+def _entry(args: argparse.Namespace, chosen: ChosenFace, authorised_by: str, expires_at: int | None) -> WatchlistEntry:
+    return WatchlistEntry(
+        person_id=args.person_id,
+        label=args.label or args.person_id,
+        category=args.category,
+        source=args.source or str(chosen.path),
+        authorised_by=authorised_by,
+        embedding=chosen.face.embedding,
+        expires_at=expires_at,
+    )
+
+
+def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
+    def add() -> int:
+        expires_at = parse_expiry(args.expires) if args.expires is not None else None
+        if args.face is not None and args.face < 0:
+            raise ValueError(f"--face must be 0 or more (as `lfr faces` numbers faces), got {args.face}")
+        check_id(args.person_id, "PERSON_ID")
+        check_id(args.category, "--category")
+        check_text(args.label or args.person_id, "--label", LABEL_MAX)
+        photos = find_images(args.photos)
+        if not photos:
+            raise ValueError(f"no photos found in {', '.join(str(p) for p in args.photos)}; pass JPEG or PNG files")
+        audit = open_audit(config)
+        with Gallery.open(config.gallery) as gallery:
+            watchlist = gallery.watchlists.get(args.name)
+            if watchlist.expires_at <= time.time():
+                raise ValueError(
+                    f"watchlist {args.name!r} expired at {iso(watchlist.expires_at)}; nothing may be enrolled into it:"
+                    " renew its authorisation (create a new watchlist)"
+                )
+            officer = officer_of(args, watchlist.authorised_by)
+            chosen: list[ChosenFace] = []
+            refused: list[str] = []
+            pipeline = FacePipeline(config.face_models)
+            with tqdm(total=len(photos), unit="photo", file=sys.stderr, disable=None) as progress:
+                for result in choose_faces(pipeline, photos, args.face):
+                    progress.update(1)
+                    if isinstance(result, ChosenFace):
+                        chosen.append(result)
+                    else:
+                        refused.append(str(result.path))
+                        progress.write(f"lfr: refused {result.reason}", file=sys.stderr)
+            entries = [_entry(args, face, officer, expires_at) for face in chosen]
+            enrolment = gallery.watchlists.enrol(args.name, entries) if entries else None
+        audit.record(
+            officer,
+            AuditAction.ENROLMENT,
+            f"watchlist:{watchlist.watchlist_id}",
+            {
+                "person_id": args.person_id,
+                "label": args.label or args.person_id,
+                "category": args.category,
+                "entries": len(entries),
+                "batch": enrolment.batch if enrolment else None,
+                "photos": [str(face.path) for face in chosen],
+                "faces_chosen": [face.index for face in chosen],
+                "refused": refused,
+            },
+        )
+        if enrolment is None:
+            sys.stderr.write(f"lfr: nothing enrolled: every photo of {args.person_id} was refused\n")
+            return EXIT_REFUSED
+        sys.stdout.write(
+            f"enrolled {len(entries)} photo{'s' if len(entries) != 1 else ''} of {args.person_id} into"
+            f" {watchlist.watchlist_id} (batch {enrolment.batch}); run `lfr watchlist freeze"
+            f" {watchlist.watchlist_id}` for deployments to search them\n"
+        )
+        if refused:
+            sys.stderr.write(f"lfr: {len(refused)} of {len(photos)} photos refused (see above)\n")
+            return EXIT_REFUSED
+        return EXIT_OK
+
+    return guarded(add)
+
+
+def _watchlist_record(watchlist: Watchlist, entries: int, versions: list[WatchlistVersion]) -> dict[str, Any]:
+    return {
+        "watchlist_id": watchlist.watchlist_id,
+        "authorised_by": watchlist.authorised_by,
+        "reason": watchlist.reason,
+        "created_at": iso(watchlist.created_at),
+        "expires_at": iso(watchlist.expires_at),
+        "expired": watchlist.expires_at <= time.time(),
+        "entries": entries,
+        "versions": [_version_record(version) for version in versions],
+    }
+
+
+def _version_record(version: WatchlistVersion) -> dict[str, Any]:
+    return {
+        "version": version.version_id,
+        "entries": version.entry_count,
+        "digest": version.digest,
+        "frozen_at": iso(version.frozen_at),
+    }
+
+
+def _entry_record(entry: EnrolledEntry) -> dict[str, Any]:
+    return {
+        "entry_id": entry.entry_id,
+        "person_id": entry.person_id,
+        "label": entry.label,
+        "category": entry.category,
+        "source": entry.source,
+        "authorised_by": entry.authorised_by,
+        "enrolled_at": iso(entry.enrolled_at),
+        "expires_at": iso(entry.expires_at),
+        "batch": entry.batch,
+    }
+
+
+def run_list(args: argparse.Namespace, config: LfrConfig) -> int:
+    def listing() -> int:
+        audit = open_audit(config)
+        with Gallery.open(config.gallery) as gallery:
+            records = [
+                _watchlist_record(
+                    watchlist,
+                    gallery.watchlists.count(watchlist.watchlist_id),
+                    gallery.watchlists.versions(watchlist.watchlist_id),
+                )
+                for watchlist in gallery.watchlists.all()
+            ]
+        audit.record(officer_of(args), AuditAction.REQUEST, "watchlists", {"command": "watchlist list"})
+        if args.json:
+            sys.stdout.write(json.dumps({"watchlists": records}, indent=2) + "\n")
+            return EXIT_OK
+        if not records:
+            sys.stdout.write("no watchlists yet; create one with `lfr watchlist create`\n")
+        for record in records:
+            latest = record["versions"][-1]["version"] if record["versions"] else "not frozen"
+            state = "EXPIRED" if record["expired"] else f"expires {record['expires_at']}"
+            sys.stdout.write(
+                f"{record['watchlist_id']}: {record['entries']} entries, latest version {latest}, {state},"
+                f" authorised by {record['authorised_by']}\n"
+            )
+        return EXIT_OK
+
+    return guarded(listing)
+
+
+def run_show(args: argparse.Namespace, config: LfrConfig) -> int:
+    def show() -> int:
+        audit = open_audit(config)
+        with Gallery.open(config.gallery) as gallery:
+            watchlist = gallery.watchlists.get(args.name)
+            entries = gallery.watchlists.entries(args.name)
+            versions = gallery.watchlists.versions(args.name)
+        audit.record(
+            officer_of(args),
+            AuditAction.REQUEST,
+            f"watchlist:{watchlist.watchlist_id}",
+            {"command": "watchlist show", "entries": len(entries)},
+        )
+        record = _watchlist_record(watchlist, len(entries), versions)
+        record["entries"] = [_entry_record(entry) for entry in entries]
+        if args.json:
+            sys.stdout.write(json.dumps(record, indent=2) + "\n")
+            return EXIT_OK
+        lines = [
+            f"watchlist {watchlist.watchlist_id}",
+            f"  authorised by {watchlist.authorised_by} on {record['created_at']}: {watchlist.reason}",
+            f"  {'EXPIRED' if record['expired'] else 'expires'} {record['expires_at']}",
+            f"  entries ({len(entries)}):",
+            *(
+                f"    {e['person_id']} ({e['label']}, {e['category']}) batch {e['batch']}, enrolled {e['enrolled_at']}"
+                f" by {e['authorised_by']}, expires {e['expires_at']}, source {e['source']}"
+                for e in record["entries"]
+            ),
+            f"  versions ({len(versions)}):",
+            *(
+                f"    {v['version']}: {v['entries']} entries, frozen {v['frozen_at']}, digest {v['digest'][:16]}"
+                for v in record["versions"]
+            ),
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return EXIT_OK
+
+    return guarded(show)
+
+
+def run_freeze(args: argparse.Namespace, config: LfrConfig) -> int:
+    def freeze() -> int:
+        audit = open_audit(config)
+        with Gallery.open(config.gallery) as gallery:
+            version = gallery.watchlists.freeze(args.name)
+        audit.record(
+            officer_of(args),
+            AuditAction.WATCHLIST_CHANGE,
+            f"watchlist:{version.watchlist_id}",
+            {
+                "change": "frozen",
+                "version": version.version_id,
+                "entries": version.entry_count,
+                "digest": version.digest,
+            },
+        )
+        sys.stdout.write(f"{version.version_id}\n")
+        sys.stderr.write(
+            f"{version.version_id}: {version.entry_count} entries, digest {version.digest};"
+            " bind a deployment to it with deployment.watchlist_version\n"
+        )
+        return EXIT_OK
+
+    return guarded(freeze)
+
+
+def run_remove(args: argparse.Namespace, config: LfrConfig) -> int:
+    def remove() -> int:
+        audit = open_audit(config)
+        with Gallery.open(config.gallery) as gallery:
+            deleted = gallery.watchlists.remove_person(args.name, args.person_id)
+        audit.record(
+            officer_of(args),
+            AuditAction.WATCHLIST_CHANGE,
+            f"watchlist:{args.name}",
+            {"change": "person_removed", "person_id": args.person_id, "entries_deleted": deleted},
+        )
+        entries = "entry" if deleted == 1 else "entries"
+        sys.stdout.write(f"removed {deleted} {entries} of {args.person_id} from {args.name}\n")
+        if deleted == 0:
+            sys.stderr.write(
+                f"lfr: {args.name} holds no entry of {args.person_id!r};"
+                f" check the id with `lfr watchlist show {args.name}`\n"
+            )
+            return EXIT_REFUSED
+        return EXIT_OK
+
+    return guarded(remove)
+
+
+def run_purge_expired(args: argparse.Namespace, config: LfrConfig) -> int:
+    def purge() -> int:
+        audit = open_audit(config)
+        purged_at = int(time.time())
+        with Gallery.open(config.gallery) as gallery:
+            deleted = gallery.watchlists.purge_expired(now=purged_at)
+        audit.record(
+            officer_of(args),
+            AuditAction.PURGE,
+            "watchlist entries",
+            {"expired_before": iso(purged_at), "entries_deleted": deleted},
+        )
+        sys.stdout.write(f"purged {deleted} expired entr{'y' if deleted == 1 else 'ies'}\n")
+        return EXIT_OK
+
+    return guarded(purge)
+
+
+def run_gallery_stop(args: argparse.Namespace, config: LfrConfig) -> int:
+    backend = config.gallery.backend
+    if not isinstance(backend, LiteBackendConfig):
+        sys.stderr.write(f"lfr: the gallery is the Milvus server at {backend.uri}; stop it where it runs\n")
+        return EXIT_FAILED
+
+    def stop() -> int:
+        embedded = EmbeddedMilvus(backend, config.gallery.timeouts)
+        if embedded.stop():
+            sys.stdout.write(f"stopped the embedded milvus-lite server of {embedded.data_dir}\n")
+        else:
+            sys.stdout.write(f"no embedded milvus-lite server was running for {embedded.data_dir}\n")
+        return EXIT_OK
+
+    return guarded(stop)

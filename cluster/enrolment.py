@@ -1,0 +1,105 @@
+"""Choosing the one face of a photo to enrol into a watchlist (or to search with).
+
+An enrolment photo must show exactly one face. A photo with no face is refused, and so is a
+photo with several faces unless the officer names one with `face_index` (the index that
+`lfr faces PHOTO` prints). The face nearest the centre, or the largest, is never chosen
+silently: in a press or crowd photo that may be a bystander, who would then be on a watchlist.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cluster.vision.errors import InvalidImageError
+from cluster.vision.face import Face
+from cluster.vision.frames import validate_frame
+from cluster.vision.image_io import load_image
+from cluster.vision.pipeline import FacePipeline
+
+PHOTOS_PER_BATCH = 8
+"""Photos detected and embedded in one pipeline call."""
+
+
+class FaceChoiceError(ValueError):
+    """A photo from which no single face can be taken; the message names the file and what to do."""
+
+
+@dataclass(frozen=True, eq=False)
+class ChosenFace:
+    """The face taken from a photo: its index among the faces found there, and how many were found."""
+
+    path: Path
+    index: int
+    face: Face
+    faces_found: int
+
+
+@dataclass(frozen=True)
+class RefusedPhoto:
+    """A photo nothing was taken from, and why (the message names the file)."""
+
+    path: Path
+    reason: str
+
+
+def describe_faces(faces: Sequence[Face]) -> str:
+    """'face 0 at (x1, y1)-(x2, y2), face 1 at ...', so an officer can tell which index is whom."""
+    return ", ".join(
+        f"face {index} at ({face.box[0]:.0f}, {face.box[1]:.0f})-({face.box[2]:.0f}, {face.box[3]:.0f})"
+        for index, face in enumerate(faces)
+    )
+
+
+def choose_face(path: Path, faces: Sequence[Face], face_index: int | None = None) -> ChosenFace:
+    """The one face of the photo, or face `face_index` of it; FaceChoiceError otherwise."""
+    if not faces:
+        raise FaceChoiceError(
+            f"{path}: no face found; use a photo where the face is frontal and at least 20 pixels wide"
+        )
+    if face_index is None:
+        if len(faces) > 1:
+            raise FaceChoiceError(
+                f"{path}: {len(faces)} faces found ({describe_faces(faces)}); the photo is refused rather than"
+                " guessing whom to enrol: pass --face N to choose one (`lfr faces PHOTO` lists them) or crop the photo"
+            )
+        return ChosenFace(path, 0, faces[0], 1)
+    if not 0 <= face_index < len(faces):
+        raise FaceChoiceError(
+            f"{path}: --face {face_index} asked for, but {len(faces)} face{'s' if len(faces) != 1 else ''} found"
+            f" ({describe_faces(faces)}); pass an index from 0 to {len(faces) - 1}"
+        )
+    return ChosenFace(path, face_index, faces[face_index], len(faces))
+
+
+def _load(path: Path) -> np.ndarray:
+    frame = load_image(path)
+    try:
+        return validate_frame(frame)
+    except InvalidImageError as exc:
+        raise InvalidImageError(f"{path}: {exc}") from exc
+
+
+def choose_faces(
+    pipeline: FacePipeline, paths: Sequence[Path], face_index: int | None = None
+) -> Iterator[ChosenFace | RefusedPhoto]:
+    """For each photo in order, its chosen face or the reason it was refused; one bad photo never stops the rest."""
+    for start in range(0, len(paths), PHOTOS_PER_BATCH):
+        loaded: list[tuple[Path, np.ndarray]] = []
+        refused: dict[Path, RefusedPhoto] = {}
+        batch = paths[start : start + PHOTOS_PER_BATCH]
+        for path in batch:
+            try:
+                loaded.append((path, _load(path)))
+            except InvalidImageError as exc:
+                refused[path] = RefusedPhoto(path, str(exc))
+        found = dict(zip((path for path, _ in loaded), pipeline.process([frame for _, frame in loaded])))
+        for path in batch:
+            if path in refused:
+                yield refused[path]
+                continue
+            try:
+                yield choose_face(path, found[path], face_index)
+            except FaceChoiceError as exc:
+                yield RefusedPhoto(path, str(exc))

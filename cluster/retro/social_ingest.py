@@ -1,0 +1,81 @@
+"""Ingesting social-media images: every face found is stored with where and when it was posted.
+
+Images are detected and embedded in batches, and each batch's faces are inserted in one call.
+Every face of an image is stored (a crowd photo holds many people, any of whom may be searched
+for later); an image that cannot be read is reported with its manifest line and skipped.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from cluster.gallery.records import SocialFace
+from cluster.gallery.social import SocialFaces
+from cluster.retro.footage import FootageError, read_image
+from cluster.retro.social_manifest import ManifestPost, ManifestProblem
+from cluster.vision.pipeline import FacePipeline
+
+log = structlog.get_logger(__name__)
+
+POSTS_PER_BATCH = 8
+"""Images detected and embedded in one pipeline call; their faces are inserted in one call."""
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What an ingest stored: posts read, faces stored, lines whose image held no face, and problems."""
+
+    posts: int
+    faces: int
+    without_face: tuple[int, ...]
+    problems: tuple[ManifestProblem, ...]
+
+
+class SocialIngest:
+    """Stores the faces of manifest posts in the gallery's social-media collection."""
+
+    def __init__(self, pipeline: FacePipeline, social: SocialFaces) -> None:
+        self.pipeline = pipeline
+        self.social = social
+
+    def ingest(
+        self, posts: Sequence[ManifestPost], on_post: Callable[[ManifestPost], None] | None = None
+    ) -> IngestSummary:
+        stored = read = 0
+        without_face: list[int] = []
+        problems: list[ManifestProblem] = []
+        for start in range(0, len(posts), POSTS_PER_BATCH):
+            loaded: list[tuple[ManifestPost, np.ndarray]] = []
+            for post in posts[start : start + POSTS_PER_BATCH]:
+                try:
+                    loaded.append((post, read_image(post.image_path)))
+                except FootageError as exc:
+                    problems.append(ManifestProblem(post.line, str(exc)))
+            faces: list[SocialFace] = []
+            for (post, _), found in zip(loaded, self.pipeline.process([pixels for _, pixels in loaded])):
+                if not found:
+                    without_face.append(post.line)
+                faces.extend(
+                    SocialFace(
+                        platform=post.platform,
+                        post_id=post.post_id,
+                        url=post.url,
+                        captured_at=post.posted_at,
+                        place=post.place,
+                        image_path=str(post.image_path),
+                        box=face.box,
+                        embedding=face.embedding,
+                    )
+                    for face in found
+                )
+            if faces:
+                self.social.insert(faces)
+            stored += len(faces)
+            read += len(loaded)
+            if on_post is not None:
+                for post in posts[start : start + POSTS_PER_BATCH]:
+                    on_post(post)
+        log.info("social_ingested", posts=read, faces=stored, problems=len(problems))
+        return IngestSummary(read, stored, tuple(without_face), tuple(sorted(problems, key=lambda p: p.line)))
