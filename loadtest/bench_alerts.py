@@ -93,7 +93,7 @@ def row(name: str, score: AlertScore) -> str:
     return (
         f"| {name} | {score.alerts} | {score.true_alerts} | {score.false_alerts} | {score.precision:.2f}"
         f" | {score.people_alerted}/{score.watchlist_people_seen} | {score.recall:.2f}"
-        f" | {score.alerts_per_person:.2f} |"
+        f" | {score.alerts_per_person:.2f} | {score.watchlist_visits} |"
     )
 
 
@@ -119,8 +119,11 @@ def main() -> None:
         truth = CrowdTruth.load(workdir / "crowd" / "ground_truth.json")
         unfused = score_alerts(refuse(report.alerts, truth, workdir / "crowd", config), truth)
     print(f"\n{args.cameras} cameras x {args.seconds:g} s, seed {args.seed}; {report.faces_seen} faces seen")
-    print("| fusion | alerts | true | false | precision | people alerted | recall | alerts per true person |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| fusion | alerts | true | false | precision | people alerted | recall | alerts per true person"
+        " | their visits |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(row("on", report.score))
     print(row("off", unfused))
     print(f"demo wall time {wall:.0f} s, peak memory of its processes {memory.peak_bytes / 2**30:.2f} GiB")
