@@ -9,6 +9,7 @@ cannot be used gets an error result and never fails the frames of the other came
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -16,7 +17,10 @@ from cluster.cameras.frames import CameraFrame
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
 from cluster.vision.frames import validate_frame
-from cluster.vision.pipeline import FacePipeline, StageTimes
+from cluster.vision.stage_times import StageTimes
+
+if TYPE_CHECKING:
+    from cluster.vision.pipeline import FacePipeline
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +74,7 @@ class FrameResult:
 class FaceBatchProcessor:
     """Runs a batch of frame requests from any cameras through one `FacePipeline` call."""
 
-    def __init__(self, pipeline: FacePipeline) -> None:
+    def __init__(self, pipeline: "FacePipeline") -> None:
         self.pipeline = pipeline
 
     def process(

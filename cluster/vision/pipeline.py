@@ -25,6 +25,7 @@ from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
 from cluster.vision.frames import validate_frame
 from cluster.vision.quality import face_quality
+from cluster.vision.stage_times import StageTimes
 
 log = structlog.get_logger(__name__)
 
@@ -45,15 +46,6 @@ def _downscaled(frame: np.ndarray, max_pixels: int) -> tuple[np.ndarray, float]:
 
 MODEL_NAME = "mtcnn+dlib_resnet_v1"
 """The face models by name, as every alert records them (detector + embedder)."""
-
-
-@dataclass(frozen=True)
-class StageTimes:
-    """Seconds one `process_timed` call spent in each stage, for the face service's per-frame timings."""
-
-    detect_s: float
-    align_s: float
-    embed_s: float
 
 
 @dataclass(frozen=True, eq=False)
