@@ -12,7 +12,7 @@ one work folder (a temporary one unless told otherwise).
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.live_matching import MatchingSummary
 from cluster.status_board import DeploymentStatus, StatusBoard
+from cluster.vision.face import Face
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import MODEL_NAME, FacePipeline
 from loadtest.alert_scoring import AlertScore, score_alerts
@@ -153,12 +154,7 @@ def enrol_watchlist(truth: CrowdTruth, gallery: GalleryConfig, config: LfrConfig
     pipeline = FacePipeline(config.face_models)
     entries = []
     for person in truth.watchlist:
-        images = [load_image(resolve_repo_path(photo)) for photo in person.enrolment_photos]
-        for image, faces in zip(images, pipeline.process(images), strict=True):
-            if not faces:
-                continue
-            centre = np.array(image.shape[1::-1], dtype=np.float32) / 2
-            face = min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
+        for face in central_faces(pipeline, person.enrolment_photos):
             entries.append(
                 WatchlistEntry(
                     person_id=person.id,
@@ -180,6 +176,17 @@ def enrol_watchlist(truth: CrowdTruth, gallery: GalleryConfig, config: LfrConfig
         )
         watchlists.enrol(WATCHLIST_ID, entries)
         return watchlists.freeze(WATCHLIST_ID), len(entries)
+
+
+def central_faces(pipeline: FacePipeline, photos: Sequence[str]) -> list[Face]:
+    """Each photo's face nearest its centre (the person a portrait is of); photos with no face are skipped."""
+    images = [load_image(resolve_repo_path(photo)) for photo in photos]
+    chosen = []
+    for image, faces in zip(images, pipeline.process(images), strict=True):
+        if faces:
+            centre = np.array(image.shape[1::-1], dtype=np.float32) / 2
+            chosen.append(min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre))))
+    return chosen
 
 
 def cameras_of(truth: CrowdTruth, crowd_dir: Path) -> list[CameraConfig]:

@@ -15,9 +15,8 @@ import pytest
 from cluster.audit.database import Database
 from cluster.config import LfrConfig
 from cluster.status_board import StatusBoard
-from cluster.vision.image_io import load_image
-from loadtest.crowd_truth import CrowdTruth, resolve_repo_path
-from loadtest.demo import DemoOptions, DemoReport, run_demo
+from loadtest.crowd_truth import CrowdTruth
+from loadtest.demo import DemoOptions, DemoReport, central_faces, run_demo
 from tests.privacy_scan import unit_vectors
 
 SAME_PERSON = 0.92
@@ -45,13 +44,7 @@ def people(demo, face_pipeline) -> dict[str, np.ndarray]:
     truth = CrowdTruth.load(workdir / "crowd" / "ground_truth.json")
     found = {}
     for person in truth.people:
-        images = [load_image(resolve_repo_path(photo)) for photo in person.appearance_photos]
-        faces = [
-            min(detected, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - 125.0)))
-            for detected in face_pipeline.process(images)
-            if detected
-        ]
-        found[person.id] = np.stack([face.embedding for face in faces])
+        found[person.id] = np.stack([face.embedding for face in central_faces(face_pipeline, person.appearance_photos)])
     return found
 
 
@@ -98,15 +91,9 @@ def test_nothing_but_enrolments_and_alert_evidence_is_stored(demo, people, face_
 
 def enrolment_embeddings(truth: CrowdTruth, face_pipeline) -> list[np.ndarray]:
     """The vectors the demo enrolled: each enrolment photo's face nearest its centre, as `enrol_watchlist` picks."""
-    vectors = []
-    for person in truth.watchlist:
-        images = [load_image(resolve_repo_path(photo)) for photo in person.enrolment_photos]
-        for faces in face_pipeline.process(images):
-            if faces:
-                vectors.append(
-                    min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - 125.0))).embedding
-                )
-    return vectors
+    return [
+        face.embedding for person in truth.watchlist for face in central_faces(face_pipeline, person.enrolment_photos)
+    ]
 
 
 def test_no_vector_reaches_the_logs(demo):

@@ -16,7 +16,9 @@ from PIL import Image
 from pydantic import ValidationError
 
 from cluster.config import MatchingConfig
+from cluster.deployment import DeploymentWindow
 from cluster.face_service import FrameResult, FrameTimings
+from cluster.live_matching import MatchingSink
 from cluster.tracking.candidate import Candidate, best_candidate
 from cluster.tracking.config import TrackingConfig
 from cluster.tracking.crops import cut_face_crop, face_crop_jpeg
@@ -413,3 +415,90 @@ def test_crops_are_copies_clipped_to_the_frame(photos):
     assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
     with pytest.raises(ValueError, match="outside"):
         cut_face_crop(frame, np.array([700.0, 10.0, 760.0, 90.0]))
+
+
+class CollectingOutlet:
+    """Where a camera's sightings go: here kept in order, as the Coordinator would receive them."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+        self.flushes = 0
+
+    def send(self, sightings: list) -> None:
+        self.sent.extend(sightings)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+class GalleryOutage:
+    """The watchlist search failing for its first `failures` calls (an injected fault), then answering."""
+
+    def __init__(self, watchlist: ArrayWatchlist, failures: int) -> None:
+        self.watchlist = watchlist
+        self.failures = failures
+
+    def match(self, embeddings: np.ndarray) -> list[list[Candidate]]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("gallery unavailable (injected)")
+        return self.watchlist.match(embeddings)
+
+
+class SetClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def powell_and_blair(photos, sink: MatchingSink, seqs: range, clock: SetClock | None = None) -> None:
+    """Powell and Blair walk past the camera, one frame per seq; the clock moves a second per frame."""
+    powell, blair = photos["Colin_Powell"], photos["Tony_Blair"]
+    for seq in seqs:
+        placements = [(powell[1 + seq], 0.8, (30.0 + 20 * seq, 20.0)), (blair[1 + seq], 0.8, (420.0 - 20 * seq, 230.0))]
+        faces = [placed(photo.face, scale, offset) for photo, scale, offset in placements]
+        if clock is not None:
+            clock.now = float(seq)
+        sink.accept(frame_result(seq, faces), scene(placements))
+
+
+def test_matching_sink_delivers_matches_and_deletes_the_rest(photos):
+    watchlist = ArrayWatchlist({"p_powell": photos["Colin_Powell"][0].face.embedding})
+    outlet = CollectingOutlet()
+    sink = MatchingSink(CAMERA, watchlist, MatchingConfig().similarity_threshold, outlet)
+    powell_and_blair(photos, sink, range(6))
+    sink.close()
+    summary = sink.summary()
+    assert [s.person_id for s in outlet.sent] == ["p_powell"] and summary.sightings == 1
+    assert summary.tracker.tracklets_deleted_no_match == 1, "Blair matched nobody and must be deleted"
+    assert (summary.holdings.embeddings, summary.holdings.crops) == (0, 0)
+    assert outlet.flushes == 1, "closing must wait for what was sent"
+
+
+def test_matching_sink_matches_nothing_outside_the_deployment_window(photos):
+    watchlist = ArrayWatchlist({"p_powell": photos["Colin_Powell"][0].face.embedding})
+    outlet = CollectingOutlet()
+    window = DeploymentWindow(T0 - 3600, T0)
+    sink = MatchingSink(CAMERA, watchlist, MatchingConfig().similarity_threshold, outlet, window=window)
+    powell_and_blair(photos, sink, range(6))
+    summary = sink.summary()
+    assert summary.frames_outside_window == 6 and summary.tracker.frames == 0
+    assert watchlist.searched == 0 and outlet.sent == []
+
+
+def test_matching_sink_rides_out_a_gallery_outage(photos):
+    """The first search fails: the tracklets wait (not deleted, not lost) and are searched again a second later."""
+    watchlist = ArrayWatchlist({"p_powell": photos["Colin_Powell"][0].face.embedding})
+    outlet, clock = CollectingOutlet(), SetClock()
+    sink = MatchingSink(
+        CAMERA, GalleryOutage(watchlist, failures=1), MatchingConfig().similarity_threshold, outlet, clock=clock
+    )
+    powell_and_blair(photos, sink, range(3), clock)
+    failed = sink.summary()
+    assert failed.search_failures == 1 and failed.awaiting_search == 2 and outlet.sent == []
+    powell_and_blair(photos, sink, range(3, 5), clock)
+    recovered = sink.summary()
+    assert recovered.awaiting_search == 0 and [s.person_id for s in outlet.sent] == ["p_powell"]
+    assert recovered.tracker.tracklets_deleted_no_match == 1

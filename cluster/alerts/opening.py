@@ -1,14 +1,11 @@
-"""Opening the alert store from configuration: one database, the audit log sealed with the configured key."""
+"""Opening the alert store from configuration: one database shared with its audit log."""
 
 from cluster.alerts.store import AlertStore
 from cluster.audit.config import AuditConfig, DatabaseConfig
-from cluster.audit.database import Database
-from cluster.audit.log import AuditLog
-from cluster.audit.sealing import sealer_from_env
+from cluster.audit.opening import open_audit_log
 
 
 def open_alert_store(database: DatabaseConfig, audit: AuditConfig) -> AlertStore:
     """The alert store and its audit log over the configured database (created if missing)."""
-    opened = Database(database.url)
-    sealer = sealer_from_env(audit.hmac_key_env, required=audit.require_hmac_key)
-    return AlertStore(opened, AuditLog(opened, sealer))
+    log = open_audit_log(database, audit)
+    return AlertStore(log.database, log)

@@ -25,9 +25,8 @@ from cluster.api.keys import ApiKeys, IssuedKey, Role, UserError
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import DEFAULT_HOST, DEFAULT_PORT, ApiServer
 from cluster.api.services import ControlRoomServices
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
-from cluster.audit.sealing import sealer_from_env
+from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 
 EXIT_OK = 0
@@ -69,8 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _audit(config: LfrConfig) -> AuditLog:
-    sealer = sealer_from_env(config.audit.hmac_key_env, required=config.audit.require_hmac_key)
-    return AuditLog(Database(config.database.url), sealer)
+    return open_audit_log(config.database, config.audit)
 
 
 def _cli_actor() -> str:

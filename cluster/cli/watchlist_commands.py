@@ -31,9 +31,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
 from cluster.audit.actions import AuditAction
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog, AuditLogError
-from cluster.audit.sealing import sealer_from_env
+from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 from cluster.enrolment import ChosenFace, choose_faces
 from cluster.gallery.config import LiteBackendConfig
@@ -79,8 +78,7 @@ def officer_of(args: argparse.Namespace, fallback: str | None = None) -> str:
 
 def open_audit(config: LfrConfig) -> AuditLog:
     """The configured audit log; opened before anything is done, so an action never goes unrecorded."""
-    sealer = sealer_from_env(config.audit.hmac_key_env, required=config.audit.require_hmac_key)
-    return AuditLog(Database(config.database.url), sealer)
+    return open_audit_log(config.database, config.audit)
 
 
 def guarded(command: Callable[[], int]) -> int:
