@@ -7,6 +7,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from actors.live_deployment import plan_from_config
 from cluster.alerts.config import RetentionConfig
 from cluster.audit.config import AuditConfig, DatabaseConfig
 from cluster.cameras.config import CameraConfig
@@ -148,3 +149,17 @@ def test_threshold_defaults_to_the_matching_section():
 def test_database_and_audit_sections_name_the_bad_key(section, fields, expected_error):
     with pytest.raises(ValidationError, match=expected_error):
         section.model_validate(fields)
+
+
+def test_a_configured_deployment_plans_what_the_live_run_matches():
+    """`lfr run` matches with the deployment's cameras, frozen version, threshold and window, nothing else."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["cameras"].append({**data["cameras"][0], "id": "not_deployed", "neighbours": []})
+    config = LfrConfig.model_validate(data)
+    plan = plan_from_config(config)
+    assert [camera.id for camera in plan.cameras] == list(config.deployment.cameras)
+    assert plan.watchlist_version == config.deployment.watchlist_version
+    assert plan.threshold == config.deployment.threshold(config.matching.similarity_threshold)
+    assert plan.window == config.deployment.window
+    with pytest.raises(ValueError, match="no deployment in the configuration"):
+        plan_from_config(LfrConfig())
