@@ -132,7 +132,8 @@ def test_killed_coordinator_restarts_and_loses_or_duplicates_nothing(cluster, fa
     in_flight = [coordinator.add_sightings.remote(sightings[1:3]), coordinator.add_sightings.remote(sightings[3:])]
     reports = ray.get(in_flight, timeout=60)
     assert ray.get_actor(COORDINATOR_NAME) is not None
-    assert sum(r.duplicates for r in reports) == 1 and not any(r.raised for r in reports)
+    # sightings[1] is always a resend; sightings[2] is one too if its call ran before the kill and Ray retried it
+    assert sum(r.duplicates for r in reports) in (1, 2) and not any(r.raised for r in reports)
     stored = open_store(path).list().alerts
     assert sorted(len(alert.sightings) for alert in stored) == [1, 3]
     assert {alert.person_id for alert in stored} == {"p_Colin_Powell", "p_Jacques_Chirac"}
