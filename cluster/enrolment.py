@@ -4,6 +4,10 @@ An enrolment photo must show exactly one face. A photo with no face is refused, 
 photo with several faces unless the officer names one with `face_index` (the index that
 `lfr faces PHOTO` prints). The face nearest the centre, or the largest, is never chosen
 silently: in a press or crowd photo that may be a bystander, who would then be on a watchlist.
+
+`watchlist_entry` is the one place a chosen face becomes a `WatchlistEntry`: every enrolment
+path (`lfr watchlist add`, `lfr watchlist import`) goes through it, so what an entry takes
+from the face (its embedding today) changes in one place.
 """
 
 from collections.abc import Iterator, Sequence
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cluster.gallery.records import WatchlistEntry
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
 from cluster.vision.frames import validate_frame
@@ -42,6 +47,28 @@ class RefusedPhoto:
 
     path: Path
     reason: str
+
+
+def watchlist_entry(
+    chosen: ChosenFace,
+    *,
+    person_id: str,
+    label: str,
+    category: str,
+    source: str,
+    authorised_by: str,
+    expires_at: int | None,
+) -> WatchlistEntry:
+    """The watchlist entry of a chosen face; its fields are checked by `WatchlistEntry` (InvalidRecordError)."""
+    return WatchlistEntry(
+        person_id=person_id,
+        label=label,
+        category=category,
+        source=source,
+        authorised_by=authorised_by,
+        embedding=chosen.face.embedding,
+        expires_at=expires_at,
+    )
 
 
 def describe_faces(faces: Sequence[Face]) -> str:

@@ -34,7 +34,7 @@ from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
-from cluster.enrolment import ChosenFace, choose_faces
+from cluster.enrolment import ChosenFace, choose_faces, watchlist_entry
 from cluster.gallery.config import LiteBackendConfig
 from cluster.gallery.errors import GalleryError
 from cluster.gallery.gallery import Gallery
@@ -43,7 +43,6 @@ from cluster.gallery.records import (
     LABEL_MAX,
     EnrolledEntry,
     Watchlist,
-    WatchlistEntry,
     WatchlistVersion,
     check_id,
     check_text,
@@ -208,18 +207,6 @@ def run_create(args: argparse.Namespace, config: LfrConfig) -> int:
     return guarded(create)
 
 
-def _entry(args: argparse.Namespace, chosen: ChosenFace, authorised_by: str, expires_at: int | None) -> WatchlistEntry:
-    return WatchlistEntry(
-        person_id=args.person_id,
-        label=args.label or args.person_id,
-        category=args.category,
-        source=args.source or str(chosen.path),
-        authorised_by=authorised_by,
-        embedding=chosen.face.embedding,
-        expires_at=expires_at,
-    )
-
-
 def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
     def add() -> int:
         expires_at = parse_expiry(args.expires) if args.expires is not None else None
@@ -251,7 +238,18 @@ def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
                     else:
                         refused.append(str(result.path))
                         progress.write(f"lfr: refused {result.reason}", file=sys.stderr)
-            entries = [_entry(args, face, officer, expires_at) for face in chosen]
+            entries = [
+                watchlist_entry(
+                    face,
+                    person_id=args.person_id,
+                    label=args.label or args.person_id,
+                    category=args.category,
+                    source=args.source or str(face.path),
+                    authorised_by=officer,
+                    expires_at=expires_at,
+                )
+                for face in chosen
+            ]
             enrolment = gallery.watchlists.enrol(args.name, entries) if entries else None
         audit.record(
             officer,
