@@ -1,10 +1,12 @@
 """Five-point face alignment: a similarity transform from detected landmarks to a fixed chip.
 
-The embedder was trained on 150x150 chips with the face at a fixed place, so every face,
-enrolled or live, goes through this one function. The transform is fitted per face in closed
-form (Umeyama least squares, no reflection); sampling runs as one batched `grid_sample`.
-When a face is larger than the chip its region is first shrunk with an antialiasing filter,
-so that the chip does not alias (bilinear sampling alone would skip pixels).
+Each embedder was trained on chips with the face at a fixed place, so every face, enrolled or
+live, goes through this one class, built with the template of the embedder it feeds: "dlib"
+(150x150, the default, for the dlib ResNet) or "arcface" (InsightFace's five-point template
+scaled to 224x224, for faceres). The transform is fitted per face in closed form (Umeyama least
+squares, no reflection); sampling runs as one batched `grid_sample`. When a face is larger than
+the chip its region is first shrunk with an antialiasing filter, so that the chip does not alias
+(bilinear sampling alone would skip pixels).
 """
 
 import numpy as np
@@ -29,10 +31,36 @@ TEMPLATE_UNIT = np.array(
 )
 """Where MTCNN's five points sit in a unit face square, fitted to dlib's chip layout."""
 
+ARCFACE_TEMPLATE_112 = np.array(
+    [
+        [38.2946, 51.6963],  # left eye
+        [73.5318, 51.5014],  # right eye
+        [56.0252, 71.7366],  # nose tip
+        [41.5493, 92.3655],  # left mouth corner
+        [70.7299, 92.2041],  # right mouth corner
+    ],
+    dtype=np.float64,
+)
+"""InsightFace's ArcFace landmark targets in a 112x112 chip, pixel centres at integer coordinates."""
+ARCFACE_CHIP_SIZE = 224
+"""The arcface template's default chip: twice ArcFace's 112, the input size of faceres."""
+
+TEMPLATES = ("dlib", "arcface")
+"""Template names `FaceAligner` accepts; "dlib" is the default."""
+
 
 def chip_template(chip_size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> np.ndarray:
-    """The five landmark targets in chip pixel coordinates, shape (5, 2)."""
+    """The dlib template's five landmark targets in chip pixel coordinates, shape (5, 2)."""
     return (padding + TEMPLATE_UNIT) / (1.0 + 2.0 * padding) * chip_size
+
+
+def arcface_template(chip_size: int = ARCFACE_CHIP_SIZE) -> np.ndarray:
+    """The ArcFace template's five landmark targets scaled to a chip_size chip, shape (5, 2).
+
+    Scaled as InsightFace scales it (points times chip_size / 112), so 224 puts them at twice
+    the 112 coordinates.
+    """
+    return ARCFACE_TEMPLATE_112 * (chip_size / 112.0)
 
 
 def similarity_transforms(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -70,17 +98,34 @@ def _homogeneous(affine: np.ndarray) -> np.ndarray:
 
 
 class FaceAligner:
-    """Cuts aligned chips for the embedder out of a frame, given MTCNN landmarks."""
+    """Cuts aligned chips for an embedder out of a frame, given MTCNN landmarks.
 
-    def __init__(self, chip_size: int = CHIP_SIZE, padding: float = CHIP_PADDING, device: str = "cpu"):
-        if chip_size < 16:
-            raise ValueError(f"chip_size must be at least 16 pixels, got {chip_size}")
-        if not 0.0 <= padding <= 1.0:
-            raise ValueError(f"padding must be within 0..1, got {padding}")
-        self.chip_size = chip_size
+    template: "dlib" (default; chip_size defaults to 150 and padding to dlib's 0.25) or "arcface"
+    (chip_size defaults to 224; the template fixes its own margins, so padding is refused).
+    """
+
+    def __init__(
+        self,
+        chip_size: int | None = None,
+        padding: float | None = None,
+        device: str = "cpu",
+        template: str = "dlib",
+    ):
+        if template not in TEMPLATES:
+            raise ValueError(f"unknown aligner template {template!r}; expecting one of {', '.join(TEMPLATES)}")
+        if template == "arcface" and padding is not None:
+            raise ValueError("padding applies to the dlib template only; the arcface template fixes its own margins")
+        size = chip_size if chip_size is not None else (CHIP_SIZE if template == "dlib" else ARCFACE_CHIP_SIZE)
+        if size < 16:
+            raise ValueError(f"chip_size must be at least 16 pixels, got {size}")
+        margin = CHIP_PADDING if padding is None else padding
+        if not 0.0 <= margin <= 1.0:
+            raise ValueError(f"padding must be within 0..1, got {margin}")
+        self.template_name = template
+        self.chip_size = size
         self.device = torch.device(device)
-        self.template = chip_template(chip_size, padding)
-        centres = torch.arange(chip_size, dtype=torch.float64)
+        self.template = chip_template(size, margin) if template == "dlib" else arcface_template(size)
+        centres = torch.arange(size, dtype=torch.float64)
         grid_y, grid_x = torch.meshgrid(centres, centres, indexing="ij")
         self._chip_points = torch.stack([grid_x, grid_y, torch.ones_like(grid_x)], dim=-1)
 
