@@ -89,7 +89,8 @@ def choose_face(path: Path, faces: Sequence[Face], face_index: int | None = None
         if len(faces) > 1:
             raise FaceChoiceError(
                 f"{path}: {len(faces)} faces found ({describe_faces(faces)}); the photo is refused rather than"
-                " guessing whom to enrol: pass --face N to choose one (`lfr faces PHOTO` lists them) or crop the photo"
+                " guessing whom to enrol: pass --face N (in an import manifest, a face column) to choose one"
+                " (`lfr faces PHOTO` lists them) or crop the photo"
             )
         return ChosenFace(path, 0, faces[0], 1)
     if not 0 <= face_index < len(faces):
@@ -112,21 +113,34 @@ def choose_faces(
     pipeline: FacePipeline, paths: Sequence[Path], face_index: int | None = None
 ) -> Iterator[ChosenFace | RefusedPhoto]:
     """For each photo in order, its chosen face or the reason it was refused; one bad photo never stops the rest."""
-    for start in range(0, len(paths), PHOTOS_PER_BATCH):
-        loaded: list[tuple[Path, np.ndarray]] = []
-        refused: dict[Path, RefusedPhoto] = {}
-        batch = paths[start : start + PHOTOS_PER_BATCH]
-        for path in batch:
+    return choose_each_face(pipeline, [(path, face_index) for path in paths])
+
+
+def choose_each_face(
+    pipeline: FacePipeline, photos: Sequence[tuple[Path, int | None]]
+) -> Iterator[ChosenFace | RefusedPhoto]:
+    """As `choose_faces`, with each photo's own face index (None: the photo must show exactly one face).
+
+    A manifest names a face per row, so one import mixes photos with and without a chosen face.
+    Photos are loaded and run through the pipeline `PHOTOS_PER_BATCH` at a time, so memory stays
+    bounded however many are passed.
+    """
+    for start in range(0, len(photos), PHOTOS_PER_BATCH):
+        batch = photos[start : start + PHOTOS_PER_BATCH]
+        frames: list[np.ndarray] = []
+        outcomes: list[RefusedPhoto | int] = []
+        for path, _ in batch:
             try:
-                loaded.append((path, _load(path)))
+                frames.append(_load(path))
+                outcomes.append(len(frames) - 1)
             except InvalidImageError as exc:
-                refused[path] = RefusedPhoto(path, str(exc))
-        found = dict(zip((path for path, _ in loaded), pipeline.process([frame for _, frame in loaded])))
-        for path in batch:
-            if path in refused:
-                yield refused[path]
+                outcomes.append(RefusedPhoto(path, str(exc)))
+        found = pipeline.process(frames)
+        for (path, face_index), outcome in zip(batch, outcomes):
+            if isinstance(outcome, RefusedPhoto):
+                yield outcome
                 continue
             try:
-                yield choose_face(path, found[path], face_index)
+                yield choose_face(path, found[outcome], face_index)
             except FaceChoiceError as exc:
                 yield RefusedPhoto(path, str(exc))

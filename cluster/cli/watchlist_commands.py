@@ -2,15 +2,23 @@
 
     lfr watchlist create NAME --authorised-by OFFICER --reason TEXT --expires 2026-12-31|+90
     lfr watchlist add NAME PERSON_ID PHOTO_OR_FOLDER... [--label --category --source --expires --face N]
+    lfr watchlist import NAME --manifest FILE.csv [--dry-run] [--report FILE.csv]
     lfr watchlist list | show NAME [--json] | freeze NAME | remove NAME PERSON_ID | purge-expired
     lfr gallery stop                       stops the embedded milvus-lite server
 
-Every command writes an audit entry naming who (`--officer`; else, for `create` and `add`, the
-officer who authorised the watchlist; else the operating-system user as `cli:NAME`), what and
-to which watchlist; never an embedding. The audit log is opened before anything is done, so
-nothing happens unrecorded. Exit status: 0 done; 1 done, but some input was refused (each
-refusal on stderr, naming the file) or `remove` found no entry of the person; 2 nothing done
-(unknown watchlist, bad argument, gallery or audit log unusable).
+Every command writes an audit entry naming who (`--officer`; else, for `create`, `add` and
+`import`, the officer who authorised the watchlist; else the operating-system user as
+`cli:NAME`), what and to which watchlist; never an embedding. The audit log is opened before
+anything is done, so nothing happens unrecorded. Exit status: 0 done; 1 done, but some input
+was refused (each refusal on stderr, naming the file, or for `import` the manifest's row and
+column) or `remove` found no entry of the person; 2 nothing done (unknown watchlist, bad
+argument, unusable manifest header, gallery or audit log unusable), or for `import`, stopped
+part-way by such a failure (the rows enrolled before it stay enrolled; run it again).
+
+`import` (see `cluster.enrolment_manifest` for the CSV and `cluster.watchlist_import` for how
+rows are enrolled) writes an "import started" entry, one enrolment entry per row enrolled
+(manifest and row number), and a closing entry with the counts; a dry run writes only the
+closing entry. A re-run skips rows already enrolled, so it enrols only what is missing.
 
 The helpers at the top (exit codes, `--officer`, the audit log, error handling) are shared with
 `lfr social` and `lfr retro`.
@@ -19,11 +27,9 @@ The helpers at the top (exit codes, `--officer`, the audit log, error handling) 
 import argparse
 import getpass
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,8 @@ from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 from cluster.enrolment import ChosenFace, choose_faces, watchlist_entry
+from cluster.enrolment_manifest import ManifestRow, RowRefusal, read_manifest
+from cluster.expiry import iso, parse_expiry
 from cluster.gallery.config import LiteBackendConfig
 from cluster.gallery.errors import GalleryError
 from cluster.gallery.gallery import Gallery
@@ -49,12 +57,12 @@ from cluster.gallery.records import (
 )
 from cluster.vision.image_io import find_images
 from cluster.vision.pipeline import FacePipeline
+from cluster.watchlist_import import ImportReport, ImportTarget, ManifestImport, RowStatus
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_FAILED = 2
 DEFAULT_CATEGORY = "wanted"
-DAY_S = 24 * 3600
 COMMAND_ERRORS = (GalleryError, AuditLogError, LookupError, ValueError, SQLAlchemyError, OSError)
 """What a gallery or audit command may fail with: each carries a message that says what to do."""
 
@@ -89,39 +97,6 @@ def guarded(command: Callable[[], int]) -> int:
         return EXIT_FAILED
 
 
-def iso(unix_s: float) -> str:
-    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds")
-
-
-def parse_expiry(text: str, now: float | None = None) -> int:
-    """Unix seconds from '+DAYS', an ISO date (expires at the end of that day, UTC) or an ISO date-time.
-
-    A date-time without a UTC offset is taken as UTC. ValueError saying what is accepted otherwise.
-    """
-    value = text.strip()
-    current = time.time() if now is None else now
-    if value.startswith("+"):
-        try:
-            days = float(value[1:])
-        except ValueError:
-            days = float("nan")
-        if not (days > 0 and math.isfinite(days)):
-            raise ValueError(f"--expires {text!r}: +DAYS must be a positive number of days, such as +90")
-        return int(current + days * DAY_S)
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp())
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"--expires {text!r}: pass +DAYS (such as +90), a date (2026-12-31) or a date-time (2026-12-31T18:00+01:00)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
-
-
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the `watchlist` and `gallery` command groups."""
     watchlist = commands.add_parser("watchlist", help="Authorised watchlists: create, enrol, freeze, remove, purge.")
@@ -148,6 +123,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_officer_argument(add, default="the officer who authorised the watchlist")
     add.set_defaults(handler=run_add)
+
+    bulk = actions.add_parser("import", help="Enrol many people from a CSV manifest, one row per photo.")
+    bulk.add_argument("name", metavar="NAME", help="The watchlist.")
+    bulk.add_argument(
+        "--manifest",
+        required=True,
+        type=Path,
+        metavar="FILE.csv",
+        help="CSV with a header: person_id,photo (required), label,category,expiry,source,face (optional);"
+        " photo paths relative to the manifest's folder, or absolute.",
+    )
+    bulk.add_argument("--dry-run", action="store_true", help="Check every row and find its face; enrol nothing.")
+    bulk.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE.csv",
+        help="Write each row's status: enrolled, skipped-already-enrolled, refused (with the column and reason),"
+        " or would-enrol in a dry run.",
+    )
+    add_officer_argument(bulk, default="the officer who authorised the watchlist")
+    bulk.set_defaults(handler=run_import)
 
     listing = actions.add_parser("list", help="List watchlists with their entries and versions.")
     listing.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
@@ -207,6 +204,17 @@ def run_create(args: argparse.Namespace, config: LfrConfig) -> int:
     return guarded(create)
 
 
+def _open_for_enrolment(gallery: Gallery, name: str) -> Watchlist:
+    """The watchlist; ValueError when its authorisation has expired, before any photo is read."""
+    watchlist = gallery.watchlists.get(name)
+    if watchlist.expires_at <= time.time():
+        raise ValueError(
+            f"watchlist {name!r} expired at {iso(watchlist.expires_at)}; nothing may be enrolled into it:"
+            " renew its authorisation (create a new watchlist)"
+        )
+    return watchlist
+
+
 def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
     def add() -> int:
         expires_at = parse_expiry(args.expires) if args.expires is not None else None
@@ -220,12 +228,7 @@ def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
             raise ValueError(f"no photos found in {', '.join(str(p) for p in args.photos)}; pass JPEG or PNG files")
         audit = open_audit(config)
         with Gallery.open(config.gallery) as gallery:
-            watchlist = gallery.watchlists.get(args.name)
-            if watchlist.expires_at <= time.time():
-                raise ValueError(
-                    f"watchlist {args.name!r} expired at {iso(watchlist.expires_at)}; nothing may be enrolled into it:"
-                    " renew its authorisation (create a new watchlist)"
-                )
+            watchlist = _open_for_enrolment(gallery, args.name)
             officer = officer_of(args, watchlist.authorised_by)
             chosen: list[ChosenFace] = []
             refused: list[str] = []
@@ -280,6 +283,108 @@ def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
         return EXIT_OK
 
     return guarded(add)
+
+
+def run_import(args: argparse.Namespace, config: LfrConfig) -> int:
+    def bulk() -> int:
+        manifest: Path = args.manifest.absolute()
+        if args.report is not None and args.report.absolute() == manifest:
+            raise ValueError(f"--report {args.report} is the manifest itself; name another file for the report")
+        audit = open_audit(config)
+        with Gallery.open(config.gallery) as gallery:
+            watchlist = _open_for_enrolment(gallery, args.name)
+            rows = read_manifest(manifest, watchlist_expires_at=watchlist.expires_at, default_category=DEFAULT_CATEGORY)
+            target = ImportTarget(watchlist.watchlist_id, officer_of(args, watchlist.authorised_by), manifest)
+            report = ImportReport(args.report) if args.report is not None else None
+            try:
+                return _import_rows(args, config, gallery, audit, target, rows, report)
+            finally:
+                if report is not None:
+                    report.close()
+
+    return guarded(bulk)
+
+
+def _import_rows(
+    args: argparse.Namespace,
+    config: LfrConfig,
+    gallery: Gallery,
+    audit: AuditLog,
+    target: ImportTarget,
+    rows: list[ManifestRow | RowRefusal],
+    report: ImportReport | None,
+) -> int:
+    """Run the import with a progress bar, each refusal on stderr; audit its start and its counts."""
+    subject = f"watchlist:{target.watchlist_id}"
+    record: dict[str, Any] = {"command": "watchlist import", "manifest": str(target.manifest), "rows": len(rows)}
+    if not args.dry_run:
+        audit.record(target.officer, AuditAction.REQUEST, subject, {**record, "stage": "started"})
+    counts = dict.fromkeys(RowStatus, 0)
+    refused_rows: list[int] = []
+    batches: set[int] = set()
+    with tqdm(total=len(rows), unit="row", file=sys.stderr, disable=None) as progress:
+        importer = ManifestImport(
+            gallery.watchlists,
+            FacePipeline(config.face_models),
+            audit,
+            target,
+            dry_run=args.dry_run,
+            progress=progress.update,
+        )
+        try:
+            for outcome in importer.run(rows):
+                counts[outcome.status] += 1
+                if outcome.batch is not None:
+                    batches.add(outcome.batch)
+                if outcome.status is RowStatus.REFUSED:
+                    refused_rows.append(outcome.number)
+                    progress.write(f"lfr: refused {outcome.describe()}", file=sys.stderr)
+                if report is not None:
+                    report.add(outcome)
+        except BaseException as exc:
+            done = sum(counts.values())
+            audit.record(
+                target.officer,
+                AuditAction.REQUEST,
+                subject,
+                {**record, "stage": "stopped", "error": str(exc), "rows_done": done, **_tally(counts, refused_rows)},
+            )
+            progress.write(
+                f"lfr: import stopped after {done} of {len(rows)} rows ({counts[RowStatus.ENROLLED]} enrolled);"
+                " run the same manifest again to enrol the rest",
+                file=sys.stderr,
+            )
+            raise
+    stage = "dry run" if args.dry_run else "finished"
+    audit.record(
+        target.officer,
+        AuditAction.REQUEST,
+        subject,
+        {**record, "stage": stage, "batches": sorted(batches), **_tally(counts, refused_rows)},
+    )
+    tail = f"{counts[RowStatus.SKIPPED]} already enrolled, {counts[RowStatus.REFUSED]} refused"
+    if args.dry_run:
+        sys.stdout.write(
+            f"dry run: {counts[RowStatus.WOULD_ENROL]} of {len(rows)} rows would be enrolled into"
+            f" {target.watchlist_id}; {tail}; nothing was written to the gallery\n"
+        )
+    else:
+        sys.stdout.write(
+            f"enrolled {counts[RowStatus.ENROLLED]} of {len(rows)} rows into {target.watchlist_id}"
+            f" ({len(batches)} batch{'es' if len(batches) != 1 else ''}); {tail}; run `lfr watchlist freeze"
+            f" {target.watchlist_id}` for deployments to search them\n"
+        )
+    if report is not None:
+        sys.stderr.write(f"lfr: each row's status is in {report.path}\n")
+    if refused_rows:
+        sys.stderr.write(f"lfr: {len(refused_rows)} of {len(rows)} rows refused (see above)\n")
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def _tally(counts: dict[RowStatus, int], refused_rows: list[int]) -> dict[str, Any]:
+    """The counts an import's audit entry records, keyed by status, with the refused rows' numbers."""
+    return {**{status.value: count for status, count in counts.items()}, "refused_rows": refused_rows}
 
 
 def _watchlist_record(watchlist: Watchlist, entries: int, versions: list[WatchlistVersion]) -> dict[str, Any]:

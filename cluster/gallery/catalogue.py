@@ -10,6 +10,12 @@ when it binds to that version. Freezing never includes a batch that is still bei
 (nor any batch after it), so a version never holds half a batch; a batch abandoned by a
 process that died counts as failed after `PENDING_BATCH_TIMEOUT_S`.
 
+`enrolled_photos` records, for entries enrolled by a bulk import, the key each came from
+(person, SHA-256 of the photo's bytes, face index). The keys of a batch are written in the
+transaction that marks it committed, and only then: a batch whose insert into Milvus failed,
+or whose process died before committing, leaves no key, so its rows are enrolled again on the
+next run instead of being counted as enrolled.
+
 Each operation opens its own short-lived connection: the catalogue is used from several
 processes and threads, and SQLite's WAL mode with a busy timeout serialises the writers.
 """
@@ -17,16 +23,19 @@ processes and threads, and SQLite's WAL mode with a busy timeout serialises the 
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import UnknownWatchlistError, WatchlistExistsError
 from cluster.gallery.records import Watchlist, WatchlistVersion
 
 BUSY_TIMEOUT_S = 30.0
 VERSION_ID_PATTERN = re.compile(r"^(?P<watchlist_id>.+)@v(?P<number>[1-9][0-9]*)$")
 KNOWN_IDS_IN_ERRORS = 10
+KEY_LOOKUP_CHUNK = 500
+"""Person ids per lookup of enrolled keys (SQLite allows 999 parameters in older builds)."""
 PENDING_BATCH_TIMEOUT_S = 3600
 """An enrolment batch pending longer than this was abandoned by a process that died."""
 
@@ -56,6 +65,15 @@ CREATE TABLE IF NOT EXISTS versions (
     digest TEXT NOT NULL,
     frozen_at INTEGER NOT NULL,
     PRIMARY KEY (watchlist_id, number)
+);
+CREATE TABLE IF NOT EXISTS enrolled_photos (
+    watchlist_id TEXT NOT NULL REFERENCES watchlists (watchlist_id),
+    person_id TEXT NOT NULL,
+    photo_sha256 TEXT NOT NULL,
+    face_index INTEGER NOT NULL,
+    entry_id TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    PRIMARY KEY (watchlist_id, person_id, photo_sha256, face_index)
 );
 """
 
@@ -155,13 +173,52 @@ class Catalogue:
             db.execute("INSERT INTO batches VALUES (?, ?, 'pending', 0, ?)", (watchlist_id, batch, now))
         return batch
 
-    def finish_batch(self, watchlist_id: str, batch: int, committed: bool, entries: int) -> None:
-        """Mark a pending batch committed (with its entry count) or failed."""
+    def finish_batch(
+        self,
+        watchlist_id: str,
+        batch: int,
+        committed: bool,
+        entries: int,
+        keys: Sequence[tuple[EnrolmentKey, str]] = (),
+    ) -> None:
+        """Mark a pending batch committed (with its entry count) or failed.
+
+        keys: (key, entry id) of the batch's imported entries, recorded in the same transaction
+        as the commit, and only when the batch was still pending (a batch already written off as
+        failed by `frozen_bounds` records nothing). A key recorded before points at the new entry.
+        """
         with self._transaction() as db:
-            db.execute(
+            updated = db.execute(
                 "UPDATE batches SET state = ?, entries = ? WHERE watchlist_id = ? AND batch = ? AND state = 'pending'",
                 ("committed" if committed else "failed", entries if committed else 0, watchlist_id, batch),
-            )
+            ).rowcount
+            if committed and updated:
+                db.executemany(
+                    "INSERT OR REPLACE INTO enrolled_photos VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        (watchlist_id, key.person_id, key.photo_sha256, key.face_index, entry_id, batch)
+                        for key, entry_id in keys
+                    ),
+                )
+
+    def enrolled_keys(self, watchlist_id: str, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, str]:
+        """The entry id recorded for each of these keys that a committed batch enrolled."""
+        wanted = set(keys)
+        people = sorted({key.person_id for key in wanted})
+        found: dict[EnrolmentKey, str] = {}
+        with self._reading() as db:
+            for start in range(0, len(people), KEY_LOOKUP_CHUNK):
+                chunk = people[start : start + KEY_LOOKUP_CHUNK]
+                rows = db.execute(
+                    "SELECT person_id, photo_sha256, face_index, entry_id FROM enrolled_photos"
+                    f" WHERE watchlist_id = ? AND person_id IN ({', '.join('?' * len(chunk))})",
+                    (watchlist_id, *chunk),
+                )
+                for person_id, photo_sha256, face_index, entry_id in rows:
+                    key = EnrolmentKey(person_id, photo_sha256, face_index)
+                    if key in wanted:
+                        found[key] = entry_id
+        return found
 
     def frozen_bounds(self, watchlist_id: str, now: int) -> tuple[int, tuple[int, ...]]:
         """(max_batch, failed batches up to it) for a version frozen now: everything before the first pending batch.

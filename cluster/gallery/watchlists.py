@@ -20,6 +20,7 @@ from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig
 from cluster.gallery.connection import MilvusConnection
 from cluster.gallery.embeddings import as_embedding_batch
+from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import GalleryError, InvalidRecordError, WatchlistExpiredError
 from cluster.gallery.expressions import (
     batch_filter,
@@ -94,13 +95,22 @@ class Watchlists:
     def all(self) -> list[Watchlist]:
         return self.catalogue.watchlists()
 
-    def enrol(self, watchlist_id: str, entries: Sequence[WatchlistEntry], now: int | None = None) -> Enrolment:
+    def enrol(
+        self,
+        watchlist_id: str,
+        entries: Sequence[WatchlistEntry],
+        now: int | None = None,
+        keys: Sequence[EnrolmentKey] | None = None,
+    ) -> Enrolment:
         """Store the entries as one batch; they are searched from the next frozen version on.
 
         An entry without its own expiry gets the watchlist's; none may outlive the watchlist.
         When the insert fails, the batch is marked failed and whatever reached Milvus is deleted.
+        keys: one per entry, for a bulk import; recorded with the batch's commit (see `enrolled`).
         """
         enrolled_at = _now(now)
+        if keys is not None and len(keys) != len(entries):
+            raise InvalidRecordError(f"{len(keys)} enrolment keys for {len(entries)} entries; pass one per entry")
         watchlist = self.catalogue.watchlist(watchlist_id)
         if watchlist.expires_at <= enrolled_at:
             raise WatchlistExpiredError(
@@ -121,9 +131,32 @@ class Watchlists:
         except GalleryError:
             self._abandon_batch(watchlist_id, batch)
             raise
-        self.catalogue.finish_batch(watchlist_id, batch, committed=True, entries=len(rows))
+        self.catalogue.finish_batch(
+            watchlist_id, batch, committed=True, entries=len(rows), keys=list(zip(keys or (), entry_ids))
+        )
         log.info("watchlist_enrolled", watchlist_id=watchlist_id, batch=batch, entries=len(rows))
         return Enrolment(watchlist_id=watchlist_id, batch=batch, entry_ids=tuple(entry_ids))
+
+    def enrolled(self, watchlist_id: str, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, str]:
+        """The entry id of each key already enrolled into the watchlist and still stored.
+
+        A key counts only when its batch committed (the catalogue records it then) and its entry
+        is still in Milvus: a person removed, or an entry purged, is enrolled again by the next import.
+        """
+        self.catalogue.watchlist(watchlist_id)
+        recorded = self.catalogue.enrolled_keys(watchlist_id, keys)
+        if not recorded:
+            return {}
+        rows = query_ids(
+            self.connection,
+            WATCHLIST_COLLECTION,
+            "entry_id",
+            list(recorded.values()),
+            ["entry_id"],
+            f"find enrolled entries of {watchlist_id}",
+        )
+        stored = {str(row["entry_id"]) for row in rows}
+        return {key: entry_id for key, entry_id in recorded.items() if entry_id in stored}
 
     @staticmethod
     def _entry_expiry(index: int, entry: WatchlistEntry, watchlist: Watchlist, now: int) -> int:
