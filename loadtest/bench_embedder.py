@@ -28,15 +28,15 @@ FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces" / "l
 MIN_ROUND_SECONDS = 0.3
 
 
-def load_chips(count: int) -> np.ndarray:
-    """`count` chips from the LFW sample photos (face-centred, so a plain resize is a fair chip)."""
+def load_chips(count: int, size: int = CHIP_SIZE) -> np.ndarray:
+    """`count` size x size chips from the LFW sample photos (face-centred, so a plain resize is a fair chip)."""
     paths = sorted(FACES.glob("*/*.jpg"))
     if not paths:
         raise SystemExit(f"no test photos under {FACES}")
     chips = []
     for i in range(count):
         with Image.open(paths[i % len(paths)]) as image:
-            chips.append(np.asarray(image.convert("RGB").resize((CHIP_SIZE, CHIP_SIZE), Image.Resampling.BILINEAR)))
+            chips.append(np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)))
     return np.stack(chips)
 
 
