@@ -140,6 +140,8 @@ def _chain(graph: GraphModel) -> list[GraphNode]:
     chain = [graph.node(OUTPUT_NODE)]
     while chain[-1].op != "Placeholder":
         node = chain[-1]
+        if len(chain) > len(graph.nodes):
+            raise TfjsModelError(f"{graph.source}: the graph loops back on itself at node {node.name!r}")
         tensors = [name for name in node.inputs if not name.startswith("^") and graph.node(name).op != "Const"]
         if len(tensors) != 1:
             raise TfjsModelError(
@@ -189,7 +191,7 @@ def _conv(
     if len(strides) != 4 or strides[0] != 1 or strides[3] != 1 or strides[1] != strides[2]:
         raise TfjsModelError(f"{where}: strides {strides} are not supported, only (1, s, s, 1)")
     stride = strides[1]
-    kernel = graph.weight(node.inputs[1]).astype(np.float64)
+    kernel = _constant_operand(graph, node)
     if kernel.ndim != 4 or kernel.shape[2] != channels:
         raise TfjsModelError(f"{where}: kernel of shape {kernel.shape} does not take {channels} input channels")
     kh, kw = kernel.shape[:2]
@@ -253,7 +255,7 @@ def _clamped(layer: ConvLayer, minimum: float = math.inf, maximum: float = -math
 
 
 def _check_global_mean(graph: GraphModel, node: GraphNode, last: bool) -> None:
-    axes = sorted(int(a) for a in graph.weight(node.inputs[1]).reshape(-1))
+    axes = sorted(int(a) for a in _constant_operand(graph, node).reshape(-1))
     if not last or axes != [1, 2] or node.flag("keep_dims", False):
         raise TfjsModelError(
             f"{graph.source}: node {node.name!r} (Mean over axes {axes}) is not supported; "
@@ -304,13 +306,14 @@ class FaceresNet(nn.Module):
         super().__init__()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.units = nn.Sequential(*(_ConvUnit(layer) for layer in layers))
-        self.register_buffer("mean_bgr", torch.tensor(MEAN_BGR, dtype=torch.float32), persistent=False)
         self.requires_grad_(False)
         self.to(memory_format=self.memory_format)
         self.eval()
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
-        bgr = chips.flip(-1).float() - self.mean_bgr
+        # Not a buffer: `.half()` would round the means to fp16 (103.939 -> 103.9375).
+        mean_bgr = torch.tensor(MEAN_BGR, dtype=torch.float32, device=chips.device)
+        bgr = chips.flip(-1).float() - mean_bgr
         dtype = self.units[0].conv.weight.dtype
         x = bgr.permute(0, 3, 1, 2).to(dtype=dtype, memory_format=self.memory_format)
         return self.units(x).mean(dim=(2, 3))
