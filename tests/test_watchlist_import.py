@@ -16,6 +16,7 @@ import pytest
 
 from cluster import watchlist_import
 from cluster.audit.actions import AuditAction
+from cluster.cli.watchlist_commands import number_ranges
 from cluster.config import LfrConfig
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.gallery import Gallery
@@ -125,7 +126,7 @@ def test_import_enrols_every_row_from_relative_and_absolute_paths_and_audits_eac
     assert [e.details["entry_id"] for e in enrolments] == [r["entry_id"] for r in report]
     assert enrolments[0].details["photo"] == str(relative) and enrolments[0].details["face_index"] == 0
     assert enrolments[1].details["expires_at"] is not None and enrolments[0].details["expires_at"] is None
-    assert entries[-1].details["enrolled"] == 3 and entries[-1].details["refused_rows"] == []
+    assert entries[-1].details["enrolled"] == 3 and entries[-1].details["refused_rows"] == ""
     assert all(holds_no_vector(dict(e.details)) for e in entries)
 
     (probe,) = face_pipeline.process([load_image(photo("George_W_Bush", 2))])
@@ -215,7 +216,7 @@ def test_a_dry_run_detects_faces_and_reports_but_writes_nothing_to_the_gallery(l
         "rows": 3,
         "would-enrol": 2,
         "refused": 1,
-        "refused_rows": [3],
+        "refused_rows": "3",
     }
 
     real = import_manifest(lfr_config, "dry", manifest)
@@ -275,7 +276,7 @@ def test_every_kind_of_bad_row_is_refused_with_its_row_and_reason_and_the_others
     assert [person for person, *_ in stored(lfr_config, "badrows")] == ["Colin_Powell", "Donald_Rumsfeld"]
     entries = audit_entries(lfr_config, start)
     assert [e.details["row"] for e in entries if e.action == AuditAction.ENROLMENT] == [2, 10]
-    assert entries[-1].details["refused_rows"] == sorted(expected)
+    assert entries[-1].details["refused_rows"] == "3-9, 11"
 
 
 def test_a_face_column_enrols_the_named_face_of_a_group_photo(lfr_config, tmp_path, face_pipeline):
@@ -380,3 +381,33 @@ def test_a_report_that_would_overwrite_the_manifest_is_refused(lfr_config, tmp_p
     ran = import_manifest(lfr_config, "overwrite", manifest, "--report", manifest)
     assert ran.code == 2 and "is the manifest itself" in ran.err
     assert manifest.read_text().startswith("person_id,photo")
+
+
+def test_thousands_of_refused_rows_are_audited_as_ranges_not_as_a_list_of_numbers(lfr_config, tmp_path):
+    """Regression: the closing audit entry listed refused rows as numbers; the audit log refuses a list of more
+    than 16 numbers (it looks like an embedding), so an import that refused many rows failed after enrolling."""
+    create(lfr_config, "many")
+    rows = [("Colin_Powell", photo("Colin_Powell", 6)), *((f"bad id {n}", photo("Colin_Powell", 6)) for n in range(30))]
+    start = audit_head(lfr_config)
+    ran = import_manifest(lfr_config, "many", write_manifest(tmp_path / "manifest.csv", rows))
+    assert ran.code == 1 and "enrolled 1 of 31 rows into many (1 batch); 0 already enrolled, 30 refused" in ran.out
+    closing = audit_entries(lfr_config, start)[-1]
+    assert (closing.details["stage"], closing.details["refused_rows"], closing.details["batches"]) == (
+        "finished",
+        "3-32",
+        "1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("numbers", "text"),
+    [
+        ([], ""),
+        ([4], "4"),
+        ([3, 4, 5, 9, 11, 12], "3-5, 9, 11-12"),
+        ([7, 2, 3, 3], "2-3, 7"),
+        (range(1, 10_001), "1-10000"),
+    ],
+)
+def test_number_ranges(numbers, text):
+    assert number_ranges(numbers) == text

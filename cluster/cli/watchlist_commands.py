@@ -29,7 +29,7 @@ import getpass
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +347,14 @@ def _import_rows(
                 target.officer,
                 AuditAction.REQUEST,
                 subject,
-                {**record, "stage": "stopped", "error": str(exc), "rows_done": done, **_tally(counts, refused_rows)},
+                {
+                    **record,
+                    "stage": "stopped",
+                    "error": str(exc),
+                    "rows_done": done,
+                    "batches": number_ranges(batches),
+                    **_tally(counts, refused_rows),
+                },
             )
             progress.write(
                 f"lfr: import stopped after {done} of {len(rows)} rows ({counts[RowStatus.ENROLLED]} enrolled);"
@@ -360,7 +367,7 @@ def _import_rows(
         target.officer,
         AuditAction.REQUEST,
         subject,
-        {**record, "stage": stage, "batches": sorted(batches), **_tally(counts, refused_rows)},
+        {**record, "stage": stage, "batches": number_ranges(batches), **_tally(counts, refused_rows)},
     )
     tail = f"{counts[RowStatus.SKIPPED]} already enrolled, {counts[RowStatus.REFUSED]} refused"
     if args.dry_run:
@@ -384,7 +391,19 @@ def _import_rows(
 
 def _tally(counts: dict[RowStatus, int], refused_rows: list[int]) -> dict[str, Any]:
     """The counts an import's audit entry records, keyed by status, with the refused rows' numbers."""
-    return {**{status.value: count for status, count in counts.items()}, "refused_rows": refused_rows}
+    return {**{status.value: count for status, count in counts.items()}, "refused_rows": number_ranges(refused_rows)}
+
+
+def number_ranges(numbers: Iterable[int]) -> str:
+    """'3-9, 11' for 3,4,...,9,11: row and batch numbers as text, since the audit log refuses long lists
+    of numbers (they look like embeddings) and an import may refuse thousands of rows."""
+    spans: list[list[int]] = []
+    for number in sorted(set(numbers)):
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(first) if first == last else f"{first}-{last}" for first, last in spans)
 
 
 def _watchlist_record(watchlist: Watchlist, entries: int, versions: list[WatchlistVersion]) -> dict[str, Any]:
