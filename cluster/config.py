@@ -16,9 +16,11 @@ from cluster.cameras.config import CameraConfig, verify_cameras
 from cluster.deployment import DeploymentConfig, verify_deployment
 from cluster.fusion.config import FusionConfig
 from cluster.gallery.config import GalleryConfig
+from cluster.matching.rate import Rate
 from cluster.section import Section
 from cluster.service_config import FaceServiceConfig
 from cluster.tracking.config import TrackingConfig
+from cluster.vision.face import PRIMARY_MODEL
 
 
 class ConfigError(ValueError):
@@ -54,6 +56,20 @@ class EmbedderConfig(Section):
     channels_last: bool = Field(True, description="Use the channels-last memory layout.")
 
 
+class SecondStageConfig(Section):
+    """The second face model, run where it pays: enrolment, retrospective faces, a tracklet's best faces."""
+
+    model: Literal["faceres"] = Field(
+        "faceres", description="Name of the second model; every alert records it beside its score."
+    )
+    flip: bool = Field(False, description="Also embed the mirrored face and average both (twice the cost).")
+    max_batch: int = Field(32, ge=1, le=4096, description="Most chips per forward pass.")
+    channels_last: bool = Field(True, description="Use the channels-last memory layout.")
+    faces_per_tracklet: int = Field(
+        3, ge=1, le=16, description="A live tracklet's best faces (by quality) given to the second model."
+    )
+
+
 class FaceModelsConfig(Section):
     """Where and how the face models run."""
 
@@ -66,6 +82,14 @@ class FaceModelsConfig(Section):
     threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads; default: all cores.")
     detector: DetectorConfig = DetectorConfig()
     embedder: EmbedderConfig = EmbedderConfig()
+    second_stage: SecondStageConfig | None = Field(
+        SecondStageConfig(), description="The second face model fused with the first; null turns it off."
+    )
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Names of the embedding models in use, the primary first: what a match score is fused from."""
+        return (PRIMARY_MODEL,) + (() if self.second_stage is None else (self.second_stage.model,))
 
     @model_validator(mode="after")
     def _no_half_on_cpu(self) -> "FaceModelsConfig":
@@ -75,13 +99,22 @@ class FaceModelsConfig(Section):
 
 
 class MatchingConfig(Section):
-    """When two faces count as the same person."""
+    """When a face counts as a watchlist person, and when two faces count as the same person."""
 
+    target_fpir: Rate = Field(
+        1 / 6000,
+        gt=0.0,
+        le=0.5,
+        description=(
+            "False alerts per passer-by not on the list that a watchlist may give; each frozen version's threshold"
+            " is calibrated for this rate and its size."
+        ),
+    )
     similarity_threshold: float = Field(
         0.92,
         gt=0.0,
         lt=1.0,
-        description="Cosine similarity of L2-normalised embeddings at or above which faces match.",
+        description="Primary-model cosine for one-to-one comparisons (lfr compare, social search listings).",
     )
 
 

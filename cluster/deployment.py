@@ -1,9 +1,10 @@
 """A deployment: the authorised use of live facial recognition at one place for one time window.
 
 It records what the authorisation covers: the place, the window, the cameras (each showing its
-signage notice), the watchlist frozen at one version, the match threshold, who authorised it
-and why. Nothing is matched outside the window: the pipeline asks `DeploymentWindow.allows`
-with each frame's capture time and drops the frame when the answer is no.
+signage notice), the watchlist frozen at one version, the false-alert rate it may accept (the
+version's threshold was calibrated for that rate and its size), who authorised it and why.
+Nothing is matched outside the window: the pipeline asks `DeploymentWindow.allows` with each
+frame's capture time and drops the frame when the answer is no.
 
 `DeploymentConfig` checks what it can alone; `verify_deployment` checks it against the
 cameras section. Neither does any I/O.
@@ -17,6 +18,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from cluster.cameras.config import CAMERA_ID_PATTERN, CameraConfig
+from cluster.matching.rate import Rate
 from cluster.section import Section
 
 
@@ -46,8 +48,14 @@ class DeploymentConfig(Section):
     cameras: tuple[str, ...] = Field(min_length=1, description="Ids of cameras in the cameras section.")
     watchlist_id: str = Field(min_length=1, description="The watchlist authorised for this deployment.")
     watchlist_version: str = Field(min_length=1, description="Its frozen version: later edits do not apply here.")
-    similarity_threshold: float | None = Field(
-        None, gt=0.0, lt=1.0, description="Match threshold; default: matching.similarity_threshold."
+    target_fpir: Rate | None = Field(
+        None,
+        gt=0.0,
+        le=0.5,
+        description=(
+            "False alerts per passer-by not on the list this deployment accepts; default matching.target_fpir."
+            " The watchlist version must have been frozen for this rate."
+        ),
     )
     signage_notice: str = Field(min_length=1, description="What the public is told at the deployment.")
     authorised_by: str = Field(min_length=1, description="The officer who authorised the deployment (name, rank).")
@@ -88,9 +96,9 @@ class DeploymentConfig(Section):
             raise ValueError(f"is_active needs a timezone-aware datetime, got naive {at.isoformat()}")
         return self.window.allows(at.timestamp())
 
-    def threshold(self, default: float) -> float:
-        """The similarity threshold in force: this deployment's own, else `default` (matching.similarity_threshold)."""
-        return default if self.similarity_threshold is None else self.similarity_threshold
+    def stated_fpir(self, default: float) -> float:
+        """The false-alert rate this deployment accepts: its own, else `default` (matching.target_fpir)."""
+        return default if self.target_fpir is None else self.target_fpir
 
 
 def verify_deployment(deployment: DeploymentConfig, cameras: Sequence[CameraConfig], path: str = "deployment") -> None:

@@ -11,7 +11,7 @@ from the face (its embedding today) changes in one place.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,7 @@ def watchlist_entry(
         authorised_by=authorised_by,
         embedding=chosen.face.embedding,
         expires_at=expires_at,
+        extra_embeddings=chosen.face.extra_embeddings,
     )
 
 
@@ -136,11 +137,32 @@ def choose_each_face(
             except InvalidImageError as exc:
                 outcomes.append(RefusedPhoto(path, str(exc)))
         found = pipeline.process(frames)
+        results: list[ChosenFace | RefusedPhoto] = []
         for (path, face_index), outcome in zip(batch, outcomes):
             if isinstance(outcome, RefusedPhoto):
-                yield outcome
+                results.append(outcome)
                 continue
             try:
-                yield choose_face(path, found[outcome], face_index)
+                results.append(choose_face(path, found[outcome], face_index))
             except FaceChoiceError as exc:
-                yield RefusedPhoto(path, str(exc))
+                results.append(RefusedPhoto(path, str(exc)))
+        yield from _with_second_stage(pipeline, frames, outcomes, results)
+
+
+def _with_second_stage(
+    pipeline: FacePipeline,
+    frames: Sequence[np.ndarray],
+    outcomes: Sequence[RefusedPhoto | int],
+    results: Sequence[ChosenFace | RefusedPhoto],
+) -> Iterator[ChosenFace | RefusedPhoto]:
+    """The results with each chosen face also embedded by the second model (only the chosen face, not the others)."""
+    chosen: list[list[Face]] = [[] for _ in frames]
+    for outcome, result in zip(outcomes, results):
+        if isinstance(result, ChosenFace) and isinstance(outcome, int):
+            chosen[outcome] = [result.face]
+    embedded = pipeline.with_second_stage(frames, chosen)
+    for outcome, result in zip(outcomes, results):
+        if isinstance(result, ChosenFace) and isinstance(outcome, int):
+            yield replace(result, face=embedded[outcome][0])
+        else:
+            yield result

@@ -41,6 +41,7 @@ class DeploymentStatus:
     non_match_deletions: tracklets deleted because they matched nobody.
     alerts: alerts raised in this deployment so far.
     published_at: when the pipeline took the snapshot (unix seconds).
+    target_fpir / expected_tpir: what the threshold in force was calibrated for.
     """
 
     deployment_id: str
@@ -55,6 +56,8 @@ class DeploymentStatus:
     alerts: int
     cameras: tuple[CameraHealth, ...]
     published_at: float
+    target_fpir: float | None = None
+    expected_tpir: float | None = None
 
     def __post_init__(self) -> None:
         if not self.deployment_id.strip():

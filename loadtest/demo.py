@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import ray
 import structlog
 from ray import serve
@@ -36,15 +35,17 @@ from cluster.audit.config import AuditConfig, DatabaseConfig
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.config import LfrConfig
 from cluster.deployment import DeploymentWindow
+from cluster.evaluation.dataset import portrait_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.live_matching import MatchingSummary
+from cluster.matching.scoring import match_scoring
 from cluster.status_board import DeploymentStatus, StatusBoard
 from cluster.vision.face import Face
 from cluster.vision.image_io import load_image
-from cluster.vision.pipeline import MODEL_NAME, FacePipeline
+from cluster.vision.pipeline import FacePipeline, models_name
 from loadtest.alert_scoring import AlertScore, score_alerts
 from loadtest.crowd import make_crowd
 from loadtest.crowd_spec import CrowdSpec
@@ -129,8 +130,10 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
             progress("starting Ray, the Coordinator and the live pipeline")
             now = time.time()
             window = DeploymentWindow(now, now + 24 * 3600)
-            threshold = config.matching.similarity_threshold
-            board = StatusPublisher(StatusBoard(store.database), store, version, threshold, window)
+            threshold = version.calibration.threshold
+            board = StatusPublisher(
+                StatusBoard(store.database), store, version, threshold, models_name(config.face_models), window
+            )
             summaries = run_cluster(cameras, version, window, config, options, progress, board)
         finally:
             control_room.stop()
@@ -163,6 +166,7 @@ def enrol_watchlist(truth: CrowdTruth, gallery: GalleryConfig, config: LfrConfig
                     source="demo enrolment photo",
                     authorised_by=OFFICER,
                     embedding=face.embedding,
+                    extra_embeddings=face.extra_embeddings,
                 )
             )
     with Gallery.open(gallery) as opened:
@@ -175,18 +179,21 @@ def enrol_watchlist(truth: CrowdTruth, gallery: GalleryConfig, config: LfrConfig
             expires_at=int(time.time()) + 24 * 3600,
         )
         watchlists.enrol(WATCHLIST_ID, entries)
-        return watchlists.freeze(WATCHLIST_ID), len(entries)
+        scoring = match_scoring(config.face_models.models)
+        version = watchlists.freeze(
+            WATCHLIST_ID,
+            calibrate=lambda size: scoring.threshold_for(config.matching.target_fpir, size),
+            models=config.face_models.models[1:],
+        )
+        return version, len(entries)
 
 
 def central_faces(pipeline: FacePipeline, photos: Sequence[str]) -> list[Face]:
-    """Each photo's face nearest its centre (the person a portrait is of); photos with no face are skipped."""
+    """Each photo's portrait face with every model's embedding; photos with no face are skipped."""
     images = [load_image(resolve_repo_path(photo)) for photo in photos]
-    chosen = []
-    for image, faces in zip(images, pipeline.process(images), strict=True):
-        if faces:
-            centre = np.array(image.shape[1::-1], dtype=np.float32) / 2
-            chosen.append(min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre))))
-    return chosen
+    chosen = [portrait_face(image.shape, faces) for image, faces in zip(images, pipeline.process(images), strict=True)]
+    embedded = pipeline.with_second_stage(images, [[face] if face else [] for face in chosen])
+    return [faces[0] for faces in embedded if faces]
 
 
 def cameras_of(truth: CrowdTruth, crowd_dir: Path) -> list[CameraConfig]:
@@ -216,7 +223,7 @@ def run_cluster(
     plan = MatchingPlan(
         deployment_id=DEPLOYMENT_ID,
         watchlist_version=version.version_id,
-        threshold=config.matching.similarity_threshold,
+        target_fpir=config.matching.target_fpir,
         window=window,
         cameras=tuple(cameras),
     )
@@ -279,12 +286,14 @@ class StatusPublisher:
         store: AlertStore,
         version: WatchlistVersion,
         threshold: float,
+        model: str,
         window: DeploymentWindow,
     ) -> None:
         self._board = board
         self._store = store
         self._version = version
         self._threshold = threshold
+        self._model = model
         self._window = window
 
     def publish(self, pipeline: LivePipeline) -> None:
@@ -298,7 +307,9 @@ class StatusPublisher:
                 watchlist_id=WATCHLIST_ID,
                 watchlist_version=self._version.version_id,
                 threshold=self._threshold,
-                model=MODEL_NAME,
+                model=self._model,
+                target_fpir=self._version.calibration.target_fpir,
+                expected_tpir=self._version.calibration.expected_tpir,
                 faces_seen=sum(s.tracker.faces_seen for s in summaries),
                 non_match_deletions=sum(s.tracker.tracklets_deleted_no_match for s in summaries),
                 alerts=self._store.count(AlertFilter(deployment_id=DEPLOYMENT_ID)),

@@ -7,12 +7,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from actors.live_deployment import plan_from_config
+from actors.live_deployment import plan_from_config, threshold_in_force
 from cluster.alerts.config import RetentionConfig
 from cluster.audit.config import AuditConfig, DatabaseConfig
 from cluster.cameras.config import CameraConfig
 from cluster.config import LfrConfig, MatchingConfig
 from cluster.deployment import DeploymentConfig, DeploymentWindow, verify_deployment
+from cluster.matching.calibration import CalibratedThreshold
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "configs" / "deployments" / "west_end_demo.yaml"
@@ -47,7 +48,7 @@ def test_example_deployment_file_loads_and_fits_its_cameras():
     assert set(deployment.cameras) == {camera.id for camera in config.cameras}
     assert deployment.starts_at == datetime(2025, 6, 14, 11, 0, tzinfo=UTC)
     assert deployment.window.ends_at - deployment.window.starts_at == 6 * 3600
-    assert deployment.threshold(config.matching.similarity_threshold) == 0.92
+    assert deployment.stated_fpir(config.matching.target_fpir) == 1 / 6000
     assert config.retention.days == 31 and config.database.url.endswith(".sqlite3")
 
 
@@ -70,7 +71,9 @@ def test_example_file_without_a_deployment_keeps_the_defaults():
         ({"authorised_by": None}, r"authorised_by\n.*Field required"),
         ({"reason": ""}, r"reason\n.*at least 1 character"),
         ({"watchlist_version": None}, r"watchlist_version\n.*Field required"),
-        ({"similarity_threshold": 1.5}, r"similarity_threshold\n.*less than 1"),
+        ({"target_fpir": 0.9}, r"target_fpir\n.*less than or equal to 0.5"),
+        ({"target_fpir": 0}, r"target_fpir\n.*greater than 0"),
+        ({"similarity_threshold": 0.9}, r"similarity_threshold\n.*Extra inputs are not permitted"),
         ({"id": "West End!"}, r"id\n.*pattern"),
         ({"signage": "typo"}, r"signage\n.*Extra inputs are not permitted"),
     ],
@@ -130,11 +133,25 @@ def test_window_takes_frame_capture_times_and_refuses_naive_datetimes():
         DeploymentConfig.model_validate(deployment_fields()).is_active(datetime(2025, 6, 14, 13, 0))
 
 
-def test_threshold_defaults_to_the_matching_section():
-    default = MatchingConfig().similarity_threshold
-    assert DeploymentConfig.model_validate(deployment_fields()).threshold(default) == default
-    own = DeploymentConfig.model_validate(deployment_fields(similarity_threshold=0.95))
-    assert own.threshold(default) == 0.95
+def test_stated_rate_defaults_to_the_matching_section():
+    default = MatchingConfig().target_fpir
+    assert DeploymentConfig.model_validate(deployment_fields()).stated_fpir(default) == default
+    own = DeploymentConfig.model_validate(deployment_fields(target_fpir=1e-3))
+    assert own.stated_fpir(default) == 1e-3
+
+
+def calibrated(target_fpir: float) -> CalibratedThreshold:
+    return CalibratedThreshold(4.2, target_fpir, 250, 1e-7, 0.6, "1.00 x dlib_resnet_v1", "digest")
+
+
+def test_a_deployment_runs_only_at_a_threshold_calibrated_for_its_stated_rate():
+    """A version frozen before calibration, or for another rate, is refused with the freeze command to run."""
+    plan = plan_from_config(LfrConfig.model_validate(yaml.safe_load(EXAMPLE.read_text())))
+    assert threshold_in_force(plan, calibrated(plan.target_fpir)).threshold == 4.2
+    with pytest.raises(ValueError, match=r"no calibrated threshold .*lfr watchlist freeze .* --target-fpir"):
+        threshold_in_force(plan, None)
+    with pytest.raises(ValueError, match=r"calibrated for 0.001; freeze the watchlist with --target-fpir"):
+        threshold_in_force(plan, calibrated(1e-3))
 
 
 @pytest.mark.parametrize(
@@ -159,7 +176,7 @@ def test_a_configured_deployment_plans_what_the_live_run_matches():
     plan = plan_from_config(config)
     assert [camera.id for camera in plan.cameras] == list(config.deployment.cameras)
     assert plan.watchlist_version == config.deployment.watchlist_version
-    assert plan.threshold == config.deployment.threshold(config.matching.similarity_threshold)
+    assert plan.target_fpir == config.deployment.stated_fpir(config.matching.target_fpir)
     assert plan.window == config.deployment.window
     with pytest.raises(ValueError, match="no deployment in the configuration"):
         plan_from_config(LfrConfig())

@@ -15,13 +15,12 @@ from PIL import Image
 from cluster.audit.actions import AuditAction
 from cluster.config import LfrConfig
 from cluster.vision.image_io import load_image
-from cluster.vision.pipeline import MODEL_NAME
+from cluster.vision.pipeline import models_name
 from loadtest.crowd import make_crowd
 from loadtest.crowd_spec import CrowdSpec
 from loadtest.crowd_truth import CrowdTruth, resolve_repo_path
 from tests.privacy_scan import embeddings_like
 from tests.test_watchlist_cli import (
-    THRESHOLD,
     audit_entries,
     audit_head,
     create,
@@ -31,6 +30,7 @@ from tests.test_watchlist_cli import (
     photo,
 )
 
+MODEL_NAMES = models_name(LfrConfig().face_models)
 ENROLLED = {"George_W_Bush": "George W Bush", "Tony_Blair": "Tony Blair"}
 FOOTAGE = [
     photo("George_W_Bush", 2),
@@ -84,20 +84,27 @@ def test_retro_finds_the_enrolled_people_in_real_photos_and_nobody_else(lfr_conf
 
     ran = lfr(lfr_config, "retro", footage, "--watchlist", "lfw", "--out", tmp_path / "out", "--officer", "DS Patel")
     assert ran.code == 0, ran.err
-    assert (
-        "searched 8 of 8 sources against lfw@v1 (2 entries) at threshold 0.92: 15 faces, 4 matched, 11 matched nobody"
-        in ran.out
-    )
+    assert re.search(
+        r"searched 8 of 8 sources against lfw@v1 \(2 entries\) at threshold \d+\.\d+ on the fused score .* calibrated"
+        r" for FPIR 0.00017 \(1 in 6,000 passers-by\) with 2 entries; expected TPIR 0\.\d+: 15 faces, 4 matched,"
+        r" 11 matched nobody",
+        ran.out,
+    ), ran.out
 
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["watchlist"]["version"] == "lfw@v1" and report["watchlist"]["entries"] == 2
-    assert (report["threshold"], report["model_name"], report["officer"]) == (THRESHOLD, MODEL_NAME, "DS Patel")
+    calibration = report["calibration"]
+    assert (calibration["list_size"], calibration["target_fpir"]) == (2, LfrConfig().matching.target_fpir)
+    threshold = report["threshold"]
+    assert threshold == pytest.approx(calibration["threshold"], abs=1e-6)
+    assert (report["model_name"], report["officer"]) == (MODEL_NAMES, "DS Patel")
     matches = report["matches"]
     assert {(Path(m["source"]).name, m["person_id"]) for m in matches} == EXPECTED_MATCHES
     assert len(matches) == len(EXPECTED_MATCHES), "one match per photo: the bystander in Bush_0009 matched nobody"
     for match in matches:
-        assert match["similarity"] >= THRESHOLD and match["threshold"] == THRESHOLD
-        assert (match["watchlist_version"], match["model_name"]) == ("lfw@v1", MODEL_NAME)
+        assert match["similarity"] >= threshold and match["threshold"] == threshold
+        assert set(match["model_scores"]) == set(LfrConfig().face_models.models)
+        assert (match["watchlist_version"], match["model_name"]) == ("lfw@v1", MODEL_NAMES)
         assert match["label"] == ENROLLED[match["person_id"]] and match["frame_time_s"] is None
         x1, y1, x2, y2 = match["box"]
         assert x1 < 125 < x2 and y1 < 125 < y2, "LFW centres its person: the match is the central face"

@@ -27,7 +27,7 @@ from cluster.audit.config import DatabaseConfig
 from cluster.audit.database import Database
 from cluster.audit.entry import AuditEntry
 from cluster.audit.log import AuditLog
-from cluster.cli import retro_commands, social_commands, watchlist_commands
+from cluster.cli import evaluate_commands, retro_commands, social_commands, watchlist_commands
 from cluster.cli.watchlist_commands import parse_expiry
 from cluster.config import FaceModelsConfig, LfrConfig
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig
@@ -96,7 +96,7 @@ def lfr(config: LfrConfig, *argv: object) -> Ran:
     """Run one `lfr` command in this process, as `lfr` does after loading its configuration."""
     parser = argparse.ArgumentParser(prog="lfr")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (watchlist_commands, social_commands, retro_commands):
+    for group in (watchlist_commands, social_commands, retro_commands, evaluate_commands):
         group.register(commands)
     args = parser.parse_args([str(arg) for arg in argv])
     out, err = io.StringIO(), io.StringIO()
@@ -212,7 +212,9 @@ def test_enrol_list_show_freeze_remove_are_done_and_audited(lfr_config):
         "version": "west_end@v1",
         "entries": 3,
         "digest": version.digest,
+        "calibration": version.calibration.record(),
     }
+    assert version.calibration.list_size == 3 and version.calibration.target_fpir == LfrConfig().matching.target_fpir
     assert entries[7].actor == "DS Patel"
     assert entries[7].details == {"change": "person_removed", "person_id": "George_W_Bush", "entries_deleted": 2}
     assert entries[8].details["entries_deleted"] == 0

@@ -8,11 +8,15 @@ that matched nobody: those never become sightings.
 
 import enum
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from cluster.vision.face import EMBEDDING_SIZE
+
+COSINE_ROUNDING = 1e-4
+"""How far past +-1 a float32 cosine may stray by rounding."""
 
 
 class AlertState(enum.StrEnum):
@@ -33,8 +37,10 @@ class Sighting:
     """One camera's evidence that a watchlist person was seen.
 
     sighting_id: unique (`camera_id:tracklet_id`), so a resent sighting is recognised.
-    embedding: (128,) float32 L2-normalised pooled embedding of the tracklet's best faces.
-    similarity: cosine similarity of that embedding to the watchlist entry.
+    embedding: (128,) float32 L2-normalised pooled primary-model embedding of the tracklet's best faces.
+    similarity: the match score that decided it, on the scale of the threshold in force (the
+        fused score of every model when the watchlist version is calibrated, else a cosine).
+    model_scores: each model's cosine to the watchlist entry, by model name.
     first_seen / last_seen: frame capture times (unix seconds) of the tracklet's span.
     crop_jpeg: the best face crop as JPEG, kept only because this is a possible match.
     box: (4,) x1 y1 x2 y2 of the best face in its frame.
@@ -51,14 +57,18 @@ class Sighting:
     embedding: np.ndarray
     crop_jpeg: bytes | None = None
     box: np.ndarray | None = None
+    model_scores: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if np.shape(self.embedding) != (EMBEDDING_SIZE,):
             raise ValueError(f"Sighting.embedding: expected shape ({EMBEDDING_SIZE},), got {np.shape(self.embedding)}")
         if self.box is not None and np.shape(self.box) != (4,):
             raise ValueError(f"Sighting.box: expected shape (4,), got {np.shape(self.box)}")
-        if not math.isfinite(self.similarity) or not -1.0 <= self.similarity <= 1.0:
-            raise ValueError(f"Sighting.similarity must be a cosine in -1..1, got {self.similarity}")
+        if not math.isfinite(self.similarity):
+            raise ValueError(f"Sighting.similarity must be a finite match score, got {self.similarity}")
+        for model, cosine in self.model_scores.items():
+            if not math.isfinite(cosine) or not -1.0 - COSINE_ROUNDING <= cosine <= 1.0 + COSINE_ROUNDING:
+                raise ValueError(f"Sighting.model_scores[{model!r}] must be a cosine in -1..1, got {cosine}")
         if self.last_seen < self.first_seen:
             raise ValueError(f"Sighting {self.sighting_id}: last_seen {self.last_seen} is before first_seen")
         if self.frames < 1:
@@ -80,7 +90,8 @@ class Alert:
     """One consolidated alert: a watchlist person seen by one or more cameras.
 
     confidence grows with the number of cameras and frames that agree (see the fusion module).
-    threshold and model record what was in force when the alert was raised.
+    threshold and model record what was in force when the alert was raised; target_fpir and
+    expected_tpir what the threshold was calibrated for (None for an uncalibrated threshold).
     """
 
     alert_id: str
@@ -96,6 +107,8 @@ class Alert:
     model: str
     adjudications: tuple[Adjudication, ...] = ()
     held: bool = False
+    target_fpir: float | None = None
+    expected_tpir: float | None = None
 
     @property
     def cameras(self) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ Embeddings are stored as 128 little-endian float32 (512 bytes); boxes as four co
 as unix seconds in double precision, which both backends keep exactly.
 """
 
+import json
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -33,6 +34,8 @@ def alert_row(alert: Alert) -> dict[str, Any]:
         "updated_at": float(alert.updated_at),
         "threshold": float(alert.threshold),
         "model": alert.model,
+        "target_fpir": alert.target_fpir,
+        "expected_tpir": alert.expected_tpir,
     }
 
 
@@ -61,6 +64,7 @@ def sighting_row(alert_id: str, sighting: Sighting) -> dict[str, Any]:
         "embedding": embedding.tobytes(),
         "crop_jpeg": None if sighting.crop_jpeg is None else bytes(sighting.crop_jpeg),
         **dict(zip(BOX_COLUMNS, box)),
+        "model_scores": json.dumps({model: round(float(v), 6) for model, v in sorted(sighting.model_scores.items())}),
     }
 
 
@@ -86,6 +90,8 @@ def alert_from_rows(row: sa.Row, sighting_rows: Iterable[sa.Row], adjudication_r
         updated_at=row.updated_at,
         threshold=row.threshold,
         model=row.model,
+        target_fpir=row.target_fpir,
+        expected_tpir=row.expected_tpir,
         adjudications=tuple(
             Adjudication(state=AlertState(a.state), officer=a.officer, reason=a.reason, at=a.at)
             for a in adjudication_rows
@@ -116,6 +122,7 @@ def _sighting(row: sa.Row) -> Sighting:
         embedding=embedding,
         crop_jpeg=None if crop is None else bytes(crop),
         box=box,
+        model_scores=json.loads(values["model_scores"]) if values["model_scores"] else {},
     )
 
 

@@ -80,13 +80,16 @@ class AlertSummary(Out):
     held: bool
     threshold: float
     model: str
+    target_fpir: float | None = Field(description="False-alert rate the threshold was calibrated for.")
+    expected_tpir: float | None = Field(description="Share of listed people the calibration expects to alert.")
     best_crop_url: str | None = Field(description="The most similar sighting's crop, if it has one.")
 
 
 class SightingOut(Out):
     sighting_id: str
     camera_id: str
-    similarity: float
+    similarity: float = Field(description="The match score compared with the alert's threshold (fused).")
+    model_scores: dict[str, float] = Field(description="Each face model's cosine behind the match score.")
     first_seen: float
     last_seen: float
     frames: int
@@ -172,6 +175,8 @@ class DeploymentStatusOut(Out):
     watchlist_version: str
     threshold: float
     model: str
+    target_fpir: float | None
+    expected_tpir: float | None
     faces_seen: int
     non_match_deletions: int
     alerts: int
@@ -191,7 +196,7 @@ class AuthorisationOut(Out):
     cameras: list[str]
     watchlist_id: str
     watchlist_version: str
-    similarity_threshold: float | None
+    target_fpir: float | None
     signage_notice: str
     authorised_by: str
     reason: str
@@ -252,6 +257,7 @@ def detail(alert: Alert) -> AlertDetail:
                 sighting_id=s.sighting_id,
                 camera_id=s.camera_id,
                 similarity=s.similarity,
+                model_scores=dict(s.model_scores),
                 first_seen=s.first_seen,
                 last_seen=s.last_seen,
                 frames=s.frames,
@@ -299,6 +305,8 @@ def deployment_status(status: DeploymentStatus, stats: AlertStats, age_s: float)
         watchlist_version=status.watchlist_version,
         threshold=status.threshold,
         model=status.model,
+        target_fpir=status.target_fpir,
+        expected_tpir=status.expected_tpir,
         faces_seen=status.faces_seen,
         non_match_deletions=status.non_match_deletions,
         alerts=status.alerts,
@@ -326,7 +334,7 @@ def authorisation(deployment: DeploymentConfig) -> AuthorisationOut:
         cameras=list(deployment.cameras),
         watchlist_id=deployment.watchlist_id,
         watchlist_version=deployment.watchlist_version,
-        similarity_threshold=deployment.similarity_threshold,
+        target_fpir=deployment.target_fpir,
         signage_notice=deployment.signage_notice,
         authorised_by=deployment.authorised_by,
         reason=deployment.reason,
@@ -376,5 +384,7 @@ def _summary_fields(alert: Alert) -> dict:
         "held": alert.held,
         "threshold": alert.threshold,
         "model": alert.model,
+        "target_fpir": alert.target_fpir,
+        "expected_tpir": alert.expected_tpir,
         "best_crop_url": crop_url(alert.alert_id, best),
     }

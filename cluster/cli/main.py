@@ -9,6 +9,7 @@ from cluster.cli import (
     camera_commands,
     crowd_commands,
     demo_commands,
+    evaluate_commands,
     retro_commands,
     run_commands,
     serve_commands,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     watchlist_commands.register(commands)
     social_commands.register(commands)
     retro_commands.register(commands)
+    evaluate_commands.register(commands)
     return parser
 
 

@@ -27,6 +27,7 @@ from cluster.cli.watchlist_commands import (
 )
 from cluster.config import LfrConfig
 from cluster.gallery.gallery import Gallery
+from cluster.matching.scoring import match_scoring
 from cluster.retro.footage import find_footage
 from cluster.retro.html_report import write_html_report
 from cluster.retro.json_report import write_json_report
@@ -65,9 +66,22 @@ def run_retro(args: argparse.Namespace, config: LfrConfig) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         audit = open_audit(config)
         officer = officer_of(args)
-        threshold = config.matching.similarity_threshold
+        scoring = match_scoring(config.face_models.models)
         with Gallery.open(config.gallery) as gallery:
-            choice = choose_version(gallery.watchlists, args.watchlist, args.version)
+            choice = choose_version(
+                gallery.watchlists,
+                args.watchlist,
+                args.version,
+                calibrate=lambda entries: scoring.threshold_for(config.matching.target_fpir, entries),
+                models=config.face_models.models[1:],
+            )
+            calibration = choice.version.calibration
+            if calibration is None:
+                raise ValueError(
+                    f"{choice.version.version_id} was frozen before thresholds were calibrated; run `lfr watchlist"
+                    f" freeze {args.watchlist}` and search the new version"
+                )
+            threshold = calibration.threshold
             if choice.frozen_now:
                 audit.record(
                     officer,
@@ -78,11 +92,20 @@ def run_retro(args: argparse.Namespace, config: LfrConfig) -> int:
                         "version": choice.version.version_id,
                         "entries": choice.version.entry_count,
                         "digest": choice.version.digest,
+                        "calibration": calibration.record(),
                         "reason": "retrospective search of a watchlist without a frozen version",
                     },
                 )
             pipeline = FacePipeline(config.face_models)
-            search = RetroSearch(pipeline, gallery.watchlists, choice.version, threshold, args.fps)
+            search = RetroSearch(
+                pipeline,
+                gallery.watchlists,
+                choice.version,
+                threshold,
+                args.fps,
+                fusion=scoring.fusion,
+                top_k=config.gallery.top_k,
+            )
             with tqdm(unit="frame", file=sys.stderr, disable=None) as progress:
                 report = search.run(sources, officer, on_frame=lambda _: progress.update(1))
         json_path = write_json_report(report, args.out)
@@ -94,7 +117,7 @@ def run_retro(args: argparse.Namespace, config: LfrConfig) -> int:
             {
                 "kind": "retrospective",
                 "version_digest": choice.version.digest,
-                "threshold": threshold,
+                "calibration": calibration.record(),
                 "sources": [str(source.path) for source in report.sources],
                 "frames": sum(source.frames for source in report.sources),
                 "faces_seen": report.faces_seen,
@@ -107,7 +130,7 @@ def run_retro(args: argparse.Namespace, config: LfrConfig) -> int:
             sys.stderr.write(f"lfr: not searched: {failed.error}\n")
         sys.stdout.write(
             f"searched {len(report.sources) - len(report.failed_sources)} of {len(report.sources)} sources against"
-            f" {choice.version.version_id} ({choice.version.entry_count} entries) at threshold {threshold:.2f}:"
+            f" {choice.version.version_id} ({choice.version.entry_count} entries) at {calibration.summary()}:"
             f" {report.faces_seen} faces, {len(report.matches)} matched, {report.faces_unmatched} matched nobody"
             f" (not kept)\nreport: {html_path} and {json_path}\n"
         )

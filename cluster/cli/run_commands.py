@@ -87,7 +87,7 @@ def run_live(args: argparse.Namespace, config: LfrConfig) -> int:
         return _run(args, LivePipeline.start(config.cameras, config.face_models, config.face_service), None)
     plan = plan_from_config(config)
     sys.stdout.write(
-        f"deployment {plan.deployment_id}: watchlist {plan.watchlist_version}, threshold {plan.threshold:g},"
+        f"deployment {plan.deployment_id}: watchlist {plan.watchlist_version}, stated FPIR {plan.target_fpir:g},"
         f" {len(plan.cameras)} camera(s); alerts in {config.database.url}\n"
     )
     retention = RetentionScheduler(open_alert_store(config.database, config.audit), config.retention)

@@ -55,6 +55,7 @@ from cluster.gallery.records import (
     check_id,
     check_text,
 )
+from cluster.matching.scoring import match_scoring
 from cluster.vision.image_io import find_images
 from cluster.vision.pipeline import FacePipeline
 from cluster.watchlist_import import ImportReport, ImportTarget, ManifestImport, RowStatus
@@ -159,6 +160,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     freeze = actions.add_parser("freeze", help="Freeze a version for deployments to bind to; prints its id.")
     freeze.add_argument("name", metavar="NAME")
+    freeze.add_argument(
+        "--target-fpir",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="False alerts per passer-by not on the list (default matching.target_fpir, 1/6000); the threshold is"
+        " calibrated for it and the list's size.",
+    )
     add_officer_argument(freeze)
     freeze.set_defaults(handler=run_freeze)
 
@@ -425,6 +434,7 @@ def _version_record(version: WatchlistVersion) -> dict[str, Any]:
         "entries": version.entry_count,
         "digest": version.digest,
         "frozen_at": iso(version.frozen_at),
+        "calibration": version.calibration.record() if version.calibration else None,
     }
 
 
@@ -516,7 +526,14 @@ def run_freeze(args: argparse.Namespace, config: LfrConfig) -> int:
     def freeze() -> int:
         audit = open_audit(config)
         with Gallery.open(config.gallery) as gallery:
-            version = gallery.watchlists.freeze(args.name)
+            scoring = match_scoring(config.face_models.models)
+            target = config.matching.target_fpir if args.target_fpir is None else args.target_fpir
+            version = gallery.watchlists.freeze(
+                args.name,
+                calibrate=lambda entries: scoring.threshold_for(target, entries),
+                models=config.face_models.models[1:],
+            )
+        calibration = version.calibration
         audit.record(
             officer_of(args),
             AuditAction.WATCHLIST_CHANGE,
@@ -526,11 +543,13 @@ def run_freeze(args: argparse.Namespace, config: LfrConfig) -> int:
                 "version": version.version_id,
                 "entries": version.entry_count,
                 "digest": version.digest,
+                "calibration": calibration.record() if calibration else None,
             },
         )
         sys.stdout.write(f"{version.version_id}\n")
         sys.stderr.write(
             f"{version.version_id}: {version.entry_count} entries, digest {version.digest};"
+            f" {calibration.summary() if calibration else 'no entries, no threshold'};"
             " bind a deployment to it with deployment.watchlist_version\n"
         )
         return EXIT_OK

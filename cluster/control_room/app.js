@@ -275,7 +275,8 @@ function renderDetail(detail) {
     ["Cameras", detail.cameras.join(", ")],
     ["Seen", `${clock(detail.first_seen)} – ${clock(detail.last_seen)}`],
     ["Raised", `${dateTime(detail.created_at)} (${ago(detail.created_at)})`],
-    ["Threshold", `${detail.threshold} · ${detail.model}`],
+    ["Threshold", thresholdText(detail)],
+    ["Model scores", modelScores(chosen)],
   ];
   $("facts").replaceChildren(...facts.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]));
 
@@ -290,6 +291,19 @@ function renderDetail(detail) {
   $("act-reject").disabled = !OPEN_STATES.includes(detail.state);
   $("act-hold").hidden = state.me.role !== "supervisor" || detail.held;
   $("act-release").hidden = state.me.role !== "supervisor" || !detail.held;
+}
+
+function thresholdText(d) {
+  const base = `${d.threshold.toFixed(3)} · ${d.model}`;
+  if (d.target_fpir == null) return `${base} (uncalibrated)`;
+  const tpir = d.expected_tpir == null ? "" : `, expected TPIR ${d.expected_tpir.toFixed(2)}`;
+  return `${base} · FPIR 1 in ${Math.round(1 / d.target_fpir).toLocaleString()}${tpir}`;
+}
+
+function modelScores(sighting) {
+  const entries = Object.entries(sighting.model_scores || {});
+  if (!entries.length) return "—";
+  return entries.map(([model, cosine]) => `${model} ${cosine.toFixed(3)}`).join(", ");
 }
 
 function applyDetail(detail) {
@@ -481,7 +495,7 @@ function renderStatus(deployments) {
       item("Deployment", `${d.place}`),
       item("Window", `${dateTime(d.starts_at)} – ${dateTime(d.ends_at)}${active ? "" : " (closed)"}`, active ? "" : "stale"),
       item("Watchlist", `${d.watchlist_id} v${d.watchlist_version}`),
-      item("Threshold", `${d.threshold}`),
+      item("Threshold", thresholdText(d)),
       item("Faces seen", count(d.faces_seen)),
       item("Alerts", count(d.alerts)),
       item("Non-matches deleted", count(d.non_match_deletions)),

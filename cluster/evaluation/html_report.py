@@ -179,6 +179,44 @@ def _calibration(report: EvaluationReport) -> str:
     return _table(header, rows)
 
 
+def _trials(report: EvaluationReport) -> str:
+    if not report.trials:
+        return '<p class="note">No random-list trials were run.</p>'
+    header = [
+        "List size",
+        "Stated FPIR",
+        "Threshold",
+        "Observed FPIR",
+        "False alarms / searches",
+        "Distinct probes",
+        "Draws",
+        f"{report.confidence:.0%} interval",
+        "Observed / stated",
+        "Within factor 2",
+    ]
+    rows = [
+        [
+            _number(str(trial.list_size)),
+            _number(f"{trial.stated_fpir:g}"),
+            _number(f"{trial.threshold:.4f}"),
+            _number(_fpir(trial.observed_fpir)),
+            _number(f"{trial.false_alarms} / {trial.searches}"),
+            _number(str(trial.distinct_probes)),
+            _number(str(trial.draws)),
+            _number(f"{trial.low:.3g}&ndash;{trial.high:.3g}"),
+            _number(f"{trial.ratio:.2f}"),
+            _verdict(trial.within_factor_2),
+        ]
+        for trial in report.trials
+    ]
+    note = (
+        '<p class="note">Each trial draws random lists of people not in the impostor cohort, enrols one photo each,'
+        " applies the threshold calibrated for that list size and rate, and counts the photos of everyone else"
+        " whose best fused score reaches it. Draws reuse probes against different lists.</p>"
+    )
+    return note + _table(header, rows)
+
+
 def _items(texts: tuple[str, ...]) -> str:
     return "<ul>" + "".join(f"<li>{escape(text)}</li>" for text in texts) + "</ul>"
 
@@ -206,6 +244,7 @@ def render_html(report: EvaluationReport) -> str:
         f"{histograms}"
         f"<h2>By group</h2>{_groups(report)}"
         f"<h2>Calibration checks</h2>{_calibration(report)}"
+        f"<h2>Calibration on random lists</h2>{_trials(report)}"
         f"<h2>What these figures can and cannot show</h2>{_items(report.limits)}"
         f"{notes}"
         "</body></html>\n"

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from cluster.evaluation.calibration_trials import CalibrationTrial
 from cluster.evaluation.openset import (
     CONFIDENCE,
     RESAMPLE_UNITS,
@@ -85,6 +86,7 @@ class EvaluationInput:
     group_fpir: float | None = None
     calibration: tuple[CalibrationSpec, ...] = ()
     notes: tuple[str, ...] = ()
+    trials: tuple[CalibrationTrial, ...] = ()
     rounds: int = 1000
     seed: int = 0
     resample: Resample = "cluster"
@@ -179,6 +181,7 @@ class EvaluationReport:
     group_fpir: float | None
     limits: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    trials: tuple[CalibrationTrial, ...] = ()
 
 
 def _counts(outcomes: ProbeOutcomes) -> ProbeCounts:
@@ -318,6 +321,7 @@ def build_report(spec: EvaluationInput) -> EvaluationReport:
         group_fpir=group_fpir,
         limits=_limits(counts, spec, systems, calibration),
         notes=spec.notes,
+        trials=spec.trials,
     )
 
 
@@ -444,6 +448,7 @@ def report_document(report: EvaluationReport) -> dict[str, Any]:
         "systems": [_system_document(system) for system in report.systems],
         "differences": [_difference(difference) for difference in report.differences],
         "calibration": [_calibration(result) for result in report.calibration],
+        "calibration_trials": [trial.record() for trial in report.trials],
         "limits": list(report.limits),
         "notes": list(report.notes),
     }

@@ -102,6 +102,9 @@ class CoordinatorSettings:
     fusion: FusionConfig
     database: DatabaseConfig
     audit: AuditConfig
+    perfect_score: float = 1.0
+    target_fpir: float | None = None
+    expected_tpir: float | None = None
 
     def build(self) -> AlertCoordinator:
         """The coordinator over a fresh Fuser and the configured store, restored from it."""
@@ -111,6 +114,9 @@ class CoordinatorSettings:
             deployment_id=self.deployment_id,
             threshold=self.threshold,
             model=self.model,
+            perfect_score=self.perfect_score,
+            target_fpir=self.target_fpir,
+            expected_tpir=self.expected_tpir,
         )
         coordinator = AlertCoordinator(fuser, open_alert_store(self.database, self.audit))
         coordinator.restore()

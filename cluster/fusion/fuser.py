@@ -89,7 +89,12 @@ class _HeldAlert:
 
 
 class Fuser:
-    """Fuses sightings into alerts of one deployment; `threshold` and `model` are recorded on each alert."""
+    """Fuses sightings into alerts of one deployment; `threshold` and `model` are recorded on each alert.
+
+    threshold: the match-score threshold in force; perfect_score: the score of two identical faces
+    on that scale (1 for a cosine), the top of the confidence margin; target_fpir and
+    expected_tpir: what a calibrated threshold was computed for, recorded on each alert.
+    """
 
     def __init__(
         self,
@@ -99,10 +104,15 @@ class Fuser:
         deployment_id: str,
         threshold: float,
         model: str,
+        perfect_score: float = 1.0,
+        target_fpir: float | None = None,
+        expected_tpir: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be the match cosine in force, within (0, 1), got {threshold}")
+        if not (math.isfinite(threshold) and math.isfinite(perfect_score) and threshold < perfect_score):
+            raise ValueError(
+                f"threshold ({threshold}) must be a finite match score below that of identical faces ({perfect_score})"
+            )
         if not deployment_id or not model:
             raise ValueError("deployment_id and model must be named: every alert records them")
         self.topology = topology
@@ -110,6 +120,9 @@ class Fuser:
         self.deployment_id = deployment_id
         self.threshold = threshold
         self.model = model
+        self.perfect_score = perfect_score
+        self.target_fpir = target_fpir
+        self.expected_tpir = expected_tpir
         self._clock = clock
         self._held: dict[str, _HeldAlert] = {}
         self._open_by_key: dict[tuple[str, str], list[_HeldAlert]] = {}
@@ -152,7 +165,7 @@ class Fuser:
         target.alert = replace(
             target.alert,
             sightings=(*target.alert.sightings, sighting),
-            confidence=alert_confidence(target.cameras.values(), self.threshold),
+            confidence=alert_confidence(target.cameras.values(), self.threshold, self.perfect_score),
             updated_at=self._clock(),
         )
         self._remember(target, sighting)
@@ -228,11 +241,13 @@ class Fuser:
             watchlist_id=sighting.watchlist_id,
             state=AlertState.NEW,
             sightings=(sighting,),
-            confidence=alert_confidence([evidence], self.threshold),
+            confidence=alert_confidence([evidence], self.threshold, self.perfect_score),
             created_at=now,
             updated_at=now,
             threshold=self.threshold,
             model=self.model,
+            target_fpir=self.target_fpir,
+            expected_tpir=self.expected_tpir,
         )
         held = _HeldAlert(alert)
         self._held[alert.alert_id] = held

@@ -30,6 +30,7 @@ from pathlib import Path
 from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import UnknownWatchlistError, WatchlistExistsError
 from cluster.gallery.records import Watchlist, WatchlistVersion
+from cluster.matching.calibration import CalibratedThreshold
 
 BUSY_TIMEOUT_S = 30.0
 VERSION_ID_PATTERN = re.compile(r"^(?P<watchlist_id>.+)@v(?P<number>[1-9][0-9]*)$")
@@ -75,15 +76,33 @@ CREATE TABLE IF NOT EXISTS enrolled_photos (
     batch INTEGER NOT NULL,
     PRIMARY KEY (watchlist_id, person_id, photo_sha256, face_index)
 );
+CREATE TABLE IF NOT EXISTS calibrations (
+    watchlist_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    threshold REAL NOT NULL,
+    target_fpir REAL NOT NULL,
+    list_size INTEGER NOT NULL,
+    per_pair_rate REAL NOT NULL,
+    expected_tpir REAL NOT NULL,
+    fusion TEXT NOT NULL,
+    cohort_digest TEXT NOT NULL,
+    PRIMARY KEY (watchlist_id, number),
+    FOREIGN KEY (watchlist_id, number) REFERENCES versions (watchlist_id, number)
+);
 """
 
 VERSION_COLUMNS = (
-    "v.watchlist_id, v.number, v.max_batch, v.excluded_batches, v.entry_count, v.digest, v.frozen_at, w.expires_at"
+    "v.watchlist_id, v.number, v.max_batch, v.excluded_batches, v.entry_count, v.digest, v.frozen_at, w.expires_at,"
+    " c.threshold, c.target_fpir, c.list_size, c.per_pair_rate, c.expected_tpir, c.fusion, c.cohort_digest"
+)
+VERSIONS_FROM = (
+    "versions v JOIN watchlists w USING (watchlist_id) LEFT JOIN calibrations c USING (watchlist_id, number)"
 )
 
 
 def _version(row: tuple) -> WatchlistVersion:
-    watchlist_id, number, max_batch, excluded, entry_count, digest, frozen_at, expires_at = row
+    watchlist_id, number, max_batch, excluded, entry_count, digest, frozen_at, expires_at = row[:8]
+    calibration = None if row[8] is None else CalibratedThreshold(*row[8:])
     return WatchlistVersion(
         watchlist_id=watchlist_id,
         number=number,
@@ -93,6 +112,7 @@ def _version(row: tuple) -> WatchlistVersion:
         digest=digest,
         frozen_at=frozen_at,
         watchlist_expires_at=expires_at,
+        calibration=calibration,
     )
 
 
@@ -252,20 +272,23 @@ class Catalogue:
         entry_count: int,
         digest: str,
         frozen_at: int,
+        calibration: CalibratedThreshold | None = None,
     ) -> WatchlistVersion:
-        """Record a frozen version; the latest one instead when it already holds exactly these entries."""
+        """Record a frozen version; the latest one instead when it already holds exactly these entries
+        under the same calibration."""
         with self._transaction() as db:
             latest = db.execute(
-                f"SELECT {VERSION_COLUMNS} FROM versions v JOIN watchlists w USING (watchlist_id)"
+                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM}"
                 " WHERE v.watchlist_id = ? ORDER BY v.number DESC LIMIT 1",
                 (watchlist_id,),
             ).fetchone()
             if latest is not None:
                 version = _version(latest)
-                if (version.max_batch, version.excluded_batches, version.digest) == (
+                if (version.max_batch, version.excluded_batches, version.digest, version.calibration) == (
                     max_batch,
                     excluded_batches,
                     digest,
+                    calibration,
                 ):
                     return version
             number = 1 if latest is None else latest[1] + 1
@@ -273,6 +296,21 @@ class Catalogue:
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (watchlist_id, number, max_batch, json.dumps(list(excluded_batches)), entry_count, digest, frozen_at),
             )
+            if calibration is not None:
+                db.execute(
+                    "INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        watchlist_id,
+                        number,
+                        calibration.threshold,
+                        calibration.target_fpir,
+                        calibration.list_size,
+                        calibration.per_pair_rate,
+                        calibration.expected_tpir,
+                        calibration.fusion,
+                        calibration.cohort_digest,
+                    ),
+                )
         return self.version(f"{watchlist_id}@v{number}")
 
     def version(self, version_id: str) -> WatchlistVersion:
@@ -283,7 +321,7 @@ class Catalogue:
         watchlist_id, number = match["watchlist_id"], int(match["number"])
         with self._reading() as db:
             row = db.execute(
-                f"SELECT {VERSION_COLUMNS} FROM versions v JOIN watchlists w USING (watchlist_id)"
+                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM}"
                 " WHERE v.watchlist_id = ? AND v.number = ?",
                 (watchlist_id, number),
             ).fetchone()
@@ -296,7 +334,7 @@ class Catalogue:
         """The watchlist's frozen versions, oldest first."""
         with self._reading() as db:
             rows = db.execute(
-                f"SELECT {VERSION_COLUMNS} FROM versions v JOIN watchlists w USING (watchlist_id)"
+                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM}"
                 " WHERE v.watchlist_id = ? ORDER BY v.number",
                 (watchlist_id,),
             ).fetchall()

@@ -101,7 +101,12 @@ class GalleryConfig(Section):
         "Bounded",
         description="Consistency of searches: Bounded in serving, Strong in tests. Management calls are always Strong.",
     )
-    top_k: int = Field(5, ge=1, le=1024, description="Candidates returned per face.")
+    top_k: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Candidates the primary model shortlists per face; the second-stage models rescore them.",
+    )
     timeouts: TimeoutsConfig = TimeoutsConfig()
     retry: RetryConfig = RetryConfig()
 

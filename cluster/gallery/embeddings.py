@@ -14,16 +14,16 @@ NORM_TOLERANCE = 1e-3
 """How far an embedding's L2 norm may be from 1 (float32 normalisation lands within ~1e-7)."""
 
 
-def as_embedding_batch(embeddings: np.ndarray, what: str = "embeddings") -> np.ndarray:
-    """The batch as a contiguous (n, 128) float32 array, every row finite and of unit length.
+def as_embedding_batch(embeddings: np.ndarray, what: str = "embeddings", size: int = EMBEDDING_SIZE) -> np.ndarray:
+    """The batch as a contiguous (n, size) float32 array (128: the primary model), rows finite and of unit length.
 
     Raises InvalidEmbeddingError naming the shape or the first bad row and how to fix it.
     """
     array = np.asarray(embeddings)
-    if array.ndim != 2 or array.shape[1] != EMBEDDING_SIZE:
+    if array.ndim != 2 or array.shape[1] != size:
         raise InvalidEmbeddingError(
-            f"{what}: expected shape (n, {EMBEDDING_SIZE}), got {array.shape};"
-            f" pass one {EMBEDDING_SIZE}-d face embedding per row (stack single vectors with np.stack)"
+            f"{what}: expected shape (n, {size}), got {array.shape};"
+            f" pass one {size}-d face embedding per row (stack single vectors with np.stack)"
         )
     if not np.issubdtype(array.dtype, np.floating):
         raise InvalidEmbeddingError(f"{what}: expected floating-point values, got dtype {array.dtype}")
@@ -43,9 +43,9 @@ def as_embedding_batch(embeddings: np.ndarray, what: str = "embeddings") -> np.n
     return array
 
 
-def as_embedding(embedding: np.ndarray, what: str = "embedding") -> np.ndarray:
-    """One (128,) float32 unit vector, checked as `as_embedding_batch` checks a row."""
+def as_embedding(embedding: np.ndarray, what: str = "embedding", size: int = EMBEDDING_SIZE) -> np.ndarray:
+    """One (size,) float32 unit vector, checked as `as_embedding_batch` checks a row."""
     array = np.asarray(embedding)
-    if array.shape != (EMBEDDING_SIZE,):
-        raise InvalidEmbeddingError(f"{what}: expected shape ({EMBEDDING_SIZE},), got {array.shape}")
-    return as_embedding_batch(array[np.newaxis], what)[0]
+    if array.shape != (size,):
+        raise InvalidEmbeddingError(f"{what}: expected shape ({size},), got {array.shape}")
+    return as_embedding_batch(array[np.newaxis], what, size)[0]

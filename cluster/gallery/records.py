@@ -6,12 +6,14 @@ before anything is sent to Milvus, with the field named. Outputs are plain froze
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cluster.gallery.embeddings import as_embedding
 from cluster.gallery.errors import InvalidRecordError
+from cluster.matching.calibration import CalibratedThreshold
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 """Ids (watchlist, person, entry, category, platform) that are safe inside a Milvus filter expression."""
@@ -60,7 +62,8 @@ class WatchlistEntry:
     """One face photo of a person to enrol into a watchlist.
 
     expires_at: unix seconds after which the entry is no longer searched (and is purged);
-    None means the watchlist's own expiry.
+    None means the watchlist's own expiry. extra_embeddings: second-stage model name -> its
+    unit vector of the same face (stored in that model's collection).
     """
 
     person_id: str
@@ -70,6 +73,7 @@ class WatchlistEntry:
     authorised_by: str
     embedding: np.ndarray
     expires_at: int | None = None
+    extra_embeddings: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_id(self.person_id, "person_id")
@@ -80,6 +84,13 @@ class WatchlistEntry:
         if self.expires_at is not None:
             object.__setattr__(self, "expires_at", check_time(self.expires_at, "expires_at"))
         object.__setattr__(self, "embedding", as_embedding(self.embedding, f"embedding of {self.person_id}"))
+        extra = {
+            check_id(model, "model name"): as_embedding(
+                vector, f"{model} embedding of {self.person_id}", np.size(vector)
+            )
+            for model, vector in self.extra_embeddings.items()
+        }
+        object.__setattr__(self, "extra_embeddings", extra)
 
 
 @dataclass(frozen=True)
@@ -100,11 +111,16 @@ class EnrolledEntry:
 
 @dataclass(frozen=True)
 class WatchlistCandidate:
-    """A watchlist entry found for a probe face; rank 1 is the most similar."""
+    """A watchlist entry found for a probe face; rank 1 is the most similar by the primary model.
+
+    similarity: the primary model's cosine. model_scores: every model's cosine that could be
+    computed (the primary one included), from which the fused match score is made.
+    """
 
     entry: EnrolledEntry
     similarity: float
     rank: int
+    model_scores: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,8 @@ class WatchlistVersion:
     `excluded_batches` are batches at or below `max_batch` whose enrolment failed. `digest` is
     the SHA-256 of the sorted entry ids the version held when it was frozen, so a deployment's
     log names exactly which entries it searched. Entries removed or expired since are not
-    searched: removal and expiry apply to every version.
+    searched: removal and expiry apply to every version. `calibration` is the threshold
+    computed at freezing for the stated false-alert rate and this version's size.
     """
 
     watchlist_id: str
@@ -146,6 +163,7 @@ class WatchlistVersion:
     digest: str
     frozen_at: int
     watchlist_expires_at: int
+    calibration: CalibratedThreshold | None = None
 
     @property
     def version_id(self) -> str:

@@ -10,7 +10,8 @@ for real (a Strong query afterwards finds nothing) and ask Milvus to compact the
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import structlog
@@ -29,6 +30,7 @@ from cluster.gallery.expressions import (
     watchlist_filter,
     watchlist_search_filter,
 )
+from cluster.gallery.model_vectors import ModelVectors
 from cluster.gallery.records import (
     LABEL_MAX,
     OFFICER_MAX,
@@ -45,6 +47,8 @@ from cluster.gallery.records import (
 )
 from cluster.gallery.rows import enrolled_entry, watchlist_candidates, watchlist_row
 from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_FIELDS, search_params
+from cluster.matching.calibration import CalibratedThreshold
+from cluster.vision.face import PRIMARY_MODEL
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +69,7 @@ class Watchlists:
         self.config = config
         self.connection = connection
         self.catalogue = catalogue
+        self.model_vectors = ModelVectors(connection, WATCHLIST_COLLECTION, "entry_id", config.consistency)
 
     def create(
         self,
@@ -120,6 +125,13 @@ class Watchlists:
         if not entries:
             raise InvalidRecordError(f"no entries to enrol into {watchlist_id!r}; pass at least one WatchlistEntry")
         expiries = [self._entry_expiry(index, entry, watchlist, enrolled_at) for index, entry in enumerate(entries)]
+        models = sorted(entries[0].extra_embeddings)
+        for index, entry in enumerate(entries):
+            if sorted(entry.extra_embeddings) != models:
+                raise InvalidRecordError(
+                    f"entry {index} ({entry.person_id}) carries models {sorted(entry.extra_embeddings)}, entry 0"
+                    f" carries {models}: embed every face of a batch with the same models"
+                )
         batch = self.catalogue.begin_batch(watchlist_id, enrolled_at)
         entry_ids = [uuid.uuid4().hex for _ in entries]
         rows = [
@@ -128,6 +140,9 @@ class Watchlists:
         ]
         try:
             insert_rows(self.connection, WATCHLIST_COLLECTION, rows, "entry_id", f"enrol into {watchlist_id}")
+            for model in models:
+                vectors = np.stack([entry.extra_embeddings[model] for entry in entries])
+                self.model_vectors.insert(model, entry_ids, vectors)
         except GalleryError:
             self._abandon_batch(watchlist_id, batch)
             raise
@@ -176,14 +191,25 @@ class Watchlists:
         """Mark a batch failed and delete what reached Milvus of it (best effort: the server may be down)."""
         self.catalogue.finish_batch(watchlist_id, batch, committed=False, entries=0)
         try:
-            delete_matching(
+            deleted = delete_matching(
                 self.connection, WATCHLIST_COLLECTION, batch_filter(watchlist_id, batch), "entry_id", "undo enrol"
             )
+            self.model_vectors.delete(deleted)
         except GalleryError as error:
             log.warning("failed_batch_not_deleted", watchlist_id=watchlist_id, batch=batch, error=str(error))
 
-    def freeze(self, watchlist_id: str, now: int | None = None) -> WatchlistVersion:
-        """A version holding every entry enrolled so far; the latest version when nothing changed since."""
+    def freeze(
+        self,
+        watchlist_id: str,
+        now: int | None = None,
+        calibrate: Callable[[int], CalibratedThreshold] | None = None,
+        models: Sequence[str] = (),
+    ) -> WatchlistVersion:
+        """A version holding every entry enrolled so far; the latest version when nothing changed since.
+
+        `calibrate(entries)` gives the threshold for the version's size, recorded with it; every
+        entry must have a vector of each second-stage model in `models`, or nothing is frozen.
+        """
         frozen_at = _now(now)
         self.catalogue.watchlist(watchlist_id)
         max_batch, excluded = self.catalogue.frozen_bounds(watchlist_id, frozen_at)
@@ -195,8 +221,16 @@ class Watchlists:
             f"freeze {watchlist_id}",
         )
         entry_ids = [str(row["entry_id"]) for row in rows]
+        for model in models:
+            lacking = len(entry_ids) - self.model_vectors.count(model, entry_ids)
+            if lacking:
+                raise InvalidRecordError(
+                    f"{lacking} of {len(entry_ids)} entries of {watchlist_id!r} have no {model} embedding (enrolled"
+                    f" before {model} was configured); remove and re-enrol those people, then freeze again"
+                )
+        calibration = calibrate(len(entry_ids)) if calibrate is not None and entry_ids else None
         version = self.catalogue.add_version(
-            watchlist_id, max_batch, excluded, len(entry_ids), entries_digest(entry_ids), frozen_at
+            watchlist_id, max_batch, excluded, len(entry_ids), entries_digest(entry_ids), frozen_at, calibration
         )
         log.info("watchlist_frozen", version_id=version.version_id, entries=version.entry_count, digest=version.digest)
         return version
@@ -216,11 +250,14 @@ class Watchlists:
         top_k: int | None = None,
         min_similarity: float | None = None,
         now: int | None = None,
+        extra: Mapping[str, np.ndarray] | None = None,
     ) -> list[list[WatchlistCandidate]]:
-        """Top-k candidates per probe face, most similar first, in one round trip.
+        """Top-k candidates per probe face by the primary model, most similar first.
 
         embeddings: (n, 128) L2-normalised. Only the version's entries that have not expired
-        at `now` are searched; candidates below `min_similarity` are dropped.
+        at `now` are searched; candidates below `min_similarity` (primary cosine) are dropped.
+        extra: second-stage model name -> (n, d) probe vectors; each candidate then carries
+        every model's cosine in `model_scores` (one more round trip per model, for the shortlist).
         """
         probes = as_embedding_batch(embeddings, "probe embeddings")
         searched_at = _now(now)
@@ -247,7 +284,44 @@ class Watchlists:
                 timeout=self.config.timeouts.search_s,
             ),
         )
-        return [watchlist_candidates(probe_hits, min_similarity) for probe_hits in hits]
+        found = [watchlist_candidates(probe_hits, min_similarity) for probe_hits in hits]
+        return self._with_model_scores(found, probes, extra or {})
+
+    def _with_model_scores(
+        self, found: list[list[WatchlistCandidate]], probes: np.ndarray, extra: Mapping[str, np.ndarray]
+    ) -> list[list[WatchlistCandidate]]:
+        """The candidates with every model's cosine; a second-stage model the shortlist lacks is an error."""
+        ids = [candidate.entry.entry_id for candidates in found for candidate in candidates]
+        extra_probes = {
+            model: as_embedding_batch(vectors, f"{model} probe embeddings", size=np.shape(vectors)[-1])
+            for model, vectors in extra.items()
+        }
+        stored = {model: self.model_vectors.fetch(model, ids) for model in extra_probes}
+        for model, vectors in stored.items():
+            missing = set(ids) - set(vectors)
+            if missing:
+                raise GalleryError(
+                    f"{len(missing)} watchlist entries have no {model} embedding; the version was frozen without"
+                    f" {model}: re-enrol them and freeze a new version"
+                )
+        scored = []
+        for row, candidates in enumerate(found):
+            scored.append(
+                [
+                    replace(
+                        candidate,
+                        model_scores={
+                            PRIMARY_MODEL: candidate.similarity,
+                            **{
+                                model: float(np.dot(extra_probes[model][row], stored[model][candidate.entry.entry_id]))
+                                for model in extra_probes
+                            },
+                        },
+                    )
+                    for candidate in candidates
+                ]
+            )
+        return scored
 
     def remove_person(self, watchlist_id: str, person_id: str) -> int:
         """Delete every entry of the person from the watchlist (all versions); how many were deleted."""
@@ -259,6 +333,7 @@ class Watchlists:
             "entry_id",
             f"remove {person_id} from {watchlist_id}",
         )
+        self.model_vectors.delete(deleted)
         log.info("watchlist_person_removed", watchlist_id=watchlist_id, person_id=person_id, entries=len(deleted))
         return len(deleted)
 
@@ -268,6 +343,7 @@ class Watchlists:
         deleted = delete_matching(
             self.connection, WATCHLIST_COLLECTION, expired_filter(purged_at), "entry_id", "purge expired entries"
         )
+        self.model_vectors.delete(deleted)
         log.info("watchlist_expired_purged", entries=len(deleted), now=purged_at)
         return len(deleted)
 

@@ -43,6 +43,18 @@ def _when(match: RetroMatch) -> str:
     return f"{video_time(match.frame_time_s)}, frame {match.frame_index}"
 
 
+def _threshold_text(report: RetroReport) -> str:
+    calibration = report.version.calibration
+    if calibration is None:
+        return f"{report.threshold:.3f} (uncalibrated)"
+    return calibration.summary()
+
+
+def _model_scores_text(match: RetroMatch) -> str:
+    """'cosines: dlib_resnet_v1 0.951, faceres 0.702': every model's own score behind the fused one."""
+    return "cosines: " + ", ".join(f"{model} {score:.3f}" for model, score in sorted(match.model_scores.items()))
+
+
 def _row(name: str, value: object) -> str:
     return f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>"
 
@@ -53,7 +65,7 @@ def _summary(report: RetroReport) -> str:
         _row("Watchlist version", f"{version.version_id} ({version.entry_count} entries)"),
         _row("Version digest", version.digest),
         _row("Frozen at", iso_time(version.frozen_at)),
-        _row("Match threshold (cosine)", f"{report.threshold:.2f}"),
+        _row("Match threshold", _threshold_text(report)),
         _row("Face models", report.model_name),
         _row("Video sampling", f"{report.sample_fps:g} frames per second"),
         _row("Searched by", report.officer),
@@ -72,7 +84,8 @@ def _match_card(match: RetroMatch) -> str:
     return (
         '<div class="match">'
         f'<img alt="face matched to {escape(match.label)}" src="data:image/jpeg;base64,{crop}">'
-        f"<div><b>similarity {match.similarity:.4f}</b> (threshold {match.threshold:.2f})</div>"
+        f"<div><b>score {match.similarity:.3f}</b> (threshold {match.threshold:.3f})</div>"
+        f"<div>{escape(_model_scores_text(match))}</div>"
         f'<div title="{escape(str(match.source))}">{escape(match.source.name)}</div>'
         f"<div>{escape(_when(match))}</div>"
         f'<div class="note">box ({x1:.0f}, {y1:.0f})-({x2:.0f}, {y2:.0f})</div>'
@@ -82,7 +95,7 @@ def _match_card(match: RetroMatch) -> str:
 
 def _matches(report: RetroReport) -> str:
     if not report.matches:
-        return f"<p>No face reached the threshold of {report.threshold:.2f}.</p>"
+        return f"<p>No face reached the threshold of {report.threshold:.3f}.</p>"
     by_person: dict[tuple[str, str, str], list[RetroMatch]] = defaultdict(list)
     for match in report.matches:
         by_person[match.person_id, match.label, match.category].append(match)

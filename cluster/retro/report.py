@@ -4,6 +4,7 @@ Only matches are kept, each with the crop that evidences it. Faces that matched 
 only as counts (per source and in all): no crop, no box, no embedding of them survives the search.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ class RetroMatch:
     """A face in the footage that matched a watchlist entry at or above the threshold.
 
     box: x1 y1 x2 y2 in the frame's pixels. frame_time_s: seconds into the video (None for an image).
+    similarity: the match score compared with `threshold` (fused from every model when the
+    version is calibrated); model_scores: each model's cosine, by name.
     crop_jpeg: the face with some context, JPEG-encoded: the evidence an officer adjudicates.
     """
 
@@ -37,6 +40,7 @@ class RetroMatch:
     model_name: str
     watchlist_version: str
     crop_jpeg: bytes = field(repr=False)
+    model_scores: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """`RetroSearch`: every face in recorded footage compared with one frozen version of a watchlist.
 
-Frames are detected and embedded in batches, and all faces of a batch are searched in one
-round trip to the gallery. A face whose best candidate reaches the threshold becomes a
-`RetroMatch` with its crop; any other face is counted and dropped with its frame, so nothing
-of people who matched nobody outlives the batch they were in. Only each face's best candidate
-matters (the report names one person per face), so the gallery is asked for one.
+Frames are detected and embedded in batches (every face by every configured model: footage
+is searched offline, so the second model runs on all of it), and all faces of a batch are
+searched in one round trip to the gallery: the primary model shortlists `top_k` entries per
+face and the fused score of every model ranks them. A face whose best candidate reaches the
+threshold becomes a `RetroMatch` with its crop; any other face is counted and dropped with its
+frame, so nothing of people who matched nobody outlives the batch they were in.
 """
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,11 +18,12 @@ import structlog
 
 from cluster.gallery.records import WatchlistCandidate, WatchlistVersion
 from cluster.gallery.watchlists import Watchlists
+from cluster.matching.fusion import ScoreFusion
 from cluster.retro.footage import FootageError, FootageFrame, FootageSource, read_frames
 from cluster.retro.report import RetroMatch, RetroReport, SourceSummary
 from cluster.tracking.crops import face_crop_jpeg
 from cluster.vision.face import Face
-from cluster.vision.pipeline import MODEL_NAME, FacePipeline
+from cluster.vision.pipeline import FacePipeline, models_name
 
 log = structlog.get_logger(__name__)
 
@@ -49,9 +52,11 @@ class RetroSearch:
         threshold: float,
         sample_fps: float,
         frames_per_batch: int = FRAMES_PER_BATCH,
+        fusion: ScoreFusion | None = None,
+        top_k: int | None = None,
     ) -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be within (0, 1), got {threshold}")
+        if not math.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite match score, got {threshold}")
         if not sample_fps > 0:
             raise ValueError(f"sample_fps must be > 0, got {sample_fps}")
         if frames_per_batch < 1:
@@ -62,6 +67,9 @@ class RetroSearch:
         self.threshold = threshold
         self.sample_fps = sample_fps
         self.frames_per_batch = frames_per_batch
+        self.fusion = fusion
+        self.top_k = top_k
+        self.model_name = models_name(pipeline.config)
 
     def run(
         self,
@@ -93,7 +101,7 @@ class RetroSearch:
         report = RetroReport(
             version=self.version,
             threshold=self.threshold,
-            model_name=MODEL_NAME,
+            model_name=self.model_name,
             sample_fps=self.sample_fps,
             officer=officer,
             started_at=started_at,
@@ -116,7 +124,8 @@ class RetroSearch:
         tallies: list[_Tally],
         on_frame: Callable[[FootageFrame], None] | None,
     ) -> list[RetroMatch]:
-        faces_per_frame = self.pipeline.process([frame.pixels for _, frame in batch])
+        frames = [frame.pixels for _, frame in batch]
+        faces_per_frame = self.pipeline.with_second_stage(frames, self.pipeline.process(frames))
         found: list[tuple[int, FootageFrame, Face]] = []
         for (position, frame), faces in zip(batch, faces_per_frame):
             tallies[position].frames += 1
@@ -125,17 +134,25 @@ class RetroSearch:
         matches: list[RetroMatch] = []
         if found:
             probes = np.stack([face.embedding for _, _, face in found])
-            candidates = self.watchlists.search(probes, self.version, top_k=1, min_similarity=self.threshold)
+            models = sorted(found[0][2].extra_embeddings)
+            extra = {model: np.stack([face.extra_embeddings[model] for _, _, face in found]) for model in models}
+            candidates = self.watchlists.search(probes, self.version, top_k=self.top_k, extra=extra or None)
             for (position, frame, face), ranked in zip(found, candidates):
-                if ranked:
+                scored = [(self._score(candidate), candidate) for candidate in ranked]
+                best = max(scored, key=lambda pair: pair[0], default=None)
+                if best is not None and best[0] >= self.threshold:
                     tallies[position].matches += 1
-                    matches.append(self._match(frame, face, ranked[0]))
+                    matches.append(self._match(frame, face, best[1], best[0]))
         if on_frame is not None:
             for _, frame in batch:
                 on_frame(frame)
         return matches
 
-    def _match(self, frame: FootageFrame, face: Face, best: WatchlistCandidate) -> RetroMatch:
+    def _score(self, candidate: WatchlistCandidate) -> float:
+        """The candidate's match score: fused from every model's cosine, or the primary cosine alone."""
+        return candidate.similarity if self.fusion is None else float(self.fusion.fuse(candidate.model_scores))
+
+    def _match(self, frame: FootageFrame, face: Face, best: WatchlistCandidate, score: float) -> RetroMatch:
         box = (float(face.box[0]), float(face.box[1]), float(face.box[2]), float(face.box[3]))
         return RetroMatch(
             source=frame.source.path,
@@ -149,9 +166,10 @@ class RetroSearch:
             label=best.entry.label,
             category=best.entry.category,
             entry_id=best.entry.entry_id,
-            similarity=best.similarity,
+            similarity=score,
             threshold=self.threshold,
-            model_name=MODEL_NAME,
+            model_name=self.model_name,
             watchlist_version=self.version.version_id,
             crop_jpeg=face_crop_jpeg(frame.pixels, face.box),
+            model_scores=dict(best.model_scores),
         )

@@ -7,12 +7,14 @@ A watchlist whose authorisation has expired is refused before any footage is rea
 
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cluster.gallery.errors import UnknownWatchlistError, WatchlistExpiredError
 from cluster.gallery.records import WatchlistVersion
 from cluster.gallery.watchlists import Watchlists
+from cluster.matching.calibration import CalibratedThreshold
 
 VERSION_PATTERN = re.compile(r"^(?:(?P<watchlist_id>.+)@)?v?(?P<number>[1-9][0-9]*)$")
 
@@ -26,9 +28,14 @@ class VersionChoice:
 
 
 def choose_version(
-    watchlists: Watchlists, watchlist_id: str, requested: str | None = None, now: float | None = None
+    watchlists: Watchlists,
+    watchlist_id: str,
+    requested: str | None = None,
+    now: float | None = None,
+    calibrate: Callable[[int], CalibratedThreshold] | None = None,
+    models: Sequence[str] = (),
 ) -> VersionChoice:
-    """The requested version of the watchlist, else its latest, else a new one.
+    """The requested version of the watchlist, else its latest, else a new one (frozen with `calibrate`).
 
     UnknownWatchlistError when there is no such watchlist or version; WatchlistExpiredError when
     the watchlist's authorisation has run out.
@@ -54,4 +61,4 @@ def choose_version(
     versions = watchlists.versions(watchlist_id)
     if versions:
         return VersionChoice(versions[-1], frozen_now=False)
-    return VersionChoice(watchlists.freeze(watchlist_id), frozen_now=True)
+    return VersionChoice(watchlists.freeze(watchlist_id, calibrate=calibrate, models=models), frozen_now=True)

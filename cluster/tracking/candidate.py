@@ -6,8 +6,8 @@ ready in a frame.
 """
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -18,26 +18,41 @@ COSINE_ROUNDING = 1e-4
 
 @dataclass(frozen=True)
 class Candidate:
-    """A watchlist entry close to a tracklet's pooled embedding; `similarity` is their cosine."""
+    """A watchlist entry close to a tracklet's pooled embedding.
+
+    similarity: the match score the threshold applies to (the fused score of every model, or
+    the primary cosine when only it is in use); model_scores: each model's cosine by name.
+    """
 
     person_id: str
     watchlist_id: str
     similarity: float
+    model_scores: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.person_id or not self.watchlist_id:
             raise ValueError(
                 f"Candidate needs a person_id and a watchlist_id, got {self.person_id!r}, {self.watchlist_id!r}"
             )
-        if not math.isfinite(self.similarity) or abs(self.similarity) > 1.0 + COSINE_ROUNDING:
-            raise ValueError(f"Candidate {self.person_id}: similarity must be a cosine in -1..1, got {self.similarity}")
-        object.__setattr__(self, "similarity", float(min(1.0, max(-1.0, self.similarity))))
+        if not math.isfinite(self.similarity):
+            raise ValueError(
+                f"Candidate {self.person_id}: similarity must be a finite match score, got {self.similarity}"
+            )
+        clamped = {}
+        for model, cosine in self.model_scores.items():
+            if not math.isfinite(cosine) or abs(cosine) > 1.0 + COSINE_ROUNDING:
+                raise ValueError(f"Candidate {self.person_id}: {model} cosine must be in -1..1, got {cosine}")
+            clamped[model] = float(min(1.0, max(-1.0, cosine)))
+        object.__setattr__(self, "model_scores", clamped)
 
 
 class WatchlistMatcher(Protocol):
-    """Searches the watchlist: for each row of `embeddings` (n, 128), its candidates, best first."""
+    """Searches the watchlist: for each row of `embeddings` (n, 128), its candidates, best first.
 
-    def match(self, embeddings: np.ndarray) -> list[list[Candidate]]: ...
+    extra: second-stage model name -> (n, d) embeddings of the same tracklets, fused into the score.
+    """
+
+    def match(self, embeddings: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> list[list[Candidate]]: ...
 
 
 def best_candidate(candidates: Sequence[Candidate], threshold: float) -> Candidate | None:

@@ -20,7 +20,10 @@ def match_and_decide(
     """Search `ready` with `matcher`, decide each tracklet on `tracker`; the sightings of those that matched."""
     if not ready:
         return []
-    answers = matcher.match(np.stack([r.embedding for r in ready]))
+    models = sorted(ready[0].extra_embeddings)
+    extra = {model: np.stack([r.extra_embeddings[model] for r in ready]) for model in models}
+    embeddings = np.stack([r.embedding for r in ready])
+    answers = matcher.match(embeddings, extra) if extra else matcher.match(embeddings)
     if len(answers) != len(ready):
         raise ValueError(
             f"the matcher returned {len(answers)} candidate lists for {len(ready)} tracklets; it must return one"

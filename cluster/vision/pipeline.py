@@ -8,7 +8,7 @@ are detected on a downscaled copy and aligned from the full-resolution frame.
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import structlog
@@ -25,6 +25,7 @@ from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
 from cluster.vision.frames import validate_frame
 from cluster.vision.quality import face_quality
+from cluster.vision.second_stage import SecondStage
 from cluster.vision.stage_times import StageTimes
 
 log = structlog.get_logger(__name__)
@@ -45,7 +46,13 @@ def _downscaled(frame: np.ndarray, max_pixels: int) -> tuple[np.ndarray, float]:
 
 
 MODEL_NAME = "mtcnn+dlib_resnet_v1"
-"""The face models by name, as every alert records them (detector + embedder)."""
+"""The detector and primary model by name; `models_name` adds the second stage in use."""
+
+
+def models_name(config: FaceModelsConfig) -> str:
+    """'mtcnn+dlib_resnet_v1+faceres': the face models a score came from, as alerts and reports record them."""
+    second = config.second_stage
+    return MODEL_NAME if second is None else f"{MODEL_NAME}+{second.model}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,12 +87,39 @@ class FacePipeline:
             half=target.half,
             max_batch=self.config.embedder.max_batch,
         )
+        second = self.config.second_stage
+        self.second_stage = (
+            None
+            if second is None
+            else SecondStage(
+                second.model,
+                device=target.device,
+                half=target.half,
+                threads=self.config.threads,
+                channels_last=second.channels_last,
+                max_batch=second.max_batch,
+                flip=second.flip,
+            )
+        )
         self.target = target
         log.info("face_pipeline_ready", device=target.device, half=target.half, threads=torch.get_num_threads())
 
     def process(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces per frame, in input order. Raises InvalidImageError naming a bad frame's index."""
         return self.process_timed(frames).faces
+
+    def with_second_stage(self, frames: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> list[list[Face]]:
+        """The given faces of each frame, each also embedded by the second-stage model (when one is configured).
+
+        Enrolment, retrospective search and evaluation call this for the faces they keep; live
+        frames do not, and give the second model only a tracklet's best faces.
+        """
+        if self.second_stage is None:
+            return [list(found) for found in faces]
+        landmarks = [np.stack([f.landmarks for f in found]) if found else np.zeros((0, 5, 2)) for found in faces]
+        vectors = iter(self.second_stage.embed(frames, landmarks))
+        name = self.second_stage.name
+        return [[replace(face, extra_embeddings={name: next(vectors)}) for face in found] for found in faces]
 
     def process_timed(self, frames: Sequence[np.ndarray]) -> TimedFaces:
         """As `process`, with the seconds spent detecting, aligning and embedding (quality counts as embedding)."""
