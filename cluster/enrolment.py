@@ -72,6 +72,18 @@ def watchlist_entry(
     )
 
 
+def portrait_face(image_shape: tuple[int, ...], faces: Sequence[Face]) -> Face | None:
+    """The face nearest the image's centre: whom a portrait is of (None when there is no face).
+
+    Only for labelled portrait sets (evaluation, the impostor cohort, the demo's own photos), where the
+    person is known to be the central face; an officer's enrolment photo never has its face guessed.
+    """
+    if not faces:
+        return None
+    centre = np.array(image_shape[1::-1], dtype=np.float32) / 2
+    return min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
+
+
 def describe_faces(faces: Sequence[Face]) -> str:
     """'face 0 at (x1, y1)-(x2, y2), face 1 at ...', so an officer can tell which index is whom."""
     return ", ".join(

@@ -35,7 +35,7 @@ from cluster.audit.config import AuditConfig, DatabaseConfig
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.config import LfrConfig
 from cluster.deployment import DeploymentWindow
-from cluster.evaluation.dataset import portrait_face
+from cluster.enrolment import portrait_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus

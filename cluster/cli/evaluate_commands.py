@@ -8,7 +8,7 @@ configured model, leaves out the impostor cohort's people, splits the rest into 
 probes (by rule or manifest), and reports open-set identification for each model alone and
 fused: TPIR at the stated FPIRs with bootstrap intervals, rank-1, DET curves, score histograms,
 a breakdown by group, the FPIR observed at the thresholds the calibration gives (for this
-watchlist, and on random lists of the `--trial-sizes`), as report.json and report.html.
+watchlist, and on random lists of the `--trial-sizes`), as report.json, report.html and det.png.
 `lfr cohort build` embeds the named people's photos into a new impostor cohort, for a force that
 plugs in another model or calibrates on faces of its own; point `matching` at it by replacing the
 shipped file (see cluster/matching/data/README.md).
@@ -26,6 +26,7 @@ from cluster.config import LfrConfig
 from cluster.evaluation.calibration_trials import calibration_trials
 from cluster.evaluation.dataset import labelled_photos
 from cluster.evaluation.html_report import write_html_report
+from cluster.evaluation.plots import det_png
 from cluster.evaluation.protocol import (
     FUSED,
     LabelledEmbeddings,
@@ -41,6 +42,8 @@ from cluster.vision.pipeline import FacePipeline, models_name
 DEFAULT_FPIRS = (1 / 6000, 1e-3, 1e-2)
 DEFAULT_TRIAL_SIZES = (50, 100, 250)
 DEFAULT_TRIAL_RATES = (1e-2, 1e-3)
+DET_NAME = "det.png"
+"""The DET plot also as its own file, for documents that link to it."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -142,6 +145,7 @@ def run_evaluate(args: argparse.Namespace, config: LfrConfig) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = write_json_report(report, args.out)
     html_path = write_html_report(report, args.out)
+    (args.out / DET_NAME).write_bytes(det_png(report))
     for system in report.systems:
         figures = ", ".join(
             f"TPIR {estimate.tpir:.3f} [{estimate.low:.3f}, {estimate.high:.3f}] at FPIR {estimate.fpir_target:.2g}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cluster.enrolment import portrait_face
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
 from cluster.vision.image_io import find_images, load_image
@@ -49,14 +50,6 @@ def labelled_photos(folder: Path) -> list[LabelledPhoto]:
     if not photos:
         raise ValueError(f"no photos under {root}/<person>/; expected one sub-folder of JPEG or PNG photos per person")
     return photos
-
-
-def portrait_face(image_shape: tuple[int, ...], faces: Sequence[Face]) -> Face | None:
-    """The face nearest the image's centre: whom a portrait is of (None when there is no face)."""
-    if not faces:
-        return None
-    centre = np.array(image_shape[1::-1], dtype=np.float32) / 2
-    return min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
 
 
 def portrait_faces(pipeline: FacePipeline, photos: Sequence[LabelledPhoto]) -> Iterator[LabelledFace]:

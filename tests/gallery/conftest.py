@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cluster.enrolment import portrait_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig, ServerBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
@@ -111,14 +112,13 @@ class LfwFaces:
 
 
 def _central_face_embeddings(face_pipeline, paths: list[Path]) -> list[np.ndarray]:
-    """The embedding of the face nearest each photo's centre (where LFW puts its person)."""
+    """The embedding of each photo's portrait face (the one nearest its centre, where LFW puts its person)."""
     images = [load_image(path) for path in paths]
     embeddings = []
     for path, image, faces in zip(paths, images, face_pipeline.process(images)):
-        assert faces, f"no face found in {path}"
-        centre = np.array(image.shape[1::-1], dtype=np.float32) / 2
-        distances = [np.linalg.norm((face.box[:2] + face.box[2:]) / 2 - centre) for face in faces]
-        embeddings.append(faces[int(np.argmin(distances))].embedding)
+        face = portrait_face(image.shape, faces)
+        assert face is not None, f"no face found in {path}"
+        embeddings.append(face.embedding)
     return embeddings
 
 
