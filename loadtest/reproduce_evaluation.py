@@ -4,7 +4,8 @@
         [--embeddings cache.npz] [--target-fpir 0.01]
 
 It takes the split `lfr evaluate` makes by rule (same seed), writes the listed people's enrolment
-photos as a manifest, and runs the CLI as an operator would, in one embedded gallery:
+photos as a manifest (naming, for a photo with several faces, the portrait face's index, as an
+operator would with `lfr faces`), and runs the CLI as an operator would, in one embedded gallery:
 `lfr watchlist create`, `lfr watchlist import --manifest`, `lfr watchlist freeze --target-fpir`,
 then `lfr retro` over every probe photo. From retro's report.json it counts, at the frozen
 version's calibrated threshold, the listed people's probes matched to the right person (TPIR)
@@ -24,11 +25,13 @@ import sys
 from pathlib import Path
 
 from cluster.config import LfrConfig
+from cluster.enrolment import portrait_face
 from cluster.evaluation.dataset import labelled_photos
 from cluster.evaluation.openset import fpir_at_threshold, tpir_at_threshold
 from cluster.evaluation.protocol import FUSED, LabelledEmbeddings, split_by_rule, system_outcomes
 from cluster.matching.cohort import ImpostorCohort
 from cluster.matching.scoring import match_scoring
+from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import FacePipeline
 
 WATCHLIST = "lfw_public_eval"
@@ -72,11 +75,15 @@ def main() -> None:
         f"database:\n  url: {args.work / 'lfr.sqlite3'}\n"
     )
     manifest = args.work / "gallery.csv"
+    pipeline = FacePipeline(config.face_models)
     with manifest.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["person_id", "photo"])
+        writer.writerow(["person_id", "photo", "face"])
         for row in split.gallery:
-            writer.writerow([data.people[row], str(Path(data.paths[row]).resolve())])
+            image = load_image(data.paths[row])
+            faces = pipeline.process([image])[0]
+            face = faces.index(portrait_face(image.shape, faces))
+            writer.writerow([data.people[row], str(Path(data.paths[row]).resolve()), face])
     probes = args.work / "probes"
     probes.mkdir(exist_ok=True)
     for row in split.probes:

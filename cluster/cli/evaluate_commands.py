@@ -56,6 +56,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--watchlist-share", type=float, default=0.5, help="Share of listable people listed.")
     evaluate.add_argument("--seed", type=int, default=0, help="Seed of the split, trials and bootstrap.")
     evaluate.add_argument("--groups", type=Path, default=None, help="JSON {person: group} for the breakdown.")
+    evaluate.add_argument(
+        "--group-fpir", type=float, default=1e-2, help="FPIR whose threshold the group breakdown is read at."
+    )
     evaluate.add_argument("--fpir", type=float, nargs="+", default=list(DEFAULT_FPIRS), help="FPIRs to report TPIR at.")
     evaluate.add_argument("--rounds", type=int, default=1000, help="Bootstrap rounds.")
     evaluate.add_argument(
@@ -132,6 +135,7 @@ def run_evaluate(args: argparse.Namespace, config: LfrConfig) -> int:
             fpirs=tuple(args.fpir),
             baseline=models[0],
             groups=groups,
+            group_fpir=args.group_fpir,
             calibration=tuple(checks),
             trials=tuple(trials),
             rounds=args.rounds,
