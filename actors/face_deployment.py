@@ -9,6 +9,11 @@ leaves idle pools spinning against the working one (about 30% slower on 2 cores)
 wait are the deployment's `user_config`, changed by `reconfigure` without a restart. Frames
 arrive as numpy inside `FrameRequest`: Serve passes Python objects through the object store, no
 encoding.
+
+`embed_patches` runs the second face model on the best face patches of tracklets that are ready
+to be decided (`PatchProcessor`), on the same model thread, queued behind the frame batch in
+progress. It is not batched across cameras: each camera asks about once a second, for a few
+faces, so gathering would only add waiting.
 """
 
 import asyncio
@@ -21,7 +26,14 @@ from ray.serve.deployment import Application
 from ray.util import metrics
 
 from cluster.config import FaceModelsConfig
-from cluster.face_service import FaceBatchProcessor, FrameRequest, FrameResult
+from cluster.face_service import (
+    FaceBatchProcessor,
+    FrameRequest,
+    FrameResult,
+    PatchProcessor,
+    PatchRequest,
+    PatchResult,
+)
 from cluster.service_config import BatchingConfig, FaceServiceConfig, ReplicaPlan
 from cluster.vision.pipeline import FacePipeline
 
@@ -43,7 +55,7 @@ class _ServiceMetrics:
     def __init__(self) -> None:
         self.stage_seconds = metrics.Histogram(
             "lfr_face_stage_seconds",
-            description="Seconds a frame spent in each stage of the face service.",
+            description="Seconds a frame spent in each stage of the face service (second_stage: one patch request).",
             boundaries=STAGE_BOUNDARIES_S,
             tag_keys=("stage",),
         )
@@ -89,6 +101,8 @@ class FaceDeployment:
     def __init__(self, models: FaceModelsConfig) -> None:
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-models")
         self._processor = self._model_thread.submit(lambda: FaceBatchProcessor(FacePipeline(models))).result()
+        second_stage = self._processor.pipeline.second_stage
+        self._patches = None if second_stage is None else PatchProcessor(second_stage)
         self._metrics = _ServiceMetrics()
 
     def reconfigure(self, user_config: dict) -> None:
@@ -108,6 +122,18 @@ class FaceDeployment:
 
     async def __call__(self, request: FrameRequest) -> FrameResult:
         return await self._batched(request, time.time())
+
+    async def embed_patches(self, request: PatchRequest) -> PatchResult:
+        """One pooled second-model vector per tracklet of the request (or its error), run on the model thread."""
+        if self._patches is None:
+            raise RuntimeError(
+                "this face service runs no second face model (face_models.second_stage is null), so it cannot embed"
+                " face patches; the match stage must not ask it for them"
+            )
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._model_thread, self._patches.process, request)
+        self._metrics.stage_seconds.observe(result.embed_s, tags={"stage": "second_stage"})
+        return result
 
     @serve.batch(
         max_batch_size=BatchingConfig().max_batch_size, batch_wait_timeout_s=BatchingConfig().batch_wait_timeout_s

@@ -4,6 +4,10 @@ A request carries one camera frame (pixels as numpy, so Serve moves them through
 store without encoding). `FaceBatchProcessor` checks every frame on its own, sends only the
 good ones to the models in one batched call, and returns one result per request: a frame that
 cannot be used gets an error result and never fails the frames of the other cameras.
+
+The second face model's work is apart: a `PatchRequest` carries the best face patches of a
+camera's tracklets that are ready to be decided, and `PatchProcessor` answers one pooled vector
+per tracklet, or that tracklet's error, so that one bad patch never fails another tracklet.
 """
 
 import time
@@ -11,9 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import structlog
 
 from cluster.cameras.frames import CameraFrame
+from cluster.tracking.patches import FacePatch, check_patch
+from cluster.tracking.tracklet import pool_embeddings
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
 from cluster.vision.frames import validate_frame
@@ -21,6 +28,7 @@ from cluster.vision.stage_times import StageTimes
 
 if TYPE_CHECKING:
     from cluster.vision.pipeline import FacePipeline
+    from cluster.vision.second_stage import SecondStage
 
 log = structlog.get_logger(__name__)
 
@@ -132,3 +140,96 @@ class FaceBatchProcessor:
                 )
             )
         return results
+
+
+@dataclass(frozen=True, eq=False)
+class PatchRequest:
+    """The best face patches (best first) of each of one camera's tracklets that are ready to be decided."""
+
+    camera_id: str
+    tracklets: tuple[tuple[FacePatch, ...], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class PatchResult:
+    """Per tracklet of a `PatchRequest`, in order: its pooled unit vector by `model`, or why there is none.
+
+    embeddings[i] is None exactly when errors[i] says why. embed_s: the model's seconds for the request.
+    """
+
+    camera_id: str
+    model: str
+    embeddings: tuple[np.ndarray | None, ...]
+    errors: tuple[str | None, ...]
+    embed_s: float
+
+    def __post_init__(self) -> None:
+        if len(self.embeddings) != len(self.errors) or any(
+            (vector is None) == (error is None) for vector, error in zip(self.embeddings, self.errors)
+        ):
+            raise ValueError("a PatchResult needs, per tracklet, exactly one of an embedding and an error")
+
+
+class PatchProcessor:
+    """Embeds tracklets' face patches with the second model in one call and pools each tracklet's vectors.
+
+    A patch that cannot be used is left out of its tracklet's pool (logged); a tracklet with no
+    usable patch gets an error. Should the batched call fail, each tracklet is tried alone, so a
+    patch that breaks the model fails only its own tracklet.
+    """
+
+    def __init__(self, second_stage: "SecondStage") -> None:
+        self.second_stage = second_stage
+
+    def process(self, request: PatchRequest) -> PatchResult:
+        started = time.perf_counter()
+        errors: dict[int, str] = {}
+        usable: dict[int, list[FacePatch]] = {}
+        for index, patches in enumerate(request.tracklets):
+            kept = []
+            for patch in patches:
+                try:
+                    if not isinstance(patch, FacePatch):
+                        raise ValueError(f"expected a FacePatch, got {type(patch).__name__}")
+                    check_patch(patch)
+                    validate_frame(patch.pixels)
+                    kept.append(patch)
+                except ValueError as exc:
+                    log.warning("face_patch_refused", camera_id=request.camera_id, tracklet=index, reason=str(exc))
+            if kept:
+                usable[index] = kept
+            else:
+                errors[index] = f"camera {request.camera_id} tracklet {index}: no usable face patch of {len(patches)}"
+        pooled: dict[int, np.ndarray] = {}
+        if usable:
+            try:
+                pooled = dict(zip(usable, self._pooled(list(usable.values())), strict=True))
+            except Exception:
+                log.exception("patch_batch_failed", camera_id=request.camera_id, tracklets=len(usable))
+                for index, patches in usable.items():
+                    try:
+                        pooled[index] = self._pooled([patches])[0]
+                    except Exception as exc:
+                        errors[index] = f"the {self.second_stage.name} model failed: {type(exc).__name__}: {exc}"
+        for index in [i for i, vector in pooled.items() if not np.all(np.isfinite(vector))]:
+            del pooled[index]
+            errors[index] = f"the {self.second_stage.name} model gave a non-finite embedding"
+        count = len(request.tracklets)
+        return PatchResult(
+            camera_id=request.camera_id,
+            model=self.second_stage.name,
+            embeddings=tuple(pooled.get(i) for i in range(count)),
+            errors=tuple(errors.get(i) for i in range(count)),
+            embed_s=time.perf_counter() - started,
+        )
+
+    def _pooled(self, tracklets: list[list[FacePatch]]) -> list[np.ndarray]:
+        """One model call for every patch; each tracklet's vectors pooled by the patches' qualities."""
+        patches = [patch for tracklet in tracklets for patch in tracklet]
+        vectors = self.second_stage.embed([p.pixels for p in patches], [p.landmarks[None] for p in patches])
+        pooled, offset = [], 0
+        for tracklet in tracklets:
+            rows = vectors[offset : offset + len(tracklet)]
+            pooled.append(pool_embeddings(rows, np.array([p.quality for p in tracklet])))
+            offset += len(tracklet)
+        return pooled

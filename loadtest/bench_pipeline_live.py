@@ -1,7 +1,7 @@
 """Live pipeline efficiency: N cameras through Ray + Serve against a bare decode-detect-embed loop.
 
     python -m loadtest.bench_pipeline_live [--cameras 3] [--seconds 6] [--width 640 --height 360]
-        [--batch 8] [--wait-ms 50] [--measure-s 10]
+        [--batch 8] [--wait-ms 50] [--measure-s 10] [--second-stage [--pairs 3]]
 
 One run, one machine: it synthesises a crowd (one H.264 file per camera), times a bare loop
 that decodes every camera's frames and runs them through `FacePipeline` in batches, then runs
@@ -13,6 +13,13 @@ as one Ray task, so that it has the same scheduling priority as the actors (Ray 
 workers at nice 15); on a shared machine a loop at nice 0 would win for that reason alone. It prints faces/s
 (cluster / bare), frame-to-result latency p50/p99 and the service's overhead per frame (its
 time beyond the model stages and the batch wait).
+
+With --second-stage it instead measures what the second face model costs the live pipeline: in
+one process, on the same files, saturated runs with every camera's faces tracked and every ready
+tracklet decided against an empty watchlist (`loadtest.passerby_sinks`), alternately with the
+second model off and on (`--pairs` of each, so that a shared machine's load drifts into both
+alike), and what one tracklet's patches cost the second model on this machine (a Ray task at the
+actors' priority).
 """
 
 import argparse
@@ -27,16 +34,22 @@ import ray
 from ray import serve
 
 from actors.camera_registry import NAMESPACE
+from actors.face_deployment import APP_NAME
 from actors.live_pipeline import LivePipeline
+from actors.matching_sinks import SecondStageLink
 from cluster.cameras.config import CameraConfig
 from cluster.config import FaceModelsConfig
+from cluster.face_service import PatchProcessor, PatchRequest
+from cluster.live_matching import MatchingSummary
 from cluster.logging_setup import configure_logging
 from cluster.service_config import FaceServiceConfig
 from cluster.stream_forwarding import StreamStats
+from cluster.tracking.patches import cut_face_patch
 from cluster.vision.pipeline import FacePipeline
 from loadtest.crowd import make_crowd
 from loadtest.crowd_spec import CrowdSpec
 from loadtest.machine import describe_machine
+from loadtest.passerby_sinks import PasserBySinks
 
 WARMUP_S = 3.0
 STARTUP_TIMEOUT_S = 60.0
@@ -86,10 +99,19 @@ class LiveRun:
     dropped: int
     failed: int
     largest_batch: int
+    decided_per_s: float = 0.0
+    """Tracklets decided per second (with a match stage only)."""
+    second_stage_failures: int = 0
 
 
 def live_run(
-    files: list[Path], fps: float, models: FaceModelsConfig, service: FaceServiceConfig, measure_s: float, load: str
+    files: list[Path],
+    fps: float,
+    models: FaceModelsConfig,
+    service: FaceServiceConfig,
+    measure_s: float,
+    load: str,
+    sinks: PasserBySinks | None = None,
 ) -> LiveRun:
     cameras = [
         CameraConfig(
@@ -103,7 +125,7 @@ def live_run(
         )
         for i, path in enumerate(files)
     ]
-    pipeline = LivePipeline.start(cameras, models, service, registry_name=f"bench_registry_{load.rstrip('%')}")
+    pipeline = LivePipeline.start(cameras, models, service, sinks, registry_name=f"bench_registry_{load.rstrip('%')}")
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not all(s.results_ok for s in pipeline.stats()):
@@ -112,10 +134,13 @@ def live_run(
             time.sleep(0.5)
         time.sleep(WARMUP_S)
         before, t0, since = pipeline.stats(), time.monotonic(), time.time()
+        decided_before = _decided(pipeline)
         time.sleep(measure_s)
         after, t1 = pipeline.stats(since=since), time.monotonic()
+        decided_after = _decided(pipeline)
     finally:
         pipeline.stop(remove_service=False)
+    matching = [s for s in pipeline.sink_summaries if isinstance(s, MatchingSummary)]
     seconds = t1 - t0
     results = sum(a.results_ok - b.results_ok for a, b in zip(after, before))
     faces = sum(a.faces - b.faces for a, b in zip(after, before))
@@ -129,6 +154,78 @@ def live_run(
         dropped=sum(a.dropped - b.dropped for a, b in zip(after, before)),
         failed=sum(s.failed_requests for s in after),
         largest_batch=max(s.max_batch_size for s in after),
+        decided_per_s=(decided_after - decided_before) / seconds,
+        second_stage_failures=sum(s.second_stage_failures for s in matching),
+    )
+
+
+def _decided(pipeline: LivePipeline) -> int:
+    """Tracklets decided so far by every camera's match stage (0 without one)."""
+    summaries = [s for s in pipeline.current_sink_summaries() if isinstance(s, MatchingSummary)]
+    return sum(s.tracker.tracklets_deleted_no_match + s.tracker.tracklets_matched for s in summaries)
+
+
+@ray.remote(max_retries=0)
+def patch_cost(files: list[Path], models: FaceModelsConfig, faces_per_tracklet: int, repeats: int) -> float:
+    """Seconds the second model takes for one tracklet's patches, cut from the crowd's own faces (median of repeats)."""
+    pipeline = FacePipeline(models)
+    processor = PatchProcessor(pipeline.second_stage)
+    patches = []
+    with av.open(str(files[0])) as container:
+        for frame in container.decode(video=0):
+            pixels = frame.to_ndarray(format="rgb24")
+            patches += [cut_face_patch(pixels, f.landmarks, f.quality.overall) for f in pipeline.process([pixels])[0]]
+            if len(patches) >= faces_per_tracklet:
+                break
+    if len(patches) < faces_per_tracklet:
+        raise RuntimeError(f"{files[0]} shows fewer than {faces_per_tracklet} faces; make a longer crowd")
+    request = PatchRequest("bench", (tuple(patches[:faces_per_tracklet]),))
+    processor.process(request)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        processor.process(request)
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds))
+
+
+def compare_second_stage(files: list[Path], fps: float, service: FaceServiceConfig, args: argparse.Namespace) -> None:
+    """Saturated runs with the second model off and on, alternating, then its cost per tracklet; printed as tables."""
+    on = FaceModelsConfig(device="auto")
+    off = on.model_copy(update={"second_stage": None})
+    link = SecondStageLink(on.second_stage, APP_NAME)
+    runs: list[tuple[str, LiveRun]] = []
+    for pair in range(1, args.pairs + 1):
+        for label, models, sinks in (("off", off, PasserBySinks(None)), ("on", on, PasserBySinks(link))):
+            run = live_run(files, fps, models, service, args.measure_s, f"{label}-{pair}", sinks)
+            runs.append((label, run))
+    serve.shutdown()
+    threads = args.threads or 1
+    per_tracklet = ray.get(
+        patch_cost.options(num_cpus=ray.cluster_resources()["CPU"]).remote(
+            files, on.model_copy(update={"threads": threads}), on.second_stage.faces_per_tracklet, 20
+        )
+    )
+    print(
+        f"{args.cameras} cameras, saturated ({fps:g} fps each offered), batch {args.batch}, wait {args.wait_ms:g} ms,"
+        f" {args.in_flight} in flight per camera, every tracklet decided against an empty watchlist"
+    )
+    print("| run | second model | frames/s | faces/s | tracklets decided/s | p50 | p99 | dropped | failed calls |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for label, run in runs:
+        print(
+            f"| {run.load} | {label} | {run.throughput.frames_per_s:.1f} | {run.throughput.faces_per_s:.1f}"
+            f" | {run.decided_per_s:.2f} | {run.latency_p50_s * 1000:.0f} ms | {run.latency_p99_s * 1000:.0f} ms"
+            f" | {run.dropped} | {run.second_stage_failures} |"
+        )
+    frames = {label: [run.throughput.frames_per_s for name, run in runs if name == label] for label in ("off", "on")}
+    decided_on = float(np.mean([run.decided_per_s for name, run in runs if name == "on"]))
+    change = float(np.median(frames["on"]) / np.median(frames["off"]) - 1.0)
+    print(
+        f"median frames/s: off {np.median(frames['off']):.1f}, on {np.median(frames['on']):.1f} ({change:+.1%});"
+        f" second model: {per_tracklet * 1000:.0f} ms per tracklet of {on.second_stage.faces_per_tracklet} patches"
+        f" ({threads} torch thread{'s' if threads > 1 else ''}), x {decided_on:.2f} tracklets/s ="
+        f" {per_tracklet * decided_on:.0%} of a core"
     )
 
 
@@ -151,6 +248,10 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=4, help="requests each camera may have open")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per replica (default: the cores)")
     parser.add_argument("--replicas", type=int, default=None, help="face replicas (default: one on CPU)")
+    parser.add_argument(
+        "--second-stage", action="store_true", help="compare saturated runs with the second face model off and on"
+    )
+    parser.add_argument("--pairs", type=int, default=3, help="off/on run pairs with --second-stage")
     args = parser.parse_args()
     configure_logging("warning")
     print(describe_machine())
@@ -170,6 +271,13 @@ def main() -> None:
             }
         )
         ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        if args.second_stage:
+            serve.start(proxy_location="Disabled")
+            try:
+                compare_second_stage(files, float(args.fps), service, args)
+            finally:
+                ray.shutdown()
+            return
         bare_task = bare_loop.options(num_cpus=ray.cluster_resources()["CPU"])
         first_bare = ray.get(bare_task.remote(files, models, args.batch))
         serve.start(proxy_location="Disabled")

@@ -62,7 +62,9 @@ def test_non_matches_are_deleted_and_only_counted(demo):
     assert sum(c.tracker.tracklets_deleted_no_match for c in report.cameras) > 0, "no passer-by was ever decided"
     for camera in report.cameras:
         held = camera.holdings
-        assert (held.embeddings, held.crops, held.faces) == (0, 0, 0), f"{camera.camera_id} still holds {held}"
+        assert (held.embeddings, held.crops, held.faces, held.patches) == (0, 0, 0, 0), (
+            f"{camera.camera_id} still holds {held}"
+        )
     assert report.faces_seen > 0
 
 

@@ -18,6 +18,7 @@ from ray import serve
 from actors.camera_registry import NAMESPACE
 from actors.face_deployment import APP_NAME, DEPLOYMENT_NAME
 from actors.live_pipeline import LivePipeline
+from actors.matching_sinks import SecondStageLink
 from cluster.cameras.frames import CameraFrame
 from cluster.config import FaceModelsConfig
 from cluster.face_service import FrameRequest
@@ -25,6 +26,7 @@ from cluster.service_config import FaceServiceConfig
 from cluster.stream_forwarding import StreamStats
 from loadtest.crowd import make_crowd
 from loadtest.crowd_spec import CrowdSpec
+from loadtest.passerby_sinks import PasserBySinks
 from tests.camera_sources import camera_config
 
 MODELS = FaceModelsConfig(device="cpu")
@@ -140,6 +142,29 @@ def _replica_actor():
     ]
     assert len(replicas) == 1, f"expected one face replica, found {replicas}"
     return ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"])
+
+
+def test_each_camera_gets_its_tracklets_embedded_by_the_second_model(cluster, crowd):
+    """Each forwarder's match stage sends its ready tracklets' patches to the face service's second model, off its
+    event loop, and decides every one of them; when the cameras stop nothing of them is held."""
+    sinks = PasserBySinks(SecondStageLink(MODELS.second_stage, APP_NAME))
+    pipeline = running(cluster, cameras_of(crowd), service_config(), sink_factory=sinks)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while sum(s.tracker.tracklets_deleted_no_match for s in pipeline.current_sink_summaries()) < 3:
+            if time.monotonic() > deadline:
+                pytest.fail(f"fewer than 3 tracklets decided in {WAIT_S} s: {pipeline.current_sink_summaries()}")
+            time.sleep(0.5)
+    finally:
+        final = pipeline.stop()
+    summaries = pipeline.sink_summaries
+    assert all(c.results_error == 0 and c.failed_requests == 0 for c in final)
+    assert sum(s.second_stage_failures for s in summaries) == 0
+    assert sum(s.tracker.tracklets_unscored + s.tracker.decisions_expired for s in summaries) == 0
+    for summary in summaries:
+        held = summary.holdings
+        assert (held.patches, held.faces, held.crops, held.embeddings) == (0, 0, 0, 0), summary
+        assert summary.awaiting_search == 0
 
 
 def test_killed_replica_fails_fast_and_processing_resumes(cluster, crowd):

@@ -7,9 +7,14 @@ The life of a track:
   until the caller calls `decide`. Without a decision in `decision_timeout_s` it is deleted.
 - matched: `decide` with a candidate made a `Sighting`; the track keeps only the pooled
   embedding that matched, to follow the person, and is never searched again.
-- ghost: `decide` with no candidate deleted every face, embedding and crop of it at once. The
+- ghost: `decide` with no candidate (or `discard`) deleted every face, embedding, patch and crop of
+  it at once. The
   track lives on as a box and a velocity, so that the same person's next faces are known as
   his and dropped unkept, instead of starting a tracklet that would be kept and searched again.
+
+With `keep_patches`, each of a tracklet's best `keep_patches` faces also keeps a `FacePatch` of
+its frame, for the second face model; the patches go with the `ReadyTracklet` and are deleted
+with the rest of the evidence.
 A track unseen for `max_missed_frames` frames or `max_unseen_s` seconds ends and is forgotten;
 only counts remain.
 
@@ -28,7 +33,8 @@ as he stays in view; the design holds none.
 import enum
 import uuid
 from collections import Counter
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import structlog
@@ -46,6 +52,7 @@ from cluster.tracking.association import (
 from cluster.tracking.candidate import Candidate
 from cluster.tracking.config import TrackingConfig
 from cluster.tracking.crops import check_frame, cut_face_crop, encode_jpeg
+from cluster.tracking.patches import FacePatch, cut_face_patch
 from cluster.tracking.tracklet import Tracklet
 from cluster.vision.face import EMBEDDING_SIZE, Face
 
@@ -71,7 +78,10 @@ class ReadyTracklet:
     """A tracklet to search against the watchlist; answer with `Tracker.decide(tracklet_id, ...)`.
 
     embedding: (128,) float32 pooled, L2-normalised. quality: mean quality of its kept faces.
-    ended: the track had already ended when it was emitted.
+    ended: the track had already ended when it was emitted. patches: the frame patches of its
+    best faces, best first (empty unless the tracker keeps patches). extra_embeddings:
+    second-stage model name -> the pooled embedding of its best faces by that model (set by the
+    match stage, which then drops the patches).
     """
 
     tracklet_id: str
@@ -82,6 +92,8 @@ class ReadyTracklet:
     first_seen: float
     last_seen: float
     ended: bool
+    patches: tuple[FacePatch, ...] = ()
+    extra_embeddings: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,8 @@ class TrackerCounts:
     tracklet's evidence (better ones may have pushed them out since). faces_discarded: faces
     never kept (policy, a decided or awaiting tracklet, not among the best, a stale frame).
     tracklets_unsearched: tracklets that ended without evidence good enough to search.
+    tracklets_unscored: emitted tracklets deleted undecided because the second face model could
+    not embed their patches.
     """
 
     frames: int = 0
@@ -126,6 +140,7 @@ class TrackerCounts:
     tracklets_matched: int = 0
     tracklets_deleted_no_match: int = 0
     tracklets_unsearched: int = 0
+    tracklets_unscored: int = 0
     decisions_expired: int = 0
 
 
@@ -134,7 +149,7 @@ class TrackerHoldings:
     """What the tracker holds in memory right now, for privacy checks.
 
     embeddings counts every (128,) vector held: kept faces plus the pooled embedding of each
-    awaiting or matched tracklet. crops counts face crops.
+    awaiting or matched tracklet. crops counts face crops, patches face patches.
     """
 
     tracks: int
@@ -142,12 +157,13 @@ class TrackerHoldings:
     faces: int
     embeddings: int
     crops: int
+    patches: int
 
 
 class _Track:
     """One track's association state and, while it is collecting, its evidence."""
 
-    def __init__(self, tracklet_id: str, box: np.ndarray, seen_at: float, capacity: int) -> None:
+    def __init__(self, tracklet_id: str, box: np.ndarray, seen_at: float, capacity: int, patches: int) -> None:
         self.tracklet_id = tracklet_id
         self.state = TrackState.COLLECTING
         self.box = box
@@ -156,7 +172,7 @@ class _Track:
         self.last_seen = seen_at
         self.frames = 1
         self.missed = 0
-        self.tracklet = Tracklet(capacity)
+        self.tracklet = Tracklet(capacity, patches)
         self.pooled: np.ndarray | None = None
         self.emitted_at: float | None = None
 
@@ -205,11 +221,23 @@ def joins_tracklet(face: Face, config: TrackingConfig) -> bool:
 
 
 class Tracker:
-    """Tracks the faces of ONE camera; feed it that camera's results in order with `update`."""
+    """Tracks the faces of ONE camera; feed it that camera's results in order with `update`.
 
-    def __init__(self, camera_id: str, config: TrackingConfig | None = None) -> None:
+    keep_patches: how many of a tracklet's best faces keep a patch of their frame for the second
+    face model (0: none). It is not a tracking setting: the match stage sets it from the second
+    model's faces per tracklet when, and only when, that model is on.
+    """
+
+    def __init__(self, camera_id: str, config: TrackingConfig | None = None, keep_patches: int = 0) -> None:
         self.camera_id = camera_id
         self.config = config or TrackingConfig()
+        if not 0 <= keep_patches <= self.config.best_faces:
+            raise ValueError(
+                f"keep_patches ({keep_patches}) must be within 0..tracking.best_faces ({self.config.best_faces}):"
+                " patches are kept for a tracklet's best faces only; lower"
+                " face_models.second_stage.faces_per_tracklet or raise tracking.best_faces"
+            )
+        self.keep_patches = keep_patches
         self._session = uuid.uuid4().hex[:8]
         self._next_number = 1
         self._tracks: list[_Track] = []
@@ -220,10 +248,11 @@ class Tracker:
         self._log = structlog.get_logger(__name__).bind(camera_id=camera_id)
 
     def update(self, result: FrameResult, frame: np.ndarray | None = None) -> TrackerUpdate:
-        """Associate the faces of one frame; `frame` (its RGB pixels) only if crops are wanted.
+        """Associate the faces of one frame; `frame` (its RGB pixels) only if crops and patches are wanted.
 
         The frame is used during this call only: a crop is copied out of it for a tracklet's new
-        best face, and nothing else of it is kept.
+        best face, a patch for a face that enters its best `keep_patches`, and nothing else of it
+        is kept.
         """
         if result.camera_id != self.camera_id:
             raise ValueError(
@@ -282,23 +311,14 @@ class Tracker:
     def decide(self, tracklet_id: str, candidate: Candidate | None) -> Sighting | None:
         """Record the watchlist decision of an emitted tracklet.
 
-        None (no match): every face, embedding and crop of the tracklet is deleted now; its later
-        faces are dropped unkept. A candidate: the tracklet becomes a `Sighting` (returned) and its
-        faces and crop are deleted from the tracker. Raises UnknownTrackletError for a tracklet
-        that is not awaiting a decision (never emitted, already decided, or expired).
+        None (no match): every face, embedding, patch and crop of the tracklet is deleted now; its
+        later faces are dropped unkept. A candidate: the tracklet becomes a `Sighting` (returned)
+        and its faces, patches and crop are deleted from the tracker. Raises UnknownTrackletError
+        for a tracklet that is not awaiting a decision (never emitted, already decided, or expired).
         """
-        track = self._ended_awaiting.pop(tracklet_id, None)
-        live = track is None
-        if track is None:
-            track = next((t for t in self._tracks if t.tracklet_id == tracklet_id), None)
-        if track is None or track.state is not TrackState.AWAITING:
-            raise UnknownTrackletError(
-                f"tracklet '{tracklet_id}' of camera '{self.camera_id}' is not awaiting a decision: it was never"
-                f" emitted, was already decided, or expired after {self.config.decision_timeout_s:g} s"
-            )
+        track, live = self._awaiting_track(tracklet_id)
         if candidate is None:
-            track.forget_evidence()
-            track.state = TrackState.GHOST
+            self._delete(track)
             self._counts["tracklets_deleted_no_match"] += 1
             self._log.debug("tracklet_deleted_no_match", tracklet_id=tracklet_id)
             return None
@@ -310,6 +330,18 @@ class Tracker:
         self._counts["tracklets_matched"] += 1
         self._log.info("tracklet_matched", sighting_id=sighting.sighting_id, similarity=round(sighting.similarity, 4))
         return sighting
+
+    def discard(self, tracklet_id: str, reason: str) -> None:
+        """Delete an emitted tracklet that cannot be decided (the second model could not embed its patches).
+
+        As with a non-match, all its evidence goes now and its later faces are dropped unkept:
+        a tracklet is never decided on part of the models, and never kept for want of them.
+        Raises UnknownTrackletError as `decide` does.
+        """
+        track, _ = self._awaiting_track(tracklet_id)
+        self._delete(track)
+        self._counts["tracklets_unscored"] += 1
+        self._log.warning("tracklet_unscored", tracklet_id=tracklet_id, reason=reason)
 
     def counts(self) -> TrackerCounts:
         """What has been seen and done so far, as numbers only."""
@@ -326,7 +358,26 @@ class Tracker:
             faces=faces,
             embeddings=faces + pooled,
             crops=sum(1 for t in tracks if t.tracklet.crop is not None),
+            patches=sum(len(t.tracklet.patches) for t in tracks),
         )
+
+    def _awaiting_track(self, tracklet_id: str) -> tuple[_Track, bool]:
+        """The awaiting track of `tracklet_id` (taken out of the ended ones if it ended) and whether it is live."""
+        track = self._ended_awaiting.pop(tracklet_id, None)
+        live = track is None
+        if track is None:
+            track = next((t for t in self._tracks if t.tracklet_id == tracklet_id), None)
+        if track is None or track.state is not TrackState.AWAITING:
+            raise UnknownTrackletError(
+                f"tracklet '{tracklet_id}' of camera '{self.camera_id}' is not awaiting a decision: it was never"
+                f" emitted, was already decided, or expired after {self.config.decision_timeout_s:g} s"
+            )
+        return track, live
+
+    def _delete(self, track: _Track) -> None:
+        """Forget every face, embedding, patch and crop of the track; it lives on as a ghost box."""
+        track.forget_evidence()
+        track.state = TrackState.GHOST
 
     def _associate(
         self, faces: tuple[Face, ...], now: float, frame: np.ndarray | None
@@ -380,7 +431,7 @@ class Tracker:
         return geometry_cost(predicted, sizes, radii, boxes, config.association_max_size_ratio)
 
     def _birth(self, box: np.ndarray, now: float) -> _Track:
-        track = _Track(f"{self._session}-{self._next_number}", box, now, self.config.best_faces)
+        track = _Track(f"{self._session}-{self._next_number}", box, now, self.config.best_faces, self.keep_patches)
         self._next_number += 1
         self._tracks.append(track)
         self._counts["tracklets_started"] += 1
@@ -389,10 +440,19 @@ class Tracker:
     def _keep_or_discard(self, track: _Track, face: Face, now: float, frame: np.ndarray | None) -> None:
         if track.state is TrackState.COLLECTING and joins_tracklet(face, self.config):
             cut = None if frame is None else (lambda box: cut_face_crop(frame, box))
-            if track.tracklet.offer(face, now, cut):
+            cut_patch = None if frame is None or not self.keep_patches else (lambda kept: self._patch(frame, kept))
+            if track.tracklet.offer(face, now, cut, cut_patch):
                 self._counts["faces_kept"] += 1
                 return
         self._counts["faces_discarded"] += 1
+
+    def _patch(self, frame: np.ndarray, face: Face) -> FacePatch | None:
+        """The face's patch, or None (logged) where none can be cut: one odd face never fails a frame."""
+        try:
+            return cut_face_patch(frame, face.landmarks, face.quality.overall)
+        except ValueError as exc:
+            self._log.warning("face_patch_not_cut", reason=str(exc))
+            return None
 
     def _ready_to_search(self, track: _Track) -> bool:
         tracklet = track.tracklet
@@ -413,6 +473,7 @@ class Tracker:
             first_seen=track.first_seen,
             last_seen=track.last_seen,
             ended=ended,
+            patches=track.tracklet.patches,
         )
 
     def _end_unseen(self, ready: list[ReadyTracklet]) -> list[str]:
@@ -445,8 +506,7 @@ class Tracker:
         ]
         for track in overdue:
             self._ended_awaiting.pop(track.tracklet_id, None)
-            track.forget_evidence()
-            track.state = TrackState.GHOST
+            self._delete(track)
             self._counts["decisions_expired"] += 1
             self._log.warning("decision_expired", tracklet_id=track.tracklet_id, seconds=self.config.decision_timeout_s)
         return []
@@ -466,4 +526,5 @@ class Tracker:
             embedding=np.array(track.pooled, dtype=np.float32),
             crop_jpeg=encode_jpeg(crop.pixels) if crop is not None else None,
             box=np.array(track.tracklet.best_box(), dtype=np.float32),
+            model_scores=candidate.model_scores,
         )
