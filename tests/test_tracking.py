@@ -381,8 +381,10 @@ def test_bad_input_is_refused_with_a_clear_message(photos):
         tracker.decide("nope-1", None)
     with pytest.raises(ValidationError, match="must not exceed best_faces"):
         TrackingConfig(best_faces=3, min_faces_for_decision=4)
-    with pytest.raises(ValueError, match="cosine"):
-        Candidate("p1", "wl", 1.5)
+    with pytest.raises(ValueError, match="finite match score"):
+        Candidate("p1", "wl", float("nan"))
+    with pytest.raises(ValueError, match="faceres cosine must be in -1..1"):
+        Candidate("p1", "wl", 4.2, {"faceres": 1.5})
 
 
 def test_a_matcher_must_answer_every_tracklet(photos):
