@@ -41,6 +41,7 @@ from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.live_matching import MatchingSummary
+from cluster.matching.calibration import CalibratedThreshold
 from cluster.matching.scoring import match_scoring
 from cluster.status_board import DeploymentStatus, StatusBoard
 from cluster.vision.face import Face
@@ -87,6 +88,7 @@ class DemoReport:
     cameras: tuple[MatchingSummary, ...]
     enrolled: int
     watchlist_version: str
+    calibration: CalibratedThreshold
     wall_s: float
     alert_db: Path
 
@@ -147,6 +149,7 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
         cameras=tuple(summaries),
         enrolled=enrolled,
         watchlist_version=version.version_id,
+        calibration=version.calibration,
         wall_s=time.monotonic() - started,
         alert_db=Path(database.url),
     )

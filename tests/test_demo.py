@@ -54,7 +54,14 @@ def test_watchlist_people_are_alerted_once_and_nobody_else(demo):
     assert score.false_alerts == 0, f"false alerts: {[a.person_id for a in report.alerts]}"
     assert score.true_alerts >= 1 and score.people_alerted >= 1
     assert score.alerts_per_person <= 1.5, "one person's sightings on several cameras were not fused"
-    assert all(alert.threshold == LfrConfig().matching.similarity_threshold for alert in report.alerts)
+    stated = LfrConfig().matching.target_fpir
+    assert report.calibration.target_fpir == stated and report.calibration.list_size == report.enrolled
+    for alert in report.alerts:
+        assert (alert.threshold, alert.target_fpir) == (report.calibration.threshold, stated)
+        assert alert.expected_tpir == report.calibration.expected_tpir
+        for sighting in alert.sightings:
+            assert sighting.similarity >= alert.threshold
+            assert set(sighting.model_scores) == set(LfrConfig().face_models.models), "an alert lacks a model's score"
 
 
 def test_non_matches_are_deleted_and_only_counted(demo):

@@ -73,6 +73,7 @@ def describe(report: DemoReport) -> str:
         + (f" ({', '.join(score.people_missed)})" if score.people_missed else ""),
         f"  alerts per true person        {score.alerts_per_person:.2f} (1.00 = fully fused)",
         f"  watchlist version             {report.watchlist_version} ({report.enrolled} enrolment photos)",
+        f"  match threshold               {report.calibration.summary()}",
         f"  wall time                     {report.wall_s:.0f} s",
         "",
     ]
