@@ -54,7 +54,7 @@ def test_watchlist_people_are_alerted_once_and_nobody_else(demo):
     assert score.false_alerts == 0, f"false alerts: {[a.person_id for a in report.alerts]}"
     assert score.true_alerts >= 1 and score.people_alerted >= 1
     assert score.alerts_per_person <= 1.5, "one person's sightings on several cameras were not fused"
-    stated = LfrConfig().matching.target_fpir
+    stated = DemoOptions.target_fpir
     assert report.calibration.target_fpir == stated and report.calibration.list_size == report.enrolled
     for alert in report.alerts:
         assert (alert.threshold, alert.target_fpir) == (report.calibration.threshold, stated)

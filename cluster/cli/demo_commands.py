@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from cluster.config import LfrConfig
-from loadtest.demo import DemoOptions, DemoReport, run_demo
+from cluster.matching.rate import rate_argument
+from loadtest.demo import DEMO_TARGET_FPIR, DemoOptions, DemoReport, run_demo
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,6 +25,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--cameras", type=int, default=3, help="Cameras along the street (default 3).")
     demo.add_argument("--seconds", type=float, default=40.0, help="Length of the recorded crowd (default 40).")
     demo.add_argument("--seed", type=int, default=1, help="Same seed, same crowd (default 1).")
+    demo.add_argument(
+        "--target-fpir",
+        type=rate_argument,
+        default=DEMO_TARGET_FPIR,
+        metavar="RATE",
+        help="False alerts per passer-by not on the list the demo deployment states (default 1/100).",
+    )
     demo.add_argument(
         "--workdir",
         type=Path,
@@ -51,7 +59,9 @@ def run_demo_command(args: argparse.Namespace, config: LfrConfig) -> int:
 
 
 def _options(args: argparse.Namespace, workdir: Path) -> DemoOptions:
-    return DemoOptions(workdir=workdir, cameras=args.cameras, seconds=args.seconds, seed=args.seed)
+    return DemoOptions(
+        workdir=workdir, cameras=args.cameras, seconds=args.seconds, seed=args.seed, target_fpir=args.target_fpir
+    )
 
 
 def describe(report: DemoReport) -> str:

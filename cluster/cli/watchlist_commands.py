@@ -55,6 +55,7 @@ from cluster.gallery.records import (
     check_id,
     check_text,
 )
+from cluster.matching.rate import rate_argument
 from cluster.matching.scoring import match_scoring
 from cluster.vision.image_io import find_images
 from cluster.vision.pipeline import FacePipeline
@@ -162,7 +163,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     freeze.add_argument("name", metavar="NAME")
     freeze.add_argument(
         "--target-fpir",
-        type=float,
+        type=rate_argument,
         default=None,
         metavar="RATE",
         help="False alerts per passer-by not on the list (default matching.target_fpir, 1/6000); the threshold is"

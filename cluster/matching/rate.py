@@ -25,3 +25,12 @@ def parse_rate(value: object) -> object:
 
 
 Rate = Annotated[float, BeforeValidator(parse_rate)]
+
+
+def rate_argument(text: str) -> float:
+    """An argparse type: '1/6000' or '0.001' as a float, with the same message as the configuration."""
+    value = parse_rate(text)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r} is not a rate: write a number such as 0.001 or a fraction such as 1/6000") from None
