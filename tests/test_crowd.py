@@ -30,10 +30,11 @@ CHECKED_FACE_HEIGHT = 40
 CHECKED_VISIBLE = 0.9
 DETECTOR_MIN_FACE = 32
 """Only faces of 40 px and up are checked, so the detector need not look for smaller ones (faster)."""
-SAME_VIDEO_TOLERANCE = 0.05
+SAME_VIDEO_TOLERANCE = 0.1
 """Regression: one CI run decoded a same-seed video that was not bit-identical to its twin
-(encoder scheduling under load is the suspect; truth files stayed byte-identical). The
-pictures must still be the same to well under a grey level."""
+(encoder scheduling under load is the suspect; truth files stayed byte-identical), and a later
+full run on a shared machine measured 0.0504 against the first bound of 0.05. The pictures must
+still be the same to well under a grey level; another seed differs by far more than 10x this."""
 
 
 @pytest.fixture(scope="module")

@@ -524,6 +524,7 @@ def test_report_json_round_trips_with_stable_keys(report, tmp_path) -> None:
         "systems",
         "differences",
         "calibration",
+        "calibration_trials",
         "limits",
         "notes",
     ]

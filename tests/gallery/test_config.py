@@ -22,7 +22,7 @@ def test_defaults_are_the_embedded_backend():
     assert isinstance(config.backend, LiteBackendConfig)
     assert config.backend.data_dir == Path("~/.local/share/lfr/milvus")
     assert config.backend.port is None
-    assert (config.consistency, config.top_k, config.backend.index.ef) == ("Bounded", 5, 64)
+    assert (config.consistency, config.top_k, config.backend.index.ef) == ("Bounded", 16, 64)
 
 
 def test_server_backend_from_yaml():
