@@ -256,7 +256,7 @@ function renderDetail(detail) {
   const chosen = sightings.find((s) => s.sighting_id === state.selectedSighting) || sightings[0];
   state.selectedSighting = chosen.sighting_id;
   showImage($("live-crop"), chosen.crop_url);
-  $("live-caption").textContent = `${chosen.camera_id} · ${clock(chosen.first_seen)} · similarity ${chosen.similarity.toFixed(3)}`;
+  $("live-caption").textContent = `${chosen.camera_id} · ${clock(chosen.first_seen)} · score ${chosen.similarity.toFixed(3)}`;
   showImage($("watchlist-photo"), detail.watchlist_photo_url);
   $("watchlist-caption").textContent = `${detail.person_id} · ${detail.watchlist_id}`;
 

@@ -10,6 +10,7 @@ from cluster.alerts.model import AlertState
 from cluster.api.app import create_app
 from cluster.api.server import ApiServer
 from cluster.deployment import DeploymentConfig
+from tests.api import factories
 from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, live_crop, make_alert
 
 T0 = 1_750_000_000.0
@@ -164,7 +165,8 @@ def test_deployment_status_cameras_and_adjudication_figures(room):
     (status,) = room.get("/deployments").json()
     assert status["deployment_id"] == DEPLOYMENT
     assert (status["faces_seen"], status["non_match_deletions"], status["alerts"]) == (5000, 4960, 4)
-    assert (status["watchlist_version"], status["threshold"]) == ("2025-06-14.1", 0.92)
+    assert (status["watchlist_version"], status["threshold"]) == ("2025-06-14.1", factories.THRESHOLD)
+    assert (status["target_fpir"], status["expected_tpir"]) == (factories.TARGET_FPIR, factories.EXPECTED_TPIR)
     assert status["adjudication"] == {
         "alerts": 4, "new": 3, "acknowledged": 0, "confirmed": 0, "rejected": 1, "held": 0, "false_alert_rate": 1.0,
     }  # fmt: skip
