@@ -19,21 +19,17 @@ five-point template scaled to 224 (`FaceAligner(template="arcface")`).
 """
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
-import structlog
 import torch
 from torch import nn
 
-from cluster.vision.chips import validate_chips
+from cluster.vision.chip_embedder import ChipEmbedder
 from cluster.vision.tfjs_graph import GraphModel, GraphNode, TfjsModelError, load_graph_model
-
-log = structlog.get_logger(__name__)
 
 MODEL_NAME = "faceres"
 """The embedding model by name, as enrolments and alerts record it."""
@@ -319,75 +315,13 @@ class FaceresNet(nn.Module):
         return self.units(x).mean(dim=(2, 3))
 
 
-class FaceresEmbedder:
-    """The faceres network on `device`, in batches of at most `max_batch` chips.
+class FaceresEmbedder(ChipEmbedder):
+    """The faceres network (see `ChipEmbedder` for the settings); its graph is NHWC, so channels_last suits it."""
 
-    threads: torch CPU threads (torch.set_num_threads, process-wide); None leaves torch's default.
-    channels_last: NHWC layout, which oneDNN runs faster on CPU (the graph is NHWC too).
-    half: fp16 weights and activations, on cuda only (CPU fp16 convolutions are slow or missing).
-    """
+    name = MODEL_NAME
+    chip_size = CHIP_SIZE
+    descriptor_size = EMBEDDING_SIZE
+    align_hint = _ALIGN_HINT
 
-    def __init__(
-        self,
-        device: str = "cpu",
-        threads: int | None = None,
-        channels_last: bool = True,
-        half: bool = False,
-        max_batch: int = 64,
-    ):
-        target = torch.device(device)
-        if half and target.type != "cuda":
-            raise ValueError(
-                f"half (fp16) embedding is only supported on cuda, not on {device!r}; "
-                "use half=False on cpu, or device='cuda'"
-            )
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads must be at least 1, got {threads}")
-            torch.set_num_threads(threads)
-        model = FaceresNet(compile_layers(load_faceres_graph()), channels_last=channels_last).to(target)
-        self.model = model.half() if half else model
-        self.device = target
-        self.half = half
-        self.max_batch = max_batch
-        log.info(
-            "embedder_ready",
-            model=MODEL_NAME,
-            device=str(target),
-            threads=torch.get_num_threads(),
-            channels_last=channels_last,
-            half=half,
-            max_batch=max_batch,
-        )
-
-    def descriptors(self, chips: np.ndarray) -> np.ndarray:
-        """The graph's raw output (`global_pooling/Mean`), (n, 1024) float32, for (n, 224, 224, 3) uint8 RGB chips."""
-        batch = validate_chips(chips, CHIP_SIZE, _ALIGN_HINT)
-        out = np.empty((len(batch), EMBEDDING_SIZE), dtype=np.float32)
-        with torch.inference_mode(), self._fp32_precision():
-            for start in range(0, len(batch), self.max_batch):
-                chunk = torch.from_numpy(batch[start : start + self.max_batch]).to(self.device)
-                out[start : start + len(chunk)] = self.model(chunk).float().cpu().numpy()
-        return out
-
-    def embed(self, chips: np.ndarray) -> np.ndarray:
-        """L2-normalised descriptors, (n, 1024) float32: cosine similarity is then a dot product."""
-        raw = self.descriptors(chips)
-        norms = np.linalg.norm(raw, axis=1, keepdims=True)
-        return (raw / np.maximum(norms, np.finfo(np.float32).tiny)).astype(np.float32, copy=False)
-
-    @contextmanager
-    def _fp32_precision(self) -> Iterator[None]:
-        """IEEE fp32 convolutions for the call: cuDNN's default TF32 drifts from fp32 (2e-4 on the dlib port)."""
-        if self.half or self.device.type != "cuda":
-            yield
-            return
-        conv = torch.backends.cudnn.conv
-        previous = conv.fp32_precision
-        conv.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
-            conv.fp32_precision = previous
+    def build(self, channels_last: bool) -> nn.Module:
+        return FaceresNet(compile_layers(load_faceres_graph()), channels_last=channels_last)
