@@ -69,7 +69,7 @@ class ArrayWatchlist:
         self.watchlist_id = watchlist_id
         self.searched = 0
 
-    def match(self, embeddings: np.ndarray) -> list[list[Candidate]]:
+    def match(self, embeddings: np.ndarray, extra=None) -> list[list[Candidate]]:
         self.searched += len(embeddings)
         similarities = embeddings @ self.embeddings.T
         return [
@@ -389,7 +389,7 @@ def test_bad_input_is_refused_with_a_clear_message(photos):
 
 def test_a_matcher_must_answer_every_tracklet(photos):
     class Forgetful(ArrayWatchlist):
-        def match(self, embeddings):
+        def match(self, embeddings, extra=None):
             return super().match(embeddings)[:-1]
 
     tracker = Tracker(CAMERA)
@@ -440,7 +440,7 @@ class GalleryOutage:
         self.watchlist = watchlist
         self.failures = failures
 
-    def match(self, embeddings: np.ndarray) -> list[list[Candidate]]:
+    def match(self, embeddings: np.ndarray, extra=None) -> list[list[Candidate]]:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("gallery unavailable (injected)")

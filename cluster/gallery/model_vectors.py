@@ -94,25 +94,28 @@ class ModelVectors:
 
     def fetch(self, model: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """`model`'s vectors of these keys (keys without one are absent)."""
+        rows = self._rows(model, ids, [self.primary_key, VECTOR_FIELD], f"fetch {model} vectors")
+        return {str(row[self.primary_key]): np.asarray(row[VECTOR_FIELD], dtype=np.float32) for row in rows}
+
+    def count(self, model: str, ids: Sequence[str]) -> int:
+        """How many of these keys have a vector of `model` (only the keys are read, never the vectors)."""
+        return len(self._rows(model, ids, [self.primary_key], f"count {model} vectors"))
+
+    def _rows(self, model: str, ids: Sequence[str], fields: list[str], operation: str) -> list[dict]:
         if not ids:
-            return {}
+            return []
         if model not in self._known:
             if model not in self.existing_models():
-                return {}
+                return []
             self._known.add(model)
-        rows = query_ids(
+        return query_ids(
             self.connection,
             model_collection(self.base, model),
             self.primary_key,
             list(dict.fromkeys(ids)),
-            [self.primary_key, VECTOR_FIELD],
-            f"fetch {model} vectors",
+            fields,
+            operation,
         )
-        return {str(row[self.primary_key]): np.asarray(row[VECTOR_FIELD], dtype=np.float32) for row in rows}
-
-    def count(self, model: str, ids: Sequence[str]) -> int:
-        """How many of these keys have a vector of `model`."""
-        return len(self.fetch(model, ids)) if ids else 0
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete these keys' vectors from every model's collection."""

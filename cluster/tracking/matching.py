@@ -23,7 +23,7 @@ def match_and_decide(
     models = sorted(ready[0].extra_embeddings)
     extra = {model: np.stack([r.extra_embeddings[model] for r in ready]) for model in models}
     embeddings = np.stack([r.embedding for r in ready])
-    answers = matcher.match(embeddings, extra) if extra else matcher.match(embeddings)
+    answers = matcher.match(embeddings, extra or None)
     if len(answers) != len(ready):
         raise ValueError(
             f"the matcher returned {len(answers)} candidate lists for {len(ready)} tracklets; it must return one"
