@@ -17,13 +17,13 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.camera_actor import CAMERA_ACTOR_CPUS
 from actors.camera_registry import REGISTRY_NAME, CameraRegistry
-from actors.face_deployment import APP_NAME, face_app
+from actors.face_service import APP_NAME, face_app
 from actors.stream_forwarder import StreamForwarder
 from cluster.cameras.config import CameraConfig
-from cluster.config import FaceModelsConfig
-from cluster.result_sink import ResultSink
-from cluster.service_config import FaceServiceConfig, ReplicaPlan, plan_replicas
-from cluster.stream_forwarding import StreamStats
+from cluster.live.config import FaceServiceConfig, ReplicaPlan, plan_replicas
+from cluster.live.forwarding import StreamStats
+from cluster.live.sinks import ResultSink
+from cluster.vision.config import FaceModelsConfig
 
 log = structlog.get_logger(__name__)
 

@@ -28,15 +28,15 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.coordinator import COORDINATOR_NAME
 from cluster.alerts.model import Sighting
-from cluster.config import SecondStageConfig
-from cluster.deployment import DeploymentWindow
-from cluster.face_service import PatchRequest, PatchResult
+from cluster.deployment.window import DeploymentWindow
 from cluster.gallery.config import GalleryConfig
 from cluster.gallery.gallery import Gallery
-from cluster.live_matching import GalleryMatcher, MatchingSink
+from cluster.live.face_service import PatchRequest, PatchResult
+from cluster.live.matching import GalleryMatcher, MatchingSink
 from cluster.matching.fusion import ScoreFusion
 from cluster.tracking.config import TrackingConfig
 from cluster.tracking.patches import FacePatch
+from cluster.vision.config import SecondStageConfig
 
 log = structlog.get_logger(__name__)
 

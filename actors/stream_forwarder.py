@@ -18,10 +18,10 @@ import structlog
 from ray.actor import ActorHandle
 from ray.serve.handle import DeploymentHandle
 
-from cluster.face_service import FrameRequest
-from cluster.result_sink import ResultSink, SummarySink
-from cluster.service_config import ForwardingConfig
-from cluster.stream_forwarding import ForwardingWindow, StreamMeter, StreamStats
+from cluster.live.config import ForwardingConfig
+from cluster.live.face_service import FrameRequest
+from cluster.live.forwarding import ForwardingWindow, StreamMeter, StreamStats
+from cluster.live.sinks import ResultSink, SummarySink
 
 log = structlog.get_logger(__name__)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster.config import FaceModelsConfig, MatchingConfig
 from cluster.logging_setup import configure_logging
+from cluster.matching.config import MatchingConfig
+from cluster.vision.config import FaceModelsConfig
 from cluster.vision.identification import rank1_accuracy, rates_at_false_accept, rates_at_threshold
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import FacePipeline

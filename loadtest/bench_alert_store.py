@@ -32,8 +32,8 @@ from PIL import Image
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.alerts.query import AlertFilter, AlertPage
 from cluster.alerts.store import AlertStore
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
+from cluster.database.engine import Database
 from loadtest.machine import describe_machine, peak_rss_mib
 from loadtest.postgres_server import PostgresServer
 

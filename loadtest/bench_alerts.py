@@ -2,7 +2,7 @@
 
     python -m loadtest.bench_alerts [--cameras 4] [--seconds 60] [--seed 1]
 
-One live run (`loadtest.demo.run_demo`: real cameras, face service, tracking, Milvus,
+One live run (`cluster.demo.scenario.run_demo`: real cameras, face service, tracking, Milvus,
 Coordinator) gives the sightings, fused as configured. The same sightings are then fused again
 with fusion switched off (every sighting its own alert), so both figures come from identical
 evidence. For each: alerts, true and false alerts (precision), watchlist people alerted of
@@ -19,14 +19,14 @@ from pathlib import Path
 
 from cluster.alerts.model import Alert
 from cluster.config import LfrConfig
+from cluster.crowd.scoring import AlertScore, score_alerts
+from cluster.crowd.truth import CrowdTruth
+from cluster.demo.scenario import DEPLOYMENT_ID, DemoOptions, cameras_of, run_demo
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.fuser import Fuser, FusionKind
 from cluster.fusion.topology import CameraTopology
 from cluster.logging_setup import configure_logging
 from cluster.vision.pipeline import MODEL_NAME
-from loadtest.alert_scoring import AlertScore, score_alerts
-from loadtest.crowd_truth import CrowdTruth
-from loadtest.demo import DEPLOYMENT_ID, DemoOptions, cameras_of, run_demo
 from loadtest.machine import describe_machine
 
 FUSION_OFF = FusionConfig(fusion_threshold=0.9999, same_camera_window_s=0.0)

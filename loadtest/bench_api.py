@@ -41,8 +41,8 @@ from cluster.api.keys import ApiKeys, Role
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
+from cluster.database.engine import Database
 from loadtest.bench_alert_store import CAMERAS, DEPLOYMENTS, NOW, PAGE, PEOPLE, face_crops, fill, settle
 from loadtest.postgres_server import PostgresServer
 

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster.config import FaceModelsConfig
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, HnswConfig, LiteBackendConfig, ServerBackendConfig
 from cluster.gallery.gallery import Gallery
@@ -38,6 +37,7 @@ from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.gallery.schema import WATCHLIST_COLLECTION
 from cluster.logging_setup import configure_logging
+from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
 from loadtest.bench_accuracy import embed_lfw10
 from loadtest.machine import describe_machine, peak_rss_mib

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from cluster.config import FaceModelsConfig
 from cluster.logging_setup import configure_logging
+from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
 from loadtest.bench_detector import load_photos, synthesise_frame
 from loadtest.machine import describe_machine, peak_rss_mib

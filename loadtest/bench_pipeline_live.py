@@ -34,20 +34,20 @@ import ray
 from ray import serve
 
 from actors.camera_registry import NAMESPACE
-from actors.face_deployment import APP_NAME
+from actors.face_service import APP_NAME
 from actors.live_pipeline import LivePipeline
 from actors.matching_sinks import SecondStageLink
 from cluster.cameras.config import CameraConfig
-from cluster.config import FaceModelsConfig
-from cluster.face_service import PatchProcessor, PatchRequest
-from cluster.live_matching import MatchingSummary
+from cluster.crowd.spec import CrowdSpec
+from cluster.crowd.synthesis import make_crowd
+from cluster.live.config import FaceServiceConfig
+from cluster.live.face_service import PatchProcessor, PatchRequest
+from cluster.live.forwarding import StreamStats
+from cluster.live.matching import MatchingSummary
 from cluster.logging_setup import configure_logging
-from cluster.service_config import FaceServiceConfig
-from cluster.stream_forwarding import StreamStats
 from cluster.tracking.patches import cut_face_patch
+from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
-from loadtest.crowd import make_crowd
-from loadtest.crowd_spec import CrowdSpec
 from loadtest.machine import describe_machine
 from loadtest.passerby_sinks import PasserBySinks
 

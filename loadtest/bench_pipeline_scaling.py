@@ -28,11 +28,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from actors.camera_actor import CAMERA_ACTOR_CPUS  # noqa: E402
 from actors.camera_registry import NAMESPACE  # noqa: E402
 from cluster.config import FaceModelsConfig  # noqa: E402
+from cluster.crowd.spec import CrowdSpec  # noqa: E402
+from cluster.crowd.synthesis import make_crowd  # noqa: E402
+from cluster.live.config import FaceServiceConfig  # noqa: E402
 from cluster.logging_setup import configure_logging  # noqa: E402
-from cluster.service_config import FaceServiceConfig  # noqa: E402
 from loadtest.bench_pipeline_live import LiveRun, Throughput, bare_loop, live_run  # noqa: E402
-from loadtest.crowd import make_crowd  # noqa: E402
-from loadtest.crowd_spec import CrowdSpec  # noqa: E402
 from loadtest.machine import describe_machine  # noqa: E402
 
 

@@ -28,14 +28,15 @@ from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-from cluster.audit.config import DatabaseConfig
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
 from cluster.cli import watchlist_commands
-from cluster.config import FaceModelsConfig, LfrConfig
+from cluster.config import LfrConfig
+from cluster.database.config import DatabaseConfig
+from cluster.database.engine import Database
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.logging_setup import configure_logging
+from cluster.vision.config import FaceModelsConfig
 from cluster.vision.image_io import find_images
 from loadtest.machine import describe_machine, peak_rss_mib
 

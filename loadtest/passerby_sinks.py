@@ -15,7 +15,7 @@ import numpy as np
 
 from actors.matching_sinks import SecondStageLink
 from cluster.alerts.model import Sighting
-from cluster.live_matching import MatchingSink
+from cluster.live.matching import MatchingSink
 from cluster.tracking.candidate import Candidate
 
 

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from cluster.config import LfrConfig
-from cluster.enrolment import portrait_face
+from cluster.enrolment.faces import portrait_face
 from cluster.evaluation.dataset import labelled_photos
 from cluster.evaluation.openset import fpir_at_threshold, tpir_at_threshold
 from cluster.evaluation.protocol import FUSED, LabelledEmbeddings, split_by_rule, system_outcomes

@@ -6,7 +6,7 @@ import pytest
 @pytest.fixture(scope="session")
 def face_pipeline():
     """One pipeline on the CPU for the whole session: loading the models costs a second or two."""
-    from cluster.config import FaceModelsConfig
+    from cluster.vision.config import FaceModelsConfig
     from cluster.vision.pipeline import FacePipeline
 
     return FacePipeline(FaceModelsConfig(device="cpu"))

@@ -11,10 +11,10 @@ import numpy as np
 
 from cluster.alerts.model import Sighting
 from cluster.cameras.config import CameraConfig, Neighbour
-from cluster.config import MatchingConfig
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.fuser import Fuser
 from cluster.fusion.topology import CameraTopology
+from cluster.matching.config import MatchingConfig
 from cluster.tracking.tracklet import Tracklet
 from cluster.vision.face import Face
 from cluster.vision.image_io import load_image

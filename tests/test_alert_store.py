@@ -28,8 +28,8 @@ from cluster.alerts.query import AlertFilter
 from cluster.alerts.retention import RetentionScheduler
 from cluster.alerts.store import AlertStore
 from cluster.audit.actions import AuditAction
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
+from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.paths import LFW10
 

@@ -15,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 
 from cluster.audit.actions import AuditAction
-from cluster.audit.database import Database
 from cluster.audit.entry import AuditAnchor, entry_payload, head_payload
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.sealing import Sealer, sealer_from_env
@@ -23,6 +22,7 @@ from cluster.audit.tables import audit_head, audit_log
 from cluster.audit.verification import Problem
 from cluster.cli import audit_commands
 from cluster.config import LfrConfig
+from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -13,9 +13,10 @@ import ray
 from actors.coordinator import COORDINATOR_NAME, start_coordinator
 from cluster.alerts.model import AlertState, Sighting
 from cluster.alerts.store import AlertStore
-from cluster.audit.config import AuditConfig, DatabaseConfig
-from cluster.audit.database import Database
+from cluster.audit.config import AuditConfig
 from cluster.audit.log import AuditLog
+from cluster.database.config import DatabaseConfig
+from cluster.database.engine import Database
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.coordination import AlertCoordinator, CoordinatorSettings
 from cluster.fusion.topology import CameraTopology

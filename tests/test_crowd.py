@@ -14,13 +14,13 @@ from torchvision.ops import box_iou
 
 from cluster.cli import crowd_commands
 from cluster.config import LfrConfig
+from cluster.crowd import background as crowd_background
+from cluster.crowd.background import STREET, open_background
+from cluster.crowd.photos import detect_faces, find_people, stored_boxes
+from cluster.crowd.spec import CrowdSpec
+from cluster.crowd.synthesis import TRUTH_FILE, make_crowd
+from cluster.crowd.truth import GENERATED_BACKGROUND, CrowdTruth, resolve_asset
 from cluster.vision.detector import MTCNNDetector
-from loadtest import crowd_background
-from loadtest.crowd import TRUTH_FILE, make_crowd
-from loadtest.crowd_background import REPO_STREET, open_background
-from loadtest.crowd_photos import detect_faces, find_people, stored_boxes
-from loadtest.crowd_spec import CrowdSpec
-from loadtest.crowd_truth import GENERATED_BACKGROUND, CrowdTruth, resolve_repo_path
 
 SMALL = CrowdSpec(cameras=2, seconds=5, width=640, height=360, people=4, seed=7, walking_seconds=(1.0, 2.0))
 TINY = CrowdSpec(cameras=2, seconds=2, width=320, height=240, people=3, seed=5, walking_seconds=(0.5, 1.0))
@@ -40,7 +40,7 @@ still be the same to well under a grey level; another seed differs by far more t
 @pytest.fixture(scope="module")
 def crowd(tmp_path_factory) -> tuple[Path, CrowdTruth]:
     out = tmp_path_factory.mktemp("crowd")
-    return out, make_crowd(SMALL, out, background=REPO_STREET)
+    return out, make_crowd(SMALL, out, background=STREET)
 
 
 def _decode(path: Path) -> list[np.ndarray]:
@@ -143,16 +143,16 @@ def test_watchlist_photos_for_enrolment_never_appear_in_the_videos(crowd):
         assert bool(person.enrolment_photos) == person.on_watchlist
         assert not set(person.enrolment_photos) & shown
         for photo in person.enrolment_photos + person.appearance_photos:
-            assert resolve_repo_path(photo).is_file() and Path(photo).parent.name == person.id
+            assert resolve_asset(photo).is_file() and Path(photo).parent.name == person.id
     for appearance in truth.appearances:
         assert set(appearance.photos) <= set(truth.person(appearance.person).appearance_photos)
 
 
 def test_same_seed_gives_the_same_crowd_and_another_seed_another(tmp_path, capsys):
-    first = make_crowd(TINY, tmp_path / "a", background=REPO_STREET, progress=True)
+    first = make_crowd(TINY, tmp_path / "a", background=STREET, progress=True)
     assert "frame" in capsys.readouterr().err, "progress=True shows a tqdm bar on stderr"
-    second = make_crowd(TINY, tmp_path / "b", background=REPO_STREET)
-    other = make_crowd(replace(TINY, seed=6), tmp_path / "c", background=REPO_STREET)
+    second = make_crowd(TINY, tmp_path / "b", background=STREET)
+    other = make_crowd(replace(TINY, seed=6), tmp_path / "c", background=STREET)
     assert (tmp_path / "a" / TRUTH_FILE).read_bytes() == (tmp_path / "b" / TRUTH_FILE).read_bytes()
     assert first == second and first.appearances != other.appearances
     for camera in first.cameras:
@@ -172,7 +172,7 @@ def test_draws_a_street_when_no_background_clip_is_found(tmp_path, monkeypatch):
 
 
 def test_stored_photo_boxes_agree_with_the_detector():
-    """Regression guard: crowd_photo_boxes.json must be rewritten when the photos or the detector change."""
+    """Regression guard: photo_boxes.json must be rewritten when the photos or the detector change."""
     first_photos = [photos[0] for photos in find_people().values()]
     detected = detect_faces(first_photos)
     stored = stored_boxes()
@@ -228,7 +228,7 @@ def test_cli_writes_the_videos_and_prints_a_summary(tmp_path, capsys):
     out = tmp_path / "crowd"
     size = ["--width", "320", "--height", "240", "--fps", "10"]
     argv = ["crowd", "make", str(out), "--cameras", "2", "--seconds", "1", "--people", "2", *size]
-    assert _crowd_cli([*argv, "--seed", "3", "--background", str(REPO_STREET)]) == 0
+    assert _crowd_cli([*argv, "--seed", "3", "--background", str(STREET)]) == 0
     summary = capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"cam0.mp4", "cam1.mp4", TRUTH_FILE}
     assert "cam1.mp4" in summary and "people: 2; on the watchlist: 1" in summary and "appearances:" in summary

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster.audit.database import Database
 from cluster.config import LfrConfig
-from cluster.status_board import StatusBoard
-from loadtest.crowd_truth import CrowdTruth
-from loadtest.demo import DemoOptions, DemoReport, central_faces, run_demo
+from cluster.crowd.truth import CrowdTruth
+from cluster.database.engine import Database
+from cluster.demo.scenario import DemoOptions, DemoReport, central_faces, run_demo
+from cluster.live.status_board import StatusBoard
 from tests.privacy_scan import unit_vectors
 
 SAME_PERSON = 0.92

@@ -7,13 +7,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from actors.live_deployment import plan_from_config, threshold_in_force
 from cluster.alerts.config import RetentionConfig
-from cluster.audit.config import AuditConfig, DatabaseConfig
+from cluster.audit.config import AuditConfig
 from cluster.cameras.config import CameraConfig
-from cluster.config import LfrConfig, MatchingConfig
-from cluster.deployment import DeploymentConfig, DeploymentWindow, verify_deployment
+from cluster.config import LfrConfig
+from cluster.database.config import DatabaseConfig
+from cluster.deployment.config import DeploymentConfig, verify_deployment
+from cluster.deployment.plan import plan_from_config, threshold_in_force
+from cluster.deployment.window import DeploymentWindow
 from cluster.matching.calibration import CalibratedThreshold
+from cluster.matching.config import MatchingConfig
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "configs" / "deployments" / "west_end_demo.yaml"

@@ -1,4 +1,4 @@
-"""Reading and checking bulk-enrolment manifests (`cluster.enrolment_manifest`), without a gallery or a model.
+"""Reading and checking bulk-enrolment manifests (`cluster.enrolment.manifest`), without a gallery or a model.
 
 Photos here are only hashed, never decoded, so any bytes will do; face detection and the
 gallery are covered by tests/test_watchlist_import.py.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.enrolment_manifest import ManifestError, ManifestRow, RowRefusal, read_manifest
+from cluster.enrolment.manifest import ManifestError, ManifestRow, RowRefusal, read_manifest
 from cluster.gallery.enrolment_keys import EnrolmentKey
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cluster.face_service import PatchProcessor, PatchRequest, PatchResult
-from cluster.live_matching import SEARCH_RETRY_S, MatchingSink
+from cluster.live.face_service import PatchProcessor, PatchRequest, PatchResult
+from cluster.live.matching import SEARCH_RETRY_S, MatchingSink
 from cluster.tracking.candidate import Candidate
 from cluster.tracking.config import TrackingConfig
 from cluster.tracking.patches import FacePatch, cut_face_patch
@@ -475,7 +475,7 @@ def test_the_real_second_model_tells_a_tracklets_person_from_its_patches(photos,
 
 def test_the_match_stage_imports_no_model_code():
     """Forwarders run the match stage and must stay free of torch (about 0.9 GiB each)."""
-    modules = "cluster.live_matching, actors.matching_sinks, actors.stream_forwarder, loadtest.passerby_sinks"
+    modules = "cluster.live.matching, actors.matching_sinks, actors.stream_forwarder, loadtest.passerby_sinks"
     code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"the match stage imported torch: {out}"

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 from cluster.cameras.frames import CameraFrame
 from cluster.cli import run_commands
 from cluster.config import LfrConfig, load_config
-from cluster.face_service import FaceBatchProcessor, FrameRequest, FrameResult, FrameTimings
-from cluster.result_sink import SummarySink
-from cluster.service_config import FaceServiceConfig, ForwardingConfig, plan_replicas
-from cluster.stream_forwarding import ForwardingWindow, StreamMeter
+from cluster.live.config import FaceServiceConfig, ForwardingConfig, plan_replicas
+from cluster.live.face_service import FaceBatchProcessor, FrameRequest, FrameResult, FrameTimings
+from cluster.live.forwarding import ForwardingWindow, StreamMeter
+from cluster.live.sinks import SummarySink
 from cluster.vision.image_io import load_image
 from tests.paths import LFW10
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cluster.config import MatchingConfig
+from cluster.matching.config import MatchingConfig
 from cluster.vision.identification import rank1_accuracy, rates_at_false_accept, rates_at_threshold
 from loadtest.bench_accuracy import embed_lfw10
 

@@ -16,16 +16,16 @@ import ray
 from ray import serve
 
 from actors.camera_registry import NAMESPACE
-from actors.face_deployment import APP_NAME, DEPLOYMENT_NAME
+from actors.face_service import APP_NAME, DEPLOYMENT_NAME
 from actors.live_pipeline import LivePipeline
 from actors.matching_sinks import SecondStageLink
 from cluster.cameras.frames import CameraFrame
-from cluster.config import FaceModelsConfig
-from cluster.face_service import FrameRequest
-from cluster.service_config import FaceServiceConfig
-from cluster.stream_forwarding import StreamStats
-from loadtest.crowd import make_crowd
-from loadtest.crowd_spec import CrowdSpec
+from cluster.crowd.spec import CrowdSpec
+from cluster.crowd.synthesis import make_crowd
+from cluster.live.config import FaceServiceConfig
+from cluster.live.face_service import FrameRequest
+from cluster.live.forwarding import StreamStats
+from cluster.vision.config import FaceModelsConfig
 from loadtest.passerby_sinks import PasserBySinks
 from tests.camera_sources import camera_config
 

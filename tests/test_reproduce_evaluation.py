@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster.enrolment import portrait_face
+from cluster.enrolment.faces import portrait_face
 from cluster.evaluation.protocol import split_by_rule
 from cluster.matching.scoring import match_scoring
 from cluster.vision.image_io import load_image

@@ -14,11 +14,11 @@ from PIL import Image
 
 from cluster.audit.actions import AuditAction
 from cluster.config import LfrConfig
+from cluster.crowd.spec import CrowdSpec
+from cluster.crowd.synthesis import make_crowd
+from cluster.crowd.truth import CrowdTruth, resolve_asset
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import models_name
-from loadtest.crowd import make_crowd
-from loadtest.crowd_spec import CrowdSpec
-from loadtest.crowd_truth import CrowdTruth, resolve_repo_path
 from tests.privacy_scan import embeddings_like
 from tests.test_watchlist_cli import (
     audit_entries,
@@ -147,7 +147,7 @@ def test_retro_finds_watchlist_people_in_a_crowd_video_at_the_right_times(lfr_co
     truth = make_crowd(CROWD, tmp_path / "crowd")
     create(lfr_config, "crowd")
     for person in truth.watchlist:
-        photos = [resolve_repo_path(name) for name in person.enrolment_photos]
+        photos = [resolve_asset(name) for name in person.enrolment_photos]
         added = lfr(lfr_config, "watchlist", "add", "crowd", person.id, *photos)
         assert added.code == 0, added.err
     frozen = lfr(lfr_config, "watchlist", "freeze", "crowd")

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from cluster.config import MatchingConfig
-from cluster.deployment import DeploymentWindow
-from cluster.face_service import FrameResult, FrameTimings
-from cluster.live_matching import MatchingSink
+from cluster.deployment.window import DeploymentWindow
+from cluster.live.face_service import FrameResult, FrameTimings
+from cluster.live.matching import MatchingSink
+from cluster.matching.config import MatchingConfig
 from cluster.tracking.candidate import Candidate, best_candidate
 from cluster.tracking.config import TrackingConfig
 from cluster.tracking.crops import cut_face_crop, face_crop_jpeg

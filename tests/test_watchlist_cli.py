@@ -23,24 +23,26 @@ import structlog
 from PIL import Image
 
 from cluster.audit.actions import AuditAction
-from cluster.audit.config import DatabaseConfig
-from cluster.audit.database import Database
 from cluster.audit.entry import AuditEntry
 from cluster.audit.log import AuditLog
 from cluster.cli import evaluate_commands, retro_commands, social_commands, watchlist_commands
 from cluster.cli.watchlist_commands import parse_expiry
-from cluster.config import FaceModelsConfig, LfrConfig
+from cluster.config import LfrConfig
+from cluster.crowd.background import STREET
+from cluster.database.config import DatabaseConfig
+from cluster.database.engine import Database
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry
 from cluster.logging_setup import configure_logging
+from cluster.vision.config import FaceModelsConfig
 from cluster.vision.image_io import load_image
 from loadtest.milvus_server import pid_gone
-from tests.paths import DATA, LFW10
+from tests.paths import LFW10
 
 THRESHOLD = LfrConfig().matching.similarity_threshold
-STREET_VIDEO = DATA / "video" / "vtest_street.mp4"
+STREET_VIDEO = STREET
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster import watchlist_import
 from cluster.audit.actions import AuditAction
 from cluster.cli.watchlist_commands import number_ranges
 from cluster.config import LfrConfig
+from cluster.enrolment import manifest_import as watchlist_import
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.gallery import Gallery
 from cluster.vision.image_io import load_image

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from cluster.alerts.model import AlertState
 from cluster.alerts.tables import alerts
-from cluster.audit.database import WRITE_OPTION, Database
+from cluster.database.engine import WRITE_OPTION, Database
 
 IDS_PER_QUERY = 500
 MAX_EVENTS_PER_READ = 1000

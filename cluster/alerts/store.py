@@ -38,8 +38,8 @@ from cluster.alerts.query import MAX_PAGE_SIZE, AlertFilter, AlertPage, after_cu
 from cluster.alerts.rows import alert_from_rows, alert_row, sighting_row, stored_sighting
 from cluster.alerts.tables import adjudications, alerts, metadata, sightings
 from cluster.audit.actions import AuditAction
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
+from cluster.database.engine import Database
 
 log = structlog.get_logger(__name__)
 

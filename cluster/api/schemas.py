@@ -17,8 +17,8 @@ from cluster.alerts.events import AlertEvent, AlertEventKind
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.api.keys import USER_NAME_PATTERN, ApiUser, IssuedKey, Principal, Role
 from cluster.cameras.health import CameraHealth, CameraState
-from cluster.deployment import DeploymentConfig
-from cluster.status_board import DeploymentStatus
+from cluster.deployment.config import DeploymentConfig
+from cluster.live.status_board import DeploymentStatus
 
 MAX_REASON_CHARS = 2000
 

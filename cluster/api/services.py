@@ -10,8 +10,8 @@ from cluster.alerts.store import AlertStore
 from cluster.api.keys import ApiKeys
 from cluster.api.photos import WatchlistPhotos
 from cluster.audit.log import AuditLog
-from cluster.deployment import DeploymentConfig
-from cluster.status_board import StatusBoard
+from cluster.deployment.config import DeploymentConfig
+from cluster.live.status_board import StatusBoard
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""The tamper-evident audit log, and the database that keeps it together with the alerts."""
+"""The tamper-evident audit log: hash-chained, sealed entries of who did what, and their verification."""

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 import structlog
 
 from cluster.audit.actions import AuditAction
-from cluster.audit.database import WRITE_OPTION, Database
 from cluster.audit.entry import (
     GENESIS_HASH,
     AuditAnchor,
@@ -35,6 +34,7 @@ from cluster.audit.entry import (
 from cluster.audit.sealing import Sealer
 from cluster.audit.tables import HEAD_ROW_ID, audit_head, audit_log, metadata
 from cluster.audit.verification import VerifyReport, verify_chain
+from cluster.database.engine import WRITE_OPTION, Database
 
 log = structlog.get_logger(__name__)
 

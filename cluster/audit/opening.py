@@ -1,9 +1,10 @@
 """Opening the configured audit log: the configured database, sealed with the key its environment variable holds."""
 
-from cluster.audit.config import AuditConfig, DatabaseConfig
-from cluster.audit.database import Database
+from cluster.audit.config import AuditConfig
 from cluster.audit.log import AuditLog
 from cluster.audit.sealing import sealer_from_env
+from cluster.database.config import DatabaseConfig
+from cluster.database.engine import Database
 
 
 def open_audit_log(database: DatabaseConfig, audit: AuditConfig) -> AuditLog:

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from cluster.audit.database import Database
 from cluster.audit.entry import GENESIS_HASH, AuditAnchor, entry_payload, head_payload
 from cluster.audit.sealing import Sealer
 from cluster.audit.tables import audit_head, audit_log
+from cluster.database.engine import Database
 
 PAGE_SIZE = 2000
 

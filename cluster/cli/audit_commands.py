@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from cluster.audit.database import Database
 from cluster.audit.entry import AuditAnchor, AuditEntry
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.sealing import DEFAULT_KEY_ENV, sealer_from_env
 from cluster.config import LfrConfig
+from cluster.database.engine import Database
 
 EXIT_OK = 0
 EXIT_BROKEN = 1

@@ -1,4 +1,4 @@
-"""`lfr crowd make`: synthesise a recorded multi-camera crowd with ground truth (see loadtest/crowd.py).
+"""`lfr crowd make`: synthesise a recorded multi-camera crowd with ground truth (see cluster/crowd/synthesis.py).
 
 A bad request (an odd frame size, too many people, a missing background) is reported on stderr
 with exit status 2 before any video is written.
@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 from cluster.config import LfrConfig
-from loadtest.crowd import TRUTH_FILE, make_crowd
-from loadtest.crowd_spec import MAX_PEOPLE, CrowdSpec
+from cluster.crowd.spec import MAX_PEOPLE, CrowdSpec
+from cluster.crowd.synthesis import TRUTH_FILE, make_crowd
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     make = actions.add_parser(
         "make",
         help="Write one MP4 per camera and ground_truth.json into OUT_DIR.",
-        description="Composite real faces (tests/data/faces/lfw10) walking along a street of cameras.",
+        description="Composite real faces (the lfw10 photos shipped in the package) walking along a street of cameras.",
     )
     make.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="Folder for cam0.mp4, ... and ground_truth.json.")
     make.add_argument("--cameras", type=int, default=4, help="Cameras in a line along the street (default 4).")

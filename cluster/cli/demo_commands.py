@@ -1,4 +1,4 @@
-"""`lfr demo`: the project's main job on embedded defaults (see loadtest/demo.py), with progress and a score.
+"""`lfr demo`: the project's main job on embedded defaults (see cluster/demo/scenario.py), with progress and a score.
 
 It prints each step as it happens, then the fused alerts and how they compare with the crowd's
 ground truth: faces seen (a count only), alerts, true and false alerts, watchlist people missed,
@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from cluster.config import LfrConfig
+from cluster.demo.scenario import DEMO_TARGET_FPIR, DemoOptions, DemoReport, run_demo
 from cluster.matching.rate import rate_argument
-from loadtest.demo import DEMO_TARGET_FPIR, DemoOptions, DemoReport, run_demo
 
 
 def register(commands: argparse._SubParsersAction) -> None:

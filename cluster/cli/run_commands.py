@@ -12,13 +12,14 @@ import time
 import ray
 
 from actors.camera_registry import NAMESPACE
-from actors.live_deployment import LiveDeployment, plan_from_config
+from actors.live_assembly import LiveAssembly
 from actors.live_pipeline import LivePipeline
 from cluster.alerts.opening import open_alert_store
 from cluster.alerts.retention import RetentionScheduler
 from cluster.config import LfrConfig
-from cluster.live_matching import MatchingSummary
-from cluster.stream_forwarding import StreamStats
+from cluster.deployment.plan import plan_from_config
+from cluster.live.forwarding import StreamStats
+from cluster.live.matching import MatchingSummary
 
 STATUS_PERIOD_S = 1.0
 
@@ -93,13 +94,13 @@ def run_live(args: argparse.Namespace, config: LfrConfig) -> int:
     retention = RetentionScheduler(open_alert_store(config.database, config.audit), config.retention)
     retention.start()
     try:
-        deployment = LiveDeployment.start(plan, config)
+        deployment = LiveAssembly.start(plan, config)
         return _run(args, deployment.pipeline, deployment)
     finally:
         retention.stop()
 
 
-def _run(args: argparse.Namespace, pipeline: LivePipeline, deployment: LiveDeployment | None) -> int:
+def _run(args: argparse.Namespace, pipeline: LivePipeline, deployment: LiveAssembly | None) -> int:
     """Show live status until --duration or Ctrl-C, then stop and print the summary."""
     started = time.monotonic()
     sys.stdout.write(

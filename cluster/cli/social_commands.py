@@ -30,7 +30,7 @@ from cluster.cli.watchlist_commands import (
     open_audit,
 )
 from cluster.config import LfrConfig
-from cluster.enrolment import RefusedPhoto, choose_faces
+from cluster.enrolment.faces import RefusedPhoto, choose_faces
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import SocialMatch
 from cluster.retro.social_ingest import SocialIngest

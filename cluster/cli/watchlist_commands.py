@@ -15,7 +15,7 @@ column) or `remove` found no entry of the person; 2 nothing done (unknown watchl
 argument, unusable manifest header, gallery or audit log unusable), or for `import`, stopped
 part-way by such a failure (the rows enrolled before it stay enrolled; run it again).
 
-`import` (see `cluster.enrolment_manifest` for the CSV and `cluster.watchlist_import` for how
+`import` (see `cluster.enrolment.manifest` for the CSV and `cluster.enrolment.manifest_import` for how
 rows are enrolled) writes an "import started" entry, one enrolment entry per row enrolled
 (manifest and row number), and a closing entry with the counts; a dry run writes only the
 closing entry. A re-run skips rows already enrolled, so it enrols only what is missing.
@@ -40,9 +40,10 @@ from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
-from cluster.enrolment import ChosenFace, choose_faces, watchlist_entry
-from cluster.enrolment_manifest import ManifestRow, RowRefusal, read_manifest
-from cluster.expiry import iso, parse_expiry
+from cluster.enrolment.expiry import iso, parse_expiry
+from cluster.enrolment.faces import ChosenFace, choose_faces, watchlist_entry
+from cluster.enrolment.manifest import ManifestRow, RowRefusal, read_manifest
+from cluster.enrolment.manifest_import import ImportReport, ImportTarget, ManifestImport, RowStatus
 from cluster.gallery.config import LiteBackendConfig
 from cluster.gallery.errors import GalleryError
 from cluster.gallery.gallery import Gallery
@@ -59,7 +60,6 @@ from cluster.matching.rate import rate_argument
 from cluster.matching.scoring import match_scoring
 from cluster.vision.image_io import find_images
 from cluster.vision.pipeline import FacePipeline
-from cluster.watchlist_import import ImportReport, ImportTarget, ManifestImport, RowStatus
 
 EXIT_OK = 0
 EXIT_REFUSED = 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster.enrolment import portrait_face
+from cluster.enrolment.faces import portrait_face
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
 from cluster.vision.image_io import find_images, load_image

@@ -20,8 +20,9 @@ from cluster.alerts.errors import AlertClosedError
 from cluster.alerts.model import Alert, Sighting
 from cluster.alerts.opening import open_alert_store
 from cluster.alerts.store import AlertStore
-from cluster.audit.config import AuditConfig, DatabaseConfig
+from cluster.audit.config import AuditConfig
 from cluster.cameras.config import CameraConfig
+from cluster.database.config import DatabaseConfig
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.fuser import Fuser, FusionKind
 from cluster.fusion.topology import CameraTopology

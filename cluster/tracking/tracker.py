@@ -40,7 +40,7 @@ import numpy as np
 import structlog
 
 from cluster.alerts.model import Sighting
-from cluster.face_service import FrameResult
+from cluster.live.face_service import FrameResult
 from cluster.tracking.association import (
     appearance_cost,
     box_centres,

@@ -15,8 +15,8 @@ import structlog
 import torch
 from PIL import Image
 
-from cluster.config import FaceModelsConfig
 from cluster.vision.aligner import FaceAligner
+from cluster.vision.config import FaceModelsConfig
 from cluster.vision.detections import Detections
 from cluster.vision.detector import MTCNNDetector
 from cluster.vision.device import resolve_target

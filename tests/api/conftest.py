@@ -13,8 +13,8 @@ from cluster.api.keys import IssuedKey, Role
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
+from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.api.factories import write_watchlist_photos
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.cameras.health import CameraHealth, CameraState
-from cluster.deployment import DeploymentWindow
-from cluster.status_board import DeploymentStatus
+from cluster.deployment.window import DeploymentWindow
+from cluster.live.status_board import DeploymentStatus
 from tests.paths import LFW10
 
 PEOPLE = sorted(path.name for path in LFW10.iterdir() if path.is_dir())

@@ -9,7 +9,7 @@ import pytest
 from cluster.alerts.model import AlertState
 from cluster.api.app import create_app
 from cluster.api.server import ApiServer
-from cluster.deployment import DeploymentConfig
+from cluster.deployment.config import DeploymentConfig
 from tests.api import factories
 from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, live_crop, make_alert
 

@@ -17,10 +17,10 @@ import requests
 
 from cluster.api.keys import ApiKeys, Role
 from cluster.audit.actions import AuditAction
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
 from cluster.cli import serve_commands
 from cluster.config import load_config
+from cluster.database.engine import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30

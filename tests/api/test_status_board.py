@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from cluster.cameras.health import CameraState
-from cluster.status_board import StatusBoard
-from cluster.status_board import deployment_status as status_table
+from cluster.live.status_board import StatusBoard
+from cluster.live.status_board import deployment_status as status_table
 from tests.api.factories import deployment_status
 
 NOW = 1_750_000_000.25

@@ -12,8 +12,8 @@ import pytest
 from cluster.alerts.events import AlertEventKind
 from cluster.alerts.model import AlertState
 from cluster.alerts.store import AlertStore
-from cluster.audit.database import Database
 from cluster.audit.log import AuditLog
+from cluster.database.engine import Database
 from tests.api.conftest import start_control_room
 from tests.api.factories import CAMERAS, PEOPLE, make_alert
 from tests.api.sse import EventStream

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster.enrolment import portrait_face
+from cluster.enrolment.faces import portrait_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig, ServerBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster.config import MatchingConfig
 from cluster.gallery.errors import (
     InvalidEmbeddingError,
     InvalidRecordError,
     UnknownWatchlistError,
     WatchlistExpiredError,
 )
+from cluster.matching.config import MatchingConfig
 from tests.gallery.conftest import ENROLLED_PEOPLE
 from tests.gallery.factories import DAY, entry, new_watchlist, social_face, unit_vectors
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from cluster.api import schemas
 from cluster.api.auth import Operator, Supervisor
 from cluster.api.services import ControlRoomServices, services
-from cluster.status_board import DeploymentStatus
+from cluster.live.status_board import DeploymentStatus
 
 router = APIRouter(tags=["deployments"])
 

@@ -1,4 +1,4 @@
-"""FaceDeployment: the Serve deployment that batches frames from every camera through the face models.
+"""FaceService: the Serve deployment that batches frames from every camera through the face models.
 
 A thin shell over `FaceBatchProcessor`: the models are built in the replica's `__init__` from
 the config (never passed in), one `@serve.batch` method gathers frames from all cameras, and the
@@ -25,8 +25,8 @@ from ray import serve
 from ray.serve.deployment import Application
 from ray.util import metrics
 
-from cluster.config import FaceModelsConfig
-from cluster.face_service import (
+from cluster.live.config import BatchingConfig, FaceServiceConfig, ReplicaPlan
+from cluster.live.face_service import (
     FaceBatchProcessor,
     FrameRequest,
     FrameResult,
@@ -34,13 +34,13 @@ from cluster.face_service import (
     PatchRequest,
     PatchResult,
 )
-from cluster.service_config import BatchingConfig, FaceServiceConfig, ReplicaPlan
+from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
 
 log = structlog.get_logger(__name__)
 
 APP_NAME = "faces"
-DEPLOYMENT_NAME = "FaceDeployment"
+DEPLOYMENT_NAME = "FaceService"
 HEALTH_CHECK_PERIOD_S = 2.0
 HEALTH_CHECK_TIMEOUT_S = 10.0
 
@@ -97,7 +97,7 @@ class _ServiceMetrics:
     health_check_timeout_s=HEALTH_CHECK_TIMEOUT_S,
     graceful_shutdown_timeout_s=5.0,
 )
-class FaceDeployment:
+class FaceService:
     def __init__(self, models: FaceModelsConfig) -> None:
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-models")
         self._processor = self._model_thread.submit(lambda: FaceBatchProcessor(FacePipeline(models))).result()
@@ -158,4 +158,4 @@ def face_app(models: FaceModelsConfig, service: FaceServiceConfig, plan: Replica
         options["num_replicas"] = plan.num_replicas
     else:
         options["autoscaling_config"] = service.autoscaling.model_dump()
-    return FaceDeployment.options(**options).bind(replica_models)
+    return FaceService.options(**options).bind(replica_models)

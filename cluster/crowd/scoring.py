@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cluster.alerts.model import Alert
-from loadtest.crowd_truth import CrowdTruth
+from cluster.crowd.truth import CrowdTruth
 
 
 @dataclass(frozen=True)

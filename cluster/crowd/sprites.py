@@ -12,8 +12,8 @@ import math
 import numpy as np
 from PIL import Image, ImageFilter
 
-from loadtest.crowd_photos import FacePhoto
-from loadtest.crowd_truth import FaceFrame, resolve_repo_path
+from cluster.crowd.photos import FacePhoto
+from cluster.crowd.truth import FaceFrame, resolve_asset
 
 MASK_HALF_WIDTH = 0.62
 MASK_HALF_HEIGHT = 0.72
@@ -31,7 +31,7 @@ class FaceSprite:
 
     def __init__(self, photo: FacePhoto) -> None:
         self.photo = photo
-        rgb = Image.open(resolve_repo_path(photo.path)).convert("RGB")
+        rgb = Image.open(resolve_asset(photo.path)).convert("RGB")
         x1, y1, x2, y2 = photo.box
         width, height = x2 - x1, y2 - y1
         centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2 - MASK_LIFT * height

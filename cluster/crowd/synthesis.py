@@ -20,18 +20,18 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
-from loadtest.crowd_background import (
+from cluster.crowd.background import (
     GeneratedBackground,
     VideoBackground,
     background_length,
     choose_background,
     open_background,
 )
-from loadtest.crowd_faces import FaceSprite
-from loadtest.crowd_photos import find_people, locate_faces
-from loadtest.crowd_schedule import plan_appearances, plan_people, plan_street
-from loadtest.crowd_spec import CrowdSpec
-from loadtest.crowd_truth import CameraTruth, CrowdTruth
+from cluster.crowd.photos import find_people, locate_faces
+from cluster.crowd.schedule import plan_appearances, plan_people, plan_street
+from cluster.crowd.spec import CrowdSpec
+from cluster.crowd.sprites import FaceSprite
+from cluster.crowd.truth import CameraTruth, CrowdTruth
 
 log = structlog.get_logger(__name__)
 

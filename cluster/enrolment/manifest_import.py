@@ -30,9 +30,9 @@ import structlog
 
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
-from cluster.enrolment import ChosenFace, choose_each_face, watchlist_entry
-from cluster.enrolment_manifest import ManifestRow, RowRefusal, row_message
-from cluster.expiry import iso
+from cluster.enrolment.expiry import iso
+from cluster.enrolment.faces import ChosenFace, choose_each_face, watchlist_entry
+from cluster.enrolment.manifest import ManifestRow, RowRefusal, row_message
 from cluster.gallery.watchlists import Watchlists
 from cluster.vision.pipeline import FacePipeline
 

@@ -2,8 +2,8 @@
 
 Written beside the videos as `ground_truth.json` and read back with `CrowdTruth.load`, so
 load tests and the demo can score what the cluster reports. Video files are named relative to
-the truth file's folder; photos and the background clip are named relative to the repository
-root (`REPO_ROOT`) when they lie inside it, else by absolute path. Floats are rounded when the
+the truth file's folder; photos and the background clip are named relative to the package's
+assets folder (`ASSETS`) when they lie inside it, else by absolute path. Floats are rounded when the
 truth is built, so the same spec and seed give byte-identical JSON.
 """
 
@@ -14,27 +14,28 @@ from pathlib import Path
 
 import numpy as np
 
-from loadtest.crowd_spec import CrowdSpec
+from cluster.crowd.spec import CrowdSpec
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS = Path(__file__).resolve().parent / "assets"
+"""The crowd's shipped photos and street clip (see assets/PROVENANCE.md); truth records name them relative to it."""
 FORMAT = "lfr-crowd-truth/1"
 GENERATED_BACKGROUND = "generated"
 """`CrowdTruth.background` when no video was found and a textured background was drawn."""
 
 
-def repo_relative(path: Path) -> str:
-    """`path` relative to the repository root if it lies inside it, else absolute (POSIX form)."""
+def asset_name(path: Path) -> str:
+    """`path` relative to the shipped assets if it lies among them, else absolute (POSIX form)."""
     resolved = path.resolve()
     try:
-        return resolved.relative_to(REPO_ROOT).as_posix()
+        return resolved.relative_to(ASSETS).as_posix()
     except ValueError:
         return resolved.as_posix()
 
 
-def resolve_repo_path(name: str) -> Path:
-    """The file a truth record names (see `repo_relative`)."""
+def resolve_asset(name: str) -> Path:
+    """The file a truth record names (see `asset_name`)."""
     path = Path(name)
-    return path if path.is_absolute() else REPO_ROOT / path
+    return path if path.is_absolute() else ASSETS / path
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ class CrowdTruth:
     def to_json(self) -> str:
         document = {
             "format": FORMAT,
-            "paths": "videos relative to this file; photos and background relative to the repository root",
+            "paths": "videos relative to this file; photos and background relative to the package's crowd assets",
             "spec": self.spec.to_dict(),
             "background": self.background,
             "cameras": [

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
-from cluster.audit.database import Database
 from cluster.cameras.health import CameraHealth, CameraState
-from cluster.deployment import DeploymentWindow
+from cluster.database.engine import Database
+from cluster.deployment.window import DeploymentWindow
 
 SNAPSHOT_VERSION = 1
 

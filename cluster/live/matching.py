@@ -33,10 +33,10 @@ import numpy as np
 import structlog
 
 from cluster.alerts.model import Sighting
-from cluster.deployment import DeploymentWindow
-from cluster.face_service import FrameResult
+from cluster.deployment.window import DeploymentWindow
 from cluster.gallery.records import WatchlistVersion
 from cluster.gallery.watchlists import Watchlists
+from cluster.live.face_service import FrameResult
 from cluster.matching.fusion import ScoreFusion
 from cluster.tracking.candidate import Candidate, WatchlistMatcher
 from cluster.tracking.config import TrackingConfig

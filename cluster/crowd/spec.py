@@ -7,7 +7,7 @@ with a message that names the field and says what would be accepted. Validation 
 from dataclasses import asdict, dataclass
 
 MAX_PEOPLE = 10
-"""The real identities available: the ten people of tests/data/faces/lfw10."""
+"""The real identities available: the ten people of cluster/crowd/assets/lfw10."""
 MAX_CAMERAS = 64
 MAX_SECONDS = 3600.0
 MAX_FPS = 120

@@ -16,8 +16,8 @@ from dataclasses import astuple, dataclass, fields
 import numpy as np
 
 from cluster.cameras.frames import CameraFrame
-from cluster.face_service import FrameResult, FrameTimings
-from cluster.service_config import ForwardingConfig
+from cluster.live.config import ForwardingConfig
+from cluster.live.face_service import FrameResult, FrameTimings
 
 RATE_WINDOW_S = 5.0
 """fps and faces/s are averaged over this many seconds."""

@@ -2,12 +2,12 @@
 
 The box tells the compositor which part of a 250x250 photo is the face (to cut it out and to
 write its box in the ground truth). Photos where no face is found near the centre are left out.
-The boxes of tests/data/faces/lfw10 were found once with our MTCNN detector and are kept in
-`crowd_photo_boxes.json` (detecting 100 photos costs seconds, and whole-pixel boxes from a
+The boxes of the shipped lfw10 photos (assets/lfw10) were found once with our MTCNN detector and are kept in
+`data/photo_boxes.json` (detecting 100 photos costs seconds, and whole-pixel boxes from a
 file cannot drift with thread counts); other photos are detected when first asked for.
 Rewrite the file after changing the photos or the detector:
 
-    python -m loadtest.crowd_photos
+    python -m cluster.crowd.photos
 """
 
 import json
@@ -20,24 +20,24 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from cluster.crowd.truth import ASSETS, asset_name
 from cluster.vision.image_io import load_image
-from loadtest.crowd_truth import REPO_ROOT, repo_relative
 
 log = structlog.get_logger(__name__)
 
-LFW10 = REPO_ROOT / "tests" / "data" / "faces" / "lfw10"
+LFW10 = ASSETS / "lfw10"
 PHOTO_MIN_FACE = 80
 """LFW faces fill ~100 of the 250 pixels; a larger minimum skips small background faces and is faster."""
 MIN_SCORE = 0.95
 MAX_CENTRE_OFFSET = 0.15
 """Largest distance of the face centre from the photo centre, as a share of the photo side."""
 DETECTION_BATCH = 25
-BOXES_FILE = Path(__file__).with_name("crowd_photo_boxes.json")
+BOXES_FILE = Path(__file__).parent / "data" / "photo_boxes.json"
 
 
 @dataclass(frozen=True)
 class FacePhoto:
-    """A photo (named relative to the repository root) and its face box x1 y1 x2 y2 in photo pixels."""
+    """A photo (named as `asset_name` names it) and its face box x1 y1 x2 y2 in photo pixels."""
 
     path: str
     box: tuple[int, int, int, int]
@@ -53,7 +53,8 @@ def find_people(root: Path = LFW10) -> dict[str, list[Path]]:
     """Each person's folder name and photos, sorted, so that identities are stable."""
     if not root.is_dir():
         raise FileNotFoundError(
-            f"face photos not found at {root}; the crowd needs tests/data/faces/lfw10 of the repository"
+            f"face photos not found at {root}; the crowd needs the lfw10 photos shipped in cluster/crowd/assets:"
+            " reinstall the package"
         )
     people = {folder.name: sorted(folder.glob("*.jpg")) for folder in sorted(root.iterdir()) if folder.is_dir()}
     return {name: photos for name, photos in people.items() if photos}
@@ -83,7 +84,7 @@ def detect_faces(paths: Sequence[Path]) -> dict[str, tuple[int, int, int, int] |
         batch = paths[start : start + DETECTION_BATCH]
         images = [load_image(path) for path in batch]
         for path, image, detections in zip(batch, images, detector.detect(images), strict=True):
-            found[repo_relative(path)] = _central_face(image, detections.boxes, detections.scores)
+            found[asset_name(path)] = _central_face(image, detections.boxes, detections.scores)
     return found
 
 
@@ -99,9 +100,9 @@ def stored_boxes() -> dict[str, tuple[int, int, int, int] | None]:
 @lru_cache(maxsize=4)
 def _boxes(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int, int] | None, ...]:
     known = stored_boxes()
-    missing = [path for path in paths if repo_relative(path) not in known]
+    missing = [path for path in paths if asset_name(path) not in known]
     detected = detect_faces(missing) if missing else {}
-    return tuple(known.get(repo_relative(path), detected.get(repo_relative(path))) for path in paths)
+    return tuple(known.get(asset_name(path), detected.get(asset_name(path))) for path in paths)
 
 
 def locate_faces(paths: Sequence[Path]) -> list[FacePhoto]:
@@ -111,7 +112,7 @@ def locate_faces(paths: Sequence[Path]) -> list[FacePhoto]:
         if box is None:
             log.warning("crowd_photo_without_face", photo=str(path))
         else:
-            photos.append(FacePhoto(path=repo_relative(path), box=box))
+            photos.append(FacePhoto(path=asset_name(path), box=box))
     return photos
 
 

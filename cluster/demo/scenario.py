@@ -21,7 +21,7 @@ import structlog
 from ray import serve
 
 from actors.camera_registry import NAMESPACE
-from actors.live_deployment import LiveDeployment, MatchingPlan
+from actors.live_assembly import LiveAssembly
 from actors.live_pipeline import LivePipeline
 from cluster.alerts.model import Alert
 from cluster.alerts.opening import open_alert_store
@@ -31,26 +31,28 @@ from cluster.api.app import create_app
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
-from cluster.audit.config import AuditConfig, DatabaseConfig
+from cluster.audit.config import AuditConfig
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.config import LfrConfig
-from cluster.deployment import DeploymentWindow
-from cluster.enrolment import portrait_face
+from cluster.crowd.scoring import AlertScore, score_alerts
+from cluster.crowd.spec import CrowdSpec
+from cluster.crowd.synthesis import make_crowd
+from cluster.crowd.truth import CrowdTruth, resolve_asset
+from cluster.database.config import DatabaseConfig
+from cluster.deployment.plan import MatchingPlan
+from cluster.deployment.window import DeploymentWindow
+from cluster.enrolment.faces import portrait_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
-from cluster.live_matching import MatchingSummary
+from cluster.live.matching import MatchingSummary
+from cluster.live.status_board import DeploymentStatus, StatusBoard
 from cluster.matching.calibration import CalibratedThreshold
 from cluster.matching.scoring import match_scoring
-from cluster.status_board import DeploymentStatus, StatusBoard
 from cluster.vision.face import Face
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import FacePipeline, models_name
-from loadtest.alert_scoring import AlertScore, score_alerts
-from loadtest.crowd import make_crowd
-from loadtest.crowd_spec import CrowdSpec
-from loadtest.crowd_truth import CrowdTruth, resolve_repo_path
 
 log = structlog.get_logger(__name__)
 
@@ -200,7 +202,7 @@ def enrol_watchlist(truth: CrowdTruth, gallery: GalleryConfig, config: LfrConfig
 
 def central_faces(pipeline: FacePipeline, photos: Sequence[str]) -> list[Face]:
     """Each photo's portrait face with every model's embedding; photos with no face are skipped."""
-    images = [load_image(resolve_repo_path(photo)) for photo in photos]
+    images = [load_image(resolve_asset(photo)) for photo in photos]
     chosen = [portrait_face(image.shape, faces) for image, faces in zip(images, pipeline.process(images), strict=True)]
     embedded = pipeline.with_second_stage(images, [[face] if face else [] for face in chosen])
     return [faces[0] for faces in embedded if faces]
@@ -239,7 +241,7 @@ def run_cluster(
     )
     ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
     try:
-        deployment = LiveDeployment.start(plan, config)
+        deployment = LiveAssembly.start(plan, config)
         try:
             watch(deployment.pipeline, options.seconds, progress, board)
         finally:
@@ -279,7 +281,7 @@ def start_control_room(store: AlertStore, truth: CrowdTruth, options: DemoOption
     photos = options.workdir / "photos" / WATCHLIST_ID
     photos.mkdir(parents=True, exist_ok=True)
     for person in truth.watchlist:
-        shutil.copyfile(resolve_repo_path(person.enrolment_photos[0]), photos / f"{person.id}.jpg")
+        shutil.copyfile(resolve_asset(person.enrolment_photos[0]), photos / f"{person.id}.jpg")
     services = ControlRoomServices.over(store, FolderWatchlistPhotos(photos.parent))
     issued = services.keys.add_user(DEMO_OFFICER, "supervisor", actor=DEMO_ACTOR)
     server = ApiServer(create_app(services), "127.0.0.1", options.port).start()

@@ -10,32 +10,15 @@ frame's capture time and drops the frame when the answer is no.
 cameras section. Neither does any I/O.
 """
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from cluster.cameras.config import CAMERA_ID_PATTERN, CameraConfig
+from cluster.deployment.window import DeploymentWindow
 from cluster.matching.rate import Rate
 from cluster.section import Section
-
-
-@dataclass(frozen=True)
-class DeploymentWindow:
-    """When matching may run: from starts_at (inclusive) to ends_at (exclusive), unix seconds."""
-
-    starts_at: float
-    ends_at: float
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.starts_at) and math.isfinite(self.ends_at)) or self.ends_at <= self.starts_at:
-            raise ValueError(f"a deployment window must end after it starts, got {self.starts_at}..{self.ends_at}")
-
-    def allows(self, captured_at: float) -> bool:
-        """Whether a frame captured at `captured_at` (unix seconds, as `Frame.captured_at`) may be matched."""
-        return self.starts_at <= captured_at < self.ends_at
 
 
 class DeploymentConfig(Section):

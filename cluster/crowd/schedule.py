@@ -14,10 +14,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from loadtest.crowd_faces import MASK_HALF_HEIGHT, MASK_HALF_WIDTH, MASK_LIFT
-from loadtest.crowd_photos import FacePhoto
-from loadtest.crowd_spec import CrowdSpec
-from loadtest.crowd_truth import Appearance, CameraTruth, FaceFrame, Neighbour, PersonTruth, with_visibility
+from cluster.crowd.photos import FacePhoto
+from cluster.crowd.spec import CrowdSpec
+from cluster.crowd.sprites import MASK_HALF_HEIGHT, MASK_HALF_WIDTH, MASK_LIFT
+from cluster.crowd.truth import Appearance, CameraTruth, FaceFrame, Neighbour, PersonTruth, with_visibility
 
 ENROLMENT_PHOTOS = 3
 """Photos of each watchlist person kept out of the videos, for enrolment."""

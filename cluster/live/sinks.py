@@ -13,13 +13,13 @@ from typing import Protocol
 
 import numpy as np
 
-from cluster.face_service import FrameResult
+from cluster.live.face_service import FrameResult
 
 RECENT_RESULTS = 16
 
 
 class ResultSink(Protocol):
-    """Receives every result of one camera; `cluster.live_matching.MatchingSink` is the matching one."""
+    """Receives every result of one camera; `cluster.live.matching.MatchingSink` is the matching one."""
 
     def accept(self, result: FrameResult, pixels: np.ndarray) -> None: ...
 

@@ -14,13 +14,11 @@ import av
 import numpy as np
 from PIL import Image
 
-from loadtest.crowd_truth import GENERATED_BACKGROUND, REPO_ROOT, repo_relative, resolve_repo_path
+from cluster.crowd.truth import ASSETS, GENERATED_BACKGROUND, asset_name, resolve_asset
 
-SHARED_STREET = REPO_ROOT.parent / "shared" / "data" / "video" / "vtest.avi"
-"""OpenCV's vtest.avi (79 s of a street), present where ../shared sits beside the checkout."""
-REPO_STREET = REPO_ROOT / "tests" / "data" / "video" / "vtest_street.mp4"
-"""The first 8 s of vtest.avi, kept in the repository (see tests/data/PROVENANCE.md)."""
-DEFAULT_BACKGROUNDS = (SHARED_STREET, REPO_STREET)
+STREET = ASSETS / "street.mp4"
+"""The first 8 s of OpenCV's vtest.avi, shipped with the package (see assets/PROVENANCE.md)."""
+DEFAULT_BACKGROUNDS = (STREET,)
 """Tried in order when no background is given; if none exists, the background is drawn."""
 PAN_PIXELS_PER_FRAME = 0.4
 
@@ -30,10 +28,10 @@ def choose_background(background: Path | None) -> str:
     if background is not None:
         if not Path(background).is_file():
             raise FileNotFoundError(f"background video {background} does not exist; pass a video file or omit it")
-        return repo_relative(Path(background))
+        return asset_name(Path(background))
     for candidate in DEFAULT_BACKGROUNDS:
         if candidate.is_file():
-            return repo_relative(candidate)
+            return asset_name(candidate)
     return GENERATED_BACKGROUND
 
 
@@ -124,7 +122,7 @@ def open_background(name: str, width: int, height: int, fps: int, seed: int) -> 
     """The background a truth record names (see `choose_background`)."""
     if name == GENERATED_BACKGROUND:
         return GeneratedBackground(width, height, fps, seed)
-    return VideoBackground(resolve_repo_path(name), width, height, fps)
+    return VideoBackground(resolve_asset(name), width, height, fps)
 
 
 def background_length(background: VideoBackground | GeneratedBackground) -> int:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.expiry import iso, parse_expiry
+from cluster.enrolment.expiry import iso, parse_expiry
 from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import InvalidRecordError
 from cluster.gallery.records import LABEL_MAX, SOURCE_MAX, check_id, check_text
