@@ -4,12 +4,32 @@ Plain logic (no Ray): the live run builds the plan from the configuration, and t
 that match faces receive it.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cluster.cameras.config import CameraConfig
-from cluster.config import LfrConfig
+from cluster.deployment.config import DeploymentConfig
 from cluster.deployment.window import DeploymentWindow
 from cluster.matching.calibration import CalibratedThreshold
+from cluster.matching.config import MatchingConfig
+
+
+class PlannedSections(Protocol):
+    """The configuration sections a plan is made of; `cluster.config.LfrConfig` has them.
+
+    Named by what is read rather than by `LfrConfig`, because `cluster.config` imports this
+    package's section: importing it back would tie the two packages in a cycle.
+    """
+
+    @property
+    def deployment(self) -> DeploymentConfig | None: ...
+
+    @property
+    def cameras(self) -> Sequence[CameraConfig]: ...
+
+    @property
+    def matching(self) -> MatchingConfig: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,7 @@ def threshold_in_force(plan: MatchingPlan, calibration: CalibratedThreshold | No
     return calibration
 
 
-def plan_from_config(config: LfrConfig) -> MatchingPlan:
+def plan_from_config(config: PlannedSections) -> MatchingPlan:
     """The matching plan of the configured deployment (its cameras, watchlist version, threshold, window)."""
     deployment = config.deployment
     if deployment is None:
