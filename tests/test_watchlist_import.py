@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cluster.application.watchlists import number_ranges
 from cluster.audit.actions import AuditAction
-from cluster.cli.watchlist_commands import number_ranges
 from cluster.config import LfrConfig
 from cluster.enrolment import manifest_import as watchlist_import
 from cluster.gallery.catalogue import Catalogue

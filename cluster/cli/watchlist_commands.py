@@ -6,10 +6,11 @@
     lfr watchlist list | show NAME [--json] | freeze NAME | remove NAME PERSON_ID | purge-expired
     lfr gallery stop                       stops the embedded milvus-lite server
 
-Every command writes an audit entry naming who (`--officer`; else, for `create`, `add` and
-`import`, the officer who authorised the watchlist; else the operating-system user as
-`cli:NAME`), what and to which watchlist; never an embedding. The audit log is opened before
-anything is done, so nothing happens unrecorded. Exit status: 0 done; 1 done, but some input
+Each command parses its arguments, calls `cluster.application.watchlists.WatchlistService`,
+which does the work and writes the audit entry, and prints what was done. The entry names who
+(`--officer`; else, for `create`, `add` and `import`, the officer who authorised the watchlist;
+else the operating-system user as `cli:NAME`), what and to which watchlist; never an embedding.
+A change whose entry cannot be written is not made. Exit status: 0 done; 1 done, but some input
 was refused (each refusal on stderr, naming the file, or for `import` the manifest's row and
 column) or `remove` found no entry of the person; 2 nothing done (unknown watchlist, bad
 argument, unusable manifest header, gallery or audit log unusable), or for `import`, stopped
@@ -29,21 +30,27 @@ import getpass
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
-from cluster.audit.actions import AuditAction
+from cluster.application.watchlists import (
+    DEFAULT_CATEGORY,
+    ImportPlan,
+    ImportTally,
+    Person,
+    WatchlistService,
+)
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import iso, parse_expiry
-from cluster.enrolment.faces import ChosenFace, choose_faces, watchlist_entry
-from cluster.enrolment.manifest import ManifestRow, RowRefusal, read_manifest
-from cluster.enrolment.manifest_import import ImportReport, ImportTarget, ManifestImport, RowStatus
+from cluster.enrolment.faces import ChosenFace, RefusedPhoto
+from cluster.enrolment.manifest_import import ImportReport, RowOutcome, RowStatus
 from cluster.gallery.config import LiteBackendConfig
 from cluster.gallery.errors import GalleryError
 from cluster.gallery.gallery import Gallery
@@ -57,14 +64,11 @@ from cluster.gallery.records import (
     check_text,
 )
 from cluster.matching.rate import rate_argument
-from cluster.matching.scoring import match_scoring
 from cluster.vision.image_io import find_images
-from cluster.vision.pipeline import FacePipeline
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_FAILED = 2
-DEFAULT_CATEGORY = "wanted"
 COMMAND_ERRORS = (GalleryError, AuditLogError, LookupError, ValueError, SQLAlchemyError, OSError)
 """What a gallery or audit command may fail with: each carries a message that says what to do."""
 
@@ -88,6 +92,14 @@ def officer_of(args: argparse.Namespace, fallback: str | None = None) -> str:
 def open_audit(config: LfrConfig) -> AuditLog:
     """The configured audit log; opened before anything is done, so an action never goes unrecorded."""
     return open_audit_log(config.database, config.audit)
+
+
+@contextmanager
+def watchlist_service(config: LfrConfig) -> Iterator[WatchlistService]:
+    """The watchlist service over the configured audit log (opened first) and gallery, closed after."""
+    audit = open_audit(config)
+    with Gallery.open(config.gallery) as gallery:
+        yield WatchlistService(gallery, audit, config)
 
 
 def guarded(command: Callable[[], int]) -> int:
@@ -191,20 +203,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_create(args: argparse.Namespace, config: LfrConfig) -> int:
     def create() -> int:
         expires_at = parse_expiry(args.expires)
-        audit = open_audit(config)
-        with Gallery.open(config.gallery) as gallery:
-            watchlist = gallery.watchlists.create(args.name, args.name, args.reason, args.authorised_by, expires_at)
-        audit.record(
-            officer_of(args, args.authorised_by),
-            AuditAction.WATCHLIST_CHANGE,
-            f"watchlist:{watchlist.watchlist_id}",
-            {
-                "change": "created",
-                "authorised_by": watchlist.authorised_by,
-                "reason": watchlist.reason,
-                "expires_at": iso(watchlist.expires_at),
-            },
-        )
+        with watchlist_service(config) as service:
+            watchlist = service.create(
+                args.name,
+                name=args.name,
+                reason=args.reason,
+                authorised_by=args.authorised_by,
+                expires_at=expires_at,
+                officer=officer_of(args, args.authorised_by),
+            )
         sys.stdout.write(
             f"created watchlist {watchlist.watchlist_id}, authorised by {watchlist.authorised_by},"
             f" expires {iso(watchlist.expires_at)}\n"
@@ -212,17 +219,6 @@ def run_create(args: argparse.Namespace, config: LfrConfig) -> int:
         return EXIT_OK
 
     return guarded(create)
-
-
-def _open_for_enrolment(gallery: Gallery, name: str) -> Watchlist:
-    """The watchlist; ValueError when its authorisation has expired, before any photo is read."""
-    watchlist = gallery.watchlists.get(name)
-    if watchlist.expires_at <= time.time():
-        raise ValueError(
-            f"watchlist {name!r} expired at {iso(watchlist.expires_at)}; nothing may be enrolled into it:"
-            " renew its authorisation (create a new watchlist)"
-        )
-    return watchlist
 
 
 def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
@@ -236,49 +232,27 @@ def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
         photos = find_images(args.photos)
         if not photos:
             raise ValueError(f"no photos found in {', '.join(str(p) for p in args.photos)}; pass JPEG or PNG files")
-        audit = open_audit(config)
-        with Gallery.open(config.gallery) as gallery:
-            watchlist = _open_for_enrolment(gallery, args.name)
-            officer = officer_of(args, watchlist.authorised_by)
-            chosen: list[ChosenFace] = []
-            refused: list[str] = []
-            pipeline = FacePipeline(config.face_models)
-            with tqdm(total=len(photos), unit="photo", file=sys.stderr, disable=None) as progress:
-                for result in choose_faces(pipeline, photos, args.face):
-                    progress.update(1)
-                    if isinstance(result, ChosenFace):
-                        chosen.append(result)
-                    else:
-                        refused.append(str(result.path))
-                        progress.write(f"lfr: refused {result.reason}", file=sys.stderr)
-            entries = [
-                watchlist_entry(
-                    face,
-                    person_id=args.person_id,
-                    label=args.label or args.person_id,
-                    category=args.category,
-                    source=args.source or str(face.path),
-                    authorised_by=officer,
-                    expires_at=expires_at,
-                )
-                for face in chosen
-            ]
-            enrolment = gallery.watchlists.enrol(args.name, entries) if entries else None
-        audit.record(
-            officer,
-            AuditAction.ENROLMENT,
-            f"watchlist:{watchlist.watchlist_id}",
-            {
-                "person_id": args.person_id,
-                "label": args.label or args.person_id,
-                "category": args.category,
-                "entries": len(entries),
-                "batch": enrolment.batch if enrolment else None,
-                "photos": [str(face.path) for face in chosen],
-                "faces_chosen": [face.index for face in chosen],
-                "refused": refused,
-            },
+        person = Person(
+            args.person_id,
+            args.label or args.person_id,
+            args.category,
+            source=args.source,
+            expires_at=expires_at,
         )
+        with (
+            watchlist_service(config) as service,
+            tqdm(total=len(photos), unit="photo", file=sys.stderr, disable=None) as progress,
+        ):
+
+            def shown(result: ChosenFace | RefusedPhoto) -> None:
+                progress.update(1)
+                if isinstance(result, RefusedPhoto):
+                    progress.write(f"lfr: refused {result.reason}", file=sys.stderr)
+
+            added = service.add_photos(
+                args.name, photos, person, officer=args.officer, face_index=args.face, on_photo=shown
+            )
+        watchlist, enrolment, entries, refused = added.watchlist, added.enrolment, added.chosen, added.refused
         if enrolment is None:
             sys.stderr.write(f"lfr: nothing enrolled: every photo of {args.person_id} was refused\n")
             return EXIT_REFUSED
@@ -300,14 +274,11 @@ def run_import(args: argparse.Namespace, config: LfrConfig) -> int:
         manifest: Path = args.manifest.absolute()
         if args.report is not None and args.report.absolute() == manifest:
             raise ValueError(f"--report {args.report} is the manifest itself; name another file for the report")
-        audit = open_audit(config)
-        with Gallery.open(config.gallery) as gallery:
-            watchlist = _open_for_enrolment(gallery, args.name)
-            rows = read_manifest(manifest, watchlist_expires_at=watchlist.expires_at, default_category=DEFAULT_CATEGORY)
-            target = ImportTarget(watchlist.watchlist_id, officer_of(args, watchlist.authorised_by), manifest)
+        with watchlist_service(config) as service:
+            plan = service.plan_import(args.name, manifest, officer=args.officer, dry_run=args.dry_run)
             report = ImportReport(args.report) if args.report is not None else None
             try:
-                return _import_rows(args, config, gallery, audit, target, rows, report)
+                return _import_rows(service, plan, report)
             finally:
                 if report is not None:
                     report.close()
@@ -315,108 +286,50 @@ def run_import(args: argparse.Namespace, config: LfrConfig) -> int:
     return guarded(bulk)
 
 
-def _import_rows(
-    args: argparse.Namespace,
-    config: LfrConfig,
-    gallery: Gallery,
-    audit: AuditLog,
-    target: ImportTarget,
-    rows: list[ManifestRow | RowRefusal],
-    report: ImportReport | None,
-) -> int:
-    """Run the import with a progress bar, each refusal on stderr; audit its start and its counts."""
-    subject = f"watchlist:{target.watchlist_id}"
-    record: dict[str, Any] = {"command": "watchlist import", "manifest": str(target.manifest), "rows": len(rows)}
-    if not args.dry_run:
-        audit.record(target.officer, AuditAction.REQUEST, subject, {**record, "stage": "started"})
-    counts = dict.fromkeys(RowStatus, 0)
-    refused_rows: list[int] = []
-    batches: set[int] = set()
-    with tqdm(total=len(rows), unit="row", file=sys.stderr, disable=None) as progress:
-        importer = ManifestImport(
-            gallery.watchlists,
-            FacePipeline(config.face_models),
-            audit,
-            target,
-            dry_run=args.dry_run,
-            progress=progress.update,
-        )
+def _import_rows(service: WatchlistService, plan: ImportPlan, report: ImportReport | None) -> int:
+    """Run the import with a progress bar, each refusal on stderr and each row in the report; print the counts."""
+    target, rows = plan.target, len(plan.rows)
+    tally = ImportTally(rows)
+    with tqdm(total=rows, unit="row", file=sys.stderr, disable=None) as progress:
+
+        def shown(outcome: RowOutcome) -> None:
+            if outcome.status is RowStatus.REFUSED:
+                progress.write(f"lfr: refused {outcome.describe()}", file=sys.stderr)
+            if report is not None:
+                report.add(outcome)
+
         try:
-            for outcome in importer.run(rows):
-                counts[outcome.status] += 1
-                if outcome.batch is not None:
-                    batches.add(outcome.batch)
-                if outcome.status is RowStatus.REFUSED:
-                    refused_rows.append(outcome.number)
-                    progress.write(f"lfr: refused {outcome.describe()}", file=sys.stderr)
-                if report is not None:
-                    report.add(outcome)
-        except BaseException as exc:
-            done = sum(counts.values())
-            audit.record(
-                target.officer,
-                AuditAction.REQUEST,
-                subject,
-                {
-                    **record,
-                    "stage": "stopped",
-                    "error": str(exc),
-                    "rows_done": done,
-                    "batches": number_ranges(batches),
-                    **_tally(counts, refused_rows),
-                },
-            )
+            service.run_import(plan, tally, on_row=shown, progress=progress.update)
+        except BaseException:
             progress.write(
-                f"lfr: import stopped after {done} of {len(rows)} rows ({counts[RowStatus.ENROLLED]} enrolled);"
+                f"lfr: import stopped after {tally.done} of {rows} rows ({tally.counts[RowStatus.ENROLLED]} enrolled);"
                 " run the same manifest again to enrol the rest",
                 file=sys.stderr,
             )
             raise
-    stage = "dry run" if args.dry_run else "finished"
-    audit.record(
-        target.officer,
-        AuditAction.REQUEST,
-        subject,
-        {**record, "stage": stage, "batches": number_ranges(batches), **_tally(counts, refused_rows)},
-    )
+    counts = tally.counts
     tail = f"{counts[RowStatus.SKIPPED]} already enrolled, {counts[RowStatus.REFUSED]} refused"
-    if args.dry_run:
+    if plan.dry_run:
         sys.stdout.write(
-            f"dry run: {counts[RowStatus.WOULD_ENROL]} of {len(rows)} rows would be enrolled into"
+            f"dry run: {counts[RowStatus.WOULD_ENROL]} of {rows} rows would be enrolled into"
             f" {target.watchlist_id}; {tail}; nothing was written to the gallery\n"
         )
     else:
+        batches = len(tally.batches)
         sys.stdout.write(
-            f"enrolled {counts[RowStatus.ENROLLED]} of {len(rows)} rows into {target.watchlist_id}"
-            f" ({len(batches)} batch{'es' if len(batches) != 1 else ''}); {tail}; run `lfr watchlist freeze"
+            f"enrolled {counts[RowStatus.ENROLLED]} of {rows} rows into {target.watchlist_id}"
+            f" ({batches} batch{'es' if batches != 1 else ''}); {tail}; run `lfr watchlist freeze"
             f" {target.watchlist_id}` for deployments to search them\n"
         )
     if report is not None:
         sys.stderr.write(f"lfr: each row's status is in {report.path}\n")
-    if refused_rows:
-        sys.stderr.write(f"lfr: {len(refused_rows)} of {len(rows)} rows refused (see above)\n")
+    if tally.refused_rows:
+        sys.stderr.write(f"lfr: {len(tally.refused_rows)} of {rows} rows refused (see above)\n")
         return EXIT_REFUSED
     return EXIT_OK
 
 
-def _tally(counts: dict[RowStatus, int], refused_rows: list[int]) -> dict[str, Any]:
-    """The counts an import's audit entry records, keyed by status, with the refused rows' numbers."""
-    return {**{status.value: count for status, count in counts.items()}, "refused_rows": number_ranges(refused_rows)}
-
-
-def number_ranges(numbers: Iterable[int]) -> str:
-    """'3-9, 11' for 3,4,...,9,11: row and batch numbers as text, since the audit log refuses long lists
-    of numbers (they look like embeddings) and an import may refuse thousands of rows."""
-    spans: list[list[int]] = []
-    for number in sorted(set(numbers)):
-        if spans and number == spans[-1][1] + 1:
-            spans[-1][1] = number
-        else:
-            spans.append([number, number])
-    return ", ".join(str(first) if first == last else f"{first}-{last}" for first, last in spans)
-
-
-def _watchlist_record(watchlist: Watchlist, entries: int, versions: list[WatchlistVersion]) -> dict[str, Any]:
+def _watchlist_record(watchlist: Watchlist, entries: int, versions: Sequence[WatchlistVersion]) -> dict[str, Any]:
     return {
         "watchlist_id": watchlist.watchlist_id,
         "authorised_by": watchlist.authorised_by,
@@ -455,17 +368,9 @@ def _entry_record(entry: EnrolledEntry) -> dict[str, Any]:
 
 def run_list(args: argparse.Namespace, config: LfrConfig) -> int:
     def listing() -> int:
-        audit = open_audit(config)
-        with Gallery.open(config.gallery) as gallery:
-            records = [
-                _watchlist_record(
-                    watchlist,
-                    gallery.watchlists.count(watchlist.watchlist_id),
-                    gallery.watchlists.versions(watchlist.watchlist_id),
-                )
-                for watchlist in gallery.watchlists.all()
-            ]
-        audit.record(officer_of(args), AuditAction.REQUEST, "watchlists", {"command": "watchlist list"})
+        with watchlist_service(config) as service:
+            overviews = service.overview(officer=officer_of(args))
+        records = [_watchlist_record(o.watchlist, o.entry_count, o.versions) for o in overviews]
         if args.json:
             sys.stdout.write(json.dumps({"watchlists": records}, indent=2) + "\n")
             return EXIT_OK
@@ -485,17 +390,9 @@ def run_list(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_show(args: argparse.Namespace, config: LfrConfig) -> int:
     def show() -> int:
-        audit = open_audit(config)
-        with Gallery.open(config.gallery) as gallery:
-            watchlist = gallery.watchlists.get(args.name)
-            entries = gallery.watchlists.entries(args.name)
-            versions = gallery.watchlists.versions(args.name)
-        audit.record(
-            officer_of(args),
-            AuditAction.REQUEST,
-            f"watchlist:{watchlist.watchlist_id}",
-            {"command": "watchlist show", "entries": len(entries)},
-        )
+        with watchlist_service(config) as service:
+            detail = service.detail(args.name, officer=officer_of(args))
+        watchlist, entries, versions = detail.watchlist, detail.entries, detail.versions
         record = _watchlist_record(watchlist, len(entries), versions)
         record["entries"] = [_entry_record(entry) for entry in entries]
         if args.json:
@@ -525,28 +422,9 @@ def run_show(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_freeze(args: argparse.Namespace, config: LfrConfig) -> int:
     def freeze() -> int:
-        audit = open_audit(config)
-        with Gallery.open(config.gallery) as gallery:
-            scoring = match_scoring(config.face_models.models)
-            target = config.matching.target_fpir if args.target_fpir is None else args.target_fpir
-            version = gallery.watchlists.freeze(
-                args.name,
-                calibrate=lambda entries: scoring.threshold_for(target, entries),
-                models=config.face_models.models[1:],
-            )
+        with watchlist_service(config) as service:
+            version = service.freeze(args.name, target_fpir=args.target_fpir, officer=officer_of(args))
         calibration = version.calibration
-        audit.record(
-            officer_of(args),
-            AuditAction.WATCHLIST_CHANGE,
-            f"watchlist:{version.watchlist_id}",
-            {
-                "change": "frozen",
-                "version": version.version_id,
-                "entries": version.entry_count,
-                "digest": version.digest,
-                "calibration": calibration.record() if calibration else None,
-            },
-        )
         sys.stdout.write(f"{version.version_id}\n")
         sys.stderr.write(
             f"{version.version_id}: {version.entry_count} entries, digest {version.digest};"
@@ -560,15 +438,8 @@ def run_freeze(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_remove(args: argparse.Namespace, config: LfrConfig) -> int:
     def remove() -> int:
-        audit = open_audit(config)
-        with Gallery.open(config.gallery) as gallery:
-            deleted = gallery.watchlists.remove_person(args.name, args.person_id)
-        audit.record(
-            officer_of(args),
-            AuditAction.WATCHLIST_CHANGE,
-            f"watchlist:{args.name}",
-            {"change": "person_removed", "person_id": args.person_id, "entries_deleted": deleted},
-        )
+        with watchlist_service(config) as service:
+            deleted = service.remove_person(args.name, args.person_id, officer=officer_of(args))
         entries = "entry" if deleted == 1 else "entries"
         sys.stdout.write(f"removed {deleted} {entries} of {args.person_id} from {args.name}\n")
         if deleted == 0:
@@ -584,16 +455,8 @@ def run_remove(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_purge_expired(args: argparse.Namespace, config: LfrConfig) -> int:
     def purge() -> int:
-        audit = open_audit(config)
-        purged_at = int(time.time())
-        with Gallery.open(config.gallery) as gallery:
-            deleted = gallery.watchlists.purge_expired(now=purged_at)
-        audit.record(
-            officer_of(args),
-            AuditAction.PURGE,
-            "watchlist entries",
-            {"expired_before": iso(purged_at), "entries_deleted": deleted},
-        )
+        with watchlist_service(config) as service:
+            deleted = service.purge_expired(officer=officer_of(args))
         sys.stdout.write(f"purged {deleted} expired entr{'y' if deleted == 1 else 'ies'}\n")
         return EXIT_OK
 

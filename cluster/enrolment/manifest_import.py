@@ -3,19 +3,20 @@
 Rows go in file order, `ENROL_CHUNK` at a time, so a 10,000-row manifest never holds more
 than one chunk of faces in memory nor makes one giant insert. For each chunk: the keys of its
 rows are looked up (a row whose face the watchlist already holds is skipped before its photo
-is decoded), the rest go through `choose_each_face` (a few photos per pipeline call), the
-faces chosen are enrolled as one batch, and each enrolled row gets its own audit entry, the
-chunk's entries appended in one audit transaction (one hash chain, one commit).
+is decoded), the rest go through `choose_each_face` (a few photos per pipeline call), and
+the faces chosen are handed to the `enrol` callable as one `ChunkToEnrol`. The application
+layer (`cluster.application.watchlists`) supplies it: it enrols the chunk as one batch and
+appends each row's audit entry in one audit transaction (one hash chain, one commit).
 
 Write order, and what a crash leaves:
 1. Milvus insert of the chunk's rows (batch pending in the catalogue);
 2. catalogue commit: the batch marked committed and the rows' keys recorded in one SQLite
    transaction (`Catalogue.finish_batch`);
-3. the audit entries of the chunk.
+3. the commit of the chunk's audit entries.
 A crash before 2 leaves a pending batch that no version ever searches and no keys, so the
 next run enrols those rows again. A crash between 2 and 3 leaves at most one chunk enrolled
-without its per-row audit entries; the CLI's "import started" entry, written before any
-chunk and never followed by its "finished" entry, shows that an import stopped there.
+without its per-row audit entries; the "import started" entry, written before any chunk and
+never followed by its "finished" entry, shows that an import stopped there.
 
 A dry run does all the reading and detection and none of the writing.
 """
@@ -28,16 +29,15 @@ from pathlib import Path
 
 import structlog
 
-from cluster.audit.actions import AuditAction
-from cluster.audit.log import AuditLog
-from cluster.enrolment.expiry import iso
 from cluster.enrolment.faces import ChosenFace, choose_each_face, watchlist_entry
 from cluster.enrolment.manifest import ManifestRow, RowRefusal, row_message
+from cluster.gallery.enrolment_keys import EnrolmentKey
+from cluster.gallery.records import Enrolment, WatchlistEntry
 from cluster.gallery.watchlists import Watchlists
 from cluster.vision.pipeline import FacePipeline
 
 ENROL_CHUNK = 256
-"""Manifest rows per `Watchlists.enrol` call (one enrolment batch, one audit transaction)."""
+"""Manifest rows per `enrol` call (one enrolment batch, one audit transaction)."""
 REPORT_COLUMNS = ("row", "status", "person_id", "photo", "face_index", "entry_id", "batch", "column", "reason")
 
 log = structlog.get_logger(__name__)
@@ -92,27 +92,37 @@ class ImportTarget:
     manifest: Path
 
 
+@dataclass(frozen=True, eq=False)
+class ChunkToEnrol:
+    """A chunk's rows whose face was chosen, each row's entry and enrolment key, in the same order."""
+
+    rows: tuple[tuple[ManifestRow, ChosenFace], ...]
+    entries: tuple[WatchlistEntry, ...]
+    keys: tuple[EnrolmentKey, ...]
+
+
 class ManifestImport:
     """Enrols a manifest's rows into one watchlist (or, dry, says what it would enrol).
 
-    progress: called with a count of rows each time rows are decided, for a progress bar that
-    moves photo by photo rather than chunk by chunk.
+    enrol: stores a chunk as one batch and records it (see the module docstring); never called in a
+    dry run. progress: called with a count of rows each time rows are decided, for a progress
+    bar that moves photo by photo rather than chunk by chunk.
     """
 
     def __init__(
         self,
         watchlists: Watchlists,
         pipeline: FacePipeline,
-        audit: AuditLog,
         target: ImportTarget,
         *,
+        enrol: Callable[[ChunkToEnrol], Enrolment],
         dry_run: bool,
         progress: Callable[[int], None] = lambda rows: None,
     ) -> None:
         self.watchlists = watchlists
         self.pipeline = pipeline
-        self.audit = audit
         self.target = target
+        self.enrol = enrol
         self.dry_run = dry_run
         self.progress = progress
 
@@ -167,9 +177,9 @@ class ManifestImport:
         ]
 
     def _enrol(self, chosen: Sequence[tuple[ManifestRow, ChosenFace]]) -> list[RowOutcome]:
-        """One enrolment batch for the chunk's chosen faces, then one audit entry per row, in one transaction."""
+        """One enrolment batch for the chunk's chosen faces, recorded row by row by `enrol`."""
         target = self.target
-        entries = [
+        entries = tuple(
             watchlist_entry(
                 face,
                 person_id=row.person_id,
@@ -180,32 +190,8 @@ class ManifestImport:
                 expires_at=row.expires_at,
             )
             for row, face in chosen
-        ]
-        keys = [row.key for row, _ in chosen]
-        enrolment = self.watchlists.enrol(target.watchlist_id, entries, keys=keys)
-        with self.audit.database.writing() as connection:
-            for (row, face), entry_id in zip(chosen, enrolment.entry_ids):
-                self.audit.append(
-                    connection,
-                    target.officer,
-                    AuditAction.ENROLMENT,
-                    f"watchlist:{target.watchlist_id}",
-                    {
-                        "manifest": str(target.manifest),
-                        "row": row.number,
-                        "person_id": row.person_id,
-                        "label": row.label,
-                        "category": row.category,
-                        "source": row.source,
-                        "photo": str(row.photo),
-                        "photo_sha256": row.photo_sha256,
-                        "face_index": face.index,
-                        "faces_found": face.faces_found,
-                        "expires_at": None if row.expires_at is None else iso(row.expires_at),
-                        "batch": enrolment.batch,
-                        "entry_id": entry_id,
-                    },
-                )
+        )
+        enrolment = self.enrol(ChunkToEnrol(tuple(chosen), entries, tuple(row.key for row, _ in chosen)))
         log.info(
             "manifest_chunk_enrolled", watchlist_id=target.watchlist_id, batch=enrolment.batch, entries=len(entries)
         )
