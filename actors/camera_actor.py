@@ -13,13 +13,10 @@ import os
 import ray
 
 from cluster.cameras.camera import Camera
-from cluster.cameras.config import CameraConfig
+from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
 from cluster.cameras.frames import CameraFrame
 from cluster.cameras.health import CameraHealth
 from cluster.cameras.status import ActorProcess
-
-CAMERA_ACTOR_CPUS = 0.25
-"""Logical CPUs reserved per camera: decoding one 1080p stream at 25 fps takes about a quarter of a core."""
 
 MAX_CAMERA_RESTARTS = 3
 

@@ -23,8 +23,8 @@ import ray
 import structlog
 from ray.actor import ActorHandle
 
-from actors.camera_actor import CAMERA_ACTOR_CPUS, CameraActor
-from cluster.cameras.config import CameraConfig, verify_cameras
+from actors.camera_actor import CameraActor
+from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig, verify_cameras
 from cluster.cameras.errors import DuplicateCameraError, UnknownCameraError
 from cluster.cameras.status import CameraStatus
 
@@ -87,9 +87,8 @@ class CameraRegistry:
         self._stop([self._entries.pop(camera_id).actor])
         log.info("camera_removed", camera_id=camera_id)
 
-    def reload(self, cameras: list[CameraConfig]) -> ReloadResult:
-        """Make the running cameras match the configuration's `cameras`; the others keep running untouched."""
-        verify_cameras(cameras)
+    def changes(self, cameras: list[CameraConfig]) -> ReloadResult:
+        """What `reload(cameras)` would do, without doing it (so a consumer can stop its readers first)."""
         wanted = {camera.id: camera for camera in cameras}
         removed = [cid for cid, entry in self._entries.items() if entry.managed_by_config and cid not in wanted]
         added, restarted, unchanged = [], [], []
@@ -100,12 +99,19 @@ class CameraRegistry:
             elif entry.config != config:
                 restarted.append(cid)
             else:
-                entry.managed_by_config = True
                 unchanged.append(cid)
-        self._stop([self._entries.pop(cid).actor for cid in (*removed, *restarted)])
-        for cid in (*added, *restarted):
+        return ReloadResult(tuple(added), tuple(removed), tuple(restarted), tuple(unchanged))
+
+    def reload(self, cameras: list[CameraConfig]) -> ReloadResult:
+        """Make the running cameras match the configuration's `cameras`; the others keep running untouched."""
+        verify_cameras(cameras)
+        wanted = {camera.id: camera for camera in cameras}
+        result = self.changes(cameras)
+        for cid in result.unchanged:
+            self._entries[cid].managed_by_config = True
+        self._stop([self._entries.pop(cid).actor for cid in (*result.removed, *result.restarted)])
+        for cid in (*result.added, *result.restarted):
             self._entries[cid] = _Entry(wanted[cid], self._start(wanted[cid]), managed_by_config=True)
-        result = ReloadResult(tuple(added), tuple(removed), tuple(restarted), tuple(unchanged))
         log.info("cameras_reloaded", added=result.added, removed=result.removed, restarted=result.restarted)
         return result
 

@@ -27,6 +27,7 @@ from ray.util import metrics
 
 from cluster.live.config import BatchingConfig, FaceServiceConfig, ReplicaPlan
 from cluster.live.face_service import (
+    STAGES,
     FaceBatchProcessor,
     FrameRequest,
     FrameResult,
@@ -46,7 +47,6 @@ HEALTH_CHECK_TIMEOUT_S = 10.0
 
 STAGE_BOUNDARIES_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 BATCH_SIZE_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-STAGES = ("decode", "queue", "batch_wait", "detect", "align", "embed", "total")
 
 
 class _ServiceMetrics:

@@ -15,12 +15,11 @@ from ray import serve
 from ray.actor import ActorHandle
 from ray.serve.handle import DeploymentHandle
 
-from actors.camera_actor import CAMERA_ACTOR_CPUS
-from actors.camera_registry import REGISTRY_NAME, CameraRegistry
+from actors.camera_registry import REGISTRY_NAME, CameraRegistry, ReloadResult
 from actors.face_service import APP_NAME, face_app
 from actors.stream_forwarder import StreamForwarder
-from cluster.cameras.config import CameraConfig
-from cluster.live.config import FaceServiceConfig, ReplicaPlan, plan_replicas
+from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
+from cluster.live.config import FaceServiceConfig, ForwardingConfig, ReplicaPlan, plan_replicas
 from cluster.live.forwarding import StreamStats
 from cluster.live.sinks import ResultSink
 from cluster.vision.config import FaceModelsConfig
@@ -63,6 +62,8 @@ class LivePipeline:
     service: DeploymentHandle
     plan: ReplicaPlan
     forwarders: dict[str, ActorHandle]
+    forwarding: ForwardingConfig
+    sink_factory: Callable[[str], ResultSink] | None = None
     sink_summaries: list = field(default_factory=list)
     """Each camera's result-sink figures, in camera-id order, filled by `stop()`."""
 
@@ -86,13 +87,37 @@ class LivePipeline:
                 " stop it first, the live pipeline starts its own cameras"
             ) from exc
         ray.get(registry.reload.remote(cameras), timeout=CALL_TIMEOUT_S)
-        forwarders = {}
-        for camera in cameras:
-            actor = ray.get(registry.actor.remote(camera.id), timeout=CALL_TIMEOUT_S)
-            forwarders[camera.id] = StreamForwarder.remote(camera.id, actor, handle, service.forwarding, sink_factory)
-        ray.get([forwarder.start.remote() for forwarder in forwarders.values()], timeout=CALL_TIMEOUT_S)
+        pipeline = cls(registry, handle, plan, {}, service.forwarding, sink_factory)
+        pipeline._start_forwarders([camera.id for camera in cameras])
         log.info("live_pipeline_started", cameras=len(cameras))
-        return cls(registry, handle, plan, forwarders)
+        return pipeline
+
+    def _start_forwarders(self, camera_ids: list[str]) -> None:
+        """One forwarder per camera, pulling from the camera's actor in the registry."""
+        started = []
+        for camera_id in camera_ids:
+            actor = ray.get(self.registry.actor.remote(camera_id), timeout=CALL_TIMEOUT_S)
+            forwarder = StreamForwarder.remote(camera_id, actor, self.service, self.forwarding, self.sink_factory)
+            self.forwarders[camera_id] = forwarder
+            started.append(forwarder)
+        ray.get([forwarder.start.remote() for forwarder in started], timeout=CALL_TIMEOUT_S)
+
+    def _stop_forwarders(self, camera_ids: list[str]) -> list[StreamStats]:
+        """Stop and end the cameras' forwarders (their sinks decide what they hold); their final figures."""
+        forwarders = [self.forwarders.pop(camera_id) for camera_id in camera_ids if camera_id in self.forwarders]
+        final = ray.get([forwarder.stop.remote() for forwarder in forwarders], timeout=CALL_TIMEOUT_S)
+        for forwarder in forwarders:
+            ray.kill(forwarder, no_restart=True)
+        return final
+
+    def reload(self, cameras: list[CameraConfig]) -> ReloadResult:
+        """Make the running cameras match `cameras`: forwarders of removed or changed cameras stop first."""
+        coming = ray.get(self.registry.changes.remote(cameras), timeout=CALL_TIMEOUT_S)
+        self._stop_forwarders([*coming.removed, *coming.restarted])
+        result = ray.get(self.registry.reload.remote(cameras), timeout=CALL_TIMEOUT_S)
+        self._start_forwarders([*result.added, *result.restarted])
+        log.info("live_pipeline_reloaded", added=result.added, removed=result.removed, restarted=result.restarted)
+        return result
 
     def stats(self, since: float | None = None, timeout_s: float = 15.0) -> list[StreamStats]:
         """Each camera's figures, in camera-id order; latency percentiles over results after `since` if given."""

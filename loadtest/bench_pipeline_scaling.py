@@ -25,8 +25,8 @@ from ray import serve
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from actors.camera_actor import CAMERA_ACTOR_CPUS  # noqa: E402
 from actors.camera_registry import NAMESPACE  # noqa: E402
+from cluster.cameras.config import CAMERA_ACTOR_CPUS  # noqa: E402
 from cluster.config import FaceModelsConfig  # noqa: E402
 from cluster.crowd.spec import CrowdSpec  # noqa: E402
 from cluster.crowd.synthesis import make_crowd  # noqa: E402

@@ -16,10 +16,13 @@ import ray
 
 from actors.camera_actor import CameraActor
 from actors.camera_registry import NAMESPACE, REGISTRY_NAME, CameraRegistry
+from cluster.audit.actions import AuditAction
+from cluster.audit.opening import open_audit_log
 from cluster.cameras.health import CameraState
 from cluster.cameras.status import CameraStatus
 from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
+from cluster.database.config import DatabaseConfig
 from loadtest.counter_video import read_counter, write_counter_video
 from tests.camera_sources import camera_config, closed_port, silent_server
 
@@ -63,10 +66,22 @@ def wait_for_statuses(registry, predicate, timeout_s: float) -> dict[str, Camera
         time.sleep(0.2)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def operator_database(tmp_path_factory) -> Path:
+    """Where `lfr cameras add/remove` record who changed the cameras (a temporary SQLite file)."""
+    global OPERATOR_CONFIG
+    path = tmp_path_factory.mktemp("operator") / "lfr.sqlite3"
+    OPERATOR_CONFIG = LfrConfig(database=DatabaseConfig(url=str(path)))
+    return path
+
+
+OPERATOR_CONFIG = LfrConfig()
+
+
 def lfr(*argv: str, capsys) -> tuple[int, str, str]:
     """Run an `lfr cameras` command in this process (connected to the module's Ray session)."""
     args = build_parser().parse_args(list(argv))
-    code = args.handler(args, LfrConfig())
+    code = args.handler(args, OPERATOR_CONFIG)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -192,6 +207,14 @@ def test_cameras_come_and_go_at_run_time_without_touching_the_others(registry, v
     code, out, _ = lfr("cameras", "remove", "c", capsys=capsys)
     assert (code, out) == (0, "removed camera c\n")
     assert set(statuses(registry)) == {"a", "d"}
+    changes = [
+        (entry.action, entry.subject, entry.details["change"])
+        for entry in open_audit_log(OPERATOR_CONFIG.database, OPERATOR_CONFIG.audit).latest(2)
+    ]
+    assert changes == [
+        (AuditAction.CONFIG_CHANGE, "camera:d", "added"),
+        (AuditAction.CONFIG_CHANGE, "camera:c", "removed"),
+    ], "each camera change at run time is audited"
 
     result = ray.get(
         registry.reload.remote(

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from cluster.audit.actions import AuditAction
+from cluster.audit.log import AuditLog
+from cluster.database.engine import Database
 from loadtest.counter_video import write_counter_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,7 +30,9 @@ CAMERA_YAML = """  - id: {id}
 
 
 def cameras_yaml(video: Path, *ids: str) -> str:
-    return "cameras:\n" + "".join(CAMERA_YAML.format(id=i, source=video) for i in ids)
+    """A configuration of these cameras, its records database beside the video."""
+    database = f"database: {{url: {video.parent / 'lfr.sqlite3'}}}\n"
+    return database + "cameras:\n" + "".join(CAMERA_YAML.format(id=i, source=video) for i in ids)
 
 
 def lfr(*argv: str) -> subprocess.CompletedProcess:
@@ -91,7 +96,10 @@ def test_run_reloads_serves_the_cli_and_stops_cleanly(tmp_path):
         run.send_signal(signal.SIGHUP)
         output.wait_for(r"config loaded: removed cam_b$", 10, after=mark)
 
-        added = lfr("cameras", "add", "cli_cam", str(video), "--loop", "--signage", "LFR in use", "--address", address)
+        added = lfr(
+            "--config", str(config), "cameras", "add", "cli_cam", str(video), "--loop", "--signage", "LFR in use",
+            "--address", address,
+        )
         assert added.returncode == 0, added.stderr
         listed = lfr("cameras", "list", "--json", "--address", address)
         assert listed.returncode == 0, listed.stderr
@@ -99,13 +107,26 @@ def test_run_reloads_serves_the_cli_and_stops_cleanly(tmp_path):
         assert set(cameras) == {"cam_a", "cam_c", "cli_cam"}
         assert cameras["cam_a"]["managed_by_config"] and not cameras["cli_cam"]["managed_by_config"]
         assert cameras["cam_a"]["health"]["state"] == "streaming"
-        removed = lfr("cameras", "remove", "cam_a", "--address", address)
+        removed = lfr("--config", str(config), "cameras", "remove", "cam_a", "--address", address)
         assert removed.returncode == 0 and removed.stdout == "removed camera cam_a\n", removed.stderr
         output.wait_for(r"2 streaming", 10, after=len(output.lines))
 
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=30) == 0, run.stderr.read()
         output.wait_for(r"^stopping the cameras$", 5)
+        changes = [
+            (entry.subject, entry.details["change"], entry.details.get("added"), entry.details.get("removed"))
+            for entry in AuditLog(Database(tmp_path / "lfr.sqlite3")).entries()
+            if entry.action is AuditAction.CONFIG_CHANGE
+        ]
+        assert changes == [
+            ("cameras", "started", ["cam_a", "cam_b"], []),
+            ("cameras", "reloaded", ["cam_c"], []),
+            ("cameras", "reloaded", [], ["cam_b"]),
+            ("camera:cli_cam", "added", None, None),
+            ("camera:cam_a", "removed", None, None),
+            ("cameras", "stopped", [], ["cam_c", "cli_cam"]),
+        ], "every camera change is audited, with who and what"
     finally:
         if run.poll() is None:
             run.kill()

@@ -15,6 +15,8 @@ class AuditAction(enum.StrEnum):
     ALERT_HELD = "alert_held"
     ALERT_RELEASED = "alert_released"
     CONFIG_CHANGE = "config_change"
+    DEPLOYMENT_STARTED = "deployment_started"
+    DEPLOYMENT_STOPPED = "deployment_stopped"
     PURGE = "purge"
     LOGIN = "login"
     REQUEST = "request"

@@ -27,6 +27,10 @@ WALKING_TIME_MAX_RATIO = 2.0
 SourceKind = Literal["rtsp", "http", "file"]
 
 
+CAMERA_ACTOR_CPUS = 0.25
+"""Logical CPUs reserved per camera actor: decoding one 1080p stream at 25 fps takes about a quarter of a core."""
+
+
 class Location(Section):
     """Where a camera stands, for maps and for reasoning about who can walk where."""
 

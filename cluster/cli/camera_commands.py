@@ -8,35 +8,21 @@ config did not change keep running untouched), and stops everything on Ctrl-C or
 """
 
 import argparse
+import getpass
 import json
-import logging
 import os
-import signal
-import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
-import ray
 from pydantic import ValidationError
-from ray.actor import ActorHandle
 
-from actors.camera_actor import CAMERA_ACTOR_CPUS
-from actors.camera_registry import NAMESPACE, REGISTRY_NAME, CameraRegistry, ReloadResult
-from cluster.cameras.config import CameraConfig
+from cluster.application.cameras import CameraClusterError, CameraControl
+from cluster.application.live_run import LiveRun, LiveRunSettings, LiveSnapshot, stop_and_reload_signals
+from cluster.audit.opening import open_audit_log
+from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
 from cluster.cameras.status import CameraStatus
-from cluster.config import ConfigError, LfrConfig, load_config
-
-ADDRESS_PROBE_TIMEOUT_S = 2.0
-"""Ray retries an unreachable address for minutes; a plain TCP connect tells us at once."""
-
-CALL_TIMEOUT_S = 30.0
-LIST_TIMEOUT_S = 10.0
-
-
-class CameraClusterError(Exception):
-    """There is no camera cluster to talk to; the message says how to start or find one."""
+from cluster.config import LfrConfig
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -89,62 +75,16 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def connect_registry(address: str | None) -> ActorHandle:
-    """The camera registry of a running cluster; CameraClusterError saying what to do when there is none.
-
-    Clusters that `lfr cameras run` starts use Ray's token authentication (Ray's default), and
-    Ray sends its token only to a cluster it found itself (`auto`): with an explicit address,
-    set RAY_AUTH_MODE=token in the environment, as Ray requires.
-    """
-    if not ray.is_initialized():
-        if address is not None:
-            _probe(address)
-        try:
-            ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
-        except ConnectionError as exc:
-            hint = (
-                "; if it uses token authentication (as `lfr cameras run` does), set RAY_AUTH_MODE=token"
-                if address is not None and os.environ.get("RAY_AUTH_MODE") != "token"
-                else ""
-            )
-            raise CameraClusterError(
-                f"no running camera cluster found ({exc}){hint}; start one with `lfr cameras run --config FILE`,"
-                " or pass --address HOST:PORT"
-            ) from exc
-    try:
-        return ray.get_actor(REGISTRY_NAME, namespace=NAMESPACE)
-    except ValueError as exc:
-        raise CameraClusterError(
-            f"the Ray cluster at {ray.get_runtime_context().gcs_address} runs no camera registry;"
-            " start one with `lfr cameras run --config FILE`"
-        ) from exc
+def _control(args: argparse.Namespace, config: LfrConfig) -> CameraControl:
+    """The running cameras, with the configured audit log recording who changes them."""
+    return CameraControl.connect(args.address, open_audit_log(config.database, config.audit), _operator())
 
 
-def _probe(address: str) -> None:
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise CameraClusterError(f"--address must be HOST:PORT, got '{address}'")
-    try:
-        socket.create_connection((host, int(port)), timeout=ADDRESS_PROBE_TIMEOUT_S).close()
-    except OSError as exc:
-        raise CameraClusterError(
-            f"nothing answers at {address} ({exc.strerror or exc}); is `lfr cameras run` running there?"
-        ) from exc
+def _operator() -> str:
+    return f"cli:{getpass.getuser()}"
 
 
-def _call(ref: ray.ObjectRef, timeout_s: float = CALL_TIMEOUT_S):
-    """The result of a registry call; its own error (not Ray's wrapper) when it raised."""
-    try:
-        return ray.get(ref, timeout=timeout_s)
-    except ray.exceptions.RayTaskError as exc:
-        raise exc.cause from None
-    except ray.exceptions.GetTimeoutError as exc:
-        raise CameraClusterError(f"the camera registry did not answer within {timeout_s:g} s") from exc
-    except ray.exceptions.RayActorError as exc:
-        raise CameraClusterError(f"the camera registry is gone: {str(exc).splitlines()[0]}") from exc
-
-
-def run_add(args: argparse.Namespace, _config: LfrConfig) -> int:
+def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
     fields = {
         "id": args.camera_id,
         "source": args.url,
@@ -163,7 +103,7 @@ def run_add(args: argparse.Namespace, _config: LfrConfig) -> int:
         sys.stderr.write(f"lfr: invalid camera '{args.camera_id}':\n{_validation_lines(exc)}\n")
         return 2
     try:
-        _call(connect_registry(args.address).add.remote(camera))
+        _control(args, config).add(camera)
     except (CameraClusterError, LookupError, ValueError) as exc:
         sys.stderr.write(f"lfr: {_message(exc)}\n")
         return 1
@@ -171,9 +111,9 @@ def run_add(args: argparse.Namespace, _config: LfrConfig) -> int:
     return 0
 
 
-def run_remove(args: argparse.Namespace, _config: LfrConfig) -> int:
+def run_remove(args: argparse.Namespace, config: LfrConfig) -> int:
     try:
-        _call(connect_registry(args.address).remove.remote(args.camera_id))
+        _control(args, config).remove(args.camera_id)
     except (CameraClusterError, LookupError) as exc:
         sys.stderr.write(f"lfr: {_message(exc)}\n")
         return 1
@@ -181,9 +121,9 @@ def run_remove(args: argparse.Namespace, _config: LfrConfig) -> int:
     return 0
 
 
-def run_list(args: argparse.Namespace, _config: LfrConfig) -> int:
+def run_list(args: argparse.Namespace, config: LfrConfig) -> int:
     try:
-        statuses = _call(connect_registry(args.address).list.remote(), LIST_TIMEOUT_S)
+        statuses = _control(args, config).list()
     except CameraClusterError as exc:
         sys.stderr.write(f"lfr: {exc}\n")
         return 1
@@ -199,80 +139,38 @@ def run_cameras(args: argparse.Namespace, config: LfrConfig) -> int:
     if config_path is None:
         sys.stderr.write("lfr: give the deployment's configuration: lfr cameras run --config FILE\n")
         return 2
-    ray.init(
+    settings = LiveRunSettings(
+        actor=_operator(),
         num_cpus=args.num_cpus,
-        include_dashboard=False,
-        namespace=NAMESPACE,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
+        faces=False,
+        config_path=config_path,
+        period_s=args.refresh,
+        camera_cpus=args.cpus_per_camera,
     )
-    stopping, reload_requested = threading.Event(), threading.Event()
-    previous_handlers = {
-        signum: signal.signal(signum, handler)
-        for signum, handler in (
-            (signal.SIGINT, lambda *_: stopping.set()),
-            (signal.SIGTERM, lambda *_: stopping.set()),
-            (signal.SIGHUP, lambda *_: reload_requested.set()),
-        )
-    }
-    registry = CameraRegistry.options(name=REGISTRY_NAME, namespace=NAMESPACE).remote(args.cpus_per_camera)
+    run = LiveRun(config, settings)
+    run.start(progress=lambda message: sys.stdout.write(f"{message}\n"))
     try:
-        address = ray.get_runtime_context().gcs_address
+        address = run.ray_address
         header = (
             f"Ray at {address}; cameras from {config_path} (reloaded on change or SIGHUP); Ctrl-C stops\n"
             f"from another shell: lfr cameras list (from another machine: RAY_AUTH_MODE=token"
             f" lfr cameras list --address {address})\n"
         )
-        note = _describe_reload(_call(registry.reload.remote(config.cameras)))
-        signature = _file_signature(config_path)
-        while not stopping.is_set():
-            if reload_requested.is_set() or _file_signature(config_path) != signature:
-                reload_requested.clear()
-                signature = _file_signature(config_path)
-                note = _reload(registry, config_path)
-            statuses = _call(registry.list.remote(), LIST_TIMEOUT_S)
+
+        def show(snapshot: LiveSnapshot) -> None:
             screen = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
-            sys.stdout.write(screen + header + format_table(statuses, time.time()) + _progress_line(statuses, note))
+            statuses = list(snapshot.cameras)
+            sys.stdout.write(
+                screen + header + format_table(statuses, snapshot.at) + _progress_line(statuses, snapshot.note)
+            )
             sys.stdout.flush()
-            stopping.wait(args.refresh)
+
+        with stop_and_reload_signals() as (stopping, reload_requested):
+            run.run(stopping, reload_requested, show)
         sys.stdout.write("stopping the cameras\n")
-        _call(registry.stop_all.remote())
         return 0
-    except CameraClusterError as exc:
-        sys.stderr.write(f"lfr: {exc}; stopping\n")
-        return 1
     finally:
-        ray.shutdown()
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
-
-
-def _reload(registry: ActorHandle, config_path: Path) -> str:
-    """Reload the file's cameras; a file that does not load leaves the running cameras as they are."""
-    try:
-        cameras = load_config(config_path).cameras
-        return _describe_reload(_call(registry.reload.remote(cameras)))
-    except (ConfigError, ValueError) as exc:
-        first, *details = str(exc).splitlines()
-        return f"kept the running cameras: {' '.join([first, '; '.join(line.strip() for line in details)])}"
-
-
-def _describe_reload(result: ReloadResult) -> str:
-    changes = [
-        f"{what} {', '.join(ids)}"
-        for what, ids in (("added", result.added), ("removed", result.removed), ("restarted", result.restarted))
-        if ids
-    ]
-    return f"{time.strftime('%H:%M:%S')} config loaded: " + ("; ".join(changes) or "no change")
-
-
-def _file_signature(path: Path) -> tuple[int, int] | None:
-    """What tells us the file changed: its modification time and size (None while it is missing)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
+        run.stop()
 
 
 def _progress_line(statuses: list[CameraStatus], note: str) -> str:

@@ -1,23 +1,20 @@
-"""`lfr run`: the live pipeline, cameras -> face service -> per-camera results, until Ctrl-C or --duration.
+"""`lfr run`: the live pipeline, cameras -> face service -> matching -> alerts, until Ctrl-C or --duration.
 
-Starts a local Ray cluster (or joins one with --address), deploys the face service, starts the
-configuration's cameras and their forwarders, rewrites one status line per camera while it
-runs, and prints a summary with the per-stage timing breakdown when it stops.
+A thin view over `cluster.application.live_run.LiveRun`: it starts a local Ray cluster (or
+joins one with --address), the configuration's cameras, the face service and, with a
+`deployment:` section, matching and the Coordinator; it rewrites one status line per camera
+while it runs (the run also publishes the control room's status board, runs retention and
+reloads the cameras when the file changes or on SIGHUP), and prints a summary with the
+per-stage timing breakdown when it stops.
 """
 
 import argparse
+import getpass
 import sys
-import time
 
-import ray
-
-from actors.camera_registry import NAMESPACE
-from actors.live_assembly import LiveAssembly
-from actors.live_pipeline import LivePipeline
-from cluster.alerts.opening import open_alert_store
-from cluster.alerts.retention import RetentionScheduler
+from cluster.application.live_run import LiveRun, LiveRunSettings, LiveSnapshot, stop_and_reload_signals
 from cluster.config import LfrConfig
-from cluster.deployment.plan import plan_from_config
+from cluster.live.face_service import STAGES
 from cluster.live.forwarding import StreamStats
 from cluster.live.matching import MatchingSummary
 
@@ -62,7 +59,7 @@ def summary(stats: list[StreamStats], seconds: float) -> str:
             lines.append(f"    last failure: {camera.last_failure}")
     timed = [camera.mean_timings for camera in stats if camera.mean_timings is not None]
     if timed:
-        stages = ("decode_s", "queue_s", "batch_wait_s", "detect_s", "align_s", "embed_s", "total_s")
+        stages = tuple(f"{stage}_s" for stage in STAGES)
         means = {stage: sum(getattr(t, stage) for t in timed) / len(timed) for stage in stages}
         lines.append(
             "  mean per frame: "
@@ -82,60 +79,69 @@ def run_live(args: argparse.Namespace, config: LfrConfig) -> int:
     if args.duration is not None and args.duration <= 0:
         sys.stderr.write(f"lfr: --duration must be above 0 seconds, got {args.duration}\n")
         return 2
-    ray.init(address=args.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+    settings = LiveRunSettings(
+        actor=f"cli:{getpass.getuser()}",
+        address=args.address,
+        config_path=getattr(args, "config", None),
+        period_s=STATUS_PERIOD_S,
+    )
+    run = LiveRun(config, settings)
     if config.deployment is None:
         sys.stdout.write("no deployment configured: faces are found but not matched (add a `deployment:` section)\n")
-        return _run(args, LivePipeline.start(config.cameras, config.face_models, config.face_service), None)
-    plan = plan_from_config(config)
-    sys.stdout.write(
-        f"deployment {plan.deployment_id}: watchlist {plan.watchlist_version}, stated FPIR {plan.target_fpir:g},"
-        f" {len(plan.cameras)} camera(s); alerts in {config.database.url}\n"
-    )
-    retention = RetentionScheduler(open_alert_store(config.database, config.audit), config.retention)
-    retention.start()
+    run.start(progress=_say)
+    if run.plan is not None:
+        sys.stdout.write(
+            f"deployment {run.plan.deployment_id}: watchlist {run.plan.watchlist_version},"
+            f" stated FPIR {run.plan.target_fpir:g}, {len(run.plan.cameras)} camera(s);"
+            f" alerts in {config.database.url}\n"
+        )
+    pipeline = run.pipeline
+    if pipeline is not None:
+        sys.stdout.write(
+            f"face service: {pipeline.plan.num_replicas} replica(s) on {pipeline.plan.device},"
+            f" {pipeline.plan.torch_threads} torch thread(s) each; Ctrl-C stops\n"
+        )
+    view = StatusLines()
     try:
-        deployment = LiveAssembly.start(plan, config)
-        return _run(args, deployment.pipeline, deployment)
-    finally:
-        retention.stop()
-
-
-def _run(args: argparse.Namespace, pipeline: LivePipeline, deployment: LiveAssembly | None) -> int:
-    """Show live status until --duration or Ctrl-C, then stop and print the summary."""
-    started = time.monotonic()
-    sys.stdout.write(
-        f"face service: {pipeline.plan.num_replicas} replica(s) on {pipeline.plan.device},"
-        f" {pipeline.plan.torch_threads} torch thread(s) each; Ctrl-C stops\n"
-    )
-    shown = 0
-    try:
-        while args.duration is None or time.monotonic() - started < args.duration:
-            time.sleep(STATUS_PERIOD_S)
-            lines = [status_line(stats) for stats in pipeline.stats()]
-            if shown and sys.stdout.isatty():
-                sys.stdout.write(f"\x1b[{shown}F")
-            sys.stdout.write("".join(f"{line}\x1b[K\n" if sys.stdout.isatty() else f"{line}\n" for line in lines))
-            sys.stdout.flush()
-            shown = len(lines)
-    except KeyboardInterrupt:
+        with stop_and_reload_signals() as (stopping, reload_requested):
+            run.run(stopping, reload_requested, view.show, duration_s=args.duration)
         sys.stdout.write("stopping...\n")
     finally:
-        final = pipeline.stop() if deployment is None else deployment.stop()
-        sys.stdout.write(summary(final, time.monotonic() - started))
-        sys.stdout.write(matching_summary(pipeline.sink_summaries))
-        ray.shutdown()
+        result = run.stop()
+        sys.stdout.write(summary(list(result.streams), result.seconds))
+        sys.stdout.write(matching_summary(result.matching))
     return 0
 
 
-def matching_summary(sinks: list) -> str:
+def _say(message: str) -> None:
+    sys.stdout.write(f"{message}\n")
+    sys.stdout.flush()
+
+
+class StatusLines:
+    """One line per camera, rewritten in place on a terminal, appended otherwise."""
+
+    def __init__(self) -> None:
+        self._shown = 0
+
+    def show(self, snapshot: LiveSnapshot) -> None:
+        lines = [status_line(stats) for stats in snapshot.streams]
+        tty = sys.stdout.isatty()
+        if self._shown and tty:
+            sys.stdout.write(f"\x1b[{self._shown}F")
+        sys.stdout.write("".join(f"{line}\x1b[K\n" if tty else f"{line}\n" for line in lines))
+        sys.stdout.flush()
+        self._shown = len(lines)
+
+
+def matching_summary(sinks: tuple[MatchingSummary, ...]) -> str:
     """What the match stage did per camera: counts only (faces seen, deleted at once, sightings)."""
     lines = []
     for sink in sinks:
-        if isinstance(sink, MatchingSummary):
-            counts = sink.tracker
-            lines.append(
-                f"  {sink.camera_id}: {counts.faces_seen} faces seen, {counts.tracklets_searched} tracklets searched,"
-                f" {counts.tracklets_deleted_no_match} deleted (no match), {sink.sightings} sightings,"
-                f" {sink.frames_outside_window} frames outside the deployment window"
-            )
+        counts = sink.tracker
+        lines.append(
+            f"  {sink.camera_id}: {counts.faces_seen} faces seen, {counts.tracklets_searched} tracklets searched,"
+            f" {counts.tracklets_deleted_no_match} deleted (no match), {sink.sightings} sightings,"
+            f" {sink.frames_outside_window} frames outside the deployment window"
+        )
     return "".join(f"{line}\n" for line in lines)

@@ -61,6 +61,10 @@ class FrameTimings:
     decode_s: float = 0.0
 
 
+STAGES = ("decode", "queue", "batch_wait", "detect", "align", "embed", "total")
+"""The steps of `FrameTimings` in the order a frame meets them (each is the field `<stage>_s`)."""
+
+
 @dataclass(frozen=True, eq=False)
 class FrameResult:
     """The faces of one frame, or why there are none (`error`), with where and when it was seen."""
