@@ -1,6 +1,52 @@
-"""Shared fixtures over the real face images in tests/data (see tests/data/PROVENANCE.md)."""
+"""Shared fixtures: the face models over the real images in tests/data (see tests/data/PROVENANCE.md), and Ray.
+
+Also checks the fast subset's promise (tests/service_guard.py): a test not marked `slow` that
+starts Ray, Milvus, PostgreSQL, a browser or `lfr` fails, saying to mark it.
+"""
+
+import logging
+from collections.abc import Iterator
 
 import pytest
+
+from tests.ray_cluster import LocalRayCluster
+from tests.service_guard import services_forbidden
+
+RAY_TEST_CPUS = 4
+"""Logical CPUs of the tests' Ray cluster: more than the machine's two, so that every test's actors fit at once."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Run each test outside the `slow` mark (setup and teardown included) with service launches forbidden."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    with services_forbidden(item.nodeid):
+        return (yield)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[LocalRayCluster]:
+    """One local Ray cluster for the session (tests/ray_cluster.py); stopped, all its processes gone, at the end."""
+    cluster = LocalRayCluster.start(num_cpus=RAY_TEST_CPUS)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_session(ray_cluster: LocalRayCluster) -> Iterator[LocalRayCluster]:
+    """This module's driver on the session's cluster, in the `lfr` namespace.
+
+    Disconnected at the module's end, which ends the actors the module left behind and leaves later
+    tests free to start Ray in-process as the product does.
+    """
+    import ray
+
+    from actors.camera_registry import NAMESPACE
+
+    ray.init(address=ray_cluster.address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+    yield ray_cluster
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -10,7 +56,6 @@ def face_pipeline():
     from cluster.vision.pipeline import FacePipeline
 
     return FacePipeline(FaceModelsConfig(device="cpu"))
-
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,103 @@
+"""One local Ray cluster for the whole test session, started as an operator starts one: `ray start --head`.
+
+Starting Ray takes 10-15 s on two cores, and clusters started back to back collide on Ray's fixed
+ports (its dashboard agent's 52365, its client server's 10001) while the previous cluster's
+processes exit; on a slow machine the raylet then dies waiting for its agent (Ray issue 65983).
+So the tests share one cluster, started once with every port free (`ray.init` cannot choose the
+agent's port; `ray start` can), in a temp dir of its own so that `ray.init(address="auto")`
+elsewhere on the machine never finds it. `ray start --block` stops every process it started when
+it gets SIGTERM, and they die with it if it is killed, so stopping it leaves nothing behind.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.camera_sources import closed_port
+from tests.waiting import scaled
+
+RAY = Path(sys.executable).parent / "ray"
+START_ATTEMPTS = 3
+START_TIMEOUT_S = 60.0
+"""On an idle machine; stretched by load (tests/waiting.py)."""
+STOP_TIMEOUT_S = 60.0
+"""`ray start` drains for up to 30 s before it stops its processes."""
+
+
+class RayClusterStartError(RuntimeError):
+    """`ray start` failed on every attempt; the message carries the end of its log."""
+
+
+@dataclass(frozen=True)
+class LocalRayCluster:
+    """A running `ray start --head --block` process, the GCS address to join and its temp dir."""
+
+    address: str
+    temp_dir: Path
+    process: subprocess.Popen
+
+    @classmethod
+    def start(cls, num_cpus: int) -> "LocalRayCluster":
+        """Start a cluster with `num_cpus` logical CPUs, trying again when a start fails on a loaded machine."""
+        failures = []
+        for _ in range(START_ATTEMPTS):
+            temp_dir = Path(tempfile.mkdtemp(prefix="ray-tests-"))
+            process = _launch(num_cpus, temp_dir)
+            address = _wait_for_address(process, temp_dir)
+            if address is not None:
+                return cls(address, temp_dir, process)
+            _stop(process)
+            failures.append(_log_tail(temp_dir))
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        raise RayClusterStartError(
+            f"`ray start` failed {START_ATTEMPTS} times; if the machine is busy, run the tests when it is quieter."
+            f" Its last log ends:\n{failures[-1]}"
+        )
+
+    def stop(self) -> None:
+        """Stop every process of the cluster and wait for them to exit."""
+        _stop(self.process)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _launch(num_cpus: int, temp_dir: Path) -> subprocess.Popen:
+    command = [
+        str(RAY), "start", "--head", "--block", "--disable-usage-stats", "--include-dashboard", "false",
+        "--num-cpus", str(num_cpus), "--temp-dir", str(temp_dir),
+        "--port", "0", "--dashboard-port", "0", "--dashboard-agent-listen-port", "0",
+        "--ray-client-server-port", str(closed_port()),
+    ]  # fmt: skip
+    # Token authentication follows whether ~/.ray holds a token; drivers in tests join without one.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    with open(temp_dir / "ray-start.log", "wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _wait_for_address(process: subprocess.Popen, temp_dir: Path) -> str | None:
+    """The GCS address `ray start` writes once the cluster is up; None if it exited or took too long."""
+    address_file = temp_dir / "ray_current_cluster"
+    deadline = time.monotonic() + scaled(START_TIMEOUT_S)
+    while process.poll() is None and time.monotonic() < deadline:
+        if address_file.is_file() and (address := address_file.read_text().strip()):
+            return address
+        time.sleep(0.2)
+    return None
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=scaled(STOP_TIMEOUT_S))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _log_tail(temp_dir: Path) -> str:
+    log = temp_dir / "ray-start.log"
+    return log.read_text(errors="replace")[-3000:] if log.is_file() else "(no log)"
