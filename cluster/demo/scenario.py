@@ -14,24 +14,22 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import ray
 import structlog
-from ray import serve
 
-from actors.camera_registry import NAMESPACE
-from actors.live_assembly import LiveAssembly
-from actors.live_pipeline import LivePipeline
 from cluster.alerts.model import Alert
 from cluster.alerts.opening import open_alert_store
-from cluster.alerts.query import AlertFilter
 from cluster.alerts.store import AlertStore
 from cluster.api.app import create_app
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
+from cluster.application.live_run import LiveRun, LiveRunResult, LiveRunSettings, LiveSnapshot, stop_and_reload_signals
+from cluster.application.watchlists import WatchlistService
 from cluster.audit.config import AuditConfig
+from cluster.audit.opening import open_audit_log
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.config import LfrConfig
 from cluster.crowd.scoring import AlertScore, score_alerts
@@ -39,20 +37,17 @@ from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth, resolve_asset
 from cluster.database.config import DatabaseConfig
-from cluster.deployment.plan import MatchingPlan
-from cluster.deployment.window import DeploymentWindow
+from cluster.deployment.config import DeploymentConfig
 from cluster.enrolment.faces import portrait_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.live.matching import MatchingSummary
-from cluster.live.status_board import DeploymentStatus, StatusBoard
 from cluster.matching.calibration import CalibratedThreshold
-from cluster.matching.scoring import match_scoring
 from cluster.vision.face import Face
 from cluster.vision.image_io import load_image
-from cluster.vision.pipeline import FacePipeline, models_name
+from cluster.vision.pipeline import FacePipeline
 
 log = structlog.get_logger(__name__)
 
@@ -66,9 +61,11 @@ DEMO_TARGET_FPIR = 1e-2
 """The demo states 1 false alert in 100 passers-by: its crowd's faces are 30-75 px street faces, on which
 a 3-person list at the product default of 1 in 6,000 alerts about one person in two (its expected
 TPIR, 0.65, says as much); 1 in 100 shows every watchlist person on a crowd of a few dozen people."""
+PLACE = "Demo street (recorded crowd)"
 SAMPLE_FPS = 5.0
 DRAIN_S = 5.0
 """After the videos end, how long results may still be in flight before the cameras stop."""
+PROGRESS_PERIOD_S = 5.0
 
 Progress = Callable[[str], None]
 
@@ -132,20 +129,16 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
     config = config.model_copy(update={"gallery": gallery_config, "database": database, "matching": matching})
     try:
         progress("starting embedded Milvus and enrolling the watchlist")
-        version, enrolled = enrol_watchlist(truth, gallery_config, config)
+        version, enrolled = enrol_watchlist(truth, config)
         progress(f"watchlist {version.version_id}: {enrolled} photos of {len(truth.watchlist)} people")
-        cameras = cameras_of(truth, crowd_dir)
+        config = config.model_copy(
+            update={"cameras": cameras_of(truth, crowd_dir), "deployment": demo_deployment(truth, version, options)}
+        )
         store = open_alert_store(database, config.audit)
         control_room = start_control_room(store, truth, options, progress)
         try:
             progress("starting Ray, the Coordinator and the live pipeline")
-            now = time.time()
-            window = DeploymentWindow(now, now + 24 * 3600)
-            threshold = version.calibration.threshold
-            board = StatusPublisher(
-                StatusBoard(store.database), store, version, threshold, models_name(config.face_models), window
-            )
-            summaries = run_cluster(cameras, version, window, config, options, progress, board)
+            result = run_live(config, options, progress)
         finally:
             control_room.stop()
         alerts = tuple(read_alerts(database))
@@ -155,7 +148,7 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
     return DemoReport(
         alerts=alerts,
         score=score_alerts(alerts, truth),
-        cameras=tuple(summaries),
+        cameras=result.matching,
         enrolled=enrolled,
         watchlist_version=version.version_id,
         calibration=version.calibration,
@@ -164,25 +157,29 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
     )
 
 
-def enrol_watchlist(truth: CrowdTruth, gallery: GalleryConfig, config: LfrConfig) -> tuple[WatchlistVersion, int]:
-    """Enrol each watchlist person's enrolment photos (the face nearest the photo's centre) and freeze."""
+def enrol_watchlist(truth: CrowdTruth, config: LfrConfig) -> tuple[WatchlistVersion, int]:
+    """Enrol each watchlist person's enrolment photos (the face nearest the photo's centre) and freeze.
+
+    Through the audited watchlist service, as an officer's enrolment would be: the demo's audit
+    log shows who authorised the list, what was enrolled and the version frozen.
+    """
     pipeline = FacePipeline(config.face_models)
-    entries = []
-    for person in truth.watchlist:
-        for face in central_faces(pipeline, person.enrolment_photos):
-            entries.append(
-                WatchlistEntry(
-                    person_id=person.id,
-                    label=person.id.replace("_", " "),
-                    category="wanted",
-                    source="demo enrolment photo",
-                    authorised_by=OFFICER,
-                    embedding=face.embedding,
-                    extra_embeddings=face.extra_embeddings,
-                )
-            )
-    with Gallery.open(gallery) as opened:
-        watchlists = opened.watchlists
+    entries = [
+        WatchlistEntry(
+            person_id=person.id,
+            label=person.id.replace("_", " "),
+            category="wanted",
+            source="demo enrolment photo",
+            authorised_by=OFFICER,
+            embedding=face.embedding,
+            extra_embeddings=face.extra_embeddings,
+        )
+        for person in truth.watchlist
+        for face in central_faces(pipeline, person.enrolment_photos)
+    ]
+    audit = open_audit_log(config.database, config.audit)
+    with Gallery.open(config.gallery) as gallery:
+        watchlists = WatchlistService(gallery, audit, config)
         watchlists.create(
             WATCHLIST_ID,
             name="Demo watchlist",
@@ -190,13 +187,8 @@ def enrol_watchlist(truth: CrowdTruth, gallery: GalleryConfig, config: LfrConfig
             authorised_by=OFFICER,
             expires_at=int(time.time()) + 24 * 3600,
         )
-        watchlists.enrol(WATCHLIST_ID, entries)
-        scoring = match_scoring(config.face_models.models)
-        version = watchlists.freeze(
-            WATCHLIST_ID,
-            calibrate=lambda size: scoring.threshold_for(config.matching.target_fpir, size),
-            models=config.face_models.models[1:],
-        )
+        watchlists.enrol_entries(WATCHLIST_ID, entries, officer=OFFICER)
+        version = watchlists.freeze(WATCHLIST_ID, target_fpir=config.matching.target_fpir, officer=OFFICER)
         return version, len(entries)
 
 
@@ -223,46 +215,43 @@ def cameras_of(truth: CrowdTruth, crowd_dir: Path) -> list[CameraConfig]:
     ]
 
 
-def run_cluster(
-    cameras: list[CameraConfig],
-    version: WatchlistVersion,
-    window: DeploymentWindow,
-    config: LfrConfig,
-    options: DemoOptions,
-    progress: Progress,
-    board: "StatusPublisher",
-) -> list[MatchingSummary]:
-    plan = MatchingPlan(
-        deployment_id=DEPLOYMENT_ID,
+def demo_deployment(truth: CrowdTruth, version: WatchlistVersion, options: DemoOptions) -> DeploymentConfig:
+    """The demo's authorised deployment: today, on the crowd's cameras, bound to the version just frozen."""
+    now = datetime.now(UTC)
+    return DeploymentConfig(
+        id=DEPLOYMENT_ID,
+        place=PLACE,
+        starts_at=now,
+        ends_at=now + timedelta(days=1),
+        cameras=tuple(camera.id for camera in truth.cameras),
+        watchlist_id=WATCHLIST_ID,
         watchlist_version=version.version_id,
-        target_fpir=config.matching.target_fpir,
-        window=window,
-        cameras=tuple(cameras),
+        target_fpir=options.target_fpir,
+        signage_notice=SIGNAGE,
+        authorised_by=OFFICER,
+        reason="Demonstration of the live cluster on recorded video",
     )
-    ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
-    try:
-        deployment = LiveAssembly.start(plan, config)
-        try:
-            watch(deployment.pipeline, options.seconds, progress, board)
-        finally:
-            deployment.stop()
-            serve.shutdown()
-        return deployment.pipeline.sink_summaries
-    finally:
-        ray.shutdown()
 
 
-def watch(pipeline: LivePipeline, seconds: float, progress: Progress, board: "StatusPublisher") -> None:
-    """Let the videos play out (real time), showing progress and publishing the status every few seconds."""
-    deadline = time.monotonic() + seconds + DRAIN_S
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(5.0, left))
-        board.publish(pipeline)
-        stats = pipeline.stats()
+def run_live(config: LfrConfig, options: DemoOptions, progress: Progress) -> LiveRunResult:
+    """The same live run as `lfr run`, for as long as the videos play (real time) plus a drain."""
+    run = LiveRun(config, LiveRunSettings(actor=DEMO_ACTOR, period_s=PROGRESS_PERIOD_S))
+    run.start(progress)
+    deadline = time.monotonic() + options.seconds + DRAIN_S
+
+    def show(snapshot: LiveSnapshot) -> None:
         progress(
-            f"{max(0.0, deadline - time.monotonic()):4.0f} s left: {sum(s.results_ok for s in stats)} frames,"
-            f" {sum(s.faces for s in stats)} faces, {sum(s.dropped for s in stats)} dropped"
+            f"{max(0.0, deadline - time.monotonic()):4.0f} s left: {sum(s.results_ok for s in snapshot.streams)}"
+            f" frames, {sum(s.faces for s in snapshot.streams)} faces, {sum(s.dropped for s in snapshot.streams)}"
+            " dropped"
         )
+
+    try:
+        with stop_and_reload_signals() as (stopping, reload_requested):
+            run.run(stopping, reload_requested, show, duration_s=options.seconds + DRAIN_S)
+    finally:
+        result = run.stop()
+    return result
 
 
 def read_alerts(database: DatabaseConfig) -> list[Alert]:
@@ -287,45 +276,3 @@ def start_control_room(store: AlertStore, truth: CrowdTruth, options: DemoOption
     server = ApiServer(create_app(services), "127.0.0.1", options.port).start()
     progress(f"control room: {server.url}/  (sign in with the key {issued.token})")
     return server
-
-
-class StatusPublisher:
-    """Publishes the demo deployment's status (counts and camera health) for the control room."""
-
-    def __init__(
-        self,
-        board: StatusBoard,
-        store: AlertStore,
-        version: WatchlistVersion,
-        threshold: float,
-        model: str,
-        window: DeploymentWindow,
-    ) -> None:
-        self._board = board
-        self._store = store
-        self._version = version
-        self._threshold = threshold
-        self._model = model
-        self._window = window
-
-    def publish(self, pipeline: LivePipeline) -> None:
-        summaries = [s for s in pipeline.current_sink_summaries() if isinstance(s, MatchingSummary)]
-        cameras = tuple(health for health in pipeline.camera_health() if health is not None)
-        self._board.publish(
-            DeploymentStatus(
-                deployment_id=DEPLOYMENT_ID,
-                place="Demo street (recorded crowd)",
-                window=self._window,
-                watchlist_id=WATCHLIST_ID,
-                watchlist_version=self._version.version_id,
-                threshold=self._threshold,
-                model=self._model,
-                target_fpir=self._version.calibration.target_fpir,
-                expected_tpir=self._version.calibration.expected_tpir,
-                faces_seen=sum(s.tracker.faces_seen for s in summaries),
-                non_match_deletions=sum(s.tracker.tracklets_deleted_no_match for s in summaries),
-                alerts=self._store.count(AlertFilter(deployment_id=DEPLOYMENT_ID)),
-                cameras=cameras,
-                published_at=time.time(),
-            )
-        )

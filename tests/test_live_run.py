@@ -1,0 +1,112 @@
+"""`lfr run` with a deployment, as an operator runs it: its status reaches the control room's API.
+
+A recorded crowd on two cameras, a watchlist enrolled and frozen through the audited service,
+a configuration file naming the cameras and the deployment; `lfr run` runs in its own process
+while the control-room API (the app `lfr serve` serves) reads the status board from the same
+database: the deployment, each camera's health and the faces seen. Afterwards the audit log
+holds the deployment's start and stop with its authorisation, threshold and watchlist digest.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from cluster.alerts.opening import open_alert_store
+from cluster.api.app import create_app
+from cluster.api.photos import FolderWatchlistPhotos
+from cluster.api.server import ApiServer
+from cluster.api.services import ControlRoomServices
+from cluster.audit.actions import AuditAction
+from cluster.config import LfrConfig
+from cluster.crowd.spec import CrowdSpec
+from cluster.crowd.synthesis import make_crowd
+from cluster.database.config import DatabaseConfig
+from cluster.demo.scenario import DemoOptions, cameras_of, demo_deployment, enrol_watchlist
+from cluster.gallery.config import GalleryConfig, LiteBackendConfig
+from cluster.gallery.lite_backend import EmbeddedMilvus
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+SECONDS = 12.0
+RUN_S = 40.0
+"""How long `lfr run` runs: Ray's start, the face service's start, then the crowd's seconds."""
+
+
+@pytest.fixture
+def deployment_config(tmp_path) -> tuple[Path, LfrConfig]:
+    truth = make_crowd(CrowdSpec(cameras=2, seconds=SECONDS, fps=10, width=640, height=360, seed=2), tmp_path / "crowd")
+    config = LfrConfig(
+        gallery=GalleryConfig(
+            backend=LiteBackendConfig(data_dir=tmp_path / "milvus"), catalogue_path=tmp_path / "watchlists.sqlite3"
+        ),
+        database=DatabaseConfig(url=str(tmp_path / "lfr.sqlite3")),
+    )
+    config = config.model_copy(update={"matching": config.matching.model_copy(update={"target_fpir": 1e-2})})
+    version, _ = enrol_watchlist(truth, config)
+    options = DemoOptions(workdir=tmp_path, target_fpir=1e-2)
+    config = config.model_copy(
+        update={
+            "cameras": cameras_of(truth, tmp_path / "crowd"),
+            "deployment": demo_deployment(truth, version, options),
+        }
+    )
+    path = tmp_path / "deployment.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    yield path, config
+    EmbeddedMilvus(config.gallery.backend, config.gallery.timeouts).stop()
+
+
+def test_lfr_run_publishes_the_deployment_status_for_the_control_room(deployment_config, tmp_path):
+    path, config = deployment_config
+    store = open_alert_store(config.database, config.audit)
+    services = ControlRoomServices.over(store, FolderWatchlistPhotos(tmp_path / "photos"))
+    key = services.keys.add_user("duty-officer", "operator", actor="test").token
+    server = ApiServer(create_app(services), "127.0.0.1", 0).start()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli.main", "--config", str(path), "run", "--duration", str(RUN_S)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    seen: dict = {}
+    try:
+        deadline = time.monotonic() + RUN_S + 120
+        while run.poll() is None and time.monotonic() < deadline:
+            answer = requests.get(
+                f"{server.url}/deployments/demo", headers={"Authorization": f"Bearer {key}"}, timeout=10
+            )
+            if answer.status_code == 200:
+                seen = answer.json()
+                if seen["faces_seen"] > 0 and {c["camera_id"] for c in seen["cameras"]} == {"cam0", "cam1"}:
+                    break
+            time.sleep(0.5)
+        assert seen, "the control room never saw the deployment's status"
+        assert seen["faces_seen"] > 0, seen
+        assert {c["camera_id"] for c in seen["cameras"]} == {"cam0", "cam1"}, seen["cameras"]
+        assert all(c["state"] in ("streaming", "connecting", "stopped") for c in seen["cameras"]), seen["cameras"]
+        assert seen["place"] == config.deployment.place
+        assert seen["watchlist_version"] == config.deployment.watchlist_version
+        assert seen["target_fpir"] == pytest.approx(1e-2)
+        out, err = run.communicate(timeout=RUN_S + 120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(30)
+        server.stop()
+    assert run.returncode == 0, err[-3000:]
+    assert "faces seen" in out and "deployment demo:" in out, out[-3000:]
+
+    entries = [e for e in store.audit.entries() if e.subject == "deployment:demo"]
+    assert [e.action for e in entries] == [AuditAction.DEPLOYMENT_STARTED, AuditAction.DEPLOYMENT_STOPPED]
+    started = entries[0].details
+    assert started["watchlist_version"] == config.deployment.watchlist_version
+    assert started["authorised_by"] == config.deployment.authorised_by
+    assert started["threshold"] > 0 and len(started["watchlist_digest"]) == 64
+    assert entries[1].details["faces_seen"] >= seen["faces_seen"], "the final count covers what was published"
