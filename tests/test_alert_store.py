@@ -33,7 +33,7 @@ from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.paths import LFW10
 
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 DAY = 86_400.0
 T0 = 1_749_902_400.123456  # 2025-06-14 12:00:00.123456 UTC: not a round number, so float round trips show
 CROPS = [path.read_bytes() for path in sorted(LFW10.glob("*/*_0001.jpg"))]

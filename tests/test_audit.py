@@ -25,7 +25,7 @@ from cluster.config import LfrConfig
 from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 KEY = b"k" * 16 + b"0123456789abcdef"
 OTHER_KEY = b"x" * 32
 ENTRIES = 8

@@ -32,7 +32,7 @@ def store(database, clock):
     return AlertStore(database, AuditLog(database, clock=clock), clock=clock)
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True)
 def test_every_change_appends_one_event_in_order(store, clock):
     log = AlertEventLog(store.database)
     assert log.last_id() == 0 and log.after(0) == []

@@ -37,7 +37,7 @@ def ids(response) -> list[str]:
     return [alert["alert_id"] for alert in response.json()["alerts"]]
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True)
 def test_listing_filters_and_pages(room):
     assert ids(room.get("/alerts")) == [f"al-{n}" for n in range(5, -1, -1)]
     assert ids(room.get("/alerts", params={"person_id": PEOPLE[1]})) == ["al-4", "al-1"]

@@ -14,7 +14,7 @@ from tests.api.factories import deployment_status
 NOW = 1_750_000_000.25
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True)
 def test_publish_replaces_and_reads_back_exactly(database):
     board = StatusBoard(database, clock=lambda: NOW + 7)
     assert board.latest("west_end") is None and board.all_latest() == []

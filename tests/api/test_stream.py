@@ -32,7 +32,7 @@ def all_event_ids(control_room) -> list[int]:
     return [event.event_id for event in control_room.services.events.after(0)]
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True)
 def test_resumes_after_a_reconnect_without_losing_or_repeating_an_event(control_room, pipeline_store):
     start = control_room.get("/alerts").json()["last_event_id"]
     with EventStream(control_room.url, control_room.operator.token, start) as first:
