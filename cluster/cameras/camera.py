@@ -13,6 +13,7 @@ and while it waits, and a blocking open or read gives up by itself after its tim
 import random
 import threading
 import time
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -23,6 +24,7 @@ from av.video.stream import VideoStream
 
 from cluster.cameras.backoff import Backoff
 from cluster.cameras.config import CameraConfig
+from cluster.cameras.decoding import CorruptVideoError, DecodedFrame, decode_frames
 from cluster.cameras.frame_queue import DropOldestQueue
 from cluster.cameras.frames import CameraFrame, capped_size
 from cluster.cameras.health import CameraHealth, CameraState
@@ -36,9 +38,6 @@ log = structlog.get_logger(__name__)
 
 HEALTH_WINDOW_S = 5.0
 """fps_in and fps_out are averaged over this many seconds."""
-
-MAX_CONSECUTIVE_CORRUPT = 100
-"""This many undecodable packets in a row means the stream is broken, not a frame or two."""
 
 STOP_GRACE_S = 1.0
 
@@ -184,12 +183,12 @@ class Camera:
         return not self.config.loop
 
     def _stream_frames(self, container: InputContainer, stream: VideoStream, stopping: threading.Event) -> None:
-        stream.thread_type = "AUTO"
         opened_at = time.monotonic()
         pacer = RealtimePacer() if self.config.source_kind == "file" and self.config.realtime else None
         self._sampler.reset()
         first = True
-        for frame, decode_s in self._decoded_frames(container, stream, stopping):
+        for decoded in self._decoded_frames(container, stream, stopping):
+            frame, decode_s = decoded.frame, decoded.decode_s
             pts = frame.time if frame.time is not None else time.monotonic() - opened_at
             if pacer is not None:
                 pacer.wait(pts, stopping)
@@ -214,44 +213,20 @@ class Camera:
             if pixels is not None:
                 self._queue.put(CameraFrame(self.config.id, seq, pts, wall, pixels, decode_s))
 
-    def _decoded_frames(self, container: InputContainer, stream: VideoStream, stopping: threading.Event):
-        """(frame, decode seconds) pairs; undecodable packets are counted and skipped, read failures raise SourceError.
+    def _decoded_frames(
+        self, container: InputContainer, stream: VideoStream, stopping: threading.Event
+    ) -> Iterator[DecodedFrame]:
+        """The shared decode loop over the stream: undecodable packets counted, failures raised as SourceError."""
+        try:
+            yield from decode_frames(container, stream, stopping=stopping, on_undecodable=self._count_corrupt)
+        except CorruptVideoError as exc:
+            raise SourceError(f"{redact(self.config.source)}: {exc} (corrupt stream)") from exc
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceError(describe_read_error(self.config, exc)) from exc
 
-        A packet's decode time is shared among the frames it yields (with threaded decoding it is the
-        time the call took, which is what this camera's thread spent).
-        """
-        packets = container.demux(stream)
-        corrupt_in_a_row = 0
-        while not stopping.is_set():
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except av.InvalidDataError:
-                corrupt_in_a_row = self._count_corrupt(corrupt_in_a_row)
-                packets = container.demux(stream)
-                continue
-            except (av.FFmpegError, OSError) as exc:
-                raise SourceError(describe_read_error(self.config, exc)) from exc
-            decoding = time.perf_counter()
-            try:
-                frames = stream.decode(packet)
-            except av.FFmpegError:
-                corrupt_in_a_row = self._count_corrupt(corrupt_in_a_row)
-                continue
-            corrupt_in_a_row = 0
-            if frames:
-                share = (time.perf_counter() - decoding) / len(frames)
-                yield from ((frame, share) for frame in frames)
-
-    def _count_corrupt(self, corrupt_in_a_row: int) -> int:
+    def _count_corrupt(self) -> None:
         with self._lock:
             self._frames_corrupt += 1
-        if corrupt_in_a_row + 1 >= MAX_CONSECUTIVE_CORRUPT:
-            raise SourceError(
-                f"{redact(self.config.source)}: {MAX_CONSECUTIVE_CORRUPT} undecodable packets in a row (corrupt stream)"
-            )
-        return corrupt_in_a_row + 1
 
     def _pixels(self, frame: VideoFrame) -> np.ndarray:
         width, height = capped_size(frame.width, frame.height, self.config.max_width, self.config.max_height)

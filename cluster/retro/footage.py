@@ -17,14 +17,13 @@ from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from cluster.cameras.decoding import CorruptVideoError, decode_frames
 from cluster.cameras.sampler import FpsSampler
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.frames import validate_frame
 from cluster.vision.image_io import IMAGE_SUFFIXES, load_image
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".mpg", ".mpeg", ".h264"})
-MAX_UNDECODABLE_IN_A_ROW = 50
-"""Undecodable packets in a row after which a video counts as corrupt rather than merely damaged."""
 
 SourceKind = Literal["image", "video"]
 
@@ -105,7 +104,6 @@ def _video_frames(source: FootageSource, sampler: FpsSampler) -> Iterator[Footag
         if not container.streams.video:
             raise FootageError(f"{path}: holds no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         rate = float(stream.average_rate or 25)
         first_time: float | None = None
         for index, frame in enumerate(_decoded(path, container, stream)):
@@ -124,24 +122,11 @@ def _frame_pixels(path: Path, frame: VideoFrame) -> np.ndarray:
 
 
 def _decoded(path: Path, container: InputContainer, stream: VideoStream) -> Iterator[VideoFrame]:
-    """Decoded frames in order; damaged packets are skipped, a run of them (or a read failure) raises FootageError."""
-    packets = container.demux(stream)
-    undecodable = 0
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            return
-        except (av.FFmpegError, OSError) as exc:
-            raise FootageError(f"{path}: reading the video failed ({exc}); the file is damaged or truncated") from exc
-        try:
-            frames = stream.decode(packet)
-        except av.FFmpegError:
-            undecodable += 1
-            if undecodable >= MAX_UNDECODABLE_IN_A_ROW:
-                raise FootageError(
-                    f"{path}: {MAX_UNDECODABLE_IN_A_ROW} undecodable packets in a row; the video is corrupt"
-                ) from None
-            continue
-        undecodable = 0
-        yield from frames
+    """The shared decode loop over the video: damaged packets skipped, a run of them or a read failure FootageError."""
+    try:
+        for decoded in decode_frames(container, stream):
+            yield decoded.frame
+    except CorruptVideoError as exc:
+        raise FootageError(f"{path}: {exc}; the video is corrupt") from exc
+    except (av.FFmpegError, OSError) as exc:
+        raise FootageError(f"{path}: reading the video failed ({exc}); the file is damaged or truncated") from exc
