@@ -17,19 +17,9 @@ from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
 from cluster.cameras.frames import CameraFrame
 from cluster.cameras.health import CameraHealth
 from cluster.cameras.status import ActorProcess
+from cluster.processes import process_memory
 
 MAX_CAMERA_RESTARTS = 3
-
-
-def _memory_status() -> dict[str, int]:
-    """Resident memory figures of this process in bytes, from /proc/self/status (Linux)."""
-    figures = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "RssShmem"):
-                figures[name] = int(value.split()[0]) * 1024
-    return figures
 
 
 @ray.remote(
@@ -55,12 +45,12 @@ class CameraActor:
         return self._camera.health()
 
     def process(self) -> ActorProcess:
-        memory = _memory_status()
+        memory = process_memory()
         return ActorProcess(
             actor_id=ray.get_runtime_context().get_actor_id(),
             pid=os.getpid(),
-            rss_bytes=memory["VmRSS"] - memory["RssShmem"],
-            shared_bytes=memory["RssShmem"],
+            rss_bytes=memory.own_bytes,
+            shared_bytes=memory.shared_bytes,
         )
 
     @ray.method(concurrency_group="frames")

@@ -35,6 +35,7 @@ from cluster.live.face_service import (
     PatchRequest,
     PatchResult,
 )
+from cluster.processes import process_memory
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
 
@@ -114,11 +115,7 @@ class FaceService:
 
     def resident_bytes(self) -> int:
         """This replica's resident memory (Linux), so that a run can show it stays flat under load."""
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS line in /proc/self/status; resident memory is only reported on Linux")
+        return process_memory().resident_bytes
 
     async def __call__(self, request: FrameRequest) -> FrameResult:
         return await self._batched(request, time.time())

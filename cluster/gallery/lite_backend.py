@@ -35,6 +35,7 @@ import structlog
 from cluster.gallery.config import LiteBackendConfig, TimeoutsConfig
 from cluster.gallery.endpoint import MilvusEndpoint
 from cluster.gallery.errors import EmbeddedServerError
+from cluster.processes import command_line, process_running
 
 log = structlog.get_logger(__name__)
 
@@ -61,23 +62,6 @@ class EmbeddedServerState:
     @property
     def uri(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-
-def _process_running(pid: int) -> bool:
-    """Whether the pid is a live process (a zombie is not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _command_line(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return [part.decode("utf-8", "replace") for part in cmdline.read().split(b"\0") if part]
-    except FileNotFoundError:
-        return []
 
 
 def _free_port() -> int:
@@ -177,13 +161,13 @@ class EmbeddedMilvus:
     def _alive(self, pid: int) -> bool:
         if self._started is not None and self._started.pid == pid:
             return self._started.poll() is None
-        return _process_running(pid)
+        return process_running(pid)
 
     def _is_our_server(self, pid: int) -> bool:
         """Whether the pid runs milvus-lite over this data directory (not a recycled pid)."""
         if not self._alive(pid):
             return False
-        command = _command_line(pid)
+        command = command_line(pid)
         return "milvus_lite" in command and str(self.milvus_dir) in command
 
     @contextmanager

@@ -1,0 +1,59 @@
+"""`cluster.processes`, the one /proc reader, on this process and on a real child: running, zombie, reaped."""
+
+import os
+import subprocess
+import sys
+import time
+from multiprocessing import shared_memory
+
+import numpy as np
+import pytest
+
+from cluster.processes import child_pids, command_line, process_memory, process_running, running_pids
+
+WAIT_S = 10.0
+
+
+def test_this_process_memory_grows_with_what_it_holds():
+    before = process_memory()
+    held = np.ones(64 * 1024 * 1024, dtype=np.uint8)
+    after = process_memory()
+    assert after.resident_bytes - before.resident_bytes >= 0.9 * held.nbytes
+    assert after.peak_resident_bytes >= after.resident_bytes >= after.own_bytes > 0
+    assert after.own_bytes == after.resident_bytes - after.shared_bytes
+    assert process_memory(os.getpid()).resident_bytes > 0
+
+
+def test_shared_memory_it_touches_counts_as_shared_not_as_its_own():
+    size = 32 * 1024 * 1024
+    block = shared_memory.SharedMemory(create=True, size=size)
+    try:
+        before = process_memory()
+        pages = np.ndarray((size,), dtype=np.uint8, buffer=block.buf)
+        pages[:] = 1
+        after = process_memory()
+        del pages
+    finally:
+        block.close()
+        block.unlink()
+    assert after.shared_bytes - before.shared_bytes >= 0.9 * size
+    assert abs(after.own_bytes - before.own_bytes) < 0.5 * size
+
+
+def test_a_child_is_seen_running_then_a_zombie_is_not_running_then_it_is_gone():
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert process_running(child.pid)
+        assert command_line(child.pid) == [sys.executable, "-c", "import sys; sys.stdin.read()"]
+        assert child.pid in child_pids(os.getpid()) and child.pid in running_pids()
+        assert process_memory(child.pid).resident_bytes > 0
+        child.stdin.close()
+        deadline = time.monotonic() + WAIT_S
+        while process_running(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not process_running(child.pid), "an exited child that is not reaped yet is a zombie, not running"
+    finally:
+        child.wait(WAIT_S)
+    assert not process_running(child.pid) and command_line(child.pid) == [] and child_pids(child.pid) == []
+    with pytest.raises(ProcessLookupError, match=f"no process {child.pid}"):
+        process_memory(child.pid)
