@@ -329,10 +329,13 @@ class WatchlistService:
             ],
         )
 
-    def freeze(self, watchlist_id: str, *, target_fpir: float | None = None, officer: str) -> WatchlistVersion:
+    def freeze(
+        self, watchlist_id: str, *, target_fpir: float | None = None, officer: str, reason: str | None = None
+    ) -> WatchlistVersion:
         """Freeze a version for deployments to bind to, its threshold calibrated for `target_fpir` and its size.
 
-        target_fpir None: the configured `matching.target_fpir`.
+        target_fpir None: the configured `matching.target_fpir`. reason: why it was frozen, when not
+        at an officer's request (a search of a watchlist that had no version), recorded with it.
         """
         models = self.config.face_models.models
         scoring = match_scoring(models)
@@ -351,6 +354,7 @@ class WatchlistService:
                 "entries": version.entry_count,
                 "digest": version.digest,
                 "calibration": version.calibration.record() if version.calibration else None,
+                **({"reason": reason} if reason else {}),
             },
         )
 

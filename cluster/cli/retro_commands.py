@@ -4,9 +4,9 @@
 
 Writes DIR/report.json and DIR/report.html (self-contained, with the crops of matches).
 Faces that match nobody are counted, never kept. Without --version the latest frozen version
-is searched, and one is frozen when the watchlist has none. The search is audited with the
-version, the threshold and the counts. Exit status: 0 done; 1 done, but some sources could
-not be read (named on stderr and in the report); 2 nothing searched.
+is searched, and one is frozen when the watchlist has none. The search is done and audited
+(version, threshold, counts) by `cluster.application.retro.RetroService`. Exit status: 0 done;
+1 done, but some sources could not be read (named on stderr and in the report); 2 nothing searched.
 """
 
 import argparse
@@ -15,25 +15,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cluster.audit.actions import AuditAction
+from cluster.application.retro import RetroService
 from cluster.cli.watchlist_commands import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
     add_officer_argument,
+    gallery_service,
     guarded,
     officer_of,
-    open_audit,
 )
 from cluster.config import LfrConfig
-from cluster.gallery.gallery import Gallery
-from cluster.matching.scoring import match_scoring
 from cluster.retro.footage import find_footage
-from cluster.retro.html_report import write_html_report
-from cluster.retro.json_report import write_json_report
-from cluster.retro.search import RetroSearch
-from cluster.retro.versions import choose_version
-from cluster.vision.pipeline import FacePipeline
 
 DEFAULT_FPS = 2.0
 MAX_FPS = 120.0
@@ -64,75 +57,27 @@ def run_retro(args: argparse.Namespace, config: LfrConfig) -> int:
         if not sources:
             raise ValueError(f"no images or videos found in {', '.join(str(p) for p in args.footage)}")
         args.out.mkdir(parents=True, exist_ok=True)
-        audit = open_audit(config)
-        officer = officer_of(args)
-        scoring = match_scoring(config.face_models.models)
-        with Gallery.open(config.gallery) as gallery:
-            choice = choose_version(
-                gallery.watchlists,
+        with (
+            gallery_service(config, RetroService) as service,
+            tqdm(unit="frame", file=sys.stderr, disable=None) as progress,
+        ):
+            outcome = service.search(
                 args.watchlist,
-                args.version,
-                calibrate=lambda entries: scoring.threshold_for(config.matching.target_fpir, entries),
-                models=config.face_models.models[1:],
+                sources,
+                version=args.version,
+                out_dir=args.out,
+                fps=args.fps,
+                officer=officer_of(args),
+                on_frame=lambda _: progress.update(1),
             )
-            calibration = choice.version.calibration
-            if calibration is None:
-                raise ValueError(
-                    f"{choice.version.version_id} was frozen before thresholds were calibrated; run `lfr watchlist"
-                    f" freeze {args.watchlist}` and search the new version"
-                )
-            threshold = calibration.threshold
-            if choice.frozen_now:
-                audit.record(
-                    officer,
-                    AuditAction.WATCHLIST_CHANGE,
-                    f"watchlist:{args.watchlist}",
-                    {
-                        "change": "frozen",
-                        "version": choice.version.version_id,
-                        "entries": choice.version.entry_count,
-                        "digest": choice.version.digest,
-                        "calibration": calibration.record(),
-                        "reason": "retrospective search of a watchlist without a frozen version",
-                    },
-                )
-            pipeline = FacePipeline(config.face_models)
-            search = RetroSearch(
-                pipeline,
-                gallery.watchlists,
-                choice.version,
-                threshold,
-                args.fps,
-                fusion=scoring.fusion,
-                top_k=config.gallery.top_k,
-            )
-            with tqdm(unit="frame", file=sys.stderr, disable=None) as progress:
-                report = search.run(sources, officer, on_frame=lambda _: progress.update(1))
-        json_path = write_json_report(report, args.out)
-        html_path = write_html_report(report, args.out)
-        audit.record(
-            officer,
-            AuditAction.SEARCH,
-            f"watchlist:{choice.version.version_id}",
-            {
-                "kind": "retrospective",
-                "version_digest": choice.version.digest,
-                "calibration": calibration.record(),
-                "sources": [str(source.path) for source in report.sources],
-                "frames": sum(source.frames for source in report.sources),
-                "faces_seen": report.faces_seen,
-                "matches": len(report.matches),
-                "persons_matched": sorted({match.person_id for match in report.matches}),
-                "report": str(json_path),
-            },
-        )
+        report, calibration, version = outcome.report, outcome.calibration, outcome.report.version
         for failed in report.failed_sources:
             sys.stderr.write(f"lfr: not searched: {failed.error}\n")
         sys.stdout.write(
             f"searched {len(report.sources) - len(report.failed_sources)} of {len(report.sources)} sources against"
-            f" {choice.version.version_id} ({choice.version.entry_count} entries) at {calibration.summary()}:"
+            f" {version.version_id} ({version.entry_count} entries) at {calibration.summary()}:"
             f" {report.faces_seen} faces, {len(report.matches)} matched, {report.faces_unmatched} matched nobody"
-            f" (not kept)\nreport: {html_path} and {json_path}\n"
+            f" (not kept)\nreport: {outcome.html_path} and {outcome.json_path}\n"
         )
         return EXIT_REFUSED if report.failed_sources else EXIT_OK
 

@@ -6,7 +6,8 @@
 
 The manifest's format is described in `cluster.retro.social_manifest`. A bad line is reported
 with its number and skipped; the rest is still ingested. Both commands are audited (an ingest
-as an enrolment into `social_media`, a search as a search); no embedding is ever logged.
+as an enrolment into `social_media`, a search as a search, by `cluster.application.social`);
+no embedding is ever logged.
 Exit status as for `lfr watchlist`: 0 done, 1 some input refused, 2 nothing done.
 """
 
@@ -18,26 +19,22 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cluster.audit.actions import AuditAction
+from cluster.application.social import SocialService
 from cluster.cli.watchlist_commands import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
     add_officer_argument,
+    gallery_service,
     guarded,
     iso,
     officer_of,
-    open_audit,
 )
 from cluster.config import LfrConfig
-from cluster.enrolment.faces import RefusedPhoto, choose_faces
-from cluster.gallery.gallery import Gallery
+from cluster.enrolment.faces import RefusedPhoto
 from cluster.gallery.records import SocialMatch
-from cluster.retro.social_ingest import SocialIngest
 from cluster.retro.social_manifest import read_manifest
-from cluster.vision.pipeline import FacePipeline
 
-SOCIAL_SUBJECT = "social_media"
 MAX_TOP_K = 1024
 
 
@@ -70,28 +67,16 @@ def run_ingest(args: argparse.Namespace, config: LfrConfig) -> int:
         manifest = read_manifest(args.manifest)
         for problem in manifest.problems:
             sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
-        audit = open_audit(config)
-        with Gallery.open(config.gallery) as gallery:
-            pipeline = FacePipeline(config.face_models)
-            with tqdm(total=len(manifest.posts), unit="post", file=sys.stderr, disable=None) as progress:
-                summary = SocialIngest(pipeline, gallery.social).ingest(
-                    manifest.posts, on_post=lambda _: progress.update(1)
-                )
+        with (
+            gallery_service(config, SocialService) as service,
+            tqdm(total=len(manifest.posts), unit="post", file=sys.stderr, disable=None) as progress,
+        ):
+            summary = service.ingest(
+                args.manifest, manifest, officer=officer_of(args), on_post=lambda _: progress.update(1)
+            )
         for problem in summary.problems:
             sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
-        skipped = sorted({p.line for p in manifest.problems} | {p.line for p in summary.problems})
-        audit.record(
-            officer_of(args),
-            AuditAction.ENROLMENT,
-            SOCIAL_SUBJECT,
-            {
-                "manifest": str(args.manifest),
-                "posts": summary.posts,
-                "faces": summary.faces,
-                "lines_without_face": list(summary.without_face),
-                "lines_skipped": skipped,
-            },
-        )
+        skipped = summary.skipped_lines(manifest)
         sys.stdout.write(
             f"stored {summary.faces} face{'s' if summary.faces != 1 else ''} from {summary.posts} post"
             f"{'s' if summary.posts != 1 else ''} ({len(summary.without_face)} without a face);"
@@ -129,26 +114,15 @@ def run_search(args: argparse.Namespace, config: LfrConfig) -> int:
         return EXIT_FAILED
 
     def search() -> int:
-        audit = open_audit(config)
-        (chosen,) = choose_faces(FacePipeline(config.face_models), [args.photo], args.face)
+        with gallery_service(config, SocialService) as service:
+            result = service.search(
+                args.photo, officer=officer_of(args), face_index=args.face, top_k=top_k, min_similarity=threshold
+            )
+        chosen = result.probe
         if isinstance(chosen, RefusedPhoto):
             sys.stderr.write(f"lfr: refused {chosen.reason}\n")
             return EXIT_REFUSED
-        with Gallery.open(config.gallery) as gallery:
-            (matches,) = gallery.social.search(chosen.face.embedding[None], top_k=top_k, min_similarity=threshold)
-        audit.record(
-            officer_of(args),
-            AuditAction.SEARCH,
-            SOCIAL_SUBJECT,
-            {
-                "probe": str(args.photo),
-                "face": chosen.index,
-                "top_k": top_k,
-                "min_similarity": threshold,
-                "hits": len(matches),
-            },
-        )
-        records = [_match_record(match) for match in matches]
+        records = [_match_record(match) for match in result.matches]
         if args.json:
             document = {"probe": str(args.photo), "face": chosen.index, "min_similarity": threshold, "matches": records}
             sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

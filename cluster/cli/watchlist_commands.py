@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
@@ -94,12 +94,15 @@ def open_audit(config: LfrConfig) -> AuditLog:
     return open_audit_log(config.database, config.audit)
 
 
+Service = TypeVar("Service")
+
+
 @contextmanager
-def watchlist_service(config: LfrConfig) -> Iterator[WatchlistService]:
-    """The watchlist service over the configured audit log (opened first) and gallery, closed after."""
+def gallery_service(config: LfrConfig, service: Callable[[Gallery, AuditLog, LfrConfig], Service]) -> Iterator[Service]:
+    """An application service over the configured audit log (opened first) and gallery; the gallery closed after."""
     audit = open_audit(config)
     with Gallery.open(config.gallery) as gallery:
-        yield WatchlistService(gallery, audit, config)
+        yield service(gallery, audit, config)
 
 
 def guarded(command: Callable[[], int]) -> int:
@@ -203,7 +206,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_create(args: argparse.Namespace, config: LfrConfig) -> int:
     def create() -> int:
         expires_at = parse_expiry(args.expires)
-        with watchlist_service(config) as service:
+        with gallery_service(config, WatchlistService) as service:
             watchlist = service.create(
                 args.name,
                 name=args.name,
@@ -240,7 +243,7 @@ def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
             expires_at=expires_at,
         )
         with (
-            watchlist_service(config) as service,
+            gallery_service(config, WatchlistService) as service,
             tqdm(total=len(photos), unit="photo", file=sys.stderr, disable=None) as progress,
         ):
 
@@ -274,7 +277,7 @@ def run_import(args: argparse.Namespace, config: LfrConfig) -> int:
         manifest: Path = args.manifest.absolute()
         if args.report is not None and args.report.absolute() == manifest:
             raise ValueError(f"--report {args.report} is the manifest itself; name another file for the report")
-        with watchlist_service(config) as service:
+        with gallery_service(config, WatchlistService) as service:
             plan = service.plan_import(args.name, manifest, officer=args.officer, dry_run=args.dry_run)
             report = ImportReport(args.report) if args.report is not None else None
             try:
@@ -368,7 +371,7 @@ def _entry_record(entry: EnrolledEntry) -> dict[str, Any]:
 
 def run_list(args: argparse.Namespace, config: LfrConfig) -> int:
     def listing() -> int:
-        with watchlist_service(config) as service:
+        with gallery_service(config, WatchlistService) as service:
             overviews = service.overview(officer=officer_of(args))
         records = [_watchlist_record(o.watchlist, o.entry_count, o.versions) for o in overviews]
         if args.json:
@@ -390,7 +393,7 @@ def run_list(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_show(args: argparse.Namespace, config: LfrConfig) -> int:
     def show() -> int:
-        with watchlist_service(config) as service:
+        with gallery_service(config, WatchlistService) as service:
             detail = service.detail(args.name, officer=officer_of(args))
         watchlist, entries, versions = detail.watchlist, detail.entries, detail.versions
         record = _watchlist_record(watchlist, len(entries), versions)
@@ -422,7 +425,7 @@ def run_show(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_freeze(args: argparse.Namespace, config: LfrConfig) -> int:
     def freeze() -> int:
-        with watchlist_service(config) as service:
+        with gallery_service(config, WatchlistService) as service:
             version = service.freeze(args.name, target_fpir=args.target_fpir, officer=officer_of(args))
         calibration = version.calibration
         sys.stdout.write(f"{version.version_id}\n")
@@ -438,7 +441,7 @@ def run_freeze(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_remove(args: argparse.Namespace, config: LfrConfig) -> int:
     def remove() -> int:
-        with watchlist_service(config) as service:
+        with gallery_service(config, WatchlistService) as service:
             deleted = service.remove_person(args.name, args.person_id, officer=officer_of(args))
         entries = "entry" if deleted == 1 else "entries"
         sys.stdout.write(f"removed {deleted} {entries} of {args.person_id} from {args.name}\n")
@@ -455,7 +458,7 @@ def run_remove(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_purge_expired(args: argparse.Namespace, config: LfrConfig) -> int:
     def purge() -> int:
-        with watchlist_service(config) as service:
+        with gallery_service(config, WatchlistService) as service:
             deleted = service.purge_expired(officer=officer_of(args))
         sys.stdout.write(f"purged {deleted} expired entr{'y' if deleted == 1 else 'ies'}\n")
         return EXIT_OK

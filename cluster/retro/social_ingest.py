@@ -14,7 +14,7 @@ import structlog
 from cluster.gallery.records import SocialFace
 from cluster.gallery.social import SocialFaces
 from cluster.retro.footage import FootageError, read_image
-from cluster.retro.social_manifest import ManifestPost, ManifestProblem
+from cluster.retro.social_manifest import Manifest, ManifestPost, ManifestProblem
 from cluster.vision.pipeline import FacePipeline
 
 log = structlog.get_logger(__name__)
@@ -31,6 +31,10 @@ class IngestSummary:
     faces: int
     without_face: tuple[int, ...]
     problems: tuple[ManifestProblem, ...]
+
+    def skipped_lines(self, manifest: Manifest) -> list[int]:
+        """Every line skipped, in order: those the manifest refused and those whose image could not be read."""
+        return sorted({p.line for p in manifest.problems} | {p.line for p in self.problems})
 
 
 class SocialIngest:

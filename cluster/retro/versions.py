@@ -7,14 +7,13 @@ A watchlist whose authorisation has expired is refused before any footage is rea
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cluster.gallery.errors import UnknownWatchlistError, WatchlistExpiredError
 from cluster.gallery.records import WatchlistVersion
 from cluster.gallery.watchlists import Watchlists
-from cluster.matching.calibration import CalibratedThreshold
 
 VERSION_PATTERN = re.compile(r"^(?:(?P<watchlist_id>.+)@)?v?(?P<number>[1-9][0-9]*)$")
 
@@ -30,13 +29,14 @@ class VersionChoice:
 def choose_version(
     watchlists: Watchlists,
     watchlist_id: str,
-    requested: str | None = None,
+    requested: str | None,
+    *,
+    freeze: Callable[[], WatchlistVersion],
     now: float | None = None,
-    calibrate: Callable[[int], CalibratedThreshold] | None = None,
-    models: Sequence[str] = (),
 ) -> VersionChoice:
-    """The requested version of the watchlist, else its latest, else a new one (frozen with `calibrate`).
+    """The requested version of the watchlist, else its latest, else a new one frozen by `freeze`.
 
+    freeze: freezes the watchlist when it has no version (the caller calibrates the version and audits it).
     UnknownWatchlistError when there is no such watchlist or version; WatchlistExpiredError when
     the watchlist's authorisation has run out.
     """
@@ -61,4 +61,4 @@ def choose_version(
     versions = watchlists.versions(watchlist_id)
     if versions:
         return VersionChoice(versions[-1], frozen_now=False)
-    return VersionChoice(watchlists.freeze(watchlist_id, calibrate=calibrate, models=models), frozen_now=True)
+    return VersionChoice(freeze(), frozen_now=True)
