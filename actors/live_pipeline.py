@@ -4,10 +4,14 @@ Run from a driver that is connected to Ray (`ray.init`, namespace `lfr`). It dep
 service on Serve (no HTTP proxy: the forwarders call it through a handle), starts the cameras
 through a `CameraRegistry` and one `StreamForwarder` per camera, and tears all of it down again
 in `stop()`, which also returns each camera's final figures.
+
+The pipeline is generic in its sinks' summary type: started with the default sink, its
+summaries are `SinkSummary`s; with a factory of `MatchingSink`s, `MatchingSummary`s.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, overload
 
 import ray
 import structlog
@@ -21,14 +25,19 @@ from actors.stream_forwarder import StreamForwarder
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
 from cluster.live.config import FaceServiceConfig, ForwardingConfig, ReplicaPlan, plan_replicas
 from cluster.live.forwarding import StreamStats
-from cluster.live.sinks import ResultSink
+from cluster.live.sinks import ResultSink, SinkSummary, SummarySink
 from cluster.vision.config import FaceModelsConfig
 
 log = structlog.get_logger(__name__)
 
 CALL_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 180.0
+"""Starting actors starts worker processes that import torch and the models' code: on a loaded laptop
+that takes far longer than a call, so starts (cameras, forwarders) get their own, generous limit."""
 MIN_REPLICA_CPUS = 0.1
 """The least share of a logical CPU a face replica reserves (see `plan_replicas`)."""
+
+SummaryT = TypeVar("SummaryT")
 
 
 def deploy_face_service(
@@ -55,7 +64,7 @@ def deploy_face_service(
 
 
 @dataclass
-class LivePipeline:
+class LivePipeline(Generic[SummaryT]):
     """The running cameras, their forwarders and the face service handle."""
 
     registry: ActorHandle
@@ -63,9 +72,31 @@ class LivePipeline:
     plan: ReplicaPlan
     forwarders: dict[str, ActorHandle]
     forwarding: ForwardingConfig
-    sink_factory: Callable[[str], ResultSink] | None = None
-    sink_summaries: list = field(default_factory=list)
+    sink_factory: Callable[[str], ResultSink[SummaryT]]
+    sink_summaries: list[SummaryT] = field(default_factory=list)
     """Each camera's result-sink figures, in camera-id order, filled by `stop()`."""
+
+    @overload
+    @classmethod
+    def start(
+        cls,
+        cameras: list[CameraConfig],
+        models: FaceModelsConfig,
+        service: FaceServiceConfig,
+        sink_factory: None = None,
+        registry_name: str = REGISTRY_NAME,
+    ) -> "LivePipeline[SinkSummary]": ...
+
+    @overload
+    @classmethod
+    def start(
+        cls,
+        cameras: list[CameraConfig],
+        models: FaceModelsConfig,
+        service: FaceServiceConfig,
+        sink_factory: Callable[[str], ResultSink[SummaryT]],
+        registry_name: str = REGISTRY_NAME,
+    ) -> "LivePipeline[SummaryT]": ...
 
     @classmethod
     def start(
@@ -73,9 +104,10 @@ class LivePipeline:
         cameras: list[CameraConfig],
         models: FaceModelsConfig,
         service: FaceServiceConfig,
-        sink_factory: Callable[[str], ResultSink] | None = None,
+        sink_factory: Callable[[str], ResultSink[Any]] | None = None,
         registry_name: str = REGISTRY_NAME,
-    ) -> "LivePipeline":
+    ) -> "LivePipeline[Any]":
+        """Deploy the face service, start the cameras, each with a sink from `sink_factory` (default `SummarySink`)."""
         if not cameras:
             raise ValueError("no cameras to run: list at least one under `cameras:` in the configuration")
         handle, plan = deploy_face_service(models, service, len(cameras))
@@ -86,8 +118,9 @@ class LivePipeline:
                 f"a camera registry ('{registry_name}') already runs on this cluster, probably `lfr cameras run`;"
                 " stop it first, the live pipeline starts its own cameras"
             ) from exc
-        ray.get(registry.reload.remote(cameras), timeout=CALL_TIMEOUT_S)
-        pipeline = cls(registry, handle, plan, {}, service.forwarding, sink_factory)
+        ray.get(registry.reload.remote(cameras), timeout=START_TIMEOUT_S)
+        factory = SummarySink if sink_factory is None else sink_factory
+        pipeline = cls(registry, handle, plan, {}, service.forwarding, factory)
         pipeline._start_forwarders([camera.id for camera in cameras])
         log.info("live_pipeline_started", cameras=len(cameras))
         return pipeline
@@ -100,7 +133,7 @@ class LivePipeline:
             forwarder = StreamForwarder.remote(camera_id, actor, self.service, self.forwarding, self.sink_factory)
             self.forwarders[camera_id] = forwarder
             started.append(forwarder)
-        ray.get([forwarder.start.remote() for forwarder in started], timeout=CALL_TIMEOUT_S)
+        ray.get([forwarder.start.remote() for forwarder in started], timeout=START_TIMEOUT_S)
 
     def _stop_forwarders(self, camera_ids: list[str]) -> list[StreamStats]:
         """Stop and end the cameras' forwarders (their sinks decide what they hold); their final figures."""
@@ -114,7 +147,7 @@ class LivePipeline:
         """Make the running cameras match `cameras`: forwarders of removed or changed cameras stop first."""
         coming = ray.get(self.registry.changes.remote(cameras), timeout=CALL_TIMEOUT_S)
         self._stop_forwarders([*coming.removed, *coming.restarted])
-        result = ray.get(self.registry.reload.remote(cameras), timeout=CALL_TIMEOUT_S)
+        result = ray.get(self.registry.reload.remote(cameras), timeout=START_TIMEOUT_S)
         self._start_forwarders([*result.added, *result.restarted])
         log.info("live_pipeline_reloaded", added=result.added, removed=result.removed, restarted=result.restarted)
         return result
@@ -124,7 +157,7 @@ class LivePipeline:
         refs = [self.forwarders[cid].stats.remote(since) for cid in sorted(self.forwarders)]
         return ray.get(refs, timeout=timeout_s)
 
-    def current_sink_summaries(self, timeout_s: float = 15.0) -> list:
+    def current_sink_summaries(self, timeout_s: float = 15.0) -> list[SummaryT]:
         """Each camera's result-sink figures now, in camera-id order."""
         refs = [self.forwarders[cid].sink_summary.remote() for cid in sorted(self.forwarders)]
         return ray.get(refs, timeout=timeout_s)

@@ -44,6 +44,8 @@ from cluster.vision.pipeline import models_name
 log = structlog.get_logger(__name__)
 
 CALL_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 180.0
+"""Starting camera actors starts worker processes; on a loaded machine that takes minutes, not seconds."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class LiveRun:
         config, settings = self._config, self._settings
         if not settings.faces:
             registry = CameraRegistry.options(name=REGISTRY_NAME).remote(settings.camera_cpus)
-            self._note = self._describe(ray.get(registry.reload.remote(config.cameras), timeout=CALL_TIMEOUT_S))
+            self._note = self._describe(ray.get(registry.reload.remote(config.cameras), timeout=START_TIMEOUT_S))
             self._audit_cameras(ReloadResult(tuple(c.id for c in config.cameras), (), (), ()), "started")
             return _Running(registry=registry)
         if config.deployment is None:
@@ -181,7 +183,7 @@ class LiveRun:
         if running.pipeline is not None:
             result = running.pipeline.reload(cameras)
         else:
-            result = ray.get(running.registry.reload.remote(cameras), timeout=CALL_TIMEOUT_S)
+            result = ray.get(running.registry.reload.remote(cameras), timeout=START_TIMEOUT_S)
         self._audit_cameras(result, "reloaded")
         self._note = self._describe(result)
         return result
