@@ -26,6 +26,7 @@ from cluster.fusion.config import FusionConfig
 from cluster.fusion.fuser import Fuser, FusionKind
 from cluster.fusion.topology import CameraTopology
 from cluster.logging_setup import configure_logging
+from cluster.processes import process_memory, running_pids
 from cluster.vision.pipeline import MODEL_NAME
 from loadtest.machine import describe_machine
 
@@ -37,7 +38,7 @@ class ProcessMemory:
     """Samples the summed RSS of processes that did not exist when it started (the run's own)."""
 
     def __init__(self) -> None:
-        self._before = set(_pids()) - {os.getpid()}
+        self._before = set(running_pids()) - {os.getpid()}
         self.peak_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -52,23 +53,16 @@ class ProcessMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_S):
-            total = sum(_rss(pid) for pid in _pids() if pid not in self._before)
+            total = sum(_rss(pid) for pid in running_pids() if pid not in self._before)
             self.peak_bytes = max(self.peak_bytes, total)
 
 
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
 def _rss(pid: int) -> int:
+    """The process's resident bytes; 0 once it has gone."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+        return process_memory(pid).resident_bytes
     except OSError:
         return 0
-    return 0
 
 
 def refuse(alerts: tuple[Alert, ...], truth: CrowdTruth, crowd_dir: Path, config: LfrConfig) -> list[Alert]:

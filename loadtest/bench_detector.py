@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 
 from cluster.logging_setup import configure_logging
+from cluster.processes import process_memory
 from cluster.vision.detections import Detections
 from cluster.vision.detector import MTCNNDetector
 from loadtest.machine import describe_machine, peak_rss_mib
@@ -169,19 +170,17 @@ def reference_detector(device: str) -> Callable[[np.ndarray], tuple[object, obje
     return lambda images: model.detect(images, landmarks=True)
 
 
-def memory_mib(field: str) -> float:
-    """A /proc/self/status memory figure (VmRSS: now, VmHWM: peak) in MiB, else the rusage peak.
+def memory_mib(peak: bool = False) -> float:
+    """This process's resident memory now (or its peak) in MiB, from /proc; else the rusage peak.
 
     The rusage peak survives exec, so in a spawned child it starts at the parent's peak; the
-    kernel's per-process VmHWM does not.
+    kernel's per-process peak (VmHWM) does not.
     """
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
+        memory = process_memory()
     except OSError:
-        pass
-    return peak_rss_mib()
+        return peak_rss_mib()
+    return (memory.peak_resident_bytes if peak else memory.resident_bytes) / 2**20
 
 
 def memory_of(name: str, device: str, batch: int, threads: int) -> tuple[float, float]:
@@ -200,10 +199,10 @@ def memory_of(name: str, device: str, batch: int, threads: int) -> tuple[float, 
         def detect(images: list[np.ndarray]) -> object:
             return reference(np.stack(images))
 
-    loaded = memory_mib("VmRSS")
+    loaded = memory_mib()
     for size in FRAME_SIZES:
         detect(frames[size])
-    return loaded, memory_mib("VmHWM")
+    return loaded, memory_mib(peak=True)
 
 
 class CpuWatch:

@@ -37,6 +37,7 @@ from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.gallery.schema import WATCHLIST_COLLECTION
 from cluster.logging_setup import configure_logging
+from cluster.processes import process_memory
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
 from loadtest.bench_accuracy import embed_lfw10
@@ -82,11 +83,7 @@ def perturbed(sources: np.ndarray, noise: float, rng: np.random.Generator) -> np
 
 def rss_mib(pid: int) -> float:
     """Resident memory of a process now, in MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return process_memory(pid).resident_bytes / 2**20
 
 
 def percentile_ms(seconds: list[float], q: float) -> float:

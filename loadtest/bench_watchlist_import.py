@@ -36,6 +36,7 @@ from cluster.database.engine import Database
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.logging_setup import configure_logging
+from cluster.processes import process_memory
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.image_io import find_images
 from loadtest.machine import describe_machine, peak_rss_mib
@@ -87,11 +88,7 @@ def server_rss_mib(config: LfrConfig) -> float:
     running = EmbeddedMilvus(backend, config.gallery.timeouts).running()
     if running is None:
         return float("nan")
-    with open(f"/proc/{running.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return process_memory(running.pid).resident_bytes / 2**20
 
 
 def main() -> None:

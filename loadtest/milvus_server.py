@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from cluster.processes import child_pids, process_running
+
 GRPC_PORT = 19530
 SESSION_TTL_S = 8
 """etcd session lease of the server's components (Milvus' default is 30 s). The wrapper kills
@@ -89,27 +91,6 @@ def bring_loopback_up() -> None:
         request = struct.pack(IFREQ, b"lo", 0)
         flags = struct.unpack(IFREQ, fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack(IFREQ, b"lo", flags | IFF_UP))
-
-
-def pid_gone(pid: int) -> bool:
-    """Whether the process has exited (a zombie awaiting its parent counts as exited)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def child_pids(pid: int) -> list[int]:
-    """The direct children of a process."""
-    children: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as listing:
-                children.extend(int(value) for value in listing.read().split())
-    except FileNotFoundError:
-        return []
-    return children
 
 
 def wrapper_command(data_dir: Path) -> list[str]:
@@ -285,9 +266,9 @@ class MilvusServer:
         finally:
             self._cleanup()
         deadline = time.monotonic() + KILL_WAIT_SECONDS
-        while time.monotonic() < deadline and not all(pid_gone(pid) for pid in (pids.wrapper, pids.server)):
+        while time.monotonic() < deadline and any(process_running(pid) for pid in (pids.wrapper, pids.server)):
             time.sleep(0.05)
-        left = [pid for pid in (pids.wrapper, pids.server, pids.supervisor) if pid is not None and not pid_gone(pid)]
+        left = [pid for pid in (pids.wrapper, pids.server, pids.supervisor) if pid is not None and process_running(pid)]
         if left:
             raise MilvusServerError(f"processes still running after stop: {left}")
 

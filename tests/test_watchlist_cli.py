@@ -36,9 +36,9 @@ from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry
 from cluster.logging_setup import configure_logging
+from cluster.processes import process_running
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.image_io import load_image
-from loadtest.milvus_server import pid_gone
 from tests.paths import LFW10
 
 THRESHOLD = LfrConfig().matching.similarity_threshold
@@ -85,7 +85,7 @@ def lite_lfr_config(root: Path) -> Iterator[LfrConfig]:
         structlog.configure(**logging_before)
         last = embedded.running()
         embedded.stop()
-    assert pid_gone(started.pid) and (last is None or pid_gone(last.pid))
+    assert not process_running(started.pid) and (last is None or not process_running(last.pid))
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +379,7 @@ def test_gallery_stop_ends_the_embedded_server_and_the_next_command_restarts_it(
     assert running is not None
     stopped = lfr(lfr_config, "gallery", "stop")
     assert stopped.code == 0 and "stopped the embedded milvus-lite server" in stopped.out
-    assert pid_gone(running.pid) and embedded.running() is None
+    assert not process_running(running.pid) and embedded.running() is None
     assert "no embedded milvus-lite server was running" in lfr(lfr_config, "gallery", "stop").out
     listed = lfr(lfr_config, "watchlist", "list")
     assert listed.code == 0 and "restart: 0 entries" in listed.out

@@ -19,8 +19,9 @@ from cluster.enrolment.faces import portrait_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig, ServerBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
+from cluster.processes import process_running
 from cluster.vision.image_io import load_image
-from loadtest.milvus_server import MilvusServer, pid_gone
+from loadtest.milvus_server import MilvusServer
 from tests.paths import LFW10
 
 ENROLLED_PEOPLE = ("Ariel_Sharon", "Colin_Powell", "George_W_Bush", "Tony_Blair")
@@ -58,7 +59,7 @@ def real_milvus(tmp_path_factory) -> Iterator[MilvusServer]:
     pids = server.pids
     server.stop()
     assert pids is not None
-    assert all(pid_gone(pid) for pid in (pids.wrapper, pids.server, pids.supervisor) if pid is not None)
+    assert not any(process_running(pid) for pid in (pids.wrapper, pids.server, pids.supervisor) if pid is not None)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +72,7 @@ def embedded_milvus(tmp_path_factory) -> Iterator[EmbeddedMilvus]:
     last = embedded.running()
     assert last is not None, "the embedded server should still run at the end of the session"
     assert embedded.stop()
-    assert pid_gone(first.pid) and pid_gone(last.pid)
+    assert not process_running(first.pid) and not process_running(last.pid)
 
 
 def _config(backend: LiteBackendConfig | ServerBackendConfig, catalogue: Path) -> GalleryConfig:

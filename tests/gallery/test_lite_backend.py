@@ -9,7 +9,9 @@ import pytest
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.errors import EmbeddedServerError
 from cluster.gallery.lite_backend import EmbeddedMilvus
-from loadtest.milvus_server import pid_gone
+from cluster.processes import process_running
+
+pytestmark = pytest.mark.slow
 
 HOLD_LOCK = """
 import fcntl, sys, time
@@ -64,7 +66,7 @@ def test_a_stale_record_starts_a_new_server_on_the_same_port_and_stop_ends_it(tm
     finally:
         embedded.state_path.write_text(json.dumps({"pid": first.pid, "port": first.port, "started_at": 0.0}))
         assert embedded.stop()
-    assert pid_gone(first.pid)
+    assert not process_running(first.pid)
     assert embedded.running() is None
     embedded.state_path.write_text(json.dumps({"pid": gone.pid, "port": first.port, "started_at": 0.0}))
     second = embedded.ensure_running()
@@ -72,5 +74,5 @@ def test_a_stale_record_starts_a_new_server_on_the_same_port_and_stop_ends_it(tm
         assert second.pid != first.pid and second.port == first.port
     finally:
         assert embedded.stop()
-    assert pid_gone(second.pid)
+    assert not process_running(second.pid)
     assert not embedded.stop(), "nothing left to stop"
