@@ -42,6 +42,8 @@ from tests.test_watchlist_cli import (
     street_frame,
 )
 
+pytestmark = pytest.mark.slow
+
 AUTHORISED_BY = "Supt. A. Example"
 OFFICER = "PC 1234 Khan"
 BY_OFFICER = ("--officer", OFFICER)
