@@ -199,7 +199,10 @@ class WatchlistService:
         refused: list[RefusedPhoto] = []
         for result in choose_faces(FacePipeline(self.config.face_models), photos, face_index):
             on_photo(result)
-            (chosen if isinstance(result, ChosenFace) else refused).append(result)
+            if isinstance(result, ChosenFace):
+                chosen.append(result)
+            else:
+                refused.append(result)
         entries = [
             watchlist_entry(
                 face,

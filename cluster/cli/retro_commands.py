@@ -24,6 +24,7 @@ from cluster.cli.watchlist_commands import (
     gallery_service,
     guarded,
     officer_of,
+    one_step,
 )
 from cluster.config import LfrConfig
 from cluster.retro.footage import find_footage
@@ -68,7 +69,7 @@ def run_retro(args: argparse.Namespace, config: LfrConfig) -> int:
                 out_dir=args.out,
                 fps=args.fps,
                 officer=officer_of(args),
-                on_frame=lambda _: progress.update(1),
+                on_frame=one_step(progress),
             )
         report, calibration, version = outcome.report, outcome.calibration, outcome.report.version
         for failed in report.failed_sources:

@@ -29,6 +29,7 @@ from cluster.cli.watchlist_commands import (
     guarded,
     iso,
     officer_of,
+    one_step,
 )
 from cluster.config import LfrConfig
 from cluster.enrolment.faces import RefusedPhoto
@@ -71,9 +72,7 @@ def run_ingest(args: argparse.Namespace, config: LfrConfig) -> int:
             gallery_service(config, SocialService) as service,
             tqdm(total=len(manifest.posts), unit="post", file=sys.stderr, disable=None) as progress,
         ):
-            summary = service.ingest(
-                args.manifest, manifest, officer=officer_of(args), on_post=lambda _: progress.update(1)
-            )
+            summary = service.ingest(args.manifest, manifest, officer=officer_of(args), on_post=one_step(progress))
         for problem in summary.problems:
             sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
         skipped = summary.skipped_lines(manifest)

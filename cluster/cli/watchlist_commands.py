@@ -105,6 +105,15 @@ def gallery_service(config: LfrConfig, service: Callable[[Gallery, AuditLog, Lfr
         yield service(gallery, audit, config)
 
 
+def one_step(progress: tqdm) -> Callable[[object], None]:
+    """A callback for each item done (a frame, a post): moves the progress bar on by one."""
+
+    def step(_: object) -> None:
+        progress.update(1)
+
+    return step
+
+
 def guarded(command: Callable[[], int]) -> int:
     """Run a command; a failure it explains becomes one `lfr:` line on stderr and exit status 2."""
     try:
@@ -301,8 +310,11 @@ def _import_rows(service: WatchlistService, plan: ImportPlan, report: ImportRepo
             if report is not None:
                 report.add(outcome)
 
+        def decided(count: int) -> None:
+            progress.update(count)
+
         try:
-            service.run_import(plan, tally, on_row=shown, progress=progress.update)
+            service.run_import(plan, tally, on_row=shown, progress=decided)
         except BaseException:
             progress.write(
                 f"lfr: import stopped after {tally.done} of {rows} rows ({tally.counts[RowStatus.ENROLLED]} enrolled);"
