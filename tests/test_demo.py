@@ -21,6 +21,8 @@ from cluster.demo.scenario import DemoOptions, DemoReport, central_faces, run_de
 from cluster.live.status_board import StatusBoard
 from tests.privacy_scan import unit_vectors
 
+pytestmark = pytest.mark.slow
+
 SAME_PERSON = 0.92
 """Cosine at which a stored vector is taken to be a face of a reference person (the match threshold)."""
 SAME_VECTOR = 0.9999
