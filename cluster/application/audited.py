@@ -5,12 +5,14 @@ transaction covers a change and its entry. What the application layer guarantees
 order. `audited_change` takes the audit log's write lock, rehearses an append (inside a
 savepoint that is rolled back, so a log that cannot be written, has lost its head record or is
 locked by another writer stops the change before anything happens), runs the change while the
-lock is held, and appends its entry in that same transaction. A change that fails writes no
-entry, since nothing was changed.
+lock is held, and appends its entry in that same transaction. A change that raises writes no
+entry: the transaction rolls back with it.
 
 Holding the lock stalls other writers (alerts) for as long as the change runs, so only the
-short gallery writes go through `audited_change`. Long work (an ingest of thousands of posts,
-a search of hours of footage) calls `check_audit_log` first and records its entry when done.
+short gallery writes go through `audited_change`; and the gallery's catalogue must be another
+file than the records database, or its own write would wait on the lock held here. Long work
+(an ingest of thousands of posts, a search of hours of footage) calls `check_audit_log` first
+and records its entry when done.
 """
 
 from collections.abc import Callable, Mapping, Sequence

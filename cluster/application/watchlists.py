@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from cluster.application.audited import audited_change, audited_changes
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
@@ -29,8 +27,6 @@ from cluster.matching.scoring import match_scoring
 from cluster.vision.pipeline import FacePipeline
 
 DEFAULT_CATEGORY = "wanted"
-
-log = structlog.get_logger(__name__)
 
 
 def watchlist_subject(watchlist_id: str) -> str:

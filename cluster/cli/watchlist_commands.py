@@ -21,8 +21,8 @@ rows are enrolled) writes an "import started" entry, one enrolment entry per row
 (manifest and row number), and a closing entry with the counts; a dry run writes only the
 closing entry. A re-run skips rows already enrolled, so it enrols only what is missing.
 
-The helpers at the top (exit codes, `--officer`, the audit log, error handling) are shared with
-`lfr social` and `lfr retro`.
+The helpers at the top (exit codes, `--officer`, a service over the audit log and the gallery,
+progress steps, error handling) are shared with `lfr social` and `lfr retro`.
 """
 
 import argparse
