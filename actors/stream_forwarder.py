@@ -21,7 +21,7 @@ from ray.serve.handle import DeploymentHandle
 from cluster.live.config import ForwardingConfig
 from cluster.live.face_service import FrameRequest
 from cluster.live.forwarding import ForwardingWindow, StreamMeter, StreamStats
-from cluster.live.sinks import ResultSink, SummarySink
+from cluster.live.sinks import ResultSink
 
 log = structlog.get_logger(__name__)
 
@@ -43,14 +43,14 @@ class StreamForwarder:
         camera: ActorHandle,
         service: DeploymentHandle,
         forwarding: ForwardingConfig,
-        sink_factory: Callable[[str], ResultSink] | None = None,
+        sink_factory: Callable[[str], ResultSink[object]],
     ) -> None:
         self._camera = camera
         self._service = service
         self._forwarding = forwarding
         self._window = ForwardingWindow(forwarding)
         self._meter = StreamMeter(camera_id)
-        self._sink = SummarySink() if sink_factory is None else sink_factory(camera_id)
+        self._sink = sink_factory(camera_id)
         self._log = log.bind(camera_id=camera_id)
         self._requests: set[asyncio.Task] = set()
         self._slot_freed = asyncio.Event()
@@ -79,7 +79,7 @@ class StreamForwarder:
         return self._meter.stats(self._window)
 
     async def sink_summary(self) -> object:
-        """The result sink's own figures (what it matched, counted, deleted)."""
+        """The result sink's own figures (what it matched, counted, deleted), of the sink's summary type."""
         return self._sink.summary()
 
     async def stats(self, since: float | None = None) -> StreamStats:

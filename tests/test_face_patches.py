@@ -27,7 +27,19 @@ from cluster.tracking.tracklet import Tracklet, pool_embeddings
 from cluster.vision.aligner import ARCFACE_CHIP_SIZE, _homogeneous, arcface_template, similarity_transforms
 from cluster.vision.image_io import load_image
 from tests.paths import LFW10
-from tests.test_tracking import CAMERA, PEOPLE, T0, CollectingOutlet, Photo, SetClock, frame_result, placed, scene, walk
+from tests.test_tracking import (
+    CAMERA,
+    PEOPLE,
+    T0,
+    CollectingOutlet,
+    Photo,
+    SetClock,
+    frame_result,
+    frame_time,
+    placed,
+    scene,
+    walk,
+)
 
 MODEL = "faceres"
 FACES_PER_TRACKLET = 3
@@ -169,7 +181,7 @@ def walk_until_ready(tracker: Tracker, photos, refs: list | None = None):
         pixels = scene([(photo, scale, offset)])
         if refs is not None:
             refs += [weakref.ref(face), weakref.ref(face.embedding), weakref.ref(pixels)]
-        ready = tracker.update(frame_result(seq, [face]), pixels).ready
+        ready = tracker.update([face], frame_time(seq), pixels).ready
         if ready:
             return ready[0]
     pytest.fail("the tracklet never became ready")
@@ -206,7 +218,7 @@ def test_no_patch_is_kept_without_a_second_model_or_a_frame(photos):
     assert walk_until_ready(without_model, photos).patches == ()
     without_frames = Tracker(CAMERA, keep_patches=FACES_PER_TRACKLET)
     for seq, (photo, scale, offset) in enumerate(walk(photos["Tony_Blair"], (40.0, 60.0), (25.0, 0.0), 3)):
-        without_frames.update(frame_result(seq, [placed(photo.face, scale, offset)]))
+        without_frames.update([placed(photo.face, scale, offset)], frame_time(seq))
     assert without_frames.holdings().patches == 0
     with pytest.raises(ValueError, match="keep_patches"):
         Tracker(CAMERA, TrackingConfig(best_faces=2, min_faces_for_decision=2), keep_patches=3)
@@ -217,7 +229,7 @@ def test_a_face_no_patch_can_be_cut_around_is_kept_without_one(photos):
     tracker = Tracker(CAMERA, keep_patches=FACES_PER_TRACKLET)
     photo = photos["Tony_Blair"][0]
     odd = replace(placed(photo.face, 0.6, (40.0, 60.0)), landmarks=np.full((5, 2), np.nan, np.float32))
-    update = tracker.update(frame_result(0, [odd]), scene([(photo, 0.6, (40.0, 60.0))]))
+    update = tracker.update([odd], frame_time(0), scene([(photo, 0.6, (40.0, 60.0))]))
     assert update.tracklet_ids[0] is not None
     assert (tracker.holdings().faces, tracker.holdings().patches) == (1, 0)
 

@@ -153,14 +153,14 @@ def test_meter_reports_latency_rates_and_failures():
     assert meter.stats(window, now + 10).fps_in == 0.0
 
 
-def test_summary_sink_counts_and_keeps_few_results():
-    sink = SummarySink(keep=2)
+def test_summary_sink_counts_results_and_failures():
+    sink = SummarySink("cam0")
     frame = camera_frame(np.zeros((16, 16, 3), np.uint8))
-    for seq in range(5):
+    for seq in (0, 1, 3, 2, 4):
         sink.accept(result_of(camera_frame(frame.pixels, seq=seq), error="bad" if seq == 0 else None), frame.pixels)
     summary = sink.summary()
-    assert (summary.results, summary.errors, summary.last_seq) == (5, 1, 4)
-    assert len(sink.recent) == 2
+    assert (summary.camera_id, summary.results, summary.errors, summary.faces) == ("cam0", 5, 1, 0)
+    assert summary.last_seq == 4
 
 
 @pytest.mark.parametrize(

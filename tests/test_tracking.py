@@ -93,9 +93,14 @@ def placed(face: Face, scale: float, offset: tuple[float, float], quality: float
     )
 
 
-def frame_result(seq: int, faces: list[Face], camera_id: str = CAMERA, at: float | None = None) -> FrameResult:
-    captured_at = T0 + seq / FPS if at is None else at
-    return FrameResult(camera_id, seq, seq / FPS, captured_at, tuple(faces), None, 1, NO_TIMINGS)
+def frame_time(seq: int) -> float:
+    """When frame `seq` of the test camera was captured: FPS frames a second from T0."""
+    return T0 + seq / FPS
+
+
+def frame_result(seq: int, faces: list[Face], camera_id: str = CAMERA, error: str | None = None) -> FrameResult:
+    """Frame `seq`'s result as the face service hands it to a sink."""
+    return FrameResult(camera_id, seq, seq / FPS, frame_time(seq), tuple(faces), error, 1, NO_TIMINGS)
 
 
 def scene(placements: list[tuple[Photo, float, tuple[float, float]]], size=(480, 640)) -> np.ndarray:
@@ -154,7 +159,7 @@ def test_two_people_who_meet_keep_their_own_tracklets(photos, steps, vertical_of
     for seq, x in enumerate(a_x):
         powell, blair = photos["Colin_Powell"][seq % 10], photos["Tony_Blair"][seq % 10]
         faces = [placed(blair.face, 0.6, (520.0 - x, 100.0 + vertical_offset)), placed(powell.face, 0.6, (x, 100.0))]
-        update = tracker.update(frame_result(seq, faces))
+        update = tracker.update(faces, frame_time(seq))
         b_ids.append(update.tracklet_ids[0])
         a_ids.append(update.tracklet_ids[1])
     assert len(set(a_ids)) == 1 and len(set(b_ids)) == 1, (a_ids, b_ids)
@@ -174,7 +179,7 @@ def test_a_ghost_does_not_take_over_a_watchlist_candidate_it_meets(photos):
     for seq, x in enumerate(a_x):
         powell, blair = photos["Colin_Powell"][seq % 10], photos["Tony_Blair"][seq % 10]
         update = tracker.update(
-            frame_result(seq, [placed(powell.face, 0.6, (x, 100.0)), placed(blair.face, 0.6, (520.0 - x, 100.0))])
+            [placed(powell.face, 0.6, (x, 100.0)), placed(blair.face, 0.6, (520.0 - x, 100.0))], frame_time(seq)
         )
         a_ids.append(update.tracklet_ids[0])
         b_ids.append(update.tracklet_ids[1])
@@ -210,10 +215,10 @@ def test_a_tracklet_is_searched_once_it_holds_enough_good_evidence(
     ready_frames, ended_ready = [], []
     steps = list(walk(photos["Jacques_Chirac"], (50.0, 100.0), (20.0, 0.0), len(qualities)))
     for seq, ((photo, scale, offset), quality) in enumerate(zip(steps, qualities)):
-        update = tracker.update(frame_result(seq, [placed(photo.face, scale, offset, quality)]))
+        update = tracker.update([placed(photo.face, scale, offset, quality)], frame_time(seq))
         ready_frames.extend(seq for _ in update.ready)
     for seq in range(len(qualities), len(qualities) + unseen_frames):
-        ended_ready.extend(tracker.update(frame_result(seq, [])).ready)
+        ended_ready.extend(tracker.update([], frame_time(seq)).ready)
     assert ready_frames == ([] if ready_at is None else [ready_at])
     assert [r.ended for r in ended_ready] == ([True] if ready_at_end else [])
     assert tracker.counts().tracklets_unsearched == unsearched
@@ -227,7 +232,7 @@ def _walk_and_delete(tracker: Tracker, photos: list[Photo], frames: int, decide_
         face = placed(photo.face, scale, offset)
         pixels = scene([(photo, scale, offset)])
         refs += [weakref.ref(face), weakref.ref(face.embedding), weakref.ref(pixels)]
-        update = tracker.update(frame_result(seq, [face]), pixels)
+        update = tracker.update([face], frame_time(seq), pixels)
         for ready in update.ready:
             assert seq == decide_at
             before = tracker.holdings()
@@ -267,7 +272,7 @@ def test_a_positive_decision_makes_a_sighting_with_the_best_crop(photos, face_pi
     for seq in range(6):
         placements = [(powell[1 + seq], 0.8, (30.0 + 20 * seq, 20.0)), (blair[1 + seq], 0.8, (420.0 - 20 * seq, 230.0))]
         faces = [placed(photo.face, scale, offset) for photo, scale, offset in placements]
-        update = tracker.update(frame_result(seq, faces), scene(placements))
+        update = tracker.update(faces, frame_time(seq), scene(placements))
         ready_ids.update({r.tracklet_id: r for r in update.ready})
         sightings += match_and_decide(tracker, update.ready, watchlist, threshold)
     assert len(sightings) == 1 and watchlist.searched == 2
@@ -310,7 +315,7 @@ def test_faces_outside_the_enrolment_policy_are_followed_but_never_kept(photos, 
     tracker = Tracker(CAMERA, config)
     ids = set()
     for seq, (photo, _, offset) in enumerate(walk(photos["Colin_Powell"], (40.0, 60.0), (10.0, 0.0), 8)):
-        update = tracker.update(frame_result(seq, [placed(photo.face, scale, offset, quality)]))
+        update = tracker.update([placed(photo.face, scale, offset, quality)], frame_time(seq))
         ids.update(update.tracklet_ids)
         assert not update.ready
         assert tracker.holdings().embeddings == 0
@@ -336,11 +341,11 @@ TRACK_ENDS = [
 def test_a_track_ends_after_missed_frames_or_unseen_seconds(photos, empty_frames, seconds_later, same_tracklet):
     tracker = Tracker(CAMERA, TrackingConfig(max_missed_frames=4, max_unseen_s=3.0))
     person = photos["Jacques_Chirac"]
-    first = tracker.update(frame_result(0, [placed(person[0].face, 0.6, (100.0, 100.0))]))
+    first = tracker.update([placed(person[0].face, 0.6, (100.0, 100.0))], frame_time(0))
     for seq in range(1, empty_frames + 1):
-        tracker.update(frame_result(seq, []))
+        tracker.update([], frame_time(seq))
     back_face = placed(person[1].face, 0.6, (102.0, 100.0))
-    back = tracker.update(frame_result(empty_frames + 1, [back_face], at=T0 + seconds_later))
+    back = tracker.update([back_face], T0 + seconds_later)
     assert (back.tracklet_ids == first.tracklet_ids) is same_tracklet
     assert tracker.counts().tracklets_ended == (0 if same_tracklet else 1)
 
@@ -349,7 +354,7 @@ def test_an_unanswered_search_expires_and_deletes_the_tracklet(photos):
     tracker = Tracker(CAMERA, TrackingConfig(decision_timeout_s=5.0))
     ready = []
     for seq, (photo, scale, offset) in enumerate(walk(photos["Colin_Powell"], (40.0, 60.0), (10.0, 0.0), 4)):
-        ready += tracker.update(frame_result(seq, [placed(photo.face, scale, offset)])).ready
+        ready += tracker.update([placed(photo.face, scale, offset)], frame_time(seq)).ready
     assert len(ready) == 1 and tracker.holdings().embeddings > 0
     tracker.advance(T0 + 3.0)
     assert tracker.holdings().embeddings > 0, "not yet overdue"
@@ -363,9 +368,9 @@ def test_unusable_faces_and_stale_frames_are_counted_not_tracked(photos):
     tracker = Tracker(CAMERA)
     good = placed(photos["Colin_Powell"][0].face, 0.6, (40.0, 60.0))
     broken = replace(good, embedding=np.full(128, np.nan, dtype=np.float32))
-    update = tracker.update(frame_result(3, [broken, good]))
+    update = tracker.update([broken, good], frame_time(3))
     assert update.tracklet_ids[0] is None and update.tracklet_ids[1] is not None
-    assert tracker.update(frame_result(2, [good])).skipped
+    assert tracker.update([good], frame_time(2)).skipped
     counts = tracker.counts()
     assert (counts.faces_invalid, counts.frames_out_of_order, counts.frames, counts.faces_seen) == (1, 1, 1, 3)
     assert counts.faces_seen == counts.faces_kept + counts.faces_discarded + counts.faces_invalid
@@ -373,10 +378,12 @@ def test_unusable_faces_and_stale_frames_are_counted_not_tracked(photos):
 
 def test_bad_input_is_refused_with_a_clear_message(photos):
     tracker = Tracker(CAMERA)
-    with pytest.raises(ValueError, match="one Tracker per camera"):
-        tracker.update(frame_result(0, [], camera_id="oxford_circus"))
+    watchlist = ArrayWatchlist({"p_powell": photos["Colin_Powell"][0].face.embedding})
+    sink = MatchingSink(CAMERA, watchlist, MatchingConfig().similarity_threshold, CollectingOutlet())
+    with pytest.raises(ValueError, match="one MatchingSink per camera"):
+        sink.accept(frame_result(0, [], camera_id="oxford_circus"), scene([]))
     with pytest.raises(ValueError, match="RGB uint8"):
-        tracker.update(frame_result(0, []), np.zeros((10, 10), np.float32))
+        tracker.update([], frame_time(0), np.zeros((10, 10), np.float32))
     with pytest.raises(UnknownTrackletError, match="never\\s+emitted"):
         tracker.decide("nope-1", None)
     with pytest.raises(ValidationError, match="must not exceed best_faces"):
@@ -395,7 +402,7 @@ def test_a_matcher_must_answer_every_tracklet(photos):
     tracker = Tracker(CAMERA)
     ready = []
     for seq, (photo, scale, offset) in enumerate(walk(photos["Colin_Powell"], (40.0, 60.0), (10.0, 0.0), 3)):
-        ready += tracker.update(frame_result(seq, [placed(photo.face, scale, offset)])).ready
+        ready += tracker.update([placed(photo.face, scale, offset)], frame_time(seq)).ready
     watchlist = Forgetful({"p_powell": photos["Colin_Powell"][0].face.embedding})
     with pytest.raises(ValueError, match=r"one\s+list"):
         match_and_decide(tracker, ready, watchlist, MatchingConfig().similarity_threshold)
@@ -488,6 +495,21 @@ def test_matching_sink_matches_nothing_outside_the_deployment_window(photos):
     summary = sink.summary()
     assert summary.frames_outside_window == 6 and summary.tracker.frames == 0
     assert watchlist.searched == 0 and outlet.sent == []
+
+
+def test_a_failed_frame_is_counted_and_misses_no_track(photos):
+    """Three frames the face service failed (a replica died) between good ones: no track may end for want of faces
+    it was never shown, as it would after two empty frames."""
+    watchlist = ArrayWatchlist({"p_powell": photos["Colin_Powell"][0].face.embedding})
+    threshold, tracking = MatchingConfig().similarity_threshold, TrackingConfig(max_missed_frames=2)
+    sink = MatchingSink(CAMERA, watchlist, threshold, CollectingOutlet(), tracking)
+    powell_and_blair(photos, sink, range(2))
+    for seq in range(2, 5):
+        sink.accept(frame_result(seq, [], error="RayActorError: the replica died"), scene([]))
+    powell_and_blair(photos, sink, range(5, 7))
+    summary = sink.summary()
+    assert (summary.frames_failed, summary.tracker.frames) == (3, 4)
+    assert (summary.tracker.tracklets_started, summary.tracker.tracklets_ended) == (2, 0)
 
 
 def test_matching_sink_rides_out_a_gallery_outage(photos):

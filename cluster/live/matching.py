@@ -1,12 +1,12 @@
 """The live pipeline's match stage: one camera's results -> tracklets -> watchlist search -> sightings.
 
 `MatchingSink` is the result sink a camera's forwarder runs. It feeds every frame's faces to
-that camera's `Tracker`, searches the tracklets that have enough evidence against the
-deployment's watchlist in one batched call, answers the tracker (which deletes a non-match on
-the spot) and hands the sightings of possible matches to its outlet (the Coordinator, in the
-cluster). Frames captured outside the deployment's window are not tracked or matched at all;
-only their count is kept. `GalleryMatcher` is the search: the deployment's frozen watchlist
-version in Milvus, one round trip per batch of tracklets.
+that camera's `Tracker` (a failed frame only moves its clock on), searches the tracklets that
+have enough evidence against the deployment's watchlist in one batched call, answers the
+tracker (which deletes a non-match on the spot) and hands the sightings of possible matches to
+its outlet (the Coordinator, in the cluster). Frames captured outside the deployment's window
+are not tracked or matched at all; only their count is kept. `GalleryMatcher` is the search:
+the deployment's frozen watchlist version in Milvus, one round trip per batch of tracklets.
 
 When the watchlist cannot be searched (the gallery is down), the tracklets stay awaiting a
 decision and the search is retried with the next frames; the tracker deletes them if no
@@ -125,6 +125,7 @@ class MatchingSummary:
     camera_id: str
     tracker: TrackerCounts
     holdings: TrackerHoldings
+    frames_failed: int
     frames_outside_window: int
     sightings: int
     search_failures: int
@@ -136,7 +137,7 @@ class MatchingSummary:
 class _PendingEmbeddings:
     """A second-model call in flight and the tracklets it is for."""
 
-    future: Future
+    future: Future[list[np.ndarray | None]]
     tracklets: list[ReadyTracklet]
 
 
@@ -167,6 +168,7 @@ class MatchingSink:
         self._embedding: _PendingEmbeddings | None = None
         self._retry_at = 0.0
         self._embed_retry_at = 0.0
+        self._frames_failed = 0
         self._outside_window = 0
         self._sightings = 0
         self._search_failures = 0
@@ -174,10 +176,19 @@ class MatchingSink:
         self._log = log.bind(camera_id=camera_id)
 
     def accept(self, result: FrameResult, pixels: np.ndarray) -> None:
+        if result.camera_id != self.camera_id:
+            raise ValueError(
+                f"this sink serves camera '{self.camera_id}' but got a result of '{result.camera_id}';"
+                " build one MatchingSink per camera"
+            )
         if self._window is not None and not self._window.allows(result.captured_at):
             self._outside_window += 1
             return
-        update = self._tracker.update(result, pixels)
+        if result.ok:
+            update = self._tracker.update(result.faces, result.captured_at, pixels)
+        else:
+            self._frames_failed += 1
+            update = self._tracker.advance(result.captured_at)
         self._advance(update.ready)
 
     def close(self) -> None:
@@ -193,6 +204,7 @@ class MatchingSink:
             camera_id=self.camera_id,
             tracker=self._tracker.counts(),
             holdings=self._tracker.holdings(),
+            frames_failed=self._frames_failed,
             frames_outside_window=self._outside_window,
             sightings=self._sightings,
             search_failures=self._search_failures,
@@ -204,27 +216,28 @@ class MatchingSink:
         """Take in newly ready tracklets; move each on: to the second model (when on), then to the search."""
         self._awaiting = [t for t in self._awaiting if self._tracker.is_awaiting(t.tracklet_id)]
         self._awaiting.extend(ready)
-        if self._second_stage is not None:
+        second_stage = self._second_stage
+        if second_stage is not None:
             wait_s = CLOSE_WAIT_S if closing else 0.0
-            self._collect_embeddings(wait_s)
-            self._request_embeddings(retry_now=closing)
-            self._collect_embeddings(wait_s)
+            self._collect_embeddings(second_stage.model, wait_s)
+            self._request_embeddings(second_stage, retry_now=closing)
+            self._collect_embeddings(second_stage.model, wait_s)
         self._search(retry_now=closing)
 
-    def _request_embeddings(self, retry_now: bool) -> None:
+    def _request_embeddings(self, second_stage: SecondStageClient, retry_now: bool) -> None:
         """Send the patches of the tracklets that lack the second model's embedding, one call at a time."""
         unscored = [t for t in self._awaiting if not self._searchable(t)]
         if not unscored or self._embedding is not None or (not retry_now and self._clock() < self._embed_retry_at):
             return
         self._awaiting = [t for t in self._awaiting if self._searchable(t)]
         try:
-            future = self._second_stage.submit([t.patches for t in unscored])
+            future = second_stage.submit([t.patches for t in unscored])
         except Exception as exc:
             self._second_stage_failed(unscored, exc)
             return
         self._embedding = _PendingEmbeddings(future, unscored)
 
-    def _collect_embeddings(self, wait_s: float) -> None:
+    def _collect_embeddings(self, model: str, wait_s: float) -> None:
         """Attach the second model's answer, if it came (waiting up to `wait_s`), to the tracklets still awaiting."""
         pending = self._embedding
         if pending is None:
@@ -243,7 +256,6 @@ class MatchingSink:
         except Exception as exc:
             self._second_stage_failed(pending.tracklets, exc)
             return
-        model = self._second_stage.model
         for tracklet, vector in zip(pending.tracklets, vectors):
             if not self._tracker.is_awaiting(tracklet.tracklet_id):
                 continue

@@ -3,37 +3,41 @@
 A sink runs inside the camera's forwarder actor, one per camera, and is called once per result
 in arrival order, with the frame's pixels for the moment of the call (to cut a crop of a possible
 match; a sink must not keep them). It must be quick (it delays that camera's next result, never
-the others'), and it owns what it keeps: the default keeps counts and a few recent results,
-never pixels. `close()` is called once when the camera stops.
+the others'), and it owns what it keeps: the default keeps counts only, never a face or a pixel.
+`close()` is called once when the camera stops.
+
+A sink's summary has the sink's own type (`SinkSummary` here, `MatchingSummary` for the
+matching sink), so whoever reads a pipeline's summaries knows their type from the sink factory
+it started the pipeline with.
 """
 
-from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from cluster.live.face_service import FrameResult
 
-RECENT_RESULTS = 16
+SummaryT_co = TypeVar("SummaryT_co", covariant=True)
 
 
-class ResultSink(Protocol):
+class ResultSink(Protocol[SummaryT_co]):
     """Receives every result of one camera; `cluster.live.matching.MatchingSink` is the matching one."""
 
     def accept(self, result: FrameResult, pixels: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
 
-    def summary(self) -> object:
-        """The sink's own figures (a frozen dataclass), for the run summary."""
+    def summary(self) -> SummaryT_co:
+        """The sink's own figures (a frozen dataclass of counts, nothing of any face), for the run summary."""
         ...
 
 
 @dataclass(frozen=True)
 class SinkSummary:
-    """What the default sink saw."""
+    """What the default sink saw of one camera: counts only."""
 
+    camera_id: str
     results: int
     errors: int
     faces: int
@@ -41,23 +45,29 @@ class SinkSummary:
 
 
 class SummarySink:
-    """The default sink: counts results and faces and keeps the last few results, in bounded memory."""
+    """The default sink: counts results, failed frames and faces. The class is its own factory (camera id -> sink)."""
 
-    def __init__(self, keep: int = RECENT_RESULTS) -> None:
-        self.recent: deque[FrameResult] = deque(maxlen=keep)
+    def __init__(self, camera_id: str) -> None:
+        self.camera_id = camera_id
         self._results = 0
         self._errors = 0
         self._faces = 0
+        self._last_seq: int | None = None
 
     def accept(self, result: FrameResult, pixels: np.ndarray) -> None:
         self._results += 1
         self._errors += 0 if result.ok else 1
         self._faces += len(result.faces)
-        self.recent.append(result)
+        self._last_seq = result.seq
 
     def close(self) -> None:
         """Nothing to finish: the summary stays readable."""
 
     def summary(self) -> SinkSummary:
-        last = self.recent[-1].seq if self.recent else None
-        return SinkSummary(results=self._results, errors=self._errors, faces=self._faces, last_seq=last)
+        return SinkSummary(
+            camera_id=self.camera_id,
+            results=self._results,
+            errors=self._errors,
+            faces=self._faces,
+            last_seq=self._last_seq,
+        )

@@ -33,14 +33,13 @@ as he stays in view; the design holds none.
 import enum
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import structlog
 
 from cluster.alerts.model import Sighting
-from cluster.live.face_service import FrameResult
 from cluster.tracking.association import (
     appearance_cost,
     box_centres,
@@ -100,14 +99,13 @@ class ReadyTracklet:
 class TrackerUpdate:
     """What one frame (or a clock advance) changed.
 
-    tracklet_ids: the tracklet of each face of the frame, in the result's order; None for a face
-    whose numbers are unusable; empty when the frame failed or was skipped.
+    tracklet_ids: the tracklet of each face of the frame, in the order given; None for a face
+    whose numbers are unusable; empty for a clock advance or a skipped frame.
     ready: tracklets to search now. ended: tracklets that ended.
-    skipped: the frame came after a later one of this camera and was not used.
+    skipped: the frame was captured no later than one already tracked, and was not used.
     """
 
     camera_id: str
-    seq: int | None
     tracklet_ids: tuple[str | None, ...]
     ready: tuple[ReadyTracklet, ...]
     ended: tuple[str, ...]
@@ -118,7 +116,7 @@ class TrackerUpdate:
 class TrackerCounts:
     """Everything that survives about faces that matched nobody: numbers.
 
-    frames: frames used (failed ones included); faces_seen: faces in every frame received, so
+    frames: frames tracked; faces_seen: faces in every frame received, so
     faces_seen = faces_kept + faces_discarded + faces_invalid. faces_kept: faces that joined a
     tracklet's evidence (better ones may have pushed them out since). faces_discarded: faces
     never kept (policy, a decided or awaiting tracklet, not among the best, a stale frame).
@@ -128,7 +126,6 @@ class TrackerCounts:
     """
 
     frames: int = 0
-    frames_failed: int = 0
     frames_out_of_order: int = 0
     faces_seen: int = 0
     faces_invalid: int = 0
@@ -243,41 +240,32 @@ class Tracker:
         self._tracks: list[_Track] = []
         self._ended_awaiting: dict[str, _Track] = {}
         self._counts: Counter[str] = Counter()
-        self._last_seq: int | None = None
+        self._last_frame_at = float("-inf")
         self._now = float("-inf")
         self._log = structlog.get_logger(__name__).bind(camera_id=camera_id)
 
-    def update(self, result: FrameResult, frame: np.ndarray | None = None) -> TrackerUpdate:
-        """Associate the faces of one frame; `frame` (its RGB pixels) only if crops and patches are wanted.
+    def update(self, faces: Sequence[Face], captured_at: float, frame: np.ndarray | None = None) -> TrackerUpdate:
+        """Associate the faces of one frame captured at `captured_at` (unix seconds) by this tracker's camera.
 
-        The frame is used during this call only: a crop is copied out of it for a tracklet's new
-        best face, a patch for a face that enters its best `keep_patches`, and nothing else of it
-        is kept.
+        `frame` (its RGB pixels) only if crops and patches are wanted. It is used during this call
+        only: a crop is copied out of it for a tracklet's new best face, a patch for a face that
+        enters its best `keep_patches`, and nothing else of it is kept. A frame captured no later
+        than one already tracked (results can arrive out of order) is counted and skipped.
         """
-        if result.camera_id != self.camera_id:
-            raise ValueError(
-                f"this tracker follows camera '{self.camera_id}' but got a frame of '{result.camera_id}';"
-                " use one Tracker per camera"
-            )
         if frame is not None:
             check_frame(frame)
-        if self._last_seq is not None and result.seq <= self._last_seq:
+        self._counts["faces_seen"] += len(faces)
+        if captured_at <= self._last_frame_at:
             self._counts["frames_out_of_order"] += 1
-            self._counts["faces_seen"] += len(result.faces)
-            self._counts["faces_discarded"] += len(result.faces)
-            self._log.debug("frame_out_of_order", seq=result.seq, last_seq=self._last_seq)
-            return TrackerUpdate(self.camera_id, result.seq, (), (), (), skipped=True)
-        self._last_seq = result.seq
-        self._now = now = max(self._now, result.captured_at)
+            self._counts["faces_discarded"] += len(faces)
+            self._log.debug("frame_out_of_order", captured_at=captured_at, last_frame_at=self._last_frame_at)
+            return TrackerUpdate(self.camera_id, (), (), (), skipped=True)
+        self._last_frame_at = captured_at
+        self._now = now = max(self._now, captured_at)
         self._counts["frames"] += 1
-        self._counts["faces_seen"] += len(result.faces)
         ready: list[ReadyTracklet] = []
         ended = self._end_unseen(ready)
-        if not result.ok:
-            self._counts["frames_failed"] += 1
-            self._expire_decisions()
-            return TrackerUpdate(self.camera_id, result.seq, (), tuple(ready), tuple(ended))
-        tracklet_ids, seen = self._associate(result.faces, now, frame)
+        tracklet_ids, seen = self._associate(faces, now, frame)
         for track in [t for t in self._tracks if t not in seen]:
             track.missed += 1
             if track.missed >= self.config.max_missed_frames:
@@ -286,21 +274,24 @@ class Tracker:
             if track.state is TrackState.COLLECTING and self._ready_to_search(track):
                 ready.append(self._emit(track, ended=False))
         self._expire_decisions()
-        return TrackerUpdate(self.camera_id, result.seq, tracklet_ids, tuple(ready), tuple(ended))
+        return TrackerUpdate(self.camera_id, tracklet_ids, tuple(ready), tuple(ended))
 
     def advance(self, now: float) -> TrackerUpdate:
-        """Apply the clock when no frame arrives (a stalled camera): end unseen tracks, expire decisions."""
+        """Apply the clock when no faces come (a stalled camera, a failed frame): end unseen tracks, expire decisions.
+
+        Unlike an empty frame, it is no missed frame for any track.
+        """
         self._now = max(self._now, now)
         ready: list[ReadyTracklet] = []
         ended = self._end_unseen(ready)
         self._expire_decisions()
-        return TrackerUpdate(self.camera_id, None, (), tuple(ready), tuple(ended))
+        return TrackerUpdate(self.camera_id, (), tuple(ready), tuple(ended))
 
     def close(self) -> TrackerUpdate:
         """End every track (the camera stops); tracklets with enough evidence are emitted a last time."""
         ready: list[ReadyTracklet] = []
         ended = [self._end(track, ready) for track in list(self._tracks)]
-        return TrackerUpdate(self.camera_id, None, (), tuple(ready), tuple(ended))
+        return TrackerUpdate(self.camera_id, (), tuple(ready), tuple(ended))
 
     def is_awaiting(self, tracklet_id: str) -> bool:
         """Whether the tracklet was emitted and still waits for its decision (not decided, not expired)."""
@@ -380,7 +371,7 @@ class Tracker:
         track.state = TrackState.GHOST
 
     def _associate(
-        self, faces: tuple[Face, ...], now: float, frame: np.ndarray | None
+        self, faces: Sequence[Face], now: float, frame: np.ndarray | None
     ) -> tuple[tuple[str | None, ...], set[_Track]]:
         """Give every usable face a track (continued or born); returns each face's tracklet and the tracks seen."""
         usable = [i for i, face in enumerate(faces) if _usable(face)]
@@ -509,7 +500,6 @@ class Tracker:
             self._delete(track)
             self._counts["decisions_expired"] += 1
             self._log.warning("decision_expired", tracklet_id=track.tracklet_id, seconds=self.config.decision_timeout_s)
-        return []
 
     def _sighting(self, track: _Track, candidate: Candidate) -> Sighting:
         """The evidence of an awaiting tracklet (pooled embedding set, faces kept) as a Sighting."""
