@@ -56,9 +56,8 @@ def test_watchlist_people_are_alerted_once_and_nobody_else(demo):
     """No false alert; at least two in three of the watchlist people who walk by are alerted.
 
     Not all of them: at the demo's stated 1 in 100 the calibrated threshold expects a TPIR near 0.9 (on
-    portrait pairs; street faces do worse)
-    so all three of three is a 70 % event, two of three or more a 97 % one
-    (and fewer frames reach the models on a loaded machine).
+    portrait pairs; street faces do worse), so all three of three is a 70 % event, two of three or more
+    a 97 % one (and fewer frames reach the models on a loaded machine).
     """
     report, _ = demo
     score = report.score
