@@ -16,6 +16,8 @@ from cluster.gallery.records import WatchlistEntry
 from cluster.matching.scoring import match_scoring
 from tests.test_watchlist_cli import lite_lfr_config
 
+pytestmark = pytest.mark.slow
+
 RATE = 1e-2
 """Stated FPIR of the frozen lists: high enough that a few hundred probes show it with tens of false alarms."""
 

@@ -2,10 +2,14 @@
 
 import json
 
+import pytest
+
 from cluster.matching.cohort import ImpostorCohort
 from cluster.vision.face import PRIMARY_MODEL
 from tests.paths import LFW_PUBLIC
 from tests.test_watchlist_cli import lfr, lite_lfr_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_evaluate_reports_each_model_alone_and_fused_with_intervals_and_calibration(lfw_public_cache, tmp_path):

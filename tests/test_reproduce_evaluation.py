@@ -11,12 +11,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cluster.enrolment.faces import portrait_face
 from cluster.evaluation.protocol import split_by_rule
 from cluster.matching.scoring import match_scoring
 from cluster.vision.image_io import load_image
 from tests.test_watchlist_cli import lfr, lite_lfr_config
+
+pytestmark = pytest.mark.slow
 
 RATE = 1e-2
 

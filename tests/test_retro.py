@@ -30,6 +30,8 @@ from tests.test_watchlist_cli import (
     photo,
 )
 
+pytestmark = pytest.mark.slow
+
 MODEL_NAMES = models_name(LfrConfig().face_models)
 ENROLLED = {"George_W_Bush": "George W Bush", "Tony_Blair": "Tony Blair"}
 FOOTAGE = [

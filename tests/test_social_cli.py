@@ -21,6 +21,8 @@ from tests.test_watchlist_cli import (
     street_frame,
 )
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def lfr_config(tmp_path_factory) -> Iterator[LfrConfig]:

@@ -41,6 +41,8 @@ from cluster.vision.config import FaceModelsConfig
 from cluster.vision.image_io import load_image
 from tests.paths import LFW10
 
+pytestmark = pytest.mark.slow
+
 THRESHOLD = LfrConfig().matching.similarity_threshold
 STREET_VIDEO = STREET
 

@@ -35,6 +35,8 @@ from tests.test_watchlist_cli import (
     street_frame,
 )
 
+pytestmark = pytest.mark.slow
+
 HEADER = ("person_id", "photo", "label", "category", "expiry", "source")
 OFFICER = "Supt. A. Example"
 

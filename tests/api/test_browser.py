@@ -13,6 +13,8 @@ import pytest
 from cluster.alerts.model import AlertState
 from tests.api.factories import CAMERAS, PEOPLE, deployment_status, make_alert
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "control_room.png"
 WAIT_MS = 10_000

@@ -13,6 +13,8 @@ from tests.api.factories import PEOPLE, deployment_status, make_alert
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (see pyproject's test extras)")
 
+pytestmark = pytest.mark.slow
+
 MAX_EXAMPLES = 8
 ENDLESS = {("GET", "/events")}
 

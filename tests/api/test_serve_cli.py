@@ -21,6 +21,7 @@ from cluster.audit.log import AuditLog
 from cluster.cli import serve_commands
 from cluster.config import load_config
 from cluster.database.engine import Database
+from tests.waiting import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30
@@ -76,6 +77,7 @@ def test_user_commands_say_what_went_wrong(config, capsys):
     assert listed.startswith("sgt.jones") and "supervisor" in listed and "0 active key(s)" in listed
 
 
+@pytest.mark.slow
 def test_serve_listens_on_loopback_by_default_and_stops_on_ctrl_c(config, tmp_path, capsys):
     lfr(["serve", "--config", str(config), "add-user", "pc.smith", "--role", "operator"])
     token = capsys.readouterr().out.splitlines()[0]
@@ -92,13 +94,13 @@ def test_serve_listens_on_loopback_by_default_and_stops_on_ctrl_c(config, tmp_pa
         line = server.stdout.readline()
         assert line.startswith("control room on http://127.0.0.1:"), line + server.stderr.read()
         url = line.split()[3].rstrip("/")
-        page = requests.get(url + "/", timeout=START_TIMEOUT_S)
+        page = requests.get(url + "/", timeout=scaled(START_TIMEOUT_S))
         assert page.status_code == 200 and "LFR Control Room" in page.text
         assert requests.get(url + "/alerts", timeout=5).status_code == 401
         me = requests.get(url + "/me", headers={"Authorization": f"Bearer {token}"}, timeout=5)
         assert me.json() == {"name": "pc.smith", "role": "operator"}
         server.send_signal(signal.SIGINT)
-        assert server.wait(STOP_TIMEOUT_S) == 0
+        assert server.wait(scaled(STOP_TIMEOUT_S)) == 0
         assert server.stdout.read() == "control room stopped\n"
         assert "Traceback" not in server.stderr.read()
     finally:
