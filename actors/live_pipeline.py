@@ -138,7 +138,9 @@ class LivePipeline(Generic[SummaryT]):
     def _stop_forwarders(self, camera_ids: list[str]) -> list[StreamStats]:
         """Stop and end the cameras' forwarders (their sinks decide what they hold); their final figures."""
         forwarders = [self.forwarders.pop(camera_id) for camera_id in camera_ids if camera_id in self.forwarders]
-        final = ray.get([forwarder.stop.remote() for forwarder in forwarders], timeout=CALL_TIMEOUT_S)
+        final: list[StreamStats] = ray.get(
+            [forwarder.stop.remote() for forwarder in forwarders], timeout=CALL_TIMEOUT_S
+        )
         for forwarder in forwarders:
             ray.kill(forwarder, no_restart=True)
         return final
@@ -169,7 +171,7 @@ class LivePipeline(Generic[SummaryT]):
     def stop(self, remove_service: bool = True) -> list[StreamStats]:
         """Stop forwarding and the cameras (and the service unless told not to); the final figures per camera."""
         refs = [self.forwarders[cid].stop.remote() for cid in sorted(self.forwarders)]
-        final = ray.get(refs, timeout=CALL_TIMEOUT_S)
+        final: list[StreamStats] = ray.get(refs, timeout=CALL_TIMEOUT_S)
         self.sink_summaries = self.current_sink_summaries(CALL_TIMEOUT_S)
         for forwarder in self.forwarders.values():
             ray.kill(forwarder, no_restart=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ray
 import structlog
@@ -141,7 +142,7 @@ class LiveRun:
         config, settings = self._config, self._settings
         if not settings.faces:
             registry = CameraRegistry.options(name=REGISTRY_NAME).remote(settings.camera_cpus)
-            self._note = self._describe(ray.get(registry.reload.remote(config.cameras), timeout=START_TIMEOUT_S))
+            self._note = self._describe(_answer(registry.reload.remote(config.cameras), START_TIMEOUT_S))
             self._audit_cameras(ReloadResult(tuple(c.id for c in config.cameras), (), (), ()), "started")
             return _Running(registry=registry)
         if config.deployment is None:
@@ -168,7 +169,7 @@ class LiveRun:
     def snapshot(self) -> LiveSnapshot:
         """This period's figures; also publishes the deployment's status board."""
         running = self._require_running()
-        cameras = tuple(ray.get(running.registry.list.remote(), timeout=CALL_TIMEOUT_S))
+        cameras: tuple[CameraStatus, ...] = tuple(_answer(running.registry.list.remote(), CALL_TIMEOUT_S))
         streams = tuple(running.pipeline.stats()) if running.pipeline is not None else ()
         if running.board is not None:
             self._publish(running, cameras)
@@ -180,10 +181,11 @@ class LiveRun:
         if running.plan is not None:
             authorised = set(self._config.deployment.cameras) if self._config.deployment else set()
             cameras = [camera for camera in cameras if camera.id in authorised]
+        result: ReloadResult
         if running.pipeline is not None:
             result = running.pipeline.reload(cameras)
         else:
-            result = ray.get(running.registry.reload.remote(cameras), timeout=START_TIMEOUT_S)
+            result = _answer(running.registry.reload.remote(cameras), START_TIMEOUT_S)
         self._audit_cameras(result, "reloaded")
         self._note = self._describe(result)
         return result
@@ -232,13 +234,15 @@ class LiveRun:
         """Stop the cameras (last tracklets decided and delivered), the services, retention and Ray; audited."""
         running = self._require_running()
         self._running = None
+        running_ids: list[str] = [
+            status.camera_id for status in _answer(running.registry.list.remote(), CALL_TIMEOUT_S)
+        ]
         try:
             if running.assembly is not None:
                 streams = running.assembly.stop()
             elif running.pipeline is not None:
                 streams = running.pipeline.stop()
             else:
-                running_ids = [s.camera_id for s in ray.get(running.registry.list.remote(), timeout=CALL_TIMEOUT_S)]
                 ray.get(running.registry.stop_all.remote(), timeout=CALL_TIMEOUT_S)
                 ray.kill(running.registry, no_restart=True)
                 streams = []
@@ -261,8 +265,7 @@ class LiveRun:
                     },
                 )
             else:
-                stopped = sorted(s.camera_id for s in streams) if running.pipeline is not None else running_ids
-                self._audit_cameras(ReloadResult((), tuple(stopped), (), ()), "stopped")
+                self._audit_cameras(ReloadResult((), tuple(sorted(running_ids)), (), ()), "stopped")
             return result
         finally:
             if running.retention is not None:
@@ -352,6 +355,11 @@ class LiveRun:
         if self._running is None:
             raise RuntimeError("the live run is not running: call start() first")
         return self._running
+
+
+def _answer(ref: ray.ObjectRef, timeout_s: float) -> Any:
+    """An actor call's result (Ray's stubs leave actor method results untyped)."""
+    return ray.get(ref, timeout=timeout_s)
 
 
 def _file_signature(path: Path | None) -> tuple[int, int] | None:

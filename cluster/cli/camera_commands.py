@@ -80,6 +80,10 @@ def _control(args: argparse.Namespace, config: LfrConfig) -> CameraControl:
     return CameraControl.connect(args.address, open_audit_log(config.database, config.audit), _operator())
 
 
+def _say(message: str) -> None:
+    sys.stdout.write(f"{message}\n")
+
+
 def _operator() -> str:
     return f"cli:{getpass.getuser()}"
 
@@ -148,7 +152,7 @@ def run_cameras(args: argparse.Namespace, config: LfrConfig) -> int:
         camera_cpus=args.cpus_per_camera,
     )
     run = LiveRun(config, settings)
-    run.start(progress=lambda message: sys.stdout.write(f"{message}\n"))
+    run.start(progress=_say)
     try:
         address = run.ray_address
         header = (

@@ -120,16 +120,17 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
         seed=options.seed,
     )
     truth = make_crowd(spec, crowd_dir)
-    gallery_config = GalleryConfig(
-        backend=LiteBackendConfig(data_dir=options.workdir / "milvus"),
-        catalogue_path=options.workdir / "watchlists.sqlite3",
-    )
+    milvus = LiteBackendConfig(data_dir=options.workdir / "milvus")
+    gallery_config = GalleryConfig(backend=milvus, catalogue_path=options.workdir / "watchlists.sqlite3")
     database = DatabaseConfig(url=str(options.workdir / "alerts.sqlite3"))
     matching = config.matching.model_copy(update={"target_fpir": options.target_fpir})
     config = config.model_copy(update={"gallery": gallery_config, "database": database, "matching": matching})
     try:
         progress("starting embedded Milvus and enrolling the watchlist")
         version, enrolled = enrol_watchlist(truth, config)
+        if version.calibration is None:
+            raise RuntimeError(f"watchlist version {version.version_id} was frozen without a calibrated threshold")
+        calibration = version.calibration
         progress(f"watchlist {version.version_id}: {enrolled} photos of {len(truth.watchlist)} people")
         config = config.model_copy(
             update={"cameras": cameras_of(truth, crowd_dir), "deployment": demo_deployment(truth, version, options)}
@@ -143,15 +144,15 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
             control_room.stop()
         alerts = tuple(read_alerts(database))
     finally:
-        if gallery_config.backend.data_dir.exists():
-            EmbeddedMilvus(gallery_config.backend, gallery_config.timeouts).stop()
+        if milvus.data_dir.exists():
+            EmbeddedMilvus(milvus, gallery_config.timeouts).stop()
     return DemoReport(
         alerts=alerts,
         score=score_alerts(alerts, truth),
         cameras=result.matching,
         enrolled=enrolled,
         watchlist_version=version.version_id,
-        calibration=version.calibration,
+        calibration=calibration,
         wall_s=time.monotonic() - started,
         alert_db=Path(database.url),
     )
@@ -256,7 +257,8 @@ def run_live(config: LfrConfig, options: DemoOptions, progress: Progress) -> Liv
 
 def read_alerts(database: DatabaseConfig) -> list[Alert]:
     store = open_alert_store(database, AuditConfig())
-    alerts, cursor = [], None
+    alerts: list[Alert] = []
+    cursor: str | None = None
     while True:
         page = store.list(limit=200, cursor=cursor)
         alerts.extend(page.alerts)
