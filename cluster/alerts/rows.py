@@ -46,11 +46,12 @@ def sighting_row(alert_id: str, sighting: Sighting) -> dict[str, Any]:
     embedding = np.asarray(sighting.embedding, dtype=EMBEDDING_DTYPE)
     if not np.isfinite(embedding).all():
         raise ValueError(f"{where}: the embedding holds NaN or infinite values")
-    box = [None] * 4
+    box: list[float | None] = [None] * 4
     if sighting.box is not None:
-        box = [float(value) for value in np.asarray(sighting.box, dtype=np.float64)]
-        if not all(math.isfinite(value) for value in box):
+        corners = [float(value) for value in np.asarray(sighting.box, dtype=np.float64)]
+        if not all(math.isfinite(value) for value in corners):
             raise ValueError(f"{where}: the box holds NaN or infinite values")
+        box = list(corners)
     return {
         "sighting_id": sighting.sighting_id,
         "alert_id": alert_id,

@@ -18,6 +18,7 @@ than `older_than_s` ago, at most 31 days, unless an officer holds them for an in
 
 from __future__ import annotations
 
+import builtins
 import math
 import time
 from collections import defaultdict
@@ -108,7 +109,9 @@ class AlertStore:
         with self.database.reading() as connection:
             return connection.execute(query).scalar_one()
 
-    def open_alerts(self, deployment_id: str, since: float, *, include_decided: bool = False) -> list[Alert]:
+    def open_alerts(
+        self, deployment_id: str, since: float, *, include_decided: bool = False
+    ) -> builtins.list[Alert]:  # `list` here is the method above
         """A deployment's alerts with a sighting last seen at or after `since`, oldest first.
 
         The Coordinator rebuilds its Fuser from these after a restart: `since` is its watermark
@@ -221,13 +224,14 @@ class AlertStore:
         totals = {"alerts": 0, "sightings": 0, "crops": 0, "adjudications": 0}
         while True:
             with self.database.writing() as connection:
-                ids = connection.execute(
-                    sa.select(alerts.c.alert_id)
-                    .where(expired, alerts.c.held.is_(False))
-                    .order_by(alerts.c.created_at, alerts.c.alert_id)
-                    .limit(PURGE_BATCH)
-                ).scalars()
-                ids = list(ids)
+                ids = list(
+                    connection.execute(
+                        sa.select(alerts.c.alert_id)
+                        .where(expired, alerts.c.held.is_(False))
+                        .order_by(alerts.c.created_at, alerts.c.alert_id)
+                        .limit(PURGE_BATCH)
+                    ).scalars()
+                )
                 held_kept = connection.execute(
                     sa.select(sa.func.count()).select_from(alerts).where(expired, alerts.c.held.is_(True))
                 ).scalar_one()

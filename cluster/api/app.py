@@ -13,6 +13,7 @@ interactive docs pages are off because they load their scripts from a CDN.
 """
 
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
@@ -31,7 +32,7 @@ VERSION = "1"
 PUBLIC_PATHS = frozenset(PAGE_FILES)
 """The only paths served without a credential: the page's own files, which hold no data."""
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorResponse, "description": "The body could not be parsed (not UTF-8 JSON)."},
     401: {"model": schemas.ErrorResponse, "description": "No credential, or one that is not accepted."},
     403: {"model": schemas.ErrorResponse, "description": "The credential's role does not allow this."},

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -66,7 +67,7 @@ def _faces_in_images(pipeline: FacePipeline, paths: list[Path]) -> Iterator[tupl
             yield path, faces
 
 
-def _face_record(index: int, face: Face) -> dict:
+def _face_record(index: int, face: Face) -> dict[str, Any]:
     return {
         "index": index,
         "box": [round(float(v), 1) for v in face.box],
@@ -78,7 +79,8 @@ def _face_record(index: int, face: Face) -> dict:
 
 def run_faces(args: argparse.Namespace, config: LfrConfig) -> int:
     pipeline = FacePipeline(config.face_models)
-    records, failed = [], 0
+    records: list[dict[str, Any]] = []
+    failed = 0
     for path, result in _faces_in_images(pipeline, find_images(args.images)):
         if isinstance(result, str):
             failed += 1
@@ -88,14 +90,14 @@ def run_faces(args: argparse.Namespace, config: LfrConfig) -> int:
         records.append({"image": str(path), "error": None, "faces": [_face_record(i, f) for i, f in enumerate(result)]})
         if not args.json:
             sys.stdout.write(f"{path}: {len(result)} face{'s' if len(result) != 1 else ''}\n")
-            for record in records[-1]["faces"]:
-                x1, y1, x2, y2 = record["box"]
-                q = record["quality"]
+            for index, face in enumerate(result):
+                x1, y1, x2, y2 = face.box
+                q = face.quality
                 sys.stdout.write(
-                    f"  face {record['index']}: box ({x1:.0f}, {y1:.0f})-({x2:.0f}, {y2:.0f})"
-                    f"  score {record['score']:.3f}  quality {q['overall']:.2f}"
-                    f" (size {q['size']:.2f}, sharpness {q['sharpness']:.2f},"
-                    f" pose {q['pose']:.2f}, detection {q['detection']:.2f})\n"
+                    f"  face {index}: box ({x1:.0f}, {y1:.0f})-({x2:.0f}, {y2:.0f})"
+                    f"  score {face.score:.3f}  quality {q.overall:.2f}"
+                    f" (size {q.size:.2f}, sharpness {q.sharpness:.2f},"
+                    f" pose {q.pose:.2f}, detection {q.detection:.2f})\n"
                 )
     if args.json:
         sys.stdout.write(json.dumps({"images": records}, indent=2) + "\n")

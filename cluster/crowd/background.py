@@ -43,12 +43,16 @@ class VideoBackground:
         try:
             with av.open(str(path)) as container:
                 stream = container.streams.video[0]
-                self.source_fps = Fraction(stream.average_rate or stream.guessed_rate)
+                rate = stream.average_rate or stream.guessed_rate
+                self.source_fps = Fraction(0) if rate is None else Fraction(rate)
                 self.source_frames = stream.frames or sum(1 for _ in container.decode(stream))
         except (av.error.FFmpegError, IndexError) as exc:
             raise ValueError(f"background {path} is not a readable video ({exc}); pass an AVI/MP4 file") from exc
         if self.source_frames < 1 or self.source_fps <= 0:
-            raise ValueError(f"background {path} holds no frames; pass a video with at least one frame")
+            raise ValueError(
+                f"background {path} holds no frames or states no frame rate; pass a video with at least one frame"
+                " and a frame rate"
+            )
 
     def _source_loop(self, offset: int) -> Iterator[np.ndarray]:
         """Source frames from `offset` on, looping, each scaled to cover the output and centre-cropped."""

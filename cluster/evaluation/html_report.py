@@ -63,13 +63,13 @@ def _verdict(good: bool) -> str:
 def _overview(report: EvaluationReport) -> str:
     dataset, counts = report.dataset, report.counts
     unit = "people (clusters)" if report.resample == "cluster" else "single probes"
-    rows = [
-        ["Gallery", f"{dataset.gallery_people} people, {dataset.gallery_entries} entries"],
-        ["Mated probes", f"{counts.mated} of {counts.mated_clusters} people"],
-        ["Non-mated probes", f"{counts.nonmated} of {counts.nonmated_clusters} people"],
-        ["FPIR targets", ", ".join(f"{target:g}" for target in report.fpirs)],
-        ["Intervals", f"{report.confidence:.0%} percentile bootstrap, {report.rounds} resamples of {unit}"],
-        ["Bootstrap seed", report.seed],
+    rows: list[tuple[str, object]] = [
+        ("Gallery", f"{dataset.gallery_people} people, {dataset.gallery_entries} entries"),
+        ("Mated probes", f"{counts.mated} of {counts.mated_clusters} people"),
+        ("Non-mated probes", f"{counts.nonmated} of {counts.nonmated_clusters} people"),
+        ("FPIR targets", ", ".join(f"{target:g}" for target in report.fpirs)),
+        ("Intervals", f"{report.confidence:.0%} percentile bootstrap, {report.rounds} resamples of {unit}"),
+        ("Bootstrap seed", report.seed),
     ]
     return "<table>" + "".join(f"<tr><th>{escape(name)}</th>{_text(value)}</tr>" for name, value in rows) + "</table>"
 

@@ -6,6 +6,7 @@ called from a CLI (or from tests running side by side) should touch. Outside tex
 """
 
 import io
+from typing import TypedDict
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -15,7 +16,17 @@ from cluster.evaluation.report import EvaluationReport, SystemResult
 
 DPI = 100
 UNOBSERVABLE_SHADE = "0.88"
-TARGET_LINE = {"color": "0.35", "linestyle": ":", "linewidth": 1.0}
+
+
+class LineStyle(TypedDict):
+    """Keyword arguments of a matplotlib line."""
+
+    color: str
+    linestyle: str
+    linewidth: float
+
+
+TARGET_LINE = LineStyle(color="0.35", linestyle=":", linewidth=1.0)
 
 
 def plot_text(text: str) -> str:
@@ -87,16 +98,16 @@ def histogram_png(system: SystemResult) -> bytes:
 
 def groups_png(report: EvaluationReport) -> bytes:
     """FPIR and FNIR per group, one bar per system, at each system's threshold for the breakdown target."""
-    systems = [system for system in report.systems if system.groups is not None]
-    if not systems or report.group_fpir is None:
+    breakdowns = [(system, system.groups) for system in report.systems if system.groups is not None]
+    if not breakdowns or report.group_fpir is None:
         raise ValueError("groups_png: the report has no group breakdown; give the evaluation per-probe groups")
-    groups = [row.group for row in systems[0].groups.rows]
+    groups = [row.group for row in breakdowns[0][1].rows]
     positions = np.arange(len(groups))
-    width = 0.8 / len(systems)
-    figure = Figure(figsize=(max(6.0, 0.5 * len(groups) * len(systems) + 2.0), 6), layout="constrained")
+    width = 0.8 / len(breakdowns)
+    figure = Figure(figsize=(max(6.0, 0.5 * len(groups) * len(breakdowns) + 2.0), 6), layout="constrained")
     fpir_axes, fnir_axes = figure.subplots(2, 1, sharex=True)
-    for index, system in enumerate(systems):
-        rows = system.groups.rows
+    for index, (system, breakdown) in enumerate(breakdowns):
+        rows = breakdown.rows
         offset = positions - 0.4 + width * (index + 0.5)
         fpir = [np.nan if row.fpir is None else row.fpir for row in rows]
         fnir = [np.nan if row.tpir is None else 1.0 - row.tpir for row in rows]

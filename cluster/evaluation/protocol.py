@@ -50,7 +50,7 @@ class LabelledEmbeddings:
         cls,
         pipeline: FacePipeline,
         photos: Sequence[LabelledPhoto],
-        on_photo: Callable[[], None] | None = None,
+        on_photo: Callable[[], object] | None = None,
     ) -> "LabelledEmbeddings":
         """Every photo's portrait face through every configured model."""
         found = []
@@ -78,6 +78,7 @@ class LabelledEmbeddings:
             paths=np.array(self.paths),
             people=self.people.astype(str),
             acquired=self.acquired,
+            allow_pickle=False,
             **{f"vectors:{model}": vectors for model, vectors in self.vectors.items()},
         )
 

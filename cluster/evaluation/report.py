@@ -287,7 +287,7 @@ def build_report(spec: EvaluationInput) -> EvaluationReport:
     if spec.groups is not None:
         group_fpir = spec.fpirs[0] if spec.group_fpir is None else spec.group_fpir
     systems = tuple(_system(name, outcomes, spec, group_fpir) for name, outcomes in spec.systems.items())
-    differences = ()
+    differences: tuple[SystemDifference, ...] = ()
     if spec.baseline is not None:
         baseline = spec.systems[spec.baseline]
         differences = tuple(

@@ -63,7 +63,7 @@ class _HeldAlert:
     def __init__(self, alert: Alert) -> None:
         self.alert = alert
         self.key = (alert.person_id, alert.watchlist_id)
-        self.embedding_sum = np.zeros(alert.sightings[0].embedding.shape, dtype=np.float32)
+        self.embedding_sum: np.ndarray = np.zeros(alert.sightings[0].embedding.shape, dtype=np.float32)
         self.mean = self.embedding_sum
         self.cameras: dict[str, CameraEvidence] = {}
         for sighting in alert.sightings:

@@ -82,19 +82,17 @@ def query_ids(
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), ID_LOOKUP_CHUNK):
         expression = ids_filter(primary_key, ids[start : start + ID_LOOKUP_CHUNK])
-        rows.extend(
-            connection.run(
+
+        def query(client: MilvusClient, expression: str = expression) -> list[dict[str, Any]]:
+            return client.query(
                 collection,
-                operation,
-                lambda client, expression=expression: client.query(
-                    collection,
-                    filter=expression,
-                    output_fields=list(output_fields),
-                    consistency_level=STRONG,
-                    timeout=timeout,
-                ),
+                filter=expression,
+                output_fields=list(output_fields),
+                consistency_level=STRONG,
+                timeout=timeout,
             )
-        )
+
+        rows.extend(connection.run(collection, operation, query))
     return [dict(row) for row in rows]
 
 
@@ -140,9 +138,11 @@ def delete_matching(
         ids = [str(row[primary_key]) for row in rows]
         if not ids:
             break
-        connection.run(
-            collection, operation, lambda client, ids=ids: client.delete(collection, ids=ids, timeout=timeout)
-        )
+
+        def delete(client: MilvusClient, ids: list[str] = ids) -> None:
+            client.delete(collection, ids=ids, timeout=timeout)
+
+        connection.run(collection, operation, delete)
         deleted.extend(ids)
     if deleted:
         connection.run(collection, operation, lambda client: client.compact(collection, timeout=timeout))

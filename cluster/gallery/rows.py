@@ -57,7 +57,7 @@ def enrolled_entry(row: Mapping[str, Any], entry_id: str | None = None) -> Enrol
 
 def watchlist_candidates(hits: Iterable[Any], min_similarity: float | None) -> list[WatchlistCandidate]:
     """One probe's hits, most similar first, without those below `min_similarity`."""
-    candidates = []
+    candidates: list[WatchlistCandidate] = []
     for hit in hits:
         similarity = float(hit["distance"])
         if min_similarity is not None and similarity < min_similarity:
@@ -102,7 +102,7 @@ def stored_social_face(row: Mapping[str, Any], face_id: str | None = None) -> St
 
 def social_matches(hits: Iterable[Any], min_similarity: float | None) -> list[SocialMatch]:
     """One probe's social-media hits, most similar first, without those below `min_similarity`."""
-    matches = []
+    matches: list[SocialMatch] = []
     for hit in hits:
         similarity = float(hit["distance"])
         if min_similarity is not None and similarity < min_similarity:

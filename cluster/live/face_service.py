@@ -210,9 +210,9 @@ class PatchProcessor:
                 pooled = dict(zip(usable, self._pooled(list(usable.values())), strict=True))
             except Exception:
                 log.exception("patch_batch_failed", camera_id=request.camera_id, tracklets=len(usable))
-                for index, patches in usable.items():
+                for index, kept in usable.items():
                     try:
-                        pooled[index] = self._pooled([patches])[0]
+                        pooled[index] = self._pooled([kept])[0]
                     except Exception as exc:
                         errors[index] = f"the {self.second_stage.name} model failed: {type(exc).__name__}: {exc}"
         for index in [i for i, vector in pooled.items() if not np.all(np.isfinite(vector))]:

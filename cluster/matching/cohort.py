@@ -90,7 +90,11 @@ class ImpostorCohort:
             f"{EMBEDDING_PREFIX}{model}": vectors.astype(np.float32) for model, vectors in self.embeddings.items()
         }
         np.savez_compressed(
-            path, labels=self.labels.astype(str), description=np.array(json.dumps(self.description)), **arrays
+            path,
+            labels=self.labels.astype(str),
+            description=np.array(json.dumps(self.description)),
+            allow_pickle=False,
+            **arrays,
         )
 
     @classmethod

@@ -31,6 +31,6 @@ def rate_argument(text: str) -> float:
     """An argparse type: '1/6000' or '0.001' as a float, with the same message as the configuration."""
     value = parse_rate(text)
     try:
-        return float(value)
+        return value if isinstance(value, float) else float(text)
     except (TypeError, ValueError):
         raise ValueError(f"{text!r} is not a rate: write a number such as 0.001 or a fraction such as 1/6000") from None

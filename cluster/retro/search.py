@@ -75,7 +75,7 @@ class RetroSearch:
         self,
         sources: Sequence[FootageSource],
         officer: str,
-        on_frame: Callable[[FootageFrame], None] | None = None,
+        on_frame: Callable[[FootageFrame], object] | None = None,
     ) -> RetroReport:
         """Search every source in order; a source that cannot be read is reported and the rest still searched."""
         started_at = time.time()
@@ -122,7 +122,7 @@ class RetroSearch:
         self,
         batch: list[tuple[int, FootageFrame]],
         tallies: list[_Tally],
-        on_frame: Callable[[FootageFrame], None] | None,
+        on_frame: Callable[[FootageFrame], object] | None,
     ) -> list[RetroMatch]:
         frames = [frame.pixels for _, frame in batch]
         faces_per_frame = self.pipeline.with_second_stage(frames, self.pipeline.process(frames))

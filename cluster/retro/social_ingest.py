@@ -45,7 +45,7 @@ class SocialIngest:
         self.social = social
 
     def ingest(
-        self, posts: Sequence[ManifestPost], on_post: Callable[[ManifestPost], None] | None = None
+        self, posts: Sequence[ManifestPost], on_post: Callable[[ManifestPost], object] | None = None
     ) -> IngestSummary:
         stored = read = 0
         without_face: list[int] = []

@@ -96,7 +96,8 @@ class ChipEmbedder(ABC):
         if self.half or self.device.type != "cuda":
             yield
             return
-        conv = torch.backends.cudnn.conv
+        # torch sets `conv` on the module object it swaps in at import (CudnnModule); its stubs lack it.
+        conv = torch.backends.cudnn.conv  # type: ignore[attr-defined]
         previous = conv.fp32_precision
         conv.fp32_precision = "ieee"
         try:

@@ -27,9 +27,8 @@ def _folded_conv(conv: Conv, affine: Affine) -> nn.Conv2d:
     scale = torch.tensor(affine.scale, dtype=torch.float64)
     weight = torch.tensor(conv.weight, dtype=torch.float64) * scale[:, None, None, None]
     bias = torch.tensor(conv.bias, dtype=torch.float64) * scale + torch.tensor(affine.shift, dtype=torch.float64)
-    with torch.no_grad():
-        layer.weight.copy_(weight.float())
-        layer.bias.copy_(bias.float())
+    layer.weight = nn.Parameter(weight.float())
+    layer.bias = nn.Parameter(bias.float())
     return layer
 
 

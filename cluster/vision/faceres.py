@@ -276,9 +276,8 @@ class _ConvUnit(nn.Module):
             padding=(top, left) if symmetric else 0,
             groups=layer.groups,
         )
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.from_numpy(layer.weight).float())
-            self.conv.bias.copy_(torch.from_numpy(layer.bias).float())
+        self.conv.weight = nn.Parameter(torch.from_numpy(layer.weight).float())
+        self.conv.bias = nn.Parameter(torch.from_numpy(layer.bias).float())
         self.lower = layer.lower if math.isfinite(layer.lower) else None
         self.upper = layer.upper if math.isfinite(layer.upper) else None
 
@@ -310,7 +309,7 @@ class FaceresNet(nn.Module):
         # Not a buffer: `.half()` would round the means to fp16 (103.939 -> 103.9375).
         mean_bgr = torch.tensor(MEAN_BGR, dtype=torch.float32, device=chips.device)
         bgr = chips.flip(-1).float() - mean_bgr
-        dtype = self.units[0].conv.weight.dtype
+        dtype = next(self.parameters()).dtype  # float32, or float16 after .half()
         x = bgr.permute(0, 3, 1, 2).to(dtype=dtype, memory_format=self.memory_format)
         return self.units(x).mean(dim=(2, 3))
 

@@ -40,7 +40,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > MAX_DECODE_PIXELS:
                 raise InvalidImageError(

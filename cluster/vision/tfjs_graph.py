@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import structlog
@@ -83,7 +83,7 @@ class GraphNode:
     def ints(self, key: str) -> tuple[int, ...]:
         """A list-of-ints attribute, such as `strides` or `dilations`."""
         value = self._attr(key)
-        if not isinstance(value, tuple) or not all(type(v) is int for v in value):
+        if not isinstance(value, tuple) or not _all_ints(value):
             raise TfjsModelError(f"node {self.name!r} ({self.op}): attribute {key!r} is {value!r}, not a list of ints")
         return value
 
@@ -286,10 +286,11 @@ def _decode_attr(value: object, where: str) -> AttrValue:
 
 def _decode_scalar(kind: str, payload: object, where: str) -> int | float | bool | str | TensorShape:
     try:
-        if kind == "i":
-            return int(payload)  # int64 arrives as a JSON string
-        if kind == "f":
-            return float(payload)  # NaN and infinities arrive as strings
+        if kind in ("i", "f"):
+            if not isinstance(payload, int | float | str):
+                raise TypeError(f"a {type(payload).__name__} is not a number")
+            # int64 arrives as a JSON string, and so do NaN and infinities
+            return int(payload) if kind == "i" else float(payload)
         if kind == "b" and isinstance(payload, bool):
             return payload
         if kind == "s" and isinstance(payload, str):
@@ -326,7 +327,7 @@ def _parse_spec(entry: object, path: Path, group: int) -> WeightSpec:
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise TfjsModelError(f"{where}: weight {name!r} has shape {shape!r}, expected a list of sizes")
     dtype = entry.get("dtype")
-    if dtype not in _STORED_DTYPES:
+    if not isinstance(dtype, str) or dtype not in _STORED_DTYPES:
         raise TfjsModelError(
             f"{where}: weight {name!r} has dtype {dtype!r}; supported: {', '.join(sorted(_STORED_DTYPES))}"
         )
@@ -350,7 +351,7 @@ def _parse_quantization(entry: object, dtype: str, where: str) -> Quantization:
     if dtype == "bool":
         raise TfjsModelError(f"{where}: {stored} quantisation of a bool weight is not supported")
     scale, minimum = entry.get("scale"), entry.get("min")
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (scale, minimum)):
+    if not (_finite_number(scale) and _finite_number(minimum)):
         raise TfjsModelError(
             f"{where}: {stored} quantisation needs finite 'scale' and 'min', got {scale!r}, {minimum!r}"
         )
@@ -402,13 +403,23 @@ def _dequantised(spec: WeightSpec, stored: np.ndarray, where: str) -> np.ndarray
     integers with Math.round (halves up); float64 arithmetic here gives the same bits.
     """
     quantization = spec.quantization
+    values: np.ndarray
     if quantization is None:
         values = stored.astype({"float32": np.float32, "int32": np.int32, "bool": np.bool_}[spec.dtype])
-    elif quantization.dtype == "float16":
-        values = stored.astype(np.float32)
-    else:
+    elif quantization.scale is not None and quantization.minimum is not None:
         real = stored.astype(np.float64) * quantization.scale + quantization.minimum
         values = np.floor(real + 0.5).astype(np.int32) if spec.dtype == "int32" else real.astype(np.float32)
+    else:  # float16: half floats, widened, with no scale or min
+        values = stored.astype(np.float32)
     if values.dtype == np.float32 and not np.isfinite(values).all():
         raise TfjsModelError(f"{where}: weight {spec.name!r} holds NaN or infinite values: the shard is corrupt")
     return values
+
+
+def _all_ints(values: tuple[object, ...]) -> TypeGuard[tuple[int, ...]]:
+    """Whether every value is an int proper (a bool is not one)."""
+    return all(type(v) is int for v in values)
+
+
+def _finite_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and math.isfinite(value)

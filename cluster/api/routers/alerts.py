@@ -1,6 +1,6 @@
 """Alerts: list and filter them, read one with its evidence, and record officers' decisions on it."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +18,9 @@ router = APIRouter(tags=["alerts"])
 
 Services = Annotated[ControlRoomServices, Depends(services)]
 AlertId = Annotated[str, Path(min_length=1, max_length=200, description="The alert's id.")]
-JPEG_RESPONSE = {200: {"content": {JPEG: {"schema": {"type": "string", "format": "binary"}}}}}
+JPEG_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {JPEG: {"schema": {"type": "string", "format": "binary"}}}}
+}
 
 
 @router.get("/alerts", response_model=schemas.AlertPageOut, summary="List alerts, newest first")
