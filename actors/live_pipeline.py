@@ -119,7 +119,7 @@ class LivePipeline(Generic[SummaryT]):
                 " stop it first, the live pipeline starts its own cameras"
             ) from exc
         ray.get(registry.reload.remote(cameras), timeout=START_TIMEOUT_S)
-        factory = SummarySink if sink_factory is None else sink_factory
+        factory: Callable[[str], ResultSink[Any]] = SummarySink if sink_factory is None else sink_factory
         pipeline = cls(registry, handle, plan, {}, service.forwarding, factory)
         pipeline._start_forwarders([camera.id for camera in cameras])
         log.info("live_pipeline_started", cameras=len(cameras))
