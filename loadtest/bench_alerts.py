@@ -68,7 +68,7 @@ def _rss(pid: int) -> int:
 def refuse(alerts: tuple[Alert, ...], truth: CrowdTruth, crowd_dir: Path, config: LfrConfig) -> list[Alert]:
     """The same sightings through a Fuser with fusion switched off."""
     fuser = Fuser(
-        CameraTopology.from_cameras(cameras_of(truth, crowd_dir)),
+        CameraTopology.from_config(cameras_of(truth, crowd_dir)),
         FUSION_OFF,
         deployment_id=DEPLOYMENT_ID,
         threshold=config.matching.similarity_threshold,

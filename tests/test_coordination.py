@@ -32,7 +32,7 @@ def faces(face_pipeline):
 
 @pytest.fixture(scope="module")
 def topology() -> CameraTopology:
-    return CameraTopology.from_cameras(street_cameras())
+    return CameraTopology.from_config(street_cameras())
 
 
 class SetClock:

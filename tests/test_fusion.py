@@ -34,7 +34,7 @@ def faces(face_pipeline) -> dict[str, list[Face]]:
 
 @pytest.fixture(scope="module")
 def topology() -> CameraTopology:
-    return CameraTopology.from_cameras(street_cameras())
+    return CameraTopology.from_config(street_cameras())
 
 
 # source, target, shortest walking seconds
@@ -59,7 +59,7 @@ def test_topology_refuses_unknown_cameras(topology):
     with pytest.raises(ValueError, match="unknown camera 'st_9'"):
         topology.min_travel_s("st_1", "st_9")
     with pytest.raises(ValueError, match="unknown camera 'st_9'"):
-        CameraTopology.from_cameras([camera("st_1", ("st_9", 60.0))])
+        CameraTopology.from_config([camera("st_1", ("st_9", 60.0))])
 
 
 def test_one_person_crossing_three_cameras_is_one_alert(faces, topology):

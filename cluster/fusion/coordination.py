@@ -110,7 +110,7 @@ class CoordinatorSettings:
     def build(self) -> AlertCoordinator:
         """The coordinator over a fresh Fuser and the configured store, restored from it."""
         fuser = Fuser(
-            CameraTopology.from_cameras(list(self.cameras)),
+            CameraTopology.from_config(list(self.cameras)),
             self.fusion,
             deployment_id=self.deployment_id,
             threshold=self.threshold,

@@ -35,7 +35,7 @@ class CameraTopology:
         self._shortest: dict[str, dict[str, float]] = {}
 
     @classmethod
-    def from_cameras(cls, cameras: Sequence[CameraConfig]) -> "CameraTopology":
+    def from_config(cls, cameras: Sequence[CameraConfig]) -> "CameraTopology":
         """The topology of a deployment's cameras, checked as `verify_cameras` checks them."""
         verify_cameras(list(cameras))
         listed = {(c.id, n.camera_id): n.walking_seconds for c in cameras for n in c.neighbours}
