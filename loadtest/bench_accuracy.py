@@ -9,35 +9,16 @@ pair of photos for true- and false-accept rates. The figures calibrate
 """
 
 import argparse
-from pathlib import Path
-
-import numpy as np
 
 from cluster.logging_setup import configure_logging
 from cluster.matching.config import MatchingConfig
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.identification import rank1_accuracy, rates_at_false_accept, rates_at_threshold
-from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import FacePipeline
+from loadtest.lfw10_embeddings import embed_lfw10
 from loadtest.machine import describe_machine
 
-LFW10 = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces" / "lfw10"
 SWEEP = (0.88, 0.90, 0.92, 0.93, 0.94)
-
-
-def embed_lfw10(pipeline: FacePipeline) -> tuple[np.ndarray, list[str], list[str]]:
-    embeddings, people, names = [], [], []
-    for person in sorted(p for p in LFW10.iterdir() if p.is_dir()):
-        paths = sorted(person.glob("*.jpg"))
-        for path, faces in zip(paths, pipeline.process([load_image(p) for p in paths])):
-            if not faces:
-                raise SystemExit(f"no face found in {path}")
-            frame_centre = np.array([125.0, 125.0])
-            distances = [np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - frame_centre) for f in faces]
-            embeddings.append(faces[int(np.argmin(distances))].embedding)
-            people.append(person.name)
-            names.append(path.name)
-    return np.stack(embeddings), people, names
 
 
 def main() -> None:

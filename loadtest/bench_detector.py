@@ -2,9 +2,9 @@
 
     python -m loadtest.bench_detector [--repeat R] [--threads N] [--device cpu|cuda] [--batch B]
 
-Frames of 640x480, 1280x720 and 1920x1080 are synthesised deterministically: LFW sample photos
-(tests/data) at several sizes on a smooth, noisy grey background. Both detectors run in the same
-process on the same frames, one frame per call and as one batch of `--batch` frames; each figure
+Frames of 640x480, 1280x720 and 1920x1080 are synthesised deterministically: the lfw10 photos
+(shipped with the crowd assets) at several sizes on a smooth, noisy grey background. Both detectors
+run in the same process on the same frames, one frame per call and as one batch of `--batch` frames; each figure
 is the median of `--repeat` timed rounds after a warm-up. The `agree` column checks our faces
 against facenet-pytorch on CPU (on a GPU it runs fp32 convolutions in TF32, which moves its own
 boxes by a pixel or two): every face either side scores >= 0.9 needs a counterpart with
@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cluster.crowd.photos import LFW10
 from cluster.logging_setup import configure_logging
 from cluster.processes import process_memory
-from cluster.vision.detections import Detections
 from cluster.vision.detector import MTCNNDetector
+from loadtest.detector_agreement import PERFECT, Agreement, compare, reference_detections
 from loadtest.machine import describe_machine, peak_rss_mib
 
-FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces" / "lfw10"
+FACES = LFW10
 FRAME_SIZES = ((640, 480), (1280, 720), (1920, 1080))
 FACES_PER_FRAME = 4
 FACE_SIDE_RANGE = (0.22, 0.45)
@@ -43,76 +44,6 @@ FACE_SIDE_RANGE = (0.22, 0.45)
 BACKGROUND_GREY = 118
 BACKGROUND_TEXTURE = 40
 SEED = 20240611
-
-MIN_SCORE = 0.9
-MIN_IOU = 0.9
-MAX_LANDMARK_PX = 2.0
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """How two detectors' faces on one or more frames line up (confident faces only)."""
-
-    worst_iou: float
-    worst_landmark_px: float
-    unmatched_reference: int
-    unmatched_ours: int
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.unmatched_reference == 0
-            and self.unmatched_ours == 0
-            and self.worst_iou >= MIN_IOU
-            and self.worst_landmark_px <= MAX_LANDMARK_PX
-        )
-
-    def merge(self, other: "Agreement") -> "Agreement":
-        return Agreement(
-            min(self.worst_iou, other.worst_iou),
-            max(self.worst_landmark_px, other.worst_landmark_px),
-            self.unmatched_reference + other.unmatched_reference,
-            self.unmatched_ours + other.unmatched_ours,
-        )
-
-
-PERFECT = Agreement(worst_iou=1.0, worst_landmark_px=0.0, unmatched_reference=0, unmatched_ours=0)
-
-
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a (n, 4) with every box in b (m, 4), xyxy."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
-def compare(ours: Detections, reference: Detections, min_score: float = MIN_SCORE) -> Agreement:
-    """Match confident faces both ways by best IoU; landmarks are compared on matched pairs."""
-    iou = pairwise_iou(reference.boxes, ours.boxes)
-    worst_iou, worst_px, missing, extra = 1.0, 0.0, 0, 0
-    for i in np.flatnonzero(reference.scores >= min_score):
-        if iou.shape[1] == 0 or iou[i].max() < MIN_IOU:
-            missing += 1
-            worst_iou = min(worst_iou, float(iou[i].max()) if iou.shape[1] else 0.0)
-            continue
-        j = int(iou[i].argmax())
-        worst_iou = min(worst_iou, float(iou[i, j]))
-        distance = np.linalg.norm(reference.landmarks[i] - ours.landmarks[j], axis=1).max()
-        worst_px = max(worst_px, float(distance))
-    for j in np.flatnonzero(ours.scores >= min_score):
-        if iou.shape[0] == 0 or iou[:, j].max() < MIN_IOU:
-            extra += 1
-    return Agreement(worst_iou, worst_px, missing, extra)
-
-
-def reference_detections(boxes: object, scores: object, landmarks: object) -> Detections:
-    """facenet-pytorch's `detect(img, landmarks=True)` output for one image as Detections."""
-    if boxes is None:
-        return Detections.empty()
-    return Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32), np.asarray(landmarks, np.float32))
 
 
 def load_photos() -> list[np.ndarray]:

@@ -40,7 +40,7 @@ from cluster.logging_setup import configure_logging
 from cluster.processes import process_memory
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
-from loadtest.bench_accuracy import embed_lfw10
+from loadtest.lfw10_embeddings import embed_lfw10
 from loadtest.machine import describe_machine, peak_rss_mib
 from loadtest.milvus_server import MilvusServer, bring_loopback_up, in_loopback_only_namespace
 

@@ -21,7 +21,8 @@ from cluster.vision.aligner import FaceAligner
 from cluster.vision.detector import MTCNNDetector
 from cluster.vision.embedder import FaceEmbedder
 from cluster.vision.identification import rank1_accuracy
-from loadtest.bench_detector import FACES, compare, load_photos, synthesise_frame
+from loadtest.bench_detector import FACES, load_photos, synthesise_frame
+from loadtest.detector_agreement import compare
 from loadtest.machine import describe_machine, peak_rss_mib
 
 EMBED_BATCHES = (8, 32, 64)

@@ -17,7 +17,7 @@ from cluster.vision import mtcnn_nets
 from cluster.vision.detections import Detections
 from cluster.vision.detector import MTCNNDetector
 from cluster.vision.errors import InvalidImageError, ModelWeightsError
-from loadtest.bench_detector import Agreement, compare, reference_detections
+from loadtest.detector_agreement import Agreement, compare, reference_detections
 from tests.paths import FACE_RECOGNITION, LFW10
 
 REFERENCE_IMAGES = sorted(FACE_RECOGNITION.glob("obama*.jpg")) + [FACE_RECOGNITION / "biden.jpg"]

@@ -5,7 +5,7 @@ import pytest
 
 from cluster.matching.config import MatchingConfig
 from cluster.vision.identification import rank1_accuracy, rates_at_false_accept, rates_at_threshold
-from loadtest.bench_accuracy import embed_lfw10
+from loadtest.lfw10_embeddings import embed_lfw10
 
 
 @pytest.fixture(scope="module")
