@@ -22,7 +22,8 @@ from cluster.processes import process_memory
 MAX_CAMERA_RESTARTS = 3
 
 
-@ray.remote(
+# Ray's typed ray.remote() lists the options of tasks only, not those of actors such as max_concurrency.
+@ray.remote(  # type: ignore[call-overload]
     num_cpus=CAMERA_ACTOR_CPUS,
     max_restarts=MAX_CAMERA_RESTARTS,
     max_concurrency=4,
@@ -46,8 +47,11 @@ class CameraActor:
 
     def process(self) -> ActorProcess:
         memory = process_memory()
+        actor_id = ray.get_runtime_context().get_actor_id()
+        if actor_id is None:
+            raise RuntimeError("CameraActor.process() reports on its actor: call it through the actor's handle")
         return ActorProcess(
-            actor_id=ray.get_runtime_context().get_actor_id(),
+            actor_id=actor_id,
             pid=os.getpid(),
             rss_bytes=memory.own_bytes,
             shared_bytes=memory.shared_bytes,

@@ -38,6 +38,8 @@ def start_coordinator(settings: CoordinatorSettings, namespace: str | None = Non
     Keep the handle for as long as the Coordinator should live: the actor is not detached, so
     Ray ends it when its last handle goes.
     """
-    handle = Coordinator.options(name=COORDINATOR_NAME, namespace=namespace, get_if_exists=True).remote(settings)
+    # mypy does not apply class decorators: at run time Coordinator is the ActorClass that @ray.remote made of it.
+    actor_class = Coordinator.options(name=COORDINATOR_NAME, namespace=namespace, get_if_exists=True)  # type: ignore[attr-defined]
+    handle = actor_class.remote(settings)
     ray.get(handle.ready.remote(), timeout=60)
     return handle

@@ -47,7 +47,7 @@ HEALTH_CHECK_PERIOD_S = 2.0
 HEALTH_CHECK_TIMEOUT_S = 10.0
 
 STAGE_BOUNDARIES_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
-BATCH_SIZE_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+BATCH_SIZE_BOUNDARIES: list[float] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
 
 class _ServiceMetrics:
@@ -109,8 +109,8 @@ class FaceService:
     def reconfigure(self, user_config: dict) -> None:
         """Apply new batching settings (the deployment's user_config) to the running replica."""
         batching = BatchingConfig.model_validate(user_config)
-        self._batched.set_max_batch_size(batching.max_batch_size)
-        self._batched.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        self._batched.set_max_batch_size(batching.max_batch_size)  # type: ignore[misc, attr-defined]  # see _batched
+        self._batched.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)  # type: ignore[misc, attr-defined]
         log.info("face_batching_set", **batching.model_dump())
 
     def resident_bytes(self) -> int:
@@ -118,7 +118,7 @@ class FaceService:
         return process_memory().resident_bytes
 
     async def __call__(self, request: FrameRequest) -> FrameResult:
-        return await self._batched(request, time.time())
+        return await self._batched(request, time.time())  # type: ignore[misc, call-arg]  # see _batched
 
     async def embed_patches(self, request: PatchRequest) -> PatchResult:
         """One pooled second-model vector per tracklet of the request (or its error), run on the model thread."""
@@ -132,10 +132,12 @@ class FaceService:
         self._metrics.stage_seconds.observe(result.embed_s, tags={"stage": "second_stage"})
         return result
 
-    @serve.batch(
+    # Serve's stubs type @serve.batch for methods of one batched argument and leave out the setters it attaches
+    # (set_max_batch_size, set_batch_wait_timeout_s); Serve batches each argument at run time.
+    @serve.batch(  # type: ignore[arg-type]
         max_batch_size=BatchingConfig().max_batch_size, batch_wait_timeout_s=BatchingConfig().batch_wait_timeout_s
     )
-    async def _batched(self, requests: list[FrameRequest], received_at: list[float]) -> list[FrameResult]:
+    async def _batched(self, requests: list[FrameRequest], received_at: list[float]) -> list[FrameResult]:  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(self._model_thread, self._processor.process, requests, received_at)
         self._metrics.record(results)
@@ -155,4 +157,5 @@ def face_app(models: FaceModelsConfig, service: FaceServiceConfig, plan: Replica
         options["num_replicas"] = plan.num_replicas
     else:
         options["autoscaling_config"] = service.autoscaling.model_dump()
-    return FaceService.options(**options).bind(replica_models)
+    # mypy does not apply class decorators: at run time FaceService is the Deployment that @serve.deployment made of it.
+    return FaceService.options(**options).bind(replica_models)  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ import structlog
 from ray.actor import ActorHandle
 from ray.serve.handle import DeploymentHandle
 
+from cluster.cameras.frames import CameraFrame
 from cluster.live.config import ForwardingConfig
 from cluster.live.face_service import FrameRequest
 from cluster.live.forwarding import ForwardingWindow, StreamMeter, StreamStats
@@ -94,7 +95,7 @@ class StreamForwarder:
                 await self._slot_freed.wait()
                 continue
             try:
-                frames = await asyncio.wait_for(
+                frames: list[CameraFrame] = await asyncio.wait_for(
                     self._camera.next_frames.remote(room, PULL_WAIT_S, True), PULL_WAIT_S + CAMERA_CALL_SLACK_S
                 )
             except (ray.exceptions.RayError, TimeoutError) as exc:
