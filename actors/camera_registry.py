@@ -26,7 +26,8 @@ from ray.actor import ActorHandle
 from actors.camera_actor import CameraActor
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig, verify_cameras
 from cluster.cameras.errors import DuplicateCameraError, UnknownCameraError
-from cluster.cameras.status import CameraStatus
+from cluster.cameras.health import CameraHealth
+from cluster.cameras.status import ActorProcess, CameraStatus
 
 log = structlog.get_logger(__name__)
 
@@ -128,7 +129,8 @@ class CameraRegistry:
         return self._entries[camera_id].actor
 
     def _start(self, config: CameraConfig) -> ActorHandle:
-        return CameraActor.options(num_cpus=self._camera_cpus).remote(config)
+        # mypy does not apply class decorators: at run time CameraActor is an ActorClass.
+        return CameraActor.options(num_cpus=self._camera_cpus).remote(config)  # type: ignore[attr-defined]
 
     def _stop(self, actors: list[ActorHandle]) -> None:
         """Let the cameras close their streams (briefly), then end their actors."""
@@ -143,8 +145,8 @@ class CameraRegistry:
         entries = sorted(self._entries.values(), key=lambda entry: entry.config.id)
         if not entries:
             return []
-        health_refs = [entry.actor.health.remote() for entry in entries]
-        process_refs = [entry.actor.process.remote() for entry in entries]
+        health_refs: list[ray.ObjectRef[CameraHealth]] = [entry.actor.health.remote() for entry in entries]
+        process_refs: list[ray.ObjectRef[ActorProcess]] = [entry.actor.process.remote() for entry in entries]
         ray.wait(health_refs + process_refs, num_returns=len(health_refs) * 2, timeout=ANSWER_TIMEOUT_S)
         statuses = []
         for entry, health_ref, process_ref in zip(entries, health_refs, process_refs, strict=True):

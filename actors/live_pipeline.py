@@ -23,6 +23,7 @@ from actors.camera_registry import REGISTRY_NAME, CameraRegistry, ReloadResult
 from actors.face_service import APP_NAME, face_app
 from actors.stream_forwarder import StreamForwarder
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
+from cluster.cameras.status import CameraStatus
 from cluster.live.config import FaceServiceConfig, ForwardingConfig, ReplicaPlan, plan_replicas
 from cluster.live.forwarding import StreamStats
 from cluster.live.sinks import ResultSink, SinkSummary, SummarySink
@@ -112,7 +113,8 @@ class LivePipeline(Generic[SummaryT]):
             raise ValueError("no cameras to run: list at least one under `cameras:` in the configuration")
         handle, plan = deploy_face_service(models, service, len(cameras))
         try:
-            registry = CameraRegistry.options(name=registry_name).remote()
+            # mypy does not apply class decorators: at run time CameraRegistry is an ActorClass.
+            registry = CameraRegistry.options(name=registry_name).remote()  # type: ignore[attr-defined]
         except ValueError as exc:
             raise RuntimeError(
                 f"a camera registry ('{registry_name}') already runs on this cluster, probably `lfr cameras run`;"
@@ -127,9 +129,10 @@ class LivePipeline(Generic[SummaryT]):
 
     def _start_forwarders(self, camera_ids: list[str]) -> None:
         """One forwarder per camera, pulling from the camera's actor in the registry."""
-        started = []
+        started: list[ActorHandle] = []
         for camera_id in camera_ids:
-            actor = ray.get(self.registry.actor.remote(camera_id), timeout=CALL_TIMEOUT_S)
+            actor_ref: ray.ObjectRef[ActorHandle] = self.registry.actor.remote(camera_id)
+            actor = ray.get(actor_ref, timeout=CALL_TIMEOUT_S)
             forwarder = StreamForwarder.remote(camera_id, actor, self.service, self.forwarding, self.sink_factory)
             self.forwarders[camera_id] = forwarder
             started.append(forwarder)
@@ -147,7 +150,8 @@ class LivePipeline(Generic[SummaryT]):
 
     def reload(self, cameras: list[CameraConfig]) -> ReloadResult:
         """Make the running cameras match `cameras`: forwarders of removed or changed cameras stop first."""
-        coming = ray.get(self.registry.changes.remote(cameras), timeout=CALL_TIMEOUT_S)
+        changes_ref: ray.ObjectRef[ReloadResult] = self.registry.changes.remote(cameras)
+        coming = ray.get(changes_ref, timeout=CALL_TIMEOUT_S)
         self._stop_forwarders([*coming.removed, *coming.restarted])
         result = ray.get(self.registry.reload.remote(cameras), timeout=START_TIMEOUT_S)
         self._start_forwarders([*result.added, *result.restarted])
@@ -166,7 +170,8 @@ class LivePipeline(Generic[SummaryT]):
 
     def camera_health(self, timeout_s: float = 15.0) -> list:
         """Each camera's health as its registry sees it (None for a camera whose actor did not answer)."""
-        return [status.health for status in ray.get(self.registry.list.remote(), timeout=timeout_s)]
+        statuses: list[CameraStatus] = ray.get(self.registry.list.remote(), timeout=timeout_s)
+        return [status.health for status in statuses]
 
     def stop(self, remove_service: bool = True) -> list[StreamStats]:
         """Stop forwarding and the cameras (and the service unless told not to); the final figures per camera."""

@@ -141,7 +141,8 @@ class LiveRun:
     def _start_parts(self) -> _Running:
         config, settings = self._config, self._settings
         if not settings.faces:
-            registry = CameraRegistry.options(name=REGISTRY_NAME).remote(settings.camera_cpus)
+            # mypy does not apply class decorators: at run time CameraRegistry is an ActorClass.
+            registry = CameraRegistry.options(name=REGISTRY_NAME).remote(settings.camera_cpus)  # type: ignore[attr-defined]
             self._note = self._describe(_answer(registry.reload.remote(config.cameras), START_TIMEOUT_S))
             self._audit_cameras(ReloadResult(tuple(c.id for c in config.cameras), (), (), ()), "started")
             return _Running(registry=registry)
