@@ -57,7 +57,7 @@ def deployment_config(tmp_path) -> tuple[Path, LfrConfig]:
         }
     )
     path = tmp_path / "deployment.yaml"
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     yield path, config
     EmbeddedMilvus(config.gallery.backend, config.gallery.timeouts).stop()
 
@@ -65,6 +65,7 @@ def deployment_config(tmp_path) -> tuple[Path, LfrConfig]:
 def test_lfr_run_publishes_the_deployment_status_for_the_control_room(deployment_config, tmp_path):
     path, config = deployment_config
     store = open_alert_store(config.database, config.audit)
+    (tmp_path / "photos").mkdir()
     services = ControlRoomServices.over(store, FolderWatchlistPhotos(tmp_path / "photos"))
     key = services.keys.add_user("duty-officer", "operator", actor="test").token
     server = ApiServer(create_app(services), "127.0.0.1", 0).start()
@@ -87,6 +88,9 @@ def test_lfr_run_publishes_the_deployment_status_for_the_control_room(deployment
                 if seen["faces_seen"] > 0 and {c["camera_id"] for c in seen["cameras"]} == {"cam0", "cam1"}:
                     break
             time.sleep(0.5)
+        if not seen and run.poll() is not None:
+            out, err = run.communicate()
+            pytest.fail(f"lfr run ended before the control room saw its status:\n{out[-2000:]}\n{err[-3000:]}")
         assert seen, "the control room never saw the deployment's status"
         assert seen["faces_seen"] > 0, seen
         assert {c["camera_id"] for c in seen["cameras"]} == {"cam0", "cam1"}, seen["cameras"]
