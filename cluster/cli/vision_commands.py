@@ -16,10 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from cluster.config import LfrConfig
+from cluster.enrolment.faces import PORTRAIT, ChosenFace, FaceChoiceError, choose_face
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
-from cluster.vision.frames import validate_frame
-from cluster.vision.image_io import find_images, load_image
+from cluster.vision.image_io import find_images, load_frame
 from cluster.vision.pipeline import FacePipeline
 
 IMAGES_PER_BATCH = 8
@@ -31,7 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     faces.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
     faces.set_defaults(handler=run_faces)
 
-    compare = commands.add_parser("compare", help="Say whether the best faces of two images are one person.")
+    compare = commands.add_parser(
+        "compare", help="Say whether the faces nearest the centres of two images are one person."
+    )
     compare.add_argument("first", type=Path, metavar="A")
     compare.add_argument("second", type=Path, metavar="B")
     compare.add_argument("--json", action="store_true", help="Print JSON instead of text.")
@@ -43,22 +45,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     embed.set_defaults(handler=run_embed)
 
 
-def _load_frame(path: Path) -> np.ndarray:
-    """An image file as a frame the pipeline accepts; errors name the file."""
-    frame = load_image(path)
-    try:
-        return validate_frame(frame)
-    except InvalidImageError as exc:
-        raise InvalidImageError(f"{path}: {exc}") from exc
-
-
 def _faces_in_images(pipeline: FacePipeline, paths: list[Path]) -> Iterator[tuple[Path, list[Face] | str]]:
     """Each image with its faces, or with the error message that explains why it was skipped."""
     for start in range(0, len(paths), IMAGES_PER_BATCH):
         loaded: list[tuple[Path, np.ndarray]] = []
         for path in paths[start : start + IMAGES_PER_BATCH]:
             try:
-                loaded.append((path, _load_frame(path)))
+                loaded.append((path, load_frame(path)))
             except InvalidImageError as exc:
                 yield path, str(exc)
         if not loaded:
@@ -104,22 +97,20 @@ def run_faces(args: argparse.Namespace, config: LfrConfig) -> int:
     return 1 if failed else 0
 
 
-def _best_face(pipeline: FacePipeline, path: Path) -> tuple[Face, int]:
-    """The highest-quality face of an image and how many faces it holds."""
-    faces = pipeline.process([_load_frame(path)])[0]
-    if not faces:
-        raise InvalidImageError(f"{path}: no face found; use a photo where the face is at least 20 pixels wide")
-    return max(faces, key=lambda face: face.quality.overall), len(faces)
+def _portrait(pipeline: FacePipeline, path: Path) -> ChosenFace:
+    """The face nearest the image's centre (the face policy's PORTRAIT choice), with how many it holds."""
+    frame = load_frame(path)
+    return choose_face(path, frame.shape, pipeline.process([frame])[0], PORTRAIT)
 
 
 def run_compare(args: argparse.Namespace, config: LfrConfig) -> int:
     pipeline = FacePipeline(config.face_models)
     try:
-        (face_a, count_a), (face_b, count_b) = _best_face(pipeline, args.first), _best_face(pipeline, args.second)
-    except InvalidImageError as exc:
+        first, second = _portrait(pipeline, args.first), _portrait(pipeline, args.second)
+    except (InvalidImageError, FaceChoiceError) as exc:
         sys.stderr.write(f"lfr: {exc}\n")
         return 1
-    similarity = face_a.similarity(face_b)
+    similarity = first.face.similarity(second.face)
     threshold = config.matching.similarity_threshold
     same = similarity >= threshold
     if args.json:
@@ -127,14 +118,16 @@ def run_compare(args: argparse.Namespace, config: LfrConfig) -> int:
             "similarity": round(similarity, 4),
             "threshold": threshold,
             "same_person": same,
-            "faces_in_a": count_a,
-            "faces_in_b": count_b,
+            "faces_in_a": first.faces_found,
+            "faces_in_b": second.faces_found,
         }
         sys.stdout.write(json.dumps(result) + "\n")
         return 0
-    for path, count in ((args.first, count_a), (args.second, count_b)):
-        if count > 1:
-            sys.stdout.write(f"note: {path} holds {count} faces; comparing its best-quality face\n")
+    for chosen in (first, second):
+        if chosen.faces_found > 1:
+            sys.stdout.write(
+                f"note: {chosen.path} holds {chosen.faces_found} faces; comparing the one nearest its centre\n"
+            )
     verdict = "same person" if same else "different people"
     sys.stdout.write(f"similarity {similarity:.4f} (threshold {threshold:.2f}): {verdict}\n")
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 import structlog
 
 from cluster.crowd.truth import ASSETS, asset_name
+from cluster.vision.detections import nearest_centre
 from cluster.vision.image_io import load_image
 
 log = structlog.get_logger(__name__)
@@ -61,14 +62,16 @@ def find_people(root: Path = LFW10) -> dict[str, list[Path]]:
 
 
 def _central_face(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The confident face nearest the photo centre, as whole pixels, if one is near enough."""
+    """The confident face nearest the photo centre (the portrait policy), as whole pixels, if it is near enough."""
     height, width = image.shape[:2]
-    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2 - width / 2, (boxes[:, 1] + boxes[:, 3]) / 2 - height / 2], 1)
-    offsets = np.hypot(centres[:, 0], centres[:, 1]) / max(width, height)
-    candidates = np.flatnonzero((scores >= MIN_SCORE) & (offsets <= MAX_CENTRE_OFFSET))
-    if not len(candidates):
+    confident = boxes[scores >= MIN_SCORE]
+    central = nearest_centre(image.shape, confident)
+    if central is None:
         return None
-    box = boxes[candidates[np.argmin(offsets[candidates])]]
+    box = confident[central]
+    offset = np.hypot((box[0] + box[2]) / 2 - width / 2, (box[1] + box[3]) / 2 - height / 2) / max(width, height)
+    if offset > MAX_CENTRE_OFFSET:
+        return None
     x1, y1 = max(0, round(float(box[0]))), max(0, round(float(box[1])))
     x2, y2 = min(width, round(float(box[2]))), min(height, round(float(box[3])))
     return x1, y1, x2, y2

@@ -1,9 +1,13 @@
-"""Choosing the one face of a photo to enrol into a watchlist (or to search with).
+"""Choosing the one face of a photo: the one policy, for enrolment, searches, comparison and evaluation.
 
-An enrolment photo must show exactly one face. A photo with no face is refused, and so is a
-photo with several faces unless the officer names one with `face_index` (the index that
-`lfr faces PHOTO` prints). The face nearest the centre, or the largest, is never chosen
-silently: in a press or crowd photo that may be a bystander, who would then be on a watchlist.
+A photo's face is chosen by a `FaceChoice`. An officer's photo (enrolment, a social search, a
+comparison... anything a person is put on a list or searched for by) must show exactly one face
+(`None`): a photo with no face is refused, and so is a photo with several faces unless the
+officer names one by its index (the index that `lfr faces PHOTO` prints). The face nearest the
+centre, or the largest, is never chosen silently there: in a press or crowd photo that may be a
+bystander, who would then be on a watchlist. Only a labelled portrait set, where the person is
+known to be the central face (evaluation, the impostor cohort, the demo's own photos, a
+comparison of two portraits), takes the face nearest the centre (`PORTRAIT`).
 
 `watchlist_entry` is the one place a chosen face becomes a `WatchlistEntry`: every enrolment
 path (`lfr watchlist add`, `lfr watchlist import`) goes through it, so what an entry takes
@@ -13,18 +17,24 @@ from the face (its embedding today) changes in one place.
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Final, Literal
 
 import numpy as np
 
 from cluster.gallery.records import WatchlistEntry
+from cluster.vision.detections import nearest_centre
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.face import Face
-from cluster.vision.frames import validate_frame
-from cluster.vision.image_io import load_image
+from cluster.vision.image_io import load_frame
 from cluster.vision.pipeline import FacePipeline
 
 PHOTOS_PER_BATCH = 8
 """Photos detected and embedded in one pipeline call."""
+
+PORTRAIT: Final = "portrait"
+FaceChoice = int | Literal["portrait"] | None
+"""Which face of a photo to take: the index an officer named; None, the photo's only face (a photo
+with several is refused); PORTRAIT, the face nearest the centre (labelled portrait sets only)."""
 
 
 class FaceChoiceError(ValueError):
@@ -78,10 +88,12 @@ def portrait_face(image_shape: tuple[int, ...], faces: Sequence[Face]) -> Face |
     Only for labelled portrait sets (evaluation, the impostor cohort, the demo's own photos), where the
     person is known to be the central face; an officer's enrolment photo never has its face guessed.
     """
-    if not faces:
-        return None
-    centre = np.array(image_shape[1::-1], dtype=np.float32) / 2
-    return min(faces, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
+    index = _central_index(image_shape, faces)
+    return None if index is None else faces[index]
+
+
+def _central_index(image_shape: tuple[int, ...], faces: Sequence[Face]) -> int | None:
+    return nearest_centre(image_shape, np.array([face.box for face in faces], np.float32).reshape(-1, 4))
 
 
 def describe_faces(faces: Sequence[Face]) -> str:
@@ -92,12 +104,13 @@ def describe_faces(faces: Sequence[Face]) -> str:
     )
 
 
-def choose_face(path: Path, faces: Sequence[Face], face_index: int | None = None) -> ChosenFace:
-    """The one face of the photo, or face `face_index` of it; FaceChoiceError otherwise."""
+def choose_face(path: Path, image_shape: tuple[int, ...], faces: Sequence[Face], choice: FaceChoice) -> ChosenFace:
+    """The face of the photo that `choice` names (see `FaceChoice`); FaceChoiceError when there is none."""
     if not faces:
         raise FaceChoiceError(
             f"{path}: no face found; use a photo where the face is frontal and at least 20 pixels wide"
         )
+    face_index = _central_index(image_shape, faces) if choice == PORTRAIT else choice
     if face_index is None:
         if len(faces) > 1:
             raise FaceChoiceError(
@@ -114,14 +127,6 @@ def choose_face(path: Path, faces: Sequence[Face], face_index: int | None = None
     return ChosenFace(path, face_index, faces[face_index], len(faces))
 
 
-def _load(path: Path) -> np.ndarray:
-    frame = load_image(path)
-    try:
-        return validate_frame(frame)
-    except InvalidImageError as exc:
-        raise InvalidImageError(f"{path}: {exc}") from exc
-
-
 def choose_faces(
     pipeline: FacePipeline, paths: Sequence[Path], face_index: int | None = None
 ) -> Iterator[ChosenFace | RefusedPhoto]:
@@ -130,32 +135,34 @@ def choose_faces(
 
 
 def choose_each_face(
-    pipeline: FacePipeline, photos: Sequence[tuple[Path, int | None]]
+    pipeline: FacePipeline,
+    photos: Sequence[tuple[Path, FaceChoice]],
+    photos_per_batch: int = PHOTOS_PER_BATCH,
 ) -> Iterator[ChosenFace | RefusedPhoto]:
-    """As `choose_faces`, with each photo's own face index (None: the photo must show exactly one face).
+    """As `choose_faces`, with each photo's own choice of face.
 
     A manifest names a face per row, so one import mixes photos with and without a chosen face.
-    Photos are loaded and run through the pipeline `PHOTOS_PER_BATCH` at a time, so memory stays
+    Photos are loaded and run through the pipeline `photos_per_batch` at a time, so memory stays
     bounded however many are passed.
     """
-    for start in range(0, len(photos), PHOTOS_PER_BATCH):
-        batch = photos[start : start + PHOTOS_PER_BATCH]
+    for start in range(0, len(photos), photos_per_batch):
+        batch = photos[start : start + photos_per_batch]
         frames: list[np.ndarray] = []
         outcomes: list[RefusedPhoto | int] = []
         for path, _ in batch:
             try:
-                frames.append(_load(path))
+                frames.append(load_frame(path))
                 outcomes.append(len(frames) - 1)
             except InvalidImageError as exc:
                 outcomes.append(RefusedPhoto(path, str(exc)))
         found = pipeline.process(frames)
         results: list[ChosenFace | RefusedPhoto] = []
-        for (path, face_index), outcome in zip(batch, outcomes):
+        for (path, choice), outcome in zip(batch, outcomes):
             if isinstance(outcome, RefusedPhoto):
                 results.append(outcome)
                 continue
             try:
-                results.append(choose_face(path, found[outcome], face_index))
+                results.append(choose_face(path, frames[outcome].shape, found[outcome], choice))
             except FaceChoiceError as exc:
                 results.append(RefusedPhoto(path, str(exc)))
         yield from _with_second_stage(pipeline, frames, outcomes, results)

@@ -1,7 +1,7 @@
 """Labelled face photos for evaluation and calibration: `<folder>/<person>/<photo>.jpg`.
 
 LFW-style folders hold one portrait per photo, so each photo's face is the one nearest its
-centre (`portrait_face`); a photo where no face is found is kept as a failure to enrol or
+centre (the enrolment policy's `PORTRAIT` choice); a photo where no face is found is kept as a failure to enrol or
 to acquire, never silently dropped, because open-set rates must count it.
 """
 
@@ -9,12 +9,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from cluster.enrolment.faces import portrait_face
-from cluster.vision.errors import InvalidImageError
+from cluster.enrolment.faces import PORTRAIT, ChosenFace, choose_each_face
 from cluster.vision.face import Face
-from cluster.vision.image_io import find_images, load_image
+from cluster.vision.image_io import find_images
 from cluster.vision.pipeline import FacePipeline
 
 PHOTOS_PER_BATCH = 16
@@ -57,24 +54,9 @@ def portrait_faces(pipeline: FacePipeline, photos: Sequence[LabelledPhoto]) -> I
 
     Unreadable photos and photos without a face say why.
     """
-    for start in range(0, len(photos), PHOTOS_PER_BATCH):
-        batch = photos[start : start + PHOTOS_PER_BATCH]
-        images: list[np.ndarray | None] = []
-        errors: list[str | None] = []
-        for photo in batch:
-            try:
-                images.append(load_image(photo.path))
-                errors.append(None)
-            except InvalidImageError as exc:
-                images.append(None)
-                errors.append(str(exc))
-        readable = [image for image in images if image is not None]
-        chosen = [portrait_face(image.shape, faces) for image, faces in zip(readable, pipeline.process(readable))]
-        embedded = iter(pipeline.with_second_stage(readable, [[face] if face else [] for face in chosen]))
-        for photo, image, error in zip(batch, images, errors):
-            if image is None:
-                yield LabelledFace(photo, None, error)
-                continue
-            faces = next(embedded)
-            face = faces[0] if faces else None
-            yield LabelledFace(photo, face, None if face is not None else f"{photo.path}: no face found")
+    chosen = choose_each_face(pipeline, [(photo.path, PORTRAIT) for photo in photos], PHOTOS_PER_BATCH)
+    for photo, result in zip(photos, chosen, strict=True):
+        if isinstance(result, ChosenFace):
+            yield LabelledFace(photo, result.face)
+        else:
+            yield LabelledFace(photo, None, result.reason)

@@ -21,7 +21,7 @@ from cluster.cameras.decoding import CorruptVideoError, decode_frames
 from cluster.cameras.sampler import FpsSampler
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.frames import validate_frame
-from cluster.vision.image_io import IMAGE_SUFFIXES, load_image
+from cluster.vision.image_io import IMAGE_SUFFIXES, load_frame
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".mpg", ".mpeg", ".h264"})
 
@@ -84,10 +84,9 @@ def read_frames(source: FootageSource, fps: float) -> Iterator[FootageFrame]:
 def read_image(path: Path) -> np.ndarray:
     """A still image as (h, w, 3) uint8 RGB; FootageError naming the file when it cannot be used."""
     try:
-        return validate_frame(load_image(path))
+        return load_frame(path)
     except InvalidImageError as exc:
-        message = str(exc)
-        raise FootageError(message if message.startswith(str(path)) else f"{path}: {message}") from exc
+        raise FootageError(str(exc)) from exc
 
 
 def _video_frames(source: FootageSource, sampler: FpsSampler) -> Iterator[FootageFrame]:

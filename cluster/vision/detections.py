@@ -44,3 +44,13 @@ class Detections:
 
     def __getitem__(self, index: np.ndarray | slice | list[int]) -> "Detections":
         return Detections(self.boxes[index], self.scores[index], self.landmarks[index])
+
+
+def nearest_centre(image_shape: tuple[int, ...], boxes: np.ndarray) -> int | None:
+    """The index of the box (n, 4 x1 y1 x2 y2) whose centre is nearest the image's centre; None for no box."""
+    if not len(boxes):
+        return None
+    height, width = image_shape[:2]
+    corners = np.asarray(boxes, np.float32)
+    centres = (corners[:, :2] + corners[:, 2:]) / 2
+    return int(np.argmin(np.hypot(centres[:, 0] - width / 2, centres[:, 1] - height / 2)))

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cluster.vision.errors import InvalidImageError
+from cluster.vision.frames import validate_frame
 
 MAX_DECODE_PIXELS = 150_000_000
 """Largest image accepted (150 megapixels, 450 MB as RGB); larger files are refused unread.
@@ -75,6 +76,15 @@ def load_image(path: Path | str) -> np.ndarray:
     except OSError as exc:
         raise InvalidImageError(f"{file_path}: cannot read the file ({exc.strerror})") from exc
     return decode_image(data, name=str(file_path))
+
+
+def load_frame(path: Path | str) -> np.ndarray:
+    """An image file as a frame the face pipeline accepts (`validate_frame`); every error names the file."""
+    frame = load_image(path)
+    try:
+        return validate_frame(frame)
+    except InvalidImageError as exc:
+        raise InvalidImageError(f"{path}: {exc}") from exc
 
 
 def find_images(paths: list[Path]) -> list[Path]:
