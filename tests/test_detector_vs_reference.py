@@ -63,6 +63,7 @@ def agreement_over(detector: MTCNNDetector, reference, images: list[np.ndarray])
     return total, faces
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("person", PEOPLE)
 def test_agrees_with_reference_on_lfw(detector: MTCNNDetector, reference, person: str) -> None:
     images = [load_rgb(path) for path in sorted((LFW10 / person).glob("*.jpg"))]
@@ -71,6 +72,7 @@ def test_agrees_with_reference_on_lfw(detector: MTCNNDetector, reference, person
     assert agreement.ok, describe(agreement, faces)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", REFERENCE_IMAGES, ids=lambda p: p.name)
 def test_agrees_with_reference_on_large_photos(detector: MTCNNDetector, reference, path: Path) -> None:
     agreement, faces = agreement_over(detector, reference, [load_rgb(path)])
@@ -90,11 +92,13 @@ def mixed_batch() -> list[np.ndarray]:
     ]
 
 
+@pytest.mark.slow
 def test_mixed_size_batch_agrees_with_reference(detector: MTCNNDetector, reference) -> None:
     agreement, faces = agreement_over(detector, reference, mixed_batch())
     assert agreement.ok, describe(agreement, faces)
 
 
+@pytest.mark.slow
 def test_mixed_size_batch_equals_one_frame_at_a_time(detector: MTCNNDetector) -> None:
     frames = mixed_batch()
     batched = detector.detect(frames)

@@ -13,19 +13,18 @@ from PIL import Image
 
 from cluster.vision.embedder import CHIP_SIZE, FaceEmbedder
 from cluster.vision.errors import InvalidImageError
+from tests.paths import FACE_RECOGNITION, LFW10
 
-FACES = Path(__file__).parent / "data" / "faces"
 MAX_ABS_DIFF = 1e-4
 
 
 def _face_images() -> list[Path]:
-    lfw = sorted((FACES / "lfw10").glob("*/*.jpg"))
+    lfw = sorted(LFW10.glob("*/*.jpg"))
     per_person: dict[str, list[Path]] = {}
     for path in lfw:
         per_person.setdefault(path.parent.name, []).append(path)
     chosen = [path for paths in per_person.values() for path in paths[:3]]
-    fr = FACES / "face_recognition"
-    return chosen + sorted(fr.glob("obama*.jpg")) + [fr / "biden.jpg"]
+    return chosen + sorted(FACE_RECOGNITION.glob("obama*.jpg")) + [FACE_RECOGNITION / "biden.jpg"]
 
 
 def _models_dir() -> Path:
@@ -80,10 +79,11 @@ def dlib_faces(reference: DlibReference) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def plain_chips() -> np.ndarray:
     """Real faces squeezed to 150x150 without dlib: enough for checks that do not compare with dlib."""
-    paths = sorted((FACES / "lfw10").glob("*/*_0001.jpg"))
+    paths = sorted(LFW10.glob("*/*_0001.jpg"))
     return np.stack([np.asarray(Image.fromarray(_rgb(p)).resize((CHIP_SIZE, CHIP_SIZE))) for p in paths])
 
 
+@pytest.mark.slow
 def test_matches_dlib(embedder: FaceEmbedder, dlib_faces: tuple[np.ndarray, np.ndarray]) -> None:
     chips, reference = dlib_faces
     assert len(chips) >= 20, f"dlib found only {len(chips)} faces in the test photos"
@@ -94,12 +94,14 @@ def test_matches_dlib(embedder: FaceEmbedder, dlib_faces: tuple[np.ndarray, np.n
     assert diff <= MAX_ABS_DIFF, f"max abs difference from dlib over {len(chips)} faces is {diff:.3g}"
 
 
+@pytest.mark.slow
 def test_matches_dlib_without_channels_last(dlib_faces: tuple[np.ndarray, np.ndarray]) -> None:
     chips, reference = dlib_faces
     diff = float(np.abs(FaceEmbedder(channels_last=False).descriptors(chips) - reference).max())
     assert diff <= MAX_ABS_DIFF, f"max abs difference from dlib (NCHW) is {diff:.3g}"
 
 
+@pytest.mark.slow
 def test_matches_dlib_batch_call(
     embedder: FaceEmbedder, reference: DlibReference, dlib_faces: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -110,11 +112,11 @@ def test_matches_dlib_batch_call(
     assert diff <= MAX_ABS_DIFF, f"max abs difference from dlib's batch call is {diff:.3g}"
 
 
+@pytest.mark.slow
 def test_same_person_closer_than_different(embedder: FaceEmbedder, reference: DlibReference) -> None:
     """A check of meaning on top of the numeric one: dlib's 0.6 threshold separates these people."""
-    lfw = FACES / "lfw10"
-    paths = [lfw / "George_W_Bush/George_W_Bush_0001.jpg", lfw / "George_W_Bush/George_W_Bush_0002.jpg"]
-    paths.append(lfw / "Tony_Blair/Tony_Blair_0001.jpg")
+    paths = [LFW10 / "George_W_Bush/George_W_Bush_0001.jpg", LFW10 / "George_W_Bush/George_W_Bush_0002.jpg"]
+    paths.append(LFW10 / "Tony_Blair/Tony_Blair_0001.jpg")
     bush_a, bush_b, blair = embedder.descriptors(np.stack([reference.chips(_rgb(path))[0] for path in paths]))
     assert np.linalg.norm(bush_a - bush_b) < 0.6 < np.linalg.norm(bush_a - blair)
 

@@ -121,6 +121,7 @@ def test_the_patch_holds_all_the_second_model_reads(photos):
     assert checked == 30 * len(PLACEMENTS)
 
 
+@pytest.mark.slow
 def test_a_patch_gives_the_embedding_of_the_whole_photo(photos, face_pipeline):
     """A patch cut from a real photo, or from a frame it was pasted into, embeds as aligning the whole of it does."""
     stage = face_pipeline.second_stage
@@ -465,6 +466,7 @@ class FaceresWatchlist:
         return [[Candidate("p_powell", "wl_test", float(c), {MODEL: float(c)})] for c in cosines]
 
 
+@pytest.mark.slow
 def test_the_real_second_model_tells_a_tracklets_person_from_its_patches(photos, face_pipeline):
     """Powell's and Blair's tracklets, embedded by faceres from their kept patches, against Powell's enrolment."""
     powell = photos["Colin_Powell"][0]
@@ -485,6 +487,7 @@ def test_the_real_second_model_tells_a_tracklets_person_from_its_patches(photos,
     assert sink.summary().holdings.patches == 0
 
 
+@pytest.mark.slow
 def test_the_match_stage_imports_no_model_code():
     """Forwarders run the match stage and must stay free of torch (about 0.9 GiB each)."""
     modules = "cluster.live.matching, actors.matching_sinks, actors.stream_forwarder, loadtest.passerby_sinks"

@@ -44,6 +44,7 @@ def _mean_similarity(similarity: np.ndarray, rows: np.ndarray, cols: np.ndarray)
     return float(similarity[pairs].mean())
 
 
+@pytest.mark.slow
 def test_same_person_scores_higher_than_different_people(
     embedder: FaceresEmbedder, lfw10: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -66,6 +67,7 @@ def test_same_person_scores_higher_than_different_people(
     assert rank1 >= 0.95, f"nearest other photo is the same person for only {rank1:.0%} of photos"
 
 
+@pytest.mark.slow
 def test_embeddings_are_unit_float32_and_layouts_agree(embedder: FaceresEmbedder, lfw10) -> None:
     chips = lfw10[0][:6]
     embeddings = embedder.embed(chips)

@@ -7,6 +7,8 @@ from cluster.matching.config import MatchingConfig
 from cluster.vision.identification import rank1_accuracy, rates_at_false_accept, rates_at_threshold
 from loadtest.lfw10_embeddings import embed_lfw10
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def lfw10_embeddings(face_pipeline) -> tuple[np.ndarray, list[str], list[str]]:

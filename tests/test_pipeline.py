@@ -27,6 +27,7 @@ def test_one_face_per_portrait(face_pipeline):
         assert 0.0 < face.quality.overall <= 1.0 and face.score > 0.9
 
 
+@pytest.mark.slow
 def test_mixed_sizes_in_one_batch_match_single_frames(face_pipeline):
     frames = [
         load_image(FACE_RECOGNITION / "obama.jpg"),
@@ -79,6 +80,7 @@ def test_bad_frame_names_its_index_and_fails_before_any_work(face_pipeline, bad_
     assert str(caught.value).startswith("frame 1:")
 
 
+@pytest.mark.slow
 def test_100_megapixel_frame_is_detected_on_a_downscaled_copy(face_pipeline):
     """A 10000x10000 frame: detection runs within the pixel budget, boxes come back in full-size pixels."""
     portrait = load_image(LFW10 / "Colin_Powell" / "Colin_Powell_0001.jpg")
