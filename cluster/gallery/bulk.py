@@ -1,4 +1,4 @@
-"""Inserts, paged reads and deletions of many rows, each safe to retry.
+"""Inserts, paged reads, searches and deletions of many rows, each safe to retry.
 
 Milvus 2.3 caps one query at 16,384 rows and accepts duplicate primary keys, and its upsert
 loses rows on collections with a partition key (seen on 2.3.5: 1,500 rows upserted, 96
@@ -10,10 +10,12 @@ must see every earlier write use Strong consistency.
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from pymilvus import MilvusClient
 
 from cluster.gallery.connection import MilvusConnection
 from cluster.gallery.expressions import ids_filter
+from cluster.gallery.schema import search_params
 
 INSERT_CHUNK = 5000
 QUERY_LIMIT = 16384
@@ -78,38 +80,67 @@ def query_ids(
     operation: str,
 ) -> list[dict[str, Any]]:
     """The rows with these primary keys (those that exist)."""
-    timeout = connection.timeouts.request_s
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), ID_LOOKUP_CHUNK):
         expression = ids_filter(primary_key, ids[start : start + ID_LOOKUP_CHUNK])
+        rows.extend(query_rows(connection, collection, expression, output_fields, operation))
+    return rows
 
-        def query(client: MilvusClient, expression: str = expression) -> list[dict[str, Any]]:
-            return client.query(
-                collection,
-                filter=expression,
-                output_fields=list(output_fields),
-                consistency_level=STRONG,
-                timeout=timeout,
-            )
 
-        rows.extend(connection.run(collection, operation, query))
-    return [dict(row) for row in rows]
+def query_rows(
+    connection: MilvusConnection,
+    collection: str,
+    expression: str,
+    output_fields: Sequence[str],
+    operation: str,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """One Strong query: the rows matching the expression (at most `limit`, which Milvus caps at QUERY_LIMIT)."""
+    options = {} if limit is None else {"limit": limit}
+
+    def query(client: MilvusClient) -> list[dict[str, Any]]:
+        return client.query(
+            collection,
+            filter=expression,
+            output_fields=list(output_fields),
+            consistency_level=STRONG,
+            timeout=connection.timeouts.request_s,
+            **options,
+        )
+
+    return [dict(row) for row in connection.run(collection, operation, query)]
+
+
+def search_rows(
+    connection: MilvusConnection,
+    collection: str,
+    probes: np.ndarray,
+    expression: str,
+    limit: int,
+    output_fields: Sequence[str],
+    consistency: str,
+    operation: str,
+) -> list[list[Any]]:
+    """Each probe's `limit` nearest rows among those matching the expression: pymilvus hits, most similar first."""
+
+    def search(client: MilvusClient) -> list[list[Any]]:
+        return client.search(
+            collection,
+            data=probes.tolist(),
+            filter=expression,
+            limit=limit,
+            output_fields=list(output_fields),
+            search_params=search_params(connection.endpoint.hnsw, limit),
+            consistency_level=consistency,
+            timeout=connection.timeouts.search_s,
+        )
+
+    return connection.run(collection, operation, search)
 
 
 def count_rows(connection: MilvusConnection, collection: str, expression: str, operation: str) -> int:
     """How many rows match the expression (Strong consistency)."""
-    rows = connection.run(
-        collection,
-        operation,
-        lambda client: client.query(
-            collection,
-            filter=expression,
-            output_fields=["count(*)"],
-            consistency_level=STRONG,
-            timeout=connection.timeouts.request_s,
-        ),
-    )
-    return int(rows[0]["count(*)"])
+    return int(query_rows(connection, collection, expression, ["count(*)"], operation)[0]["count(*)"])
 
 
 def delete_matching(
@@ -123,18 +154,7 @@ def delete_matching(
     timeout = connection.timeouts.request_s
     deleted: list[str] = []
     for _ in range(MAX_DELETE_ROUNDS):
-        rows = connection.run(
-            collection,
-            operation,
-            lambda client: client.query(
-                collection,
-                filter=expression,
-                output_fields=[primary_key],
-                limit=QUERY_LIMIT,
-                consistency_level=STRONG,
-                timeout=timeout,
-            ),
-        )
+        rows = query_rows(connection, collection, expression, [primary_key], operation, limit=QUERY_LIMIT)
         ids = [str(row[primary_key]) for row in rows]
         if not ids:
             break

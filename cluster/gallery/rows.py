@@ -6,7 +6,7 @@ Hits are pymilvus `Hit`s: `hit.id` is the primary key, `hit["distance"]` the cos
 similarity, `hit["entity"]` the requested output fields.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from cluster.gallery.records import (
@@ -55,16 +55,19 @@ def enrolled_entry(row: Mapping[str, Any], entry_id: str | None = None) -> Enrol
     )
 
 
+def _ranked_hits(hits: Iterable[Any], min_similarity: float | None) -> Iterator[tuple[Any, float, int]]:
+    """(hit, similarity, rank) for one probe's hits, most similar first, without those below `min_similarity`."""
+    kept = (hit for hit in hits if min_similarity is None or float(hit["distance"]) >= min_similarity)
+    for rank, hit in enumerate(kept, start=1):
+        yield hit, float(hit["distance"]), rank
+
+
 def watchlist_candidates(hits: Iterable[Any], min_similarity: float | None) -> list[WatchlistCandidate]:
-    """One probe's hits, most similar first, without those below `min_similarity`."""
-    candidates: list[WatchlistCandidate] = []
-    for hit in hits:
-        similarity = float(hit["distance"])
-        if min_similarity is not None and similarity < min_similarity:
-            continue
-        entry = enrolled_entry(hit["entity"], entry_id=hit.id)
-        candidates.append(WatchlistCandidate(entry=entry, similarity=similarity, rank=len(candidates) + 1))
-    return candidates
+    """One probe's hits as candidates, most similar first, without those below `min_similarity`."""
+    return [
+        WatchlistCandidate(entry=enrolled_entry(hit["entity"], entry_id=hit.id), similarity=similarity, rank=rank)
+        for hit, similarity, rank in _ranked_hits(hits, min_similarity)
+    ]
 
 
 def social_row(face: SocialFace, face_id: str) -> dict[str, Any]:
@@ -101,12 +104,8 @@ def stored_social_face(row: Mapping[str, Any], face_id: str | None = None) -> St
 
 
 def social_matches(hits: Iterable[Any], min_similarity: float | None) -> list[SocialMatch]:
-    """One probe's social-media hits, most similar first, without those below `min_similarity`."""
-    matches: list[SocialMatch] = []
-    for hit in hits:
-        similarity = float(hit["distance"])
-        if min_similarity is not None and similarity < min_similarity:
-            continue
-        face = stored_social_face(hit["entity"], face_id=hit.id)
-        matches.append(SocialMatch(face=face, similarity=similarity, rank=len(matches) + 1))
-    return matches
+    """One probe's social-media hits as matches, most similar first, without those below `min_similarity`."""
+    return [
+        SocialMatch(face=stored_social_face(hit["entity"], face_id=hit.id), similarity=similarity, rank=rank)
+        for hit, similarity, rank in _ranked_hits(hits, min_similarity)
+    ]

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 import numpy as np
 import structlog
 
-from cluster.gallery.bulk import count_rows, insert_rows, query_ids
+from cluster.gallery.bulk import count_rows, insert_rows, query_ids, search_rows
 from cluster.gallery.config import GalleryConfig
 from cluster.gallery.connection import MilvusConnection
 from cluster.gallery.embeddings import as_embedding_batch
 from cluster.gallery.expressions import social_filter
 from cluster.gallery.records import SocialFace, SocialMatch, StoredSocialFace
 from cluster.gallery.rows import social_matches, social_row, stored_social_face
-from cluster.gallery.schema import SOCIAL_COLLECTION, SOCIAL_FIELDS, search_params
+from cluster.gallery.schema import SOCIAL_COLLECTION, SOCIAL_FIELDS
 
 log = structlog.get_logger(__name__)
 
@@ -52,19 +52,15 @@ class SocialFaces:
             return []
         limit = top_k or self.config.top_k
         expression = social_filter(platform, captured_from, captured_to)
-        hits = self.connection.run(
+        hits = search_rows(
+            self.connection,
             SOCIAL_COLLECTION,
+            probes,
+            expression,
+            limit,
+            SOCIAL_FIELDS,
+            self.config.consistency,
             "search social-media faces",
-            lambda client: client.search(
-                SOCIAL_COLLECTION,
-                data=probes.tolist(),
-                filter=expression,
-                limit=limit,
-                output_fields=list(SOCIAL_FIELDS),
-                search_params=search_params(self.connection.endpoint.hnsw, limit),
-                consistency_level=self.config.consistency,
-                timeout=self.config.timeouts.search_s,
-            ),
         )
         return [social_matches(probe_hits, min_similarity) for probe_hits in hits]
 

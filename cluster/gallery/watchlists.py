@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import structlog
 
-from cluster.gallery.bulk import count_rows, delete_matching, insert_rows, query_all, query_ids
+from cluster.gallery.bulk import count_rows, delete_matching, insert_rows, query_all, query_ids, search_rows
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig
 from cluster.gallery.connection import MilvusConnection
@@ -46,7 +46,7 @@ from cluster.gallery.records import (
     check_time,
 )
 from cluster.gallery.rows import enrolled_entry, watchlist_candidates, watchlist_row
-from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_FIELDS, search_params
+from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_FIELDS
 from cluster.matching.calibration import CalibratedThreshold
 from cluster.vision.face import PRIMARY_MODEL
 
@@ -270,19 +270,15 @@ class Watchlists:
             return []
         limit = top_k or self.config.top_k
         expression = watchlist_search_filter(version, searched_at)
-        hits = self.connection.run(
+        hits = search_rows(
+            self.connection,
             WATCHLIST_COLLECTION,
+            probes,
+            expression,
+            limit,
+            WATCHLIST_FIELDS,
+            self.config.consistency,
             f"search {version.version_id}",
-            lambda client: client.search(
-                WATCHLIST_COLLECTION,
-                data=probes.tolist(),
-                filter=expression,
-                limit=limit,
-                output_fields=list(WATCHLIST_FIELDS),
-                search_params=search_params(self.connection.endpoint.hnsw, limit),
-                consistency_level=self.config.consistency,
-                timeout=self.config.timeouts.search_s,
-            ),
         )
         found = [watchlist_candidates(probe_hits, min_similarity) for probe_hits in hits]
         return self._with_model_scores(found, probes, extra or {})
