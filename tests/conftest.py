@@ -4,12 +4,11 @@ Also checks the fast subset's promise (tests/service_guard.py): a test not marke
 starts Ray, Milvus, PostgreSQL, a browser or `lfr` fails, saying to mark it.
 """
 
-import logging
 from collections.abc import Iterator
 
 import pytest
 
-from tests.ray_cluster import LocalRayCluster
+from tests.ray_cluster import LocalRayCluster, wait_for_agent_port
 from tests.service_guard import services_forbidden
 
 RAY_TEST_CPUS = 4
@@ -35,18 +34,25 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
 
 @pytest.fixture(scope="module")
 def ray_session(ray_cluster: LocalRayCluster) -> Iterator[LocalRayCluster]:
-    """This module's driver on the session's cluster, in the `lfr` namespace.
+    """This module's driver on the session's cluster, joined as the product joins one (namespace `lfr`).
 
     Disconnected at the module's end, which ends the actors the module left behind and leaves later
     tests free to start Ray in-process as the product does.
     """
-    import ray
+    from cluster.application.ray_runtime import start_ray, stop_ray
 
-    from actors.camera_registry import NAMESPACE
-
-    ray.init(address=ray_cluster.address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+    start_ray(ray_cluster.address)
     yield ray_cluster
-    ray.shutdown()
+    stop_ray()
+
+
+@pytest.fixture
+def ray_agent_port() -> Iterator[None]:
+    """For a test whose `lfr` process starts Ray itself: an earlier cluster's agent has let go of Ray's fixed
+    agent port before it starts, and this test's cluster has let go of it before the next test."""
+    wait_for_agent_port()
+    yield
+    wait_for_agent_port()
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,14 @@ So the tests share one cluster, started once with every port free (`ray.init` ca
 agent's port; `ray start` can), in a temp dir of its own so that `ray.init(address="auto")`
 elsewhere on the machine never finds it. `ray start --block` stops every process it started when
 it gets SIGTERM, and they die with it if it is killed, so stopping it leaves nothing behind.
+
+A test whose `lfr` process starts a cluster of its own, as the product does (`ray.init`, on the
+agent's fixed port), waits for that port to be free before and after (`wait_for_agent_port`).
 """
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +31,9 @@ START_TIMEOUT_S = 60.0
 """On an idle machine; stretched by load (tests/waiting.py)."""
 STOP_TIMEOUT_S = 60.0
 """`ray start` drains for up to 30 s before it stops its processes."""
+AGENT_PORT = 52365
+"""Ray's DEFAULT_DASHBOARD_AGENT_LISTEN_PORT, where every cluster started by `ray.init` puts its dashboard agent."""
+AGENT_PORT_WAIT_S = 30.0
 
 
 class RayClusterStartError(RuntimeError):
@@ -101,3 +108,28 @@ def _stop(process: subprocess.Popen) -> None:
 def _log_tail(temp_dir: Path) -> str:
     log = temp_dir / "ray-start.log"
     return log.read_text(errors="replace")[-3000:] if log.is_file() else "(no log)"
+
+
+def agent_port_free() -> bool:
+    """Whether a new cluster's dashboard agent could listen on AGENT_PORT now (binding as its aiohttp server does)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", AGENT_PORT))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_agent_port(timeout_s: float = AGENT_PORT_WAIT_S) -> bool:
+    """Wait until an earlier cluster's agent has let go of AGENT_PORT; False if it still holds it at the deadline.
+
+    Not a failure then: a developer's own cluster may hold the port for good, and Ray then runs the
+    new agent without its HTTP server, a few seconds later.
+    """
+    deadline = time.monotonic() + scaled(timeout_s)
+    while not agent_port_free():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True

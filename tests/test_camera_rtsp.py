@@ -17,6 +17,9 @@ from cluster.cameras.health import CameraState
 from loadtest.counter_video import read_counter, write_counter_video
 from loadtest.rtsp_server import RtspReplayServer
 from tests.camera_sources import camera_config
+from tests.waiting import scaled
+
+pytestmark = pytest.mark.slow
 
 SOURCE_FPS = 25
 SAMPLE_FPS = 5
@@ -49,24 +52,18 @@ class Collector:
         return [a for a in list(self.arrivals) if start <= a.captured_at < end]
 
     def wait_for_frames(self, count: int, after: float, timeout_s: float) -> list[Arrival]:
-        deadline = time.monotonic() + timeout_s
+        budget_s = scaled(timeout_s)
+        deadline = time.monotonic() + budget_s
         while time.monotonic() < deadline:
             fresh = [a for a in list(self.arrivals) if a.captured_at >= after]
             if len(fresh) >= count:
                 return fresh
             time.sleep(0.05)
-        pytest.fail(f"fewer than {count} frames within {timeout_s} s")
+        pytest.fail(f"fewer than {count} frames within {budget_s:.0f} s")
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +131,7 @@ def test_killed_server_backs_off_reconnects_and_the_others_keep_their_rate(camer
 
         doomed.kill()
         killed_at = time.time()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while (state := health(victim)).failures == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert state.state in (CameraState.BACKING_OFF, CameraState.CONNECTING), state

@@ -102,20 +102,14 @@ def test_an_alert_an_officer_decided_takes_no_more_evidence(faces, topology, tmp
     assert [s.sighting_id for s in officers.get(alert.alert_id).sightings] == [sightings[0].sighting_id]
 
 
-@pytest.fixture
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="lfr_test_coordination")
-    yield
-    ray.shutdown()
-
-
 def now_based(sightings: list[Sighting], now: float) -> list[Sighting]:
     """The same sightings moved to the present, so a restarted Coordinator finds their alerts in its window."""
     shift = now - T0 - 500.0
     return [dataclasses.replace(s, first_seen=s.first_seen + shift, last_seen=s.last_seen + shift) for s in sightings]
 
 
-def test_killed_coordinator_restarts_and_loses_or_duplicates_nothing(cluster, faces, topology, tmp_path):
+@pytest.mark.slow
+def test_killed_coordinator_restarts_and_loses_or_duplicates_nothing(ray_session, faces, topology, tmp_path):
     path = tmp_path / "alerts.sqlite3"
     settings = CoordinatorSettings(
         deployment_id="west_end",
