@@ -38,7 +38,7 @@ from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth, resolve_asset
 from cluster.database.config import DatabaseConfig
 from cluster.deployment.config import DeploymentConfig
-from cluster.enrolment.faces import portrait_face
+from cluster.enrolment.faces import PORTRAIT, ChosenFace, choose_each_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
@@ -46,7 +46,6 @@ from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.live.matching import MatchingSummary
 from cluster.matching.calibration import CalibratedThreshold
 from cluster.vision.face import Face
-from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import FacePipeline
 
 log = structlog.get_logger(__name__)
@@ -195,10 +194,8 @@ def enrol_watchlist(truth: CrowdTruth, config: LfrConfig) -> tuple[WatchlistVers
 
 def central_faces(pipeline: FacePipeline, photos: Sequence[str]) -> list[Face]:
     """Each photo's portrait face with every model's embedding; photos with no face are skipped."""
-    images = [load_image(resolve_asset(photo)) for photo in photos]
-    chosen = [portrait_face(image.shape, faces) for image, faces in zip(images, pipeline.process(images), strict=True)]
-    embedded = pipeline.with_second_stage(images, [[face] if face else [] for face in chosen])
-    return [faces[0] for faces in embedded if faces]
+    outcomes = choose_each_face(pipeline, [(resolve_asset(photo), PORTRAIT) for photo in photos])
+    return [outcome.face for outcome in outcomes if isinstance(outcome, ChosenFace)]
 
 
 def cameras_of(truth: CrowdTruth, crowd_dir: Path) -> list[CameraConfig]:
