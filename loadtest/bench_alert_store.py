@@ -33,11 +33,12 @@ from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.alerts.query import AlertFilter, AlertPage
 from cluster.alerts.store import AlertStore
 from cluster.audit.log import AuditLog
+from cluster.crowd.photos import LFW10
 from cluster.database.engine import Database
 from loadtest.machine import describe_machine, peak_rss_mib
 from loadtest.postgres_server import PostgresServer
 
-FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces" / "lfw10"
+FACES = LFW10
 DEPLOYMENTS = ("west_end", "soho", "camden", "brixton")
 CAMERAS = tuple(f"cam_{n:02d}" for n in range(12))
 PEOPLE = 400

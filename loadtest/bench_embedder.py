@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cluster.crowd.photos import LFW10
 from cluster.vision.embedder import CHIP_SIZE, FaceEmbedder
 
-FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces" / "lfw10"
+FACES = LFW10
 MIN_ROUND_SECONDS = 0.3
 
 
