@@ -65,6 +65,15 @@ def face_pipeline():
 
 
 @pytest.fixture(scope="session")
+def street_walk_faces(face_pipeline):
+    """The real faces of the people who walk past the street cameras (tests/street_sightings.py), embedded once a
+    session for the fusion and coordination tests."""
+    from tests.street_sightings import street_faces
+
+    return street_faces(face_pipeline)
+
+
+@pytest.fixture(scope="session")
 def lfw_public(face_pipeline):
     """Every lfw-public photo of people outside the impostor cohort, embedded by every model (once a session)."""
     from cluster.evaluation.dataset import labelled_photos

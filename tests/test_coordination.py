@@ -20,14 +20,14 @@ from cluster.database.engine import Database
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.coordination import AlertCoordinator, CoordinatorSettings
 from cluster.fusion.topology import CameraTopology
-from tests.street_sightings import T0, THRESHOLD, make_fuser, sighting, street_cameras, street_faces
+from tests.street_sightings import T0, THRESHOLD, make_fuser, sighting, street_cameras
 
 MODEL = "dlib-resnet-v1"
 
 
 @pytest.fixture(scope="module")
-def faces(face_pipeline):
-    return street_faces(face_pipeline)
+def faces(street_walk_faces):
+    return street_walk_faces
 
 
 @pytest.fixture(scope="module")

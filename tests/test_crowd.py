@@ -71,6 +71,7 @@ def test_videos_are_h264_with_a_keyframe_every_second_and_truth_round_trips(crow
         assert set(range(0, camera.frames, SMALL.fps)) <= set(keyframes)
 
 
+@pytest.mark.slow
 def test_truth_boxes_are_where_the_detector_finds_faces(crowd):
     """Each checked truth box has a detected face with IoU >= 0.5, and no face is found elsewhere
     unless the background alone shows it too."""

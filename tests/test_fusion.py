@@ -23,13 +23,12 @@ from tests.street_sightings import (
     make_fuser,
     sighting,
     street_cameras,
-    street_faces,
 )
 
 
 @pytest.fixture(scope="module")
-def faces(face_pipeline) -> dict[str, list[Face]]:
-    return street_faces(face_pipeline)
+def faces(street_walk_faces) -> dict[str, list[Face]]:
+    return street_walk_faces
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,7 @@ def test_mixed_sizes_in_one_batch_match_single_frames(face_pipeline):
             assert a.similarity(b) > 0.999
 
 
+@pytest.mark.slow
 def test_same_person_is_more_similar_than_different_people(face_pipeline):
     def best(path):
         return max(face_pipeline.process([load_image(path)])[0], key=lambda f: f.quality.overall)
