@@ -28,6 +28,7 @@ from loadtest import rtsp_server
 from loadtest.counter_video import read_counter, write_counter_video
 from loadtest.rtsp_server import DEBIAN_PYTHON, RtspReplayServer, RtspServerError
 from tests.paths import DATA
+from tests.waiting import scaled
 
 
 def _gi_problem() -> str | None:
@@ -55,7 +56,8 @@ SETTLE_SECONDS = 1.0
 """PyAV probes the first frames while opening and then hands them over at once: rates start after that."""
 RATE_TOLERANCE = 0.15
 RESTART_TARGET_SECONDS = 3.0
-CLIENT_OPTIONS = {"rtsp_transport": "tcp", "timeout": "5000000"}
+CLIENT_SOCKET_TIMEOUT_S = 5.0
+"""How long a client waits on the server for any one reply, on an idle machine."""
 CLIENT_GIVE_UP_SECONDS = 15.0
 MAX_CLIENT_SKEW_FRAMES = 6
 """Two decoding clients in one busy process drift apart by a few frames at worst (1/4 s)."""
@@ -84,9 +86,14 @@ class Recording:
         return [a for a in self.arrivals if a.arrived >= start]
 
 
+def client_options() -> dict[str, str]:
+    """PyAV's options for an RTSP client over TCP, its socket timeout (in microseconds) stretched by load."""
+    return {"rtsp_transport": "tcp", "timeout": str(round(scaled(CLIENT_SOCKET_TIMEOUT_S) * 1e6))}
+
+
 def watch(url: str, seconds: float, read_counters: bool = True) -> Recording:
     """Decode `url` for `seconds` after its first frame; PyAV's socket timeout bounds every read."""
-    container = av.open(url, options=CLIENT_OPTIONS)
+    container = av.open(url, options=client_options())
     try:
         stream = container.streams.video[0]
         arrivals: list[Arrival] = []
@@ -152,11 +159,13 @@ EXPECTED = {
 COUNTED = ["mp4", "mp4_bframes", "mp4_reencoded"]
 
 
+@pytest.mark.slow
 def test_urls_name_each_video_in_order_on_loopback(server):
     assert server.urls == [f"rtsp://127.0.0.1:{server.port}/cam{i}" for i in range(3)]
     assert server.running
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPECTED)
 def test_camera_serves_frames_pyav_decodes(recordings, name):
     width, height, _ = EXPECTED[name]
@@ -165,6 +174,7 @@ def test_camera_serves_frames_pyav_decodes(recordings, name):
     assert len(recording.arrivals) > 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPECTED)
 def test_camera_runs_at_real_time(recordings, name, record_property):
     steady = recordings[name].after(SETTLE_SECONDS)
@@ -174,6 +184,7 @@ def test_camera_runs_at_real_time(recordings, name, record_property):
     assert abs(rate - expected) <= RATE_TOLERANCE * expected, f"{rate:.2f} frames/s, expected {expected}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPECTED)
 def test_camera_keeps_delivering_past_the_end_of_its_file(recordings, name):
     arrivals = recordings[name].arrivals
@@ -182,6 +193,7 @@ def test_camera_keeps_delivering_past_the_end_of_its_file(recordings, name):
     assert len(arrivals) > fps * CLIP_SECONDS, "more frames than the file holds"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", COUNTED)
 def test_loop_is_seamless_no_frame_skipped_or_repeated(recordings, name):
     """Regression: rtph264pay repeating SPS/PPS before each IDR slice split two-slice keyframes in two,
@@ -193,12 +205,14 @@ def test_loop_is_seamless_no_frame_skipped_or_repeated(recordings, name):
     assert any(b < a for a, b in zip(counters, counters[1:], strict=False)), "the recording spans a loop"
 
 
+@pytest.mark.slow
 def test_fps_cap_drops_frames_evenly(recordings):
     counters = [a.counter for a in recordings["mp4_capped_10fps"].arrivals]
     steps = {(b - a) % CLIP_FRAMES for a, b in zip(counters, counters[1:], strict=False)}
     assert steps <= {2, 3}, f"25 fps capped to 10 keeps every 2nd or 3rd frame: {sorted(steps)}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["avi", "mp4_reencoded", "mp4"])
 def test_stream_has_a_keyframe_every_second(recordings, name):
     """A client that joins or reconnects decodes a picture within a second."""
@@ -208,11 +222,13 @@ def test_stream_has_a_keyframe_every_second(recordings, name):
     assert len(keyframes) >= 3 and max(gaps) <= fps, f"frames between keyframes: {gaps}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["avi", "mp4_reencoded"])
 def test_reencoded_stream_is_h264_baseline(recordings, name):
     assert recordings[name].profile in ("Baseline", "Constrained Baseline")
 
 
+@pytest.mark.slow
 def test_two_clients_of_one_camera_see_the_same_frames_at_the_same_time(server):
     """One camera, not one stream per client: what the clients see at a given moment is the same frame."""
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -241,7 +257,7 @@ class Reader(threading.Thread):
 
     def run(self) -> None:
         try:
-            with av.open(self.url, options=CLIENT_OPTIONS) as container:
+            with av.open(self.url, options=client_options()) as container:
                 for _ in container.decode(video=0):
                     self.frames += 1
             self.ending = "end of stream"
@@ -251,7 +267,7 @@ class Reader(threading.Thread):
 
 
 def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while not condition():
         if time.monotonic() > deadline:
             return False
@@ -259,6 +275,7 @@ def wait_until(condition, timeout: float) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_kill_breaks_clients_and_restart_serves_the_same_url_quickly(clips, record_property):
     with RtspReplayServer([clips["mp4"]]) as server:
         url, pid = server.urls[0], server.pid
@@ -268,8 +285,8 @@ def test_kill_breaks_clients_and_restart_serves_the_same_url_quickly(clips, reco
 
         killed_at = time.monotonic()
         server.kill()
-        reader.join(timeout=10)
-        assert not reader.is_alive(), "a client of a killed server stops within 10 s"
+        reader.join(timeout=scaled(10))
+        assert not reader.is_alive(), "a client of a killed server stops within 10 s (stretched for load)"
         record_property("client_noticed_kill_s", round(reader.ended_at - killed_at, 2))
         assert not server.running and not Path(f"/proc/{pid}").exists()
 
@@ -282,6 +299,7 @@ def test_kill_breaks_clients_and_restart_serves_the_same_url_quickly(clips, reco
         assert seconds <= RESTART_TARGET_SECONDS, f"first frame {seconds:.2f} s after restart()"
 
 
+@pytest.mark.slow
 def test_stop_leaves_no_child_process_and_is_idempotent(clips):
     server = RtspReplayServer([clips["mp4"]])
     server.start()
@@ -294,6 +312,7 @@ def test_stop_leaves_no_child_process_and_is_idempotent(clips):
     server.kill()
 
 
+@pytest.mark.slow
 def test_start_twice_is_refused(clips):
     with RtspReplayServer([clips["mp4"]]) as server, pytest.raises(RtspServerError, match="already runs"):
         server.start()
@@ -323,6 +342,7 @@ def test_port_is_unknown_before_the_first_start():
         _ = RtspReplayServer([AVI_CLIP]).urls
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_a_video_fails_start_with_gstreamer_s_reason(tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video")
@@ -332,6 +352,7 @@ def test_a_file_that_is_not_a_video_fails_start_with_gstreamer_s_reason(tmp_path
     assert not server.running
 
 
+@pytest.mark.slow
 def test_a_python_without_gi_names_the_debian_packages(monkeypatch):
     """Our venv's interpreter has no gi: the child fails as it would on a machine without the packages."""
     monkeypatch.setattr(rtsp_server, "DEBIAN_PYTHON", Path(sys.executable))
@@ -345,6 +366,7 @@ def test_a_missing_debian_python_names_the_debian_packages(monkeypatch, tmp_path
         RtspReplayServer([AVI_CLIP]).start()
 
 
+@pytest.mark.slow
 def test_a_busy_port_fails_start_with_the_reason():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -354,6 +376,7 @@ def test_a_busy_port_fails_start_with_the_reason():
             server.start()
 
 
+@pytest.mark.slow
 def test_command_line_serves_until_interrupted(clips):
     command = [sys.executable, "-m", "loadtest.rtsp_server", str(clips["mp4"]), "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -362,8 +385,10 @@ def test_command_line_serves_until_interrupted(clips):
         assert line.startswith("rtsp://127.0.0.1:"), line or process.stderr.read()
         url = line.split()[0]
         assert len(watch(url, 0.0).arrivals) == 1
+        serving = process.stdout.readline()
+        assert serving == "serving; Ctrl-C stops\n", "Ctrl-C is only handled once the server says it is serving"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=scaled(10)) == 0, process.stderr.read()
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)

@@ -8,8 +8,12 @@ import numpy as np
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import SocialFace, Watchlist, WatchlistEntry
 
-DAY = 24 * 3600
+HOUR = 3600
+DAY = 24 * HOUR
 YEAR = 365 * DAY
+SHORT_EXPIRY_S = HOUR
+"""An entry that must expire first: every other test's entry (backends are shared by the session) lives a day
+or more, so purging between this and twice this deletes exactly the short one."""
 
 
 def unit_vectors(count: int, seed: int) -> np.ndarray:
