@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.lfw10_portraits import Lfw10Portraits
 from tests.ray_cluster import LocalRayCluster, wait_for_agent_port
 from tests.service_guard import services_forbidden
 
@@ -65,12 +66,17 @@ def face_pipeline():
 
 
 @pytest.fixture(scope="session")
-def street_walk_faces(face_pipeline):
-    """The real faces of the people who walk past the street cameras (tests/street_sightings.py), embedded once a
-    session for the fusion and coordination tests."""
+def lfw10_portraits(face_pipeline) -> Lfw10Portraits:
+    """lfw10 photos with their portrait faces (tests/lfw10_portraits.py), each person embedded once a session."""
+    return Lfw10Portraits(face_pipeline)
+
+
+@pytest.fixture(scope="session")
+def street_walk_faces(lfw10_portraits: Lfw10Portraits):
+    """The real faces of the people who walk past the street cameras (tests/street_sightings.py)."""
     from tests.street_sightings import street_faces
 
-    return street_faces(face_pipeline)
+    return street_faces(lfw10_portraits)
 
 
 @pytest.fixture(scope="session")

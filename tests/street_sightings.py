@@ -7,8 +7,6 @@ photo (photo 1).
 
 from itertools import count
 
-import numpy as np
-
 from cluster.alerts.model import Sighting
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.fusion.config import FusionConfig
@@ -17,8 +15,7 @@ from cluster.fusion.topology import CameraTopology
 from cluster.matching.config import MatchingConfig
 from cluster.tracking.tracklet import Tracklet
 from cluster.vision.face import Face
-from cluster.vision.image_io import load_image
-from tests.paths import LFW10
+from tests.lfw10_portraits import Lfw10Portraits
 
 PEOPLE = ("Colin_Powell", "Jacques_Chirac", "Tony_Blair")
 T0 = 1_700_000_000.0
@@ -27,16 +24,9 @@ THRESHOLD = MatchingConfig().similarity_threshold
 _ids = count(1)
 
 
-def street_faces(face_pipeline) -> dict[str, list[Face]]:
+def street_faces(portraits: Lfw10Portraits) -> dict[str, list[Face]]:
     """Seven photos of each person in PEOPLE, their real faces (the one nearest the photo's centre)."""
-    found = {}
-    for person in PEOPLE:
-        images = [load_image(path) for path in sorted((LFW10 / person).glob("*.jpg"))[:7]]
-        found[person] = [
-            min(detected, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - 125.0))
-            for detected in face_pipeline.process(images)
-        ]
-    return found
+    return {person: [photo.face for photo in portraits.of(person)[:7]] for person in PEOPLE}
 
 
 def camera(camera_id: str, *neighbours: tuple[str, float]) -> CameraConfig:

@@ -25,14 +25,12 @@ from cluster.tracking.patches import FacePatch, cut_face_patch
 from cluster.tracking.tracker import Tracker
 from cluster.tracking.tracklet import Tracklet, pool_embeddings
 from cluster.vision.aligner import ARCFACE_CHIP_SIZE, _homogeneous, arcface_template, similarity_transforms
-from cluster.vision.image_io import load_image
-from tests.paths import LFW10
+from tests.lfw10_portraits import Lfw10Portraits, Photo
 from tests.test_tracking import (
     CAMERA,
     PEOPLE,
     T0,
     CollectingOutlet,
-    Photo,
     SetClock,
     frame_result,
     frame_time,
@@ -48,16 +46,9 @@ PLACEMENTS = [(1.0, (200.0, 100.0)), (0.8, (-40.0, 10.0)), (1.0, (450.0, 300.0))
 
 
 @pytest.fixture(scope="module")
-def photos(face_pipeline) -> dict[str, list[Photo]]:
-    """Ten photos of each person in tests/test_tracking.py's PEOPLE, with the face nearest the centre (LFW's person)."""
-    found = {}
-    for person in PEOPLE:
-        images = [load_image(path) for path in sorted((LFW10 / person).glob("*.jpg"))]
-        found[person] = [
-            Photo(image, min(faces, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:] - image.shape[1::-1]) / 2)))
-            for image, faces in zip(images, face_pipeline.process(images), strict=True)
-        ]
-    return found
+def photos(lfw10_portraits: Lfw10Portraits) -> dict[str, list[Photo]]:
+    """Ten photos of each person in test_tracking's PEOPLE with their portrait faces (embedded once a session)."""
+    return {person: lfw10_portraits.of(person) for person in PEOPLE}
 
 
 def as_frame(photo: Photo, scale: float, offset: tuple[float, float], size=(480, 640)):

@@ -8,7 +8,7 @@ tracklet holds different photos of one person, a harder case than consecutive vi
 import gc
 import io
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,9 +26,8 @@ from cluster.tracking.matching import match_and_decide
 from cluster.tracking.tracker import Tracker, UnknownTrackletError
 from cluster.tracking.tracklet import Tracklet
 from cluster.vision.face import Face
-from cluster.vision.image_io import load_image
 from cluster.vision.quality import FaceQuality
-from tests.paths import LFW10
+from tests.lfw10_portraits import Lfw10Portraits, Photo
 
 CAMERA = "oxford_st_2"
 PEOPLE = ("Colin_Powell", "Tony_Blair", "Jacques_Chirac")
@@ -37,27 +36,10 @@ T0 = 1_700_000_000.0
 NO_TIMINGS = FrameTimings(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-@dataclass(frozen=True, eq=False)
-class Photo:
-    """A real lfw10 photo and the face detected in it (the one nearest the centre, LFW's person)."""
-
-    pixels: np.ndarray
-    face: Face
-
-
 @pytest.fixture(scope="module")
-def photos(face_pipeline) -> dict[str, list[Photo]]:
-    """Ten photos of each person in PEOPLE with their real faces, embedded once for the module."""
-    found: dict[str, list[Photo]] = {}
-    for person in PEOPLE:
-        images = [load_image(path) for path in sorted((LFW10 / person).glob("*.jpg"))]
-        photos_of_person = []
-        for image, faces in zip(images, face_pipeline.process(images), strict=True):
-            centre = np.array(image.shape[1::-1]) / 2.0
-            face = min(faces, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre))
-            photos_of_person.append(Photo(image, face))
-        found[person] = photos_of_person
-    return found
+def photos(lfw10_portraits: Lfw10Portraits) -> dict[str, list[Photo]]:
+    """Ten photos of each person in PEOPLE with their real faces (embedded once a session)."""
+    return {person: lfw10_portraits.of(person) for person in PEOPLE}
 
 
 class ArrayWatchlist:
