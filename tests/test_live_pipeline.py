@@ -35,6 +35,8 @@ pytestmark = pytest.mark.slow
 MODELS = FaceModelsConfig(device="cpu")
 WAIT_S = 60.0
 """On an idle machine; every wait stretches it by the machine's load (tests/waiting.py)."""
+WARM_RESULTS = 5
+"""Results each camera has had before latencies count towards a bound."""
 OVERLOAD_OBSERVATION_S = 6.0
 """How long the overloaded pipeline is watched for drops, latency and memory growth."""
 _registry_names = (f"test_registry_{n}" for n in itertools.count())
@@ -84,19 +86,25 @@ def running(cluster, crowd_cameras, service, **kwargs) -> LivePipeline:
 
 
 def test_three_cameras_share_batches_and_find_faces(cluster, crowd):
+    """Latency is measured once every camera has had a few results: a fresh replica's first batches (torch
+    allocating and tuning its kernels) take seconds on a busy machine, and the bound is for a warm service."""
     pipeline = running(cluster, cameras_of(crowd), service_config())
     try:
+        wait_until(pipeline, lambda s: all(c.results_ok >= WARM_RESULTS for c in s))
+        warm_at = time.time()
         stats = wait_until(
             pipeline, lambda s: all(c.results_ok >= 15 for c in s) and max(c.max_batch_size for c in s) > 1
         )
+        warm = pipeline.stats(since=warm_at)
     finally:
         final = pipeline.stop()
     assert [c.camera_id for c in stats] == ["cam0", "cam1", "cam2"]
     assert max(c.max_batch_size for c in final) > 1, "frames of the three cameras were never batched together"
     assert sum(c.faces for c in final) > 0, "no face found in a crowd of real faces"
     assert all(c.results_error == 0 for c in final)
+    for camera in warm:
+        assert camera.latency_p99_s is not None and camera.latency_p99_s < 3.0, camera
     for camera in final:
-        assert camera.latency_p99_s is not None and camera.latency_p99_s < 3.0
         timings = camera.mean_timings
         assert timings is not None and timings.detect_s > 0 and timings.embed_s > 0 and timings.decode_s > 0
         assert timings.total_s >= timings.detect_s
