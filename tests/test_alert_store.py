@@ -32,6 +32,7 @@ from cluster.audit.log import AuditLog
 from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.paths import LFW10
+from tests.waiting import wait_for
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 DAY = 86_400.0
@@ -484,11 +485,7 @@ def test_retention_config_bounds(fields, match):
 
 
 def wait_until(condition, timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.02)
+    wait_for(condition, timeout_s, "condition", interval_s=0.02)
 
 
 # --- listing, open alerts and figures ------------------------------------------------------------

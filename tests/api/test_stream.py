@@ -17,6 +17,7 @@ from cluster.database.engine import Database
 from tests.api.conftest import start_control_room
 from tests.api.factories import CAMERAS, PEOPLE, make_alert
 from tests.api.sse import EventStream
+from tests.waiting import wait_for
 
 DAY = 86_400.0
 
@@ -112,7 +113,8 @@ def test_concurrent_writers_reach_every_client_once_and_in_order(control_room, d
 
 def test_without_last_event_id_the_stream_starts_now(control_room):
     control_room.store.save(make_alert("old", PEOPLE[0]))
-    time.sleep(0.2)
+    old = all_event_ids(control_room)[-1]
+    wait_for(lambda: control_room.app.state.hub.head >= old, 5, "the event hub's poll of the old alert")
     with EventStream(control_room.url, control_room.operator.token) as stream:
         assert stream.nothing_more(0.5)
         control_room.store.save(make_alert("new", PEOPLE[1]))
