@@ -55,9 +55,12 @@ class CameraControl:
         _call(self._registry.remove.remote(camera_id))
         self._audit.record(self._actor, AuditAction.CONFIG_CHANGE, f"camera:{camera_id}", {"change": "removed"})
 
-    def list(self) -> list[CameraStatus]:
-        """Every running camera with its health, in id order."""
-        return _call(self._registry.list.remote(), LIST_TIMEOUT_S)
+
+
+def running_cameras(address: str | None) -> list[CameraStatus]:
+    """Every running camera with its health, in id order (a read: nothing to audit, no database opened)."""
+    statuses: list[CameraStatus] = _call(connect_registry(address).list.remote(), LIST_TIMEOUT_S)
+    return statuses
 
 
 def connect_registry(address: str | None) -> ActorHandle:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cluster.application.cameras import CameraClusterError, CameraControl
+from cluster.application.cameras import CameraClusterError, CameraControl, running_cameras
 from cluster.application.live_run import LiveRun, LiveRunSettings, LiveSnapshot, stop_and_reload_signals
 from cluster.audit.opening import open_audit_log
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
@@ -125,9 +125,9 @@ def run_remove(args: argparse.Namespace, config: LfrConfig) -> int:
     return 0
 
 
-def run_list(args: argparse.Namespace, config: LfrConfig) -> int:
+def run_list(args: argparse.Namespace, _config: LfrConfig) -> int:
     try:
-        statuses = _control(args, config).list()
+        statuses = running_cameras(args.address)
     except CameraClusterError as exc:
         sys.stderr.write(f"lfr: {exc}\n")
         return 1
