@@ -28,13 +28,12 @@ from actors.live_pipeline import LivePipeline
 from cluster.alerts.opening import open_alert_store
 from cluster.alerts.query import AlertFilter
 from cluster.alerts.retention import RetentionScheduler
-from cluster.alerts.store import AlertStore
 from cluster.application.ray_runtime import start_ray, stop_ray
 from cluster.audit.actions import AuditAction
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
 from cluster.cameras.status import CameraStatus
 from cluster.config import ConfigError, LfrConfig, load_config
-from cluster.deployment.plan import MatchingPlan, plan_from_config
+from cluster.deployment.plan import MatchingPlan, plan_from_config, threshold_in_force
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.records import WatchlistVersion
 from cluster.live.forwarding import StreamStats
@@ -96,7 +95,6 @@ class _Running:
     assembly: LiveAssembly | None = None
     plan: MatchingPlan | None = None
     version: WatchlistVersion | None = None
-    store: AlertStore | None = None
     retention: RetentionScheduler | None = None
     board: StatusBoard | None = None
     started: float = field(default_factory=time.monotonic)
@@ -152,8 +150,13 @@ class LiveRun:
             return _Running(registry=pipeline.registry, pipeline=pipeline)
         plan = plan_from_config(config)
         version = Catalogue(config.gallery.catalogue_path).version(plan.watchlist_version)
-        assembly = LiveAssembly.start(plan, config)
+        threshold_in_force(plan, version.calibration)
         self._audit_deployment(AuditAction.DEPLOYMENT_STARTED, plan, version, {})
+        try:
+            assembly = LiveAssembly.start(plan, config)
+        except BaseException as exc:
+            self._audit_deployment(AuditAction.DEPLOYMENT_STOPPED, plan, version, {"error": str(exc).splitlines()[0]})
+            raise
         retention = RetentionScheduler(self._store, config.retention)
         retention.start()
         return _Running(
@@ -162,7 +165,6 @@ class LiveRun:
             assembly=assembly,
             plan=plan,
             version=version,
-            store=self._store,
             retention=retention,
             board=StatusBoard(self._store.database),
         )
@@ -300,7 +302,7 @@ class LiveRun:
         )
 
     def _audit_deployment(
-        self, action: AuditAction, plan: MatchingPlan, version: WatchlistVersion, counts: dict[str, float]
+        self, action: AuditAction, plan: MatchingPlan, version: WatchlistVersion, outcome: dict[str, float | str]
     ) -> None:
         deployment = self._config.deployment
         assert deployment is not None
@@ -322,7 +324,7 @@ class LiveRun:
                 "target_fpir": plan.target_fpir,
                 "model": models_name(self._config.face_models),
                 "cameras": [camera.id for camera in plan.cameras],
-                **counts,
+                **outcome,
             },
         )
 
