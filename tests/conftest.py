@@ -16,13 +16,25 @@ RAY_TEST_CPUS = 4
 """Logical CPUs of the tests' Ray cluster: more than the machine's two, so that every test's actors fit at once."""
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    """Run each test outside the `slow` mark (setup and teardown included) with service launches forbidden."""
+def _guarded(item: pytest.Item):
+    """Run a test phase with service launches forbidden unless the test is marked slow."""
     if item.get_closest_marker("slow") is not None:
         return (yield)
     with services_forbidden(item.nodeid):
         return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    """A fast test's fixtures start no service."""
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Nor does the test itself. Teardown is not guarded: there a slow module's fixtures stop their services
+    (`pg_ctl stop`), which pytest runs during the teardown of whichever test came last in the module."""
+    return (yield from _guarded(item))
 
 
 @pytest.fixture(scope="session")
