@@ -16,6 +16,13 @@ RAY_TEST_CPUS = 4
 """Logical CPUs of the tests' Ray cluster: more than the machine's two, so that every test's actors fit at once."""
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start Ray in-process as the product does (`own_ray`) run after every test on the session's
+    cluster: once a process has run and shut down a Ray cluster of its own, a later driver connection in it
+    loses actors it creates ("cancelled before it started"), so the shared cluster's users go first."""
+    items.sort(key=lambda item: item.get_closest_marker("own_ray") is not None)
+
+
 def _guarded(item: pytest.Item):
     """Run a test phase with service launches forbidden unless the test is marked slow."""
     if item.get_closest_marker("slow") is not None:

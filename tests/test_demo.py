@@ -21,7 +21,7 @@ from cluster.demo.scenario import DemoOptions, DemoReport, central_faces, run_de
 from cluster.live.status_board import StatusBoard
 from tests.privacy_scan import unit_vectors
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_ray]
 
 SAME_PERSON = 0.92
 """Cosine at which a stored vector is taken to be a face of a reference person (the match threshold)."""

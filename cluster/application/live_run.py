@@ -112,6 +112,7 @@ class LiveRun:
         self._settings = settings
         self._store = open_alert_store(config.database, config.audit)
         self._running: _Running | None = None
+        self._owns_ray = False
         self._note = ""
 
     @property
@@ -129,11 +130,12 @@ class LiveRun:
 
     def start(self, progress: Callable[[str], None] | None = None) -> None:
         """Start Ray and the run's actors; audit the deployment's start (before anything is matched)."""
+        self._owns_ray = not ray.is_initialized()
         start_ray(self._settings.address, num_cpus=self._settings.num_cpus, progress=progress)
         try:
             self._running = self._start_parts()
         except BaseException:
-            stop_ray()
+            self._leave_ray()
             raise
 
     def _start_parts(self) -> _Running:
@@ -273,7 +275,12 @@ class LiveRun:
         finally:
             if running.retention is not None:
                 running.retention.stop()
-            stop_ray()
+            self._leave_ray()
+
+    def _leave_ray(self) -> None:
+        """Disconnect from Ray if this run connected (a caller already connected keeps its connection)."""
+        if self._owns_ray:
+            stop_ray(stop_serve=self._settings.address is None)
 
     def _publish(self, running: _Running, cameras: tuple[CameraStatus, ...]) -> None:
         """The deployment's status for the control room: authorisation, threshold, counts, camera health."""

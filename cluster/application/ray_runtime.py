@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import ray
 import structlog
+from ray import serve
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from actors.camera_registry import NAMESPACE
@@ -88,6 +89,13 @@ def start_ray(
     return gcs_address
 
 
-def stop_ray() -> None:
-    """Disconnect from Ray (stopping the local cluster if this process started it)."""
+def stop_ray(*, stop_serve: bool = False) -> None:
+    """Disconnect from Ray (stopping the local cluster if this process started it).
+
+    stop_serve: first shut Serve down, for a local cluster this process started. Serve keeps its
+    client in the process; left behind, a later connection in the same process (a test, a notebook)
+    would reach for the old cluster's Serve controller.
+    """
+    if stop_serve and ray.is_initialized():
+        serve.shutdown()
     ray.shutdown()
