@@ -1,5 +1,6 @@
 """`cluster.processes`, the one /proc reader, on this process and on a real child: running, zombie, reaped."""
 
+import json
 import os
 import subprocess
 import sys
@@ -14,13 +15,26 @@ from cluster.processes import child_pids, command_line, process_memory, process_
 WAIT_S = 10.0
 
 
+GROWTH_PROBE = """
+import json, numpy as np
+from cluster.processes import process_memory
+before = process_memory()
+held = np.ones(64 * 1024 * 1024, dtype=np.uint8)
+after = process_memory()
+print(json.dumps([before.resident_bytes, after.resident_bytes, after.peak_resident_bytes, after.own_bytes,
+                  after.shared_bytes, held.nbytes]))
+"""
+
+
 def test_this_process_memory_grows_with_what_it_holds():
-    before = process_memory()
-    held = np.ones(64 * 1024 * 1024, dtype=np.uint8)
-    after = process_memory()
-    assert after.resident_bytes - before.resident_bytes >= 0.9 * held.nbytes
-    assert after.peak_resident_bytes >= after.resident_bytes >= after.own_bytes > 0
-    assert after.own_bytes == after.resident_bytes - after.shared_bytes
+    """Measured in a small process of its own: in the test runner, which has held and freed gigabytes, the
+    allocator may serve the block from pages already resident, and its RSS need not move."""
+    probe = subprocess.run([sys.executable, "-c", GROWTH_PROBE], capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    before, after, peak, own, shared, held = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert after - before >= 0.9 * held
+    assert peak >= after >= own > 0
+    assert own == after - shared
     assert process_memory(os.getpid()).resident_bytes > 0
 
 
