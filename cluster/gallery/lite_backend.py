@@ -155,8 +155,27 @@ class EmbeddedMilvus:
                 log.warning("milvus_lite_killed", pid=state.pid, after_s=timeout_s)
                 while self._alive(state.pid):
                     time.sleep(POLL_SECONDS)
+            self._wait_for_data_released(time.monotonic() + timeout_s)
             log.info("milvus_lite_stopped", pid=state.pid, data_dir=str(self.milvus_dir))
             return True
+
+    def _wait_for_data_released(self, deadline: float) -> None:
+        """Until milvus-lite's data lock is free: the server's process can be gone a moment before the lock
+        its processes held is released, and the next start must not find the data still open."""
+        lock_path = self.milvus_dir / MILVUS_LITE_LOCK
+        if not lock_path.exists():
+            return
+        with open(lock_path, "a") as lock_file:
+            while True:
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return
+                    time.sleep(POLL_SECONDS)
+                    continue
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                return
 
     def _alive(self, pid: int) -> bool:
         if self._started is not None and self._started.pid == pid:
