@@ -388,7 +388,9 @@ def test_command_line_serves_until_interrupted(clips):
         serving = process.stdout.readline()
         assert serving == "serving; Ctrl-C stops\n", "Ctrl-C is only handled once the server says it is serving"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=scaled(10)) == 0, process.stderr.read()
+        # The server's own stop: SIGTERM to its GStreamer child, SIGKILL after a grace; give it all of that.
+        stop_bound = rtsp_server.STOP_GRACE_SECONDS + rtsp_server.KILL_WAIT_SECONDS
+        assert process.wait(timeout=scaled(stop_bound + 10)) == 0, process.stderr.read()
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)

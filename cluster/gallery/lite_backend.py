@@ -41,6 +41,9 @@ log = structlog.get_logger(__name__)
 
 HOST = "127.0.0.1"
 MILVUS_SUBDIR = "milvus"
+PORT_REUSE_WAIT_S = 5.0
+"""How long a restart waits for the last server's port to be released before it takes another: clients that
+are retrying keep their URI, so a server back on the same port is one they find again."""
 STATE_FILE = "server.json"
 START_LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
@@ -240,8 +243,13 @@ class EmbeddedMilvus:
         """The configured port; else the last server's when free (clients keep their URI across restarts); else any."""
         if self.config.port is not None:
             return self.config.port
-        if previous is not None and _port_free(previous.port):
-            return previous.port
+        if previous is not None:
+            deadline = time.monotonic() + PORT_REUSE_WAIT_S
+            while not _port_free(previous.port) and time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)
+            if _port_free(previous.port):
+                return previous.port
+            log.warning("milvus_lite_port_changed", previous=previous.port, waited_s=PORT_REUSE_WAIT_S)
         return _free_port()
 
     def _start(self, port: int) -> EmbeddedServerState:
