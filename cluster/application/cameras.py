@@ -56,7 +56,6 @@ class CameraControl:
         self._audit.record(self._actor, AuditAction.CONFIG_CHANGE, f"camera:{camera_id}", {"change": "removed"})
 
 
-
 def running_cameras(address: str | None) -> list[CameraStatus]:
     """Every running camera with its health, in id order (a read: nothing to audit, no database opened)."""
     statuses: list[CameraStatus] = _call(connect_registry(address).list.remote(), LIST_TIMEOUT_S)
