@@ -84,9 +84,14 @@ def entry_payload(
     return canonical_json(fields).encode("utf-8")
 
 
-def head_payload(seq: int, entry_hash: str) -> bytes:
-    """The bytes the head record's seal covers: the last entry's seq and hash."""
-    return canonical_json([ENCODING_VERSION, "head", seq, entry_hash]).encode("utf-8")
+def head_payload(seq: int, entry_hash: str, key_id: str) -> bytes:
+    """The bytes the head record's seal covers: the last entry's seq and hash, and the id of the key the log uses."""
+    return canonical_json([ENCODING_VERSION, "head", seq, entry_hash, key_id]).encode("utf-8")
+
+
+def anchor_payload(at: float, seq: int, entry_hash: str, key_id: str) -> bytes:
+    """The bytes an anchor line's seal covers: when the head was written down, the head, and the key id."""
+    return canonical_json([ENCODING_VERSION, "anchor", at, seq, entry_hash, key_id]).encode("utf-8")
 
 
 def details_text(details: Mapping[str, Any]) -> str:

@@ -2,15 +2,21 @@
 
 Each entry's hash seals its fields and the hash of the entry before it, so an edited, removed
 or reordered entry breaks the chain at that point. A head record, updated in the same
-transaction as each append, says where the chain ends, so entries deleted from the end show
-too. Appends run inside `Database.writing()`, which lets one writer at a time through, so two
-threads or processes can never fork the chain.
+transaction as each append, says where the chain ends and which key seals it, so entries
+deleted from the end show too, and a process holding another key (or none) is refused instead
+of breaking the chain. Appends run inside `Database.writing()`, which lets one writer at a time
+through, so two threads or processes can never fork the chain. The head record is made once,
+with the tables: a database whose audit tables exist but hold no head record was wiped, and is
+never silently started afresh.
 
-What a plain chain cannot show is a rewrite by someone who can write the database and redoes
-every hash after the entries they change, head record included. Two things close that gap:
-an HMAC key kept outside the database (see `cluster.audit.sealing`), and anchors: the head
-(`seq:hash`) that `lfr audit verify` prints, written down elsewhere and checked later with
-`--anchor`.
+What the chain alone cannot show is a rewrite by someone who can write the database: with no
+key they can redo every hash after the entries they change, head record included; with the
+key still out of their reach they can cut the tail and restore an older sealed head record.
+Two things close those gaps: the HMAC key kept outside the database (see
+`cluster.audit.sealing`), required by default, and the anchor file (see
+`cluster.audit.anchors`), to which each process that appends writes the committed head after its
+write transactions, rate-bounded, and long-lived processes also on a timer; `lfr audit verify`
+checks the chain against every anchor in it.
 """
 
 import json
@@ -22,6 +28,7 @@ import sqlalchemy as sa
 import structlog
 
 from cluster.audit.actions import AuditAction
+from cluster.audit.anchors import AnchorFile, AnchorWriter
 from cluster.audit.entry import (
     GENESIS_HASH,
     AuditAnchor,
@@ -33,10 +40,12 @@ from cluster.audit.entry import (
 )
 from cluster.audit.sealing import Sealer
 from cluster.audit.tables import HEAD_ROW_ID, audit_head, audit_log, metadata
-from cluster.audit.verification import VerifyReport, verify_chain
+from cluster.audit.verification import AnchorCheck, VerifyReport, verify_chain
 from cluster.database.engine import WRITE_OPTION, Database
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_ANCHOR_INTERVAL_S = 10.0
 
 
 class AuditLogError(RuntimeError):
@@ -48,6 +57,7 @@ class AuditLog:
 
     create: create the tables (and the genesis head record) when they do not exist; commands
     that only read pass False and get a clear error on a database without an audit log.
+    anchors: the anchor file this process writes the head to after its appends (none: no anchors).
     """
 
     def __init__(
@@ -57,16 +67,21 @@ class AuditLog:
         *,
         create: bool = True,
         clock: Callable[[], float] = time.time,
+        anchors: AnchorFile | None = None,
+        anchor_interval_s: float = DEFAULT_ANCHOR_INTERVAL_S,
     ) -> None:
         self.database = database
         self.sealer = sealer or Sealer(None)
         self._clock = clock
         if create:
-            database.ensure_schema(metadata)
-            with database.writing() as connection:
-                self._ensure_head(connection)
+            self._create_once()
         elif not database.has_tables(audit_log.name, audit_head.name):
             raise AuditLogError(f"{database.describe()} holds no audit log: check the database URL or path")
+        self.anchors = (
+            None
+            if anchors is None
+            else AnchorWriter(anchors, self.sealer, self.head, min_interval_s=anchor_interval_s, clock=clock)
+        )
 
     def append(
         self,
@@ -83,10 +98,17 @@ class AuditLog:
         text = details_text(details or {})
         check_text("actor", actor)
         check_text("subject", subject)
-        head = connection.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).one_or_none()
+        head = connection.execute(sa.select(audit_head.c.seq, audit_head.c.hash, audit_head.c.key_id)).one_or_none()
         if head is None:
             raise AuditLogError(
                 "the audit log's head record is missing, so the chain's end is unknown: run `lfr audit verify`"
+            )
+        if head.key_id != self.sealer.key_id:
+            raise AuditLogError(
+                f"this audit log is sealed with {_describe_key(head.key_id)}, but this process has"
+                f" {self.sealer.describe()}: set the audit key (LFR_AUDIT_HMAC_KEY, or the variable audit.hmac_key_env"
+                " names) to the key the log was written with; an entry sealed with another key would break the"
+                " chain for every later entry"
             )
         seq, prev_hash, at = head.seq + 1, head.hash, float(self._clock())
         digest = self.sealer.digest(
@@ -108,8 +130,10 @@ class AuditLog:
         connection.execute(
             audit_head.update()
             .where(audit_head.c.id == HEAD_ROW_ID)
-            .values(seq=seq, hash=digest, seal=self.sealer.digest(head_payload(seq, digest)))
+            .values(seq=seq, hash=digest, seal=self.sealer.digest(head_payload(seq, digest, self.sealer.key_id)))
         )
+        if self.anchors is not None:
+            self.database.after_commit(connection, self.anchors.appended)
         return AuditEntry(seq, at, actor, action, subject, json.loads(text), self.sealer.key_id, prev_hash, digest)
 
     def record(
@@ -142,26 +166,48 @@ class AuditLog:
             raise AuditLogError("the audit log's head record is missing: run `lfr audit verify`")
         return AuditAnchor(row.seq, row.hash)
 
-    def verify(self, anchor: AuditAnchor | None = None) -> VerifyReport:
-        """Check the whole chain (and the anchor, if given); the report names the first bad entry."""
-        report = verify_chain(self.database, self.sealer, anchor)
+    def verify(self, anchor: AuditAnchor | None = None, anchor_file: AnchorFile | None = None) -> VerifyReport:
+        """Check the whole chain against its head record, `anchor` and every line of `anchor_file`.
+
+        The report names the first bad entry; an anchor file that does not exist fails a log that holds entries.
+        """
+        report = verify_chain(self.database, self.sealer, AnchorCheck(anchor, anchor_file))
         if not report.ok:
             log.warning(
                 "audit_chain_broken", problem=report.problem, first_bad_seq=report.first_bad_seq, detail=report.detail
             )
         return report
 
-    def _ensure_head(self, connection: sa.Connection) -> None:
-        """A new log starts with the genesis head; an existing log without a head is left for verify to flag."""
-        has_head = connection.execute(sa.select(audit_head.c.id)).first() is not None
-        has_entries = connection.execute(sa.select(audit_log.c.seq).limit(1)).first() is not None
-        if has_head or has_entries:
-            return
-        connection.execute(
-            audit_head.insert().values(
-                id=HEAD_ROW_ID, seq=0, hash=GENESIS_HASH, seal=self.sealer.digest(head_payload(0, GENESIS_HASH))
+    def close(self) -> None:
+        """Write the head to the anchor file a last time (the database stays open: its owner closes it)."""
+        if self.anchors is not None:
+            self.anchors.stop()
+
+    def _create_once(self) -> None:
+        """Create the tables and the genesis head record together, the first time only.
+
+        Tables that exist without a head record are a wiped log: left for `verify` to flag, never re-seeded.
+        """
+        with self.database.writing() as connection:
+            inspector = sa.inspect(connection)
+            fresh = not inspector.has_table(audit_log.name) and not inspector.has_table(audit_head.name)
+            metadata.create_all(connection)
+            if not fresh:
+                return
+            key_id = self.sealer.key_id
+            connection.execute(
+                audit_head.insert().values(
+                    id=HEAD_ROW_ID,
+                    seq=0,
+                    hash=GENESIS_HASH,
+                    key_id=key_id,
+                    seal=self.sealer.digest(head_payload(0, GENESIS_HASH, key_id)),
+                )
             )
-        )
+
+
+def _describe_key(key_id: str) -> str:
+    return f"HMAC key id {key_id}" if key_id else "no HMAC key"
 
 
 def _entry_from_row(row: sa.Row) -> AuditEntry:

@@ -1,4 +1,8 @@
-"""The audit log's tables: the entries, and the head record that says where the chain ends."""
+"""The audit log's tables: the entries, and the head record that says where the chain ends and with which key.
+
+The head's key_id is new (issue 14): a database made before it has no such column. There is no
+migration tool yet, so such a database is started afresh (its log verified and archived first).
+"""
 
 import sqlalchemy as sa
 
@@ -26,6 +30,7 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String, nullable=False),
     sa.Column("seal", sa.String(64), nullable=False),
     sa.CheckConstraint(f"id = {HEAD_ROW_ID}", name="audit_head_single_row"),
 )

@@ -12,7 +12,7 @@ A deployment raises tens of alerts an hour, so one writer at a time costs nothin
 """
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,8 @@ POSTGRES_WRITE_LOCK_KEY = 0x4C4652_A1E57
 
 WRITE_OPTION = "lfr_write"
 """Execution option that marks a connection opened by `Database.writing()`."""
+AFTER_COMMIT_OPTION = "lfr_after_commit"
+"""Execution option holding the callbacks `Database.after_commit` registered for the open write transaction."""
 
 Backend = Literal["sqlite", "postgresql"]
 
@@ -91,11 +93,12 @@ class Database:
         """A transaction that holds the database-wide write lock until it commits or rolls back."""
         if self._writer_thread == threading.get_ident():
             raise RuntimeError("nested write transaction: pass the open connection down instead of opening another")
+        committed: list[Callable[[], None]] = []
         with self._write_lock:
             self._writer_thread = threading.get_ident()
             try:
                 with self.engine.connect() as connection:
-                    connection.execution_options(**{WRITE_OPTION: True})
+                    connection.execution_options(**{WRITE_OPTION: True, AFTER_COMMIT_OPTION: committed})
                     with connection.begin():
                         if self.backend == "postgresql":
                             connection.execute(
@@ -104,6 +107,18 @@ class Database:
                         yield connection
             finally:
                 self._writer_thread = None
+        for callback in committed:
+            callback()
+
+    @staticmethod
+    def after_commit(connection: sa.Connection, callback: Callable[[], None]) -> None:
+        """Run `callback` once the write transaction of `connection` has committed (never if it rolls back).
+
+        It runs after the write lock is released, so it may read the database or do slow work."""
+        callbacks = connection.get_execution_options().get(AFTER_COMMIT_OPTION)
+        if callbacks is None:
+            raise RuntimeError("after_commit needs a connection from Database.writing()")
+        callbacks.append(callback)
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
