@@ -14,6 +14,10 @@ never disagree about what happened. Who may change what:
 
 Retention: `purge` deletes alerts (with their sightings, crops and adjudications) raised more
 than `older_than_s` ago, at most 31 days, unless an officer holds them for an investigation.
+The audit log is kept for ever, so its entries about an alert hold the alert id and facts
+that identify no one: counts instead of cameras and sighting ids (which name the camera), a
+keyed pseudonym instead of the person id, a keyed digest instead of a reason, whose text stays
+in the alert's own rows and goes with them.
 """
 
 from __future__ import annotations
@@ -152,7 +156,12 @@ class AlertStore:
                 officer,
                 AuditAction.ADJUDICATION,
                 alert_id,
-                {"from": current.value, "to": target.value, "reason": reason, "decided_at": decided_at},
+                {
+                    "from": current.value,
+                    "to": target.value,
+                    "reason_digest": self.audit.sealer.reason_digest(reason),
+                    "decided_at": decided_at,
+                },
             )
             append_events(connection, AlertEventKind.ADJUDICATED, [alert_id], officer, decided_at)
             log.info("alert_adjudicated", alert_id=alert_id, state=target.value, officer=officer)
@@ -176,7 +185,11 @@ class AlertStore:
                 .values(held=True, held_reason=reason, held_by=officer, held_at=held_at)
             )
             self.audit.append(
-                connection, officer, AuditAction.ALERT_HELD, alert_id, {"reason": reason, "held_at": held_at}
+                connection,
+                officer,
+                AuditAction.ALERT_HELD,
+                alert_id,
+                {"reason_digest": self.audit.sealer.reason_digest(reason), "held_at": held_at},
             )
             append_events(connection, AlertEventKind.HELD, [alert_id], officer, held_at)
             return self._load(connection, alert_id)
@@ -200,7 +213,12 @@ class AlertStore:
                 officer,
                 AuditAction.ALERT_RELEASED,
                 alert_id,
-                {"reason": reason, "released_at": released_at, "held_by": row.held_by, "held_reason": row.held_reason},
+                {
+                    "reason_digest": self.audit.sealer.reason_digest(reason),
+                    "released_at": released_at,
+                    "held_by": row.held_by,
+                    "held_reason_digest": self.audit.sealer.reason_digest(row.held_reason or ""),
+                },
             )
             append_events(connection, AlertEventKind.RELEASED, [alert_id], officer, released_at)
             return self._load(connection, alert_id)
@@ -305,13 +323,13 @@ class AlertStore:
             alert.alert_id,
             {
                 "deployment_id": alert.deployment_id,
-                "person_id": alert.person_id,
+                "person_pseudonym": self.audit.sealer.person_pseudonym(alert.person_id),
                 "watchlist_id": alert.watchlist_id,
                 "confidence": row["confidence"],
                 "threshold": row["threshold"],
                 "model": alert.model,
-                "cameras": list(alert.cameras),
-                "sightings": list(new_sightings),
+                "cameras": len(alert.cameras),
+                "sightings": len(new_sightings),
             },
         )
         append_events(connection, AlertEventKind.RAISED, [alert.alert_id], actor, self._clock())
@@ -358,7 +376,7 @@ class AlertStore:
             actor,
             AuditAction.ALERT_UPDATED,
             alert_id,
-            {"added_sightings": added, "updated_sightings": changed, "confidence": row["confidence"]},
+            {"added_sightings": len(added), "updated_sightings": len(changed), "confidence": row["confidence"]},
         )
         append_events(connection, AlertEventKind.UPDATED, [alert_id], actor, self._clock())
 

@@ -6,7 +6,8 @@ the Coordinator into alerts); with `faces` off, the cameras alone, for operators
 and watch (`lfr cameras ...`). While it runs it publishes the deployment's status board for the
 control room, runs alert retention, reloads the cameras when the configuration file changes or
 on request (SIGHUP), and hands each period's figures to whoever shows them. A deployment's
-start and stop, and every camera change, are written to the audit log with who made them.
+start and stop, and every camera change, are written to the audit log with who made them, and
+the audit chain's head is written to its anchor file on a timer while the run lasts.
 """
 
 import signal
@@ -137,6 +138,8 @@ class LiveRun:
         except BaseException:
             self._leave_ray()
             raise
+        if self._store.audit.anchors is not None:
+            self._store.audit.anchors.start()
 
     def _start_parts(self) -> _Running:
         config, settings = self._config, self._settings
@@ -275,6 +278,7 @@ class LiveRun:
         finally:
             if running.retention is not None:
                 running.retention.stop()
+            self._store.audit.close()
             self._leave_ray()
 
     def _leave_ray(self) -> None:

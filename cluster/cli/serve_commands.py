@@ -6,8 +6,9 @@
     lfr serve revoke NAME                                  revokes every key of NAME
     lfr serve users                                        lists users and their active keys
 
-The server uses the configuration's database, audit key and retention; it listens on
-127.0.0.1 unless `--host` says otherwise. User changes are audited with the operating-system
+The server uses the configuration's database, audit key and retention, and writes the audit
+chain's head to its anchor file on a timer while it runs; it listens on 127.0.0.1 unless
+`--host` says otherwise. User changes are audited with the operating-system
 user who ran the command (`cli:NAME`).
 """
 
@@ -102,10 +103,14 @@ def run_server(args: argparse.Namespace, config: LfrConfig) -> int:
         )
     sys.stdout.write(f"control room on {server.url}/ (database {audit.database.describe()})\n")
     sys.stdout.flush()
+    if audit.anchors is not None:
+        audit.anchors.start()
     try:
         server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        audit.close()
     sys.stdout.write("control room stopped\n")
     return EXIT_OK
 

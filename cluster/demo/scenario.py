@@ -7,9 +7,11 @@ videos in real time: cameras, the batched face service, per-camera tracking and 
 Coordinator fusing sightings into alerts in SQLite. Meanwhile the control room serves the
 alerts on 127.0.0.1 (its address and a demo officer's key are printed) and the run publishes
 its status there. It ends with the alerts and a score against the truth. Everything lives in
-one work folder (a temporary one unless told otherwise).
+one work folder (a temporary one unless told otherwise), with the audit log's anchor file and,
+when no audit key is set, the random key the demo seals its audit log with.
 """
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +32,7 @@ from cluster.application.live_run import LiveRun, LiveRunResult, LiveRunSettings
 from cluster.application.watchlists import WatchlistService
 from cluster.audit.config import AuditConfig
 from cluster.audit.opening import open_audit_log
+from cluster.audit.sealing import write_key_file
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.config import LfrConfig
 from cluster.crowd.scoring import AlertScore, score_alerts
@@ -65,6 +68,7 @@ SAMPLE_FPS = 5.0
 DRAIN_S = 5.0
 """After the videos end, how long results may still be in flight before the cameras stop."""
 PROGRESS_PERIOD_S = 5.0
+DEMO_KEY_FILE = "audit-hmac.key"
 
 Progress = Callable[[str], None]
 
@@ -123,7 +127,10 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
     gallery_config = GalleryConfig(backend=milvus, catalogue_path=options.workdir / "watchlists.sqlite3")
     database = DatabaseConfig(url=str(options.workdir / "alerts.sqlite3"))
     matching = config.matching.model_copy(update={"target_fpir": options.target_fpir})
-    config = config.model_copy(update={"gallery": gallery_config, "database": database, "matching": matching})
+    audit = demo_audit(config.audit, options.workdir, progress)
+    config = config.model_copy(
+        update={"gallery": gallery_config, "database": database, "matching": matching, "audit": audit}
+    )
     try:
         progress("starting embedded Milvus and enrolling the watchlist")
         version, enrolled = enrol_watchlist(truth, config)
@@ -141,7 +148,7 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
             result = run_live(config, options, progress)
         finally:
             control_room.stop()
-        alerts = tuple(read_alerts(database))
+        alerts = tuple(read_alerts(database, config.audit))
     finally:
         if milvus.data_dir.exists():
             EmbeddedMilvus(milvus, gallery_config.timeouts).stop()
@@ -155,6 +162,26 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
         wall_s=time.monotonic() - started,
         alert_db=Path(database.url),
     )
+
+
+def demo_audit(audit: AuditConfig, workdir: Path, progress: Progress) -> AuditConfig:
+    """The demo's audit sealing: the configured key when it is set, else a random key of its own in the work folder.
+
+    The demo needs no secret store, but its audit log is sealed like any other: the key it makes is kept
+    (mode 0600) beside its database, so a kept work folder verifies later with that key.
+    """
+    if os.environ.get(audit.hmac_key_env) or audit.hmac_key_file is not None or not audit.require_hmac_key:
+        return audit
+    key_file = workdir / DEMO_KEY_FILE
+    if key_file.exists():
+        progress(f"sealing the audit log with this work folder's key in {key_file}")
+    else:
+        write_key_file(key_file)
+        progress(
+            f"{audit.hmac_key_env} is unset: sealing the demo's audit log with a new random key kept in {key_file}"
+            " (mode 0600)"
+        )
+    return audit.model_copy(update={"hmac_key_file": key_file})
 
 
 def enrol_watchlist(truth: CrowdTruth, config: LfrConfig) -> tuple[WatchlistVersion, int]:
@@ -252,8 +279,8 @@ def run_live(config: LfrConfig, options: DemoOptions, progress: Progress) -> Liv
     return result
 
 
-def read_alerts(database: DatabaseConfig) -> list[Alert]:
-    store = open_alert_store(database, AuditConfig())
+def read_alerts(database: DatabaseConfig, audit: AuditConfig) -> list[Alert]:
+    store = open_alert_store(database, audit)
     alerts: list[Alert] = []
     cursor: str | None = None
     while True:
