@@ -4,10 +4,12 @@ Also checks the fast subset's promise (tests/service_guard.py): a test not marke
 starts Ray, Milvus, PostgreSQL, a browser or `lfr` fails, saying to mark it.
 """
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+from tests.audit_key import KEY_ENV, TEST_AUDIT_KEY
 from tests.lfw10_portraits import Lfw10Portraits
 from tests.ray_cluster import LocalRayCluster, wait_for_agent_port
 from tests.service_guard import services_forbidden
@@ -42,6 +44,19 @@ def pytest_runtest_call(item: pytest.Item):
     """Nor does the test itself. Teardown is not guarded: there a slow module's fixtures stop their services
     (`pg_ctl stop`), which pytest runs during the teardown of whichever test came last in the module."""
     return (yield from _guarded(item))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def audit_hmac_key() -> Iterator[str]:
+    """The audit key, set in os.environ for the whole session so `lfr` processes and Ray workers inherit it:
+    writing or verifying the log without one is refused by default. Tests of that refusal unset it themselves."""
+    previous = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = TEST_AUDIT_KEY
+    yield TEST_AUDIT_KEY
+    if previous is None:
+        os.environ.pop(KEY_ENV, None)
+    else:
+        os.environ[KEY_ENV] = previous
 
 
 @pytest.fixture(scope="session")

@@ -15,15 +15,20 @@ import pytest
 import sqlalchemy as sa
 
 from cluster.audit.actions import AuditAction
+from cluster.audit.anchors import AnchorFile
+from cluster.audit.config import AuditConfig, default_anchor_path
 from cluster.audit.entry import AuditAnchor, entry_payload, head_payload
 from cluster.audit.log import AuditLog, AuditLogError
-from cluster.audit.sealing import Sealer, sealer_from_env
+from cluster.audit.opening import configured_sealer
+from cluster.audit.sealing import Sealer, sealer_from_env, write_key_file
 from cluster.audit.tables import audit_head, audit_log
 from cluster.audit.verification import Problem
 from cluster.cli import audit_commands
 from cluster.config import LfrConfig
 from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
+from tests.audit_key import TEST_SEALER
+from tests.waiting import scaled, wait_for
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 KEY = b"k" * 16 + b"0123456789abcdef"
@@ -124,7 +129,9 @@ def rewrite_from(database: Database, seq: int, change: dict, sealer: Sealer) -> 
         last = rows[-1]
         connection.execute(
             audit_head.update().values(
-                seq=last["seq"], hash=last["hash"], seal=sealer.digest(head_payload(last["seq"], last["hash"]))
+                seq=last["seq"],
+                hash=last["hash"],
+                seal=sealer.digest(head_payload(last["seq"], last["hash"], last["key_id"])),
             )
         )
 
@@ -240,7 +247,13 @@ TAMPERING = [
         id="rewrite-one-with-its-hash",
     ),
     pytest.param(
-        lambda db, log: execute(db, audit_head.delete()), ENTRIES, Problem.HEAD_MISMATCH, id="delete-head-record"
+        lambda db, log: execute(db, audit_head.delete()), ENTRIES, Problem.HEAD_MISSING, id="delete-head-record"
+    ),
+    pytest.param(
+        lambda db, log: (execute(db, audit_log.delete()), execute(db, audit_head.delete())),
+        1,
+        Problem.HEAD_MISSING,
+        id="delete-all",
     ),
     pytest.param(
         lambda db, log: append_behind_the_writers_back(db),
@@ -287,7 +300,7 @@ def test_truncation_with_a_rewound_head_needs_the_key_or_an_anchor_to_show(datab
     anchor = plain.head()
     last_kept = row(database, ENTRIES - 1)
     execute(database, audit_log.delete().where(audit_log.c.seq == ENTRIES))
-    forged_seal = Sealer(None).digest(head_payload(last_kept.seq, last_kept.hash))
+    forged_seal = Sealer(None).digest(head_payload(last_kept.seq, last_kept.hash, ""))
     execute(database, audit_head.update().values(seq=last_kept.seq, hash=last_kept.hash, seal=forged_seal))
     assert plain.verify().ok, "without a key or an anchor, cutting the tail and rewinding the head is not visible"
     report = plain.verify(anchor)
@@ -302,7 +315,7 @@ def test_with_an_hmac_key_a_rewound_head_shows(database):
     write_chain(keyed)
     last_kept = row(database, ENTRIES - 1)
     execute(database, audit_log.delete().where(audit_log.c.seq == ENTRIES))
-    forged_seal = Sealer(OTHER_KEY).digest(head_payload(last_kept.seq, last_kept.hash))
+    forged_seal = Sealer(OTHER_KEY).digest(head_payload(last_kept.seq, last_kept.hash, Sealer(KEY).key_id))
     execute(database, audit_head.update().values(seq=last_kept.seq, hash=last_kept.hash, seal=forged_seal))
     report = keyed.verify()
     assert (report.first_bad_seq, report.problem) == (ENTRIES, Problem.HEAD_MISMATCH)
@@ -322,6 +335,83 @@ def test_the_wrong_key_is_named(database, written_with, checked_with, match):
     report = AuditLog(database, Sealer(checked_with), create=False).verify()
     assert (report.first_bad_seq, report.problem) == (1, Problem.WRONG_KEY)
     assert re.search(match, report.detail), report.detail
+
+
+def test_a_wiped_log_is_never_seeded_again(database, audit):
+    """Before issue 14 a log whose entries and head were deleted verified as empty, and the next writer
+    silently made a new genesis head: the wipe left no trace."""
+    execute(database, audit_log.delete())
+    execute(database, audit_head.delete())
+    reopened = AuditLog(database, clock=TickingClock())
+    report = reopened.verify()
+    assert (report.first_bad_seq, report.problem) == (1, Problem.HEAD_MISSING), report.summary()
+    assert "the log was wiped" in report.detail
+    with pytest.raises(AuditLogError, match="head record is missing"):
+        reopened.record("PC 1234 Khan", AuditAction.LOGIN, "PC 1234 Khan")
+
+
+def test_a_restored_older_head_shows_against_the_anchor_file(database, tmp_path):
+    """Rollback: the key holder's own older head record is validly sealed, so only the anchors show it."""
+    anchors = AnchorFile(tmp_path / "audit.anchors")
+    keyed = AuditLog(database, Sealer(KEY), clock=TickingClock(), anchors=anchors, anchor_interval_s=3600)
+    write_chain(keyed, 3)
+    with database.engine.connect() as connection:
+        old_head = dict(connection.execute(sa.select(audit_head)).one()._mapping)
+    write_chain(keyed, 3)
+    keyed.close()
+    assert keyed.verify(anchor_file=anchors).ok
+    execute(database, audit_log.delete().where(audit_log.c.seq > 3))
+    execute(database, audit_head.update().values(**old_head))
+    assert keyed.verify().ok, "the chain and its restored head record agree: the database alone cannot show this"
+    report = keyed.verify(anchor_file=anchors)
+    assert (report.first_bad_seq, report.problem) == (4, Problem.TRUNCATED), report.summary()
+    assert f"line 2 of {anchors.path}" in report.detail and "reached entry 6" in report.detail
+
+
+def test_anchors_are_written_after_commits_rate_bounded_and_at_close(database, tmp_path):
+    anchors = AnchorFile(tmp_path / "audit.anchors")
+    keyed = AuditLog(database, Sealer(KEY), clock=TickingClock(), anchors=anchors, anchor_interval_s=3600)
+    with pytest.raises(RuntimeError, match="rolled back"):
+        with database.writing() as connection:
+            keyed.append(connection, "PC 1234 Khan", AuditAction.LOGIN, "PC 1234 Khan")
+            raise RuntimeError("rolled back")
+    assert not anchors.exists(), "an append that rolled back is never anchored"
+    write_chain(keyed, 5)
+    lines = anchors.read(Sealer(KEY))
+    assert [line.record.seq for line in lines] == [1], "the first commit is anchored, the next within the bound wait"
+    keyed.close()
+    assert [line.record.seq for line in anchors.read(Sealer(KEY))] == [1, 5]
+    assert anchors.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_anchor_timer_writes_heads_other_processes_appended(database, tmp_path):
+    anchors = AnchorFile(tmp_path / "audit.anchors")
+    server = AuditLog(database, Sealer(KEY), anchors=anchors, anchor_interval_s=0.05)
+    other_process = AuditLog(database, Sealer(KEY), clock=TickingClock())
+    server.anchors.start()
+    try:
+        write_chain(other_process, 4)
+        wait_for(
+            lambda: anchors.exists() and [line.record.seq for line in anchors.read(Sealer(KEY))][-1:] == [4],
+            scaled(WAIT_S),
+            "the timer's anchor of entry 4",
+        )
+    finally:
+        server.close()
+
+
+def test_appending_with_another_key_is_refused_naming_both(database):
+    """Before issue 14 a process without the key (or with another) appended, and every later entry was
+    `wrong_key` for ever. Now the head records the key id and such an append is refused."""
+    keyed = AuditLog(database, Sealer(KEY), clock=TickingClock())
+    write_chain(keyed, 2)
+    for other in (Sealer(None), Sealer(OTHER_KEY)):
+        with pytest.raises(AuditLogError) as refused:
+            AuditLog(database, other).record("cli:someone", AuditAction.LOGIN, "cli:someone")
+        message = str(refused.value)
+        assert f"sealed with HMAC key id {Sealer(KEY).key_id}" in message and other.describe() in message
+        assert "LFR_AUDIT_HMAC_KEY" in message
+    assert keyed.verify().ok and keyed.head().seq == 2
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -407,8 +497,27 @@ def test_keys_come_from_the_environment_and_must_be_long_enough():
     assert sealer_from_env("LFR_TEST_KEY", environ={"LFR_TEST_KEY": KEY.decode()}).key_id == Sealer(KEY).key_id
     with pytest.raises(ValueError, match="LFR_TEST_KEY: the audit HMAC key has 5 bytes"):
         sealer_from_env("LFR_TEST_KEY", environ={"LFR_TEST_KEY": "short"})
-    with pytest.raises(ValueError, match="requires an HMAC key: set LFR_TEST_KEY"):
+    with pytest.raises(ValueError, match="requires an HMAC key and LFR_TEST_KEY is unset"):
         sealer_from_env("LFR_TEST_KEY", required=True, environ={})
+
+
+def test_keys_can_come_from_an_owner_only_file(tmp_path):
+    path = tmp_path / "audit.key"
+    made = write_key_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert sealer_from_env("LFR_UNSET_VARIABLE", required=True, environ={}, key_file=path).key_id == made.key_id
+    with pytest.raises(FileExistsError):
+        write_key_file(path)
+    path.chmod(0o644)
+    with pytest.raises(ValueError, match="open to other users .*chmod 600"):
+        sealer_from_env("LFR_UNSET_VARIABLE", environ={}, key_file=path)
+
+
+def test_a_missing_required_key_says_how_to_make_one(monkeypatch):
+    monkeypatch.delenv("LFR_AUDIT_HMAC_KEY")
+    with pytest.raises(ValueError, match=r"LFR_AUDIT_HMAC_KEY is unset: generate one with `openssl rand -hex 32`"):
+        configured_sealer(AuditConfig(hmac_key_file=None))
+    assert AuditConfig().require_hmac_key, "the key is required unless a configuration says otherwise"
 
 
 def test_anchor_text_round_trips_and_bad_text_is_refused():
@@ -430,9 +539,13 @@ def lfr_audit(*argv: str) -> int:
 
 @pytest.fixture
 def audit_file(tmp_path):
+    """A log written as the product writes one: the session's key, anchors beside the database."""
     path = tmp_path / "lfr.sqlite3"
     with Database(path) as database:
-        write_chain(AuditLog(database, clock=TickingClock()))
+        anchors = AnchorFile(default_anchor_path(str(path)))
+        log = AuditLog(database, TEST_SEALER, clock=TickingClock(), anchors=anchors)
+        write_chain(log)
+        log.close()
     return path
 
 
@@ -459,9 +572,19 @@ def test_cli_verify_with_a_key_from_the_environment(tmp_path, capsys, monkeypatc
     with Database(path) as database:
         write_chain(AuditLog(database, Sealer(KEY), clock=TickingClock()), 3)
     monkeypatch.setenv("LFR_TEST_AUDIT_KEY", KEY.decode())
-    assert lfr_audit("verify", "--db", str(path), "--hmac-key-env", "LFR_TEST_AUDIT_KEY") == 0
-    assert lfr_audit("verify", "--db", str(path), "--hmac-key-env", "LFR_UNSET_VARIABLE") == 1
+    base = ["verify", "--db", str(path), "--no-anchor-file"]
+    assert lfr_audit(*base, "--hmac-key-env", "LFR_TEST_AUDIT_KEY") == 0
+    assert "anchor file not checked" in capsys.readouterr().out
+    assert lfr_audit(*base, "--hmac-key-env", "LFR_UNSET_VARIABLE") == 2
+    assert "LFR_UNSET_VARIABLE is unset: generate one with `openssl rand -hex 32`" in capsys.readouterr().err
+    assert lfr_audit(*base, "--unkeyed") == 1
     assert "(wrong_key)" in capsys.readouterr().out
+
+
+def test_cli_pseudonym_is_the_one_alert_entries_hold(capsys):
+    assert lfr_audit("pseudonym", "Tony_Blair") == 0
+    assert capsys.readouterr().out.strip() == TEST_SEALER.person_pseudonym("Tony_Blair")
+    assert TEST_SEALER.person_pseudonym("Tony_Blair") != Sealer(KEY).person_pseudonym("Tony_Blair")
 
 
 def test_cli_verify_a_missing_database_exits_2(tmp_path, capsys):
