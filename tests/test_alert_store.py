@@ -197,8 +197,7 @@ def test_new_and_grown_sightings_update_the_alert(store):
     assert_same_sightings(updated.sightings, (grown, second))
     entry = store.audit.entries()[-1]
     assert entry.action == AuditAction.ALERT_UPDATED
-    assert entry.details["added_sightings"] == ["oxford_st_3:4"]
-    assert entry.details["updated_sightings"] == ["oxford_st_2:17"]
+    assert (entry.details["added_sightings"], entry.details["updated_sightings"]) == (1, 1)
 
 
 def test_a_resend_keeps_sightings_it_leaves_out(store):
@@ -306,7 +305,8 @@ def test_lifecycle(request, tmp_path, backend, steps, error, match):
             assert after.adjudications[-1].officer == "PC 1234 Khan" and after.adjudications[-1].at == T0 + 200
             entry = store.audit.entries()[-1]
             assert (entry.actor, entry.action, entry.subject) == ("PC 1234 Khan", AuditAction.ADJUDICATION, "alert-1")
-            assert entry.details["to"] == last_state and entry.details["reason"] == last_reason
+            assert entry.details["to"] == last_state
+            assert entry.details["reason_digest"] == store.audit.sealer.reason_digest(last_reason)
             return
         with pytest.raises(error, match=match):
             store.transition("alert-1", last_state, "PC 1234 Khan", last_reason, at=T0 + 200)
