@@ -92,10 +92,11 @@ def verify_chain(database: Database, sealer: Sealer, check: AnchorCheck = Anchor
     """Walk the whole chain in seq order inside one snapshot; check it against its head record and every anchor."""
     checked = 0
     last: sa.Row | None = None
+    unreadable: AnchorFileError | None = None
     try:
         anchors = _anchors(check, sealer)
-    except AnchorFileError as exc:
-        return VerifyReport(0, None, None, Problem.ANCHOR_FORGED, str(exc))
+    except AnchorFileError as exc:  # reported after the chain: a wrong key shows there first, by its name
+        anchors, unreadable = [], exc
     wanted: dict[int, list[_Anchored]] = defaultdict(list)
     for anchored in anchors:
         wanted[anchored.anchor.seq].append(anchored)
@@ -107,6 +108,8 @@ def verify_chain(database: Database, sealer: Sealer, check: AnchorCheck = Anchor
                     _check_anchored(anchored, row)
                 last, checked = row, checked + 1
             _check_end(connection, sealer, last)
+            if unreadable is not None:
+                raise _Broken(None, Problem.ANCHOR_FORGED, str(unreadable))
             _check_reach(anchors, last)
             _check_anchor_file(check.file, last)
         except _Broken as broken:

@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cluster.audit.log import AuditLogError
 from cluster.cli import (
     audit_commands,
     camera_commands,
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"lfr: {exc}\n")
         return 2
-    return int(args.handler(args, config))
+    try:
+        return int(args.handler(args, config))
+    except AuditLogError as exc:
+        sys.stderr.write(f"lfr: {exc}\n")
+        return 2
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from cluster.api.keys import ApiKeys, IssuedKey, Role, UserError
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import DEFAULT_HOST, DEFAULT_PORT, ApiServer
 from cluster.api.services import ControlRoomServices
-from cluster.audit.log import AuditLog
+from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 
@@ -130,7 +130,7 @@ def _print_key(issued: IssuedKey) -> None:
 def _user_command(action) -> int:
     try:
         return action()
-    except (UserError, ValueError, SQLAlchemyError) as exc:
+    except (UserError, ValueError, AuditLogError, SQLAlchemyError) as exc:
         sys.stderr.write(f"lfr: {exc}\n")
         return EXIT_FAILED
 
