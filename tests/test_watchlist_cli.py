@@ -39,6 +39,7 @@ from cluster.logging_setup import configure_logging
 from cluster.processes import process_running
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.image_io import load_image
+from tests.audit_key import TEST_SEALER
 from tests.paths import LFW10
 
 pytestmark = pytest.mark.slow
@@ -111,13 +112,13 @@ def lfr(config: LfrConfig, *argv: object) -> Ran:
 
 def audit_entries(config: LfrConfig, after_seq: int = 0) -> list[AuditEntry]:
     """The audit entries written since `after_seq`, after checking the whole chain is intact."""
-    log = AuditLog(Database(config.database.url), create=False)
+    log = AuditLog(Database(config.database.url), TEST_SEALER, create=False)
     assert log.verify().ok
     return log.entries(after_seq)
 
 
 def audit_head(config: LfrConfig) -> int:
-    return AuditLog(Database(config.database.url)).head().seq
+    return AuditLog(Database(config.database.url), TEST_SEALER).head().seq
 
 
 def holds_no_vector(value: object) -> bool:
