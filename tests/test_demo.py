@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 
 from cluster.audit.actions import AuditAction
+from cluster.audit.anchors import AnchorFile
+from cluster.audit.config import default_anchor_path
 from cluster.audit.log import AuditLog
 from cluster.config import LfrConfig
 from cluster.crowd.truth import CrowdTruth
 from cluster.database.engine import Database
 from cluster.demo.scenario import DemoOptions, DemoReport, central_faces, run_demo
 from cluster.live.status_board import StatusBoard
+from tests.audit_key import TEST_SEALER
 from tests.privacy_scan import unit_vectors
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_ray]
@@ -140,7 +143,10 @@ def test_the_demo_is_audited_like_any_deployment(demo):
     """Its enrolment goes through the audited watchlist service, and its run is a deployment's start and stop."""
     report, _ = demo
     with Database(report.alert_db) as database:
-        entries = AuditLog(database).entries()
+        log = AuditLog(database, TEST_SEALER, create=False)
+        entries = log.entries()
+        anchors = AnchorFile(default_anchor_path(str(report.alert_db)))
+        assert log.verify(anchor_file=anchors).ok, "the log and every anchor the run's processes wrote agree"
     kinds = {AuditAction.WATCHLIST_CHANGE, AuditAction.ENROLMENT, AuditAction.DEPLOYMENT_STARTED}
     kinds |= {AuditAction.DEPLOYMENT_STOPPED, AuditAction.CONFIG_CHANGE}
     trail = [(e.action, e.subject, e.details.get("change")) for e in entries if e.action in kinds]
