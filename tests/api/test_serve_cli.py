@@ -17,10 +17,13 @@ import requests
 
 from cluster.api.keys import ApiKeys, Role
 from cluster.audit.actions import AuditAction
+from cluster.audit.anchors import AnchorFile
+from cluster.audit.config import default_anchor_path
 from cluster.audit.log import AuditLog
 from cluster.cli import serve_commands
 from cluster.config import load_config
 from cluster.database.engine import Database
+from tests.audit_key import TEST_SEALER
 from tests.waiting import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,6 +106,11 @@ def test_serve_listens_on_loopback_by_default_and_stops_on_ctrl_c(config, tmp_pa
         assert server.wait(scaled(STOP_TIMEOUT_S)) == 0
         assert server.stdout.read() == "control room stopped\n"
         assert "Traceback" not in server.stderr.read()
+        records = tmp_path / "records.sqlite3"
+        with Database(records) as database:
+            head = AuditLog(database, TEST_SEALER, create=False).head()
+        anchors = AnchorFile(default_anchor_path(str(records))).read(TEST_SEALER)
+        assert head.seq > 1 and anchors[-1].record.head == head, "the server wrote down the head it stopped at"
     finally:
         if server.poll() is None:
             server.kill()
