@@ -138,7 +138,6 @@ def test_the_run_published_its_status_for_the_control_room(demo):
     assert {camera.camera_id for camera in status.cameras} == {summary.camera_id for summary in report.cameras}
 
 
-
 def test_the_demo_is_audited_like_any_deployment(demo):
     """Its enrolment goes through the audited watchlist service, and its run is a deployment's start and stop."""
     report, _ = demo
