@@ -36,7 +36,7 @@ class LfrConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     fusion: FusionConfig = FusionConfig()
     gallery: GalleryConfig = GalleryConfig()
-    database: DatabaseConfig = DatabaseConfig()
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()
     deployment: DeploymentConfig | None = None
