@@ -83,7 +83,8 @@ class LiveAssembly:
             return self.pipeline.stop()
         finally:
             try:
-                waiting = ray.get(self.coordinator.redeliver.remote(), timeout=LAST_REDELIVERY_S)
+                redelivery: ray.ObjectRef[int] = self.coordinator.redeliver.remote()
+                waiting = ray.get(redelivery, timeout=LAST_REDELIVERY_S)
                 if waiting:
                     log.error("dead_letters_left_for_the_next_start", alerts=waiting)
             except (ray.exceptions.RayError, TimeoutError) as exc:
