@@ -235,3 +235,29 @@ def test_dead_letters_left_by_a_crashed_coordinator_are_fused_by_the_next(faces,
     }
     report = restarted.add(sightings)
     assert report.duplicates == 3 and len(report.grown) == 1 and not report.raised
+
+
+@pytest.mark.slow
+def test_the_coordinator_actor_redelivers_dead_letters_with_no_further_sighting(ray_session, faces, tmp_path):
+    """Matches are rare: dead letters must reach the store once it is back, without waiting for the next sighting."""
+    path = tmp_path / "alerts.sqlite3"
+    settings = CoordinatorSettings(
+        deployment_id="west_end",
+        threshold=THRESHOLD,
+        model=MODEL,
+        cameras=tuple(street_cameras()),
+        fusion=FusionConfig(),
+        database=DatabaseConfig(url=str(path), busy_timeout_s=LOCK_WAIT_S),
+        audit=AuditConfig(),
+    )
+    sightings = now_based(walk(faces), time.time())
+    coordinator = start_coordinator(settings, namespace="dead_letter_test")
+    try:
+        lock = WriteLock(path)
+        report = ray.get(coordinator.add_sightings.remote(sightings[:2]), timeout=60)
+        assert (report.dead_lettered, report.waiting) == (2, 2)
+        lock.release()
+        wait_for(lambda: len(stored_sightings(path)) == 2, 30.0, "the actor redelivering its dead letters")
+        assert ray.get(coordinator.redeliver.remote(), timeout=30) == 0
+    finally:
+        ray.kill(coordinator)
