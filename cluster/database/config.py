@@ -3,6 +3,7 @@
 from pydantic import Field, field_validator
 
 from cluster.database.engine import database_url
+from cluster.database.erasure import ErasureConfig
 from cluster.section import Section
 
 
@@ -17,6 +18,8 @@ class DatabaseConfig(Section):
             " (libpq reads PGPASSWORD or ~/.pgpass)."
         ),
     )
+
+    erasure: ErasureConfig = ErasureConfig()
 
     @field_validator("url")
     @classmethod
