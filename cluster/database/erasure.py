@@ -19,6 +19,7 @@ data directory of a server holding personal data must be on an encrypted disk.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -117,12 +118,10 @@ def _checkpoint_sqlite(engine: sa.Engine, wait_s: float) -> _Try:
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
-        cursor.execute("PRAGMA busy_timeout")
-        (previous_ms,) = cursor.fetchone()
+        (previous_ms,) = _one(cursor, "PRAGMA busy_timeout")
         cursor.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
         try:
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy, log_frames, checkpointed = cursor.fetchone()
+            busy, log_frames, checkpointed = _one(cursor, "PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             cursor.execute(f"PRAGMA busy_timeout = {int(previous_ms)}")
             cursor.close()
@@ -135,6 +134,15 @@ def _checkpoint_sqlite(engine: sa.Engine, wait_s: float) -> _Try:
             " the log not truncated",
         )
     return _Try(True, "write-ahead log checkpointed and truncated")
+
+
+def _one(cursor: Any, statement: str) -> tuple[Any, ...]:
+    """The one row a PRAGMA answers."""
+    cursor.execute(statement)
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError(f"SQLite answered {statement!r} with no row")
+    return tuple(row)
 
 
 def _current_xid(engine: sa.Engine) -> int:
