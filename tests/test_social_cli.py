@@ -23,6 +23,8 @@ from tests.test_watchlist_cli import (
 
 pytestmark = pytest.mark.slow
 
+AUTHORISED = ("--authorised-by", "Supt. A. Example", "--reason", "Operation Bramble: who was in the square")
+
 
 @pytest.fixture(scope="module")
 def lfr_config(tmp_path_factory) -> Iterator[LfrConfig]:
@@ -68,9 +70,11 @@ def ingested(lfr_config, tmp_path_factory) -> tuple[Path, int, str]:
     manifest = folder / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     start = audit_head(lfr_config)
-    ran = lfr(lfr_config, "social", "ingest", manifest, "--officer", "DS Patel")
+    ran = lfr(lfr_config, "social", "ingest", manifest, *AUTHORISED, "--officer", "DS Patel")
     assert ran.code == 1, ran.err
-    assert ran.out == "stored 6 faces from 5 posts (1 without a face); 4 lines skipped\n"
+    stored, kept = ran.out.splitlines()
+    assert stored == "stored 6 faces from 5 posts (1 without a face); 4 lines skipped"
+    assert kept.startswith("ingest ") and kept.endswith(", then purged")
     return manifest, start, ran.err
 
 
@@ -131,11 +135,11 @@ def test_a_group_photo_is_searched_only_with_a_chosen_face(lfr_config, ingested)
 
 
 def test_bad_manifest_and_probe_are_refused_clearly(lfr_config, tmp_path):
-    missing = lfr(lfr_config, "social", "ingest", tmp_path / "nope.jsonl")
+    missing = lfr(lfr_config, "social", "ingest", tmp_path / "nope.jsonl", *AUTHORISED)
     assert missing.code == 2 and "nope.jsonl: no such manifest file" in missing.err
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b"\xff\xfe\x00garbage")
-    assert "not UTF-8 text" in lfr(lfr_config, "social", "ingest", binary).err
+    assert "not UTF-8 text" in lfr(lfr_config, "social", "ingest", binary, *AUTHORISED).err
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(photo("Tony_Blair", 1).read_bytes()[:500])
     probe = lfr(lfr_config, "social", "search", corrupt)
