@@ -229,6 +229,8 @@ class PurgeOut(Out):
     crops: int
     adjudications: int
     held_kept: int
+    crops_erased: bool
+    erasure: str
 
 
 def alert_url(alert_id: str) -> str:
@@ -363,6 +365,8 @@ def purge(result: PurgeResult) -> PurgeOut:
         crops=result.crops,
         adjudications=result.adjudications,
         held_kept=result.held_kept,
+        crops_erased=result.crops_erased,
+        erasure=result.erasure,
     )
 
 

@@ -10,4 +10,4 @@ from cluster.database.engine import Database
 def open_audit_log(database: DatabaseConfig, audit: AuditConfig) -> AuditLog:
     """The audit log over the configured database (created if missing)."""
     sealer = sealer_from_env(audit.hmac_key_env, required=audit.require_hmac_key)
-    return AuditLog(Database(database.url, busy_timeout_s=database.busy_timeout_s), sealer)
+    return AuditLog(Database(database.url, busy_timeout_s=database.busy_timeout_s, erasure=database.erasure), sealer)

@@ -1,9 +1,14 @@
-"""`lfr audit verify` and `lfr audit show`: check and read the tamper-evident audit log.
+"""`lfr audit verify`, `lfr audit show` and `lfr audit unfinished`: check and read the tamper-evident audit log.
 
 `verify` exits 0 when the chain is intact and prints its head (`seq:hash`): keep that line
 somewhere the database's administrators cannot edit (a ticket, a signed email) and pass it
 back later with `--anchor` to prove nothing was cut from the end since. It exits 1 naming the
 first bad entry, and 2 when the database cannot be read.
+
+`unfinished` lists the gallery changes that recorded their intent but never their outcome (see
+`cluster.audit.intents`): a process stopped in the middle of them, so each may have been made in
+part and needs following up (for an ingest: `lfr social delete --ingest ID`). It exits 1 when
+there are any (one still running shows too), 0 when there are none.
 """
 
 import argparse
@@ -14,6 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from cluster.audit.entry import AuditAnchor, AuditEntry
+from cluster.audit.intents import unfinished_intents
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.sealing import DEFAULT_KEY_ENV, sealer_from_env
 from cluster.config import LfrConfig
@@ -52,6 +58,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
     show.set_defaults(handler=run_show)
 
+    unfinished = actions.add_parser(
+        "unfinished", help="List changes whose intent was recorded but never their outcome; exit 1 if any."
+    )
+    unfinished.add_argument("--db", required=True, help=DB_HELP)
+    unfinished.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
+    unfinished.set_defaults(handler=run_unfinished)
+
 
 def _open_log(target: str, key_env: str | None = None) -> AuditLog:
     sealer = sealer_from_env(key_env) if key_env else None
@@ -88,6 +101,24 @@ def run_show(args: argparse.Namespace, config: LfrConfig) -> int:
     for entry in entries:
         sys.stdout.write(_line(entry) + "\n")
     return EXIT_OK
+
+
+def run_unfinished(args: argparse.Namespace, config: LfrConfig) -> int:
+    try:
+        entries = unfinished_intents(_open_log(args.db))
+    except (ValueError, AuditLogError, SQLAlchemyError) as exc:
+        sys.stderr.write(f"lfr: cannot read the audit log: {exc} (run `lfr audit verify`)\n")
+        return EXIT_UNREADABLE
+    if args.json:
+        sys.stdout.write(json.dumps({"unfinished": [entry.to_json() for entry in entries]}, indent=2) + "\n")
+    else:
+        for entry in entries:
+            sys.stdout.write(_line(entry) + "\n")
+        sys.stdout.write(
+            f"{len(entries)} unfinished operation{'s' if len(entries) != 1 else ''}"
+            f"{': each may have been made in part; follow it up' if entries else ''}\n"
+        )
+    return EXIT_BROKEN if entries else EXIT_OK
 
 
 def _line(entry: AuditEntry) -> str:

@@ -7,7 +7,9 @@
     lfr serve users                                        lists users and their active keys
 
 The server uses the configuration's database, audit key and retention; it listens on
-127.0.0.1 unless `--host` says otherwise. User changes are audited with the operating-system
+127.0.0.1 unless `--host` says otherwise. While it serves, it purges expired alerts on its own
+(`cluster.alerts.retention`: once at start, then every `retention.interval_s`), since it is the
+process that runs for as long as the records are kept. User changes are audited with the operating-system
 user who ran the command (`cli:NAME`).
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from cluster.alerts.retention import RetentionScheduler
 from cluster.alerts.store import AlertStore
 from cluster.api.app import create_app
 from cluster.api.keys import ApiKeys, IssuedKey, Role, UserError
@@ -102,10 +105,14 @@ def run_server(args: argparse.Namespace, config: LfrConfig) -> int:
         )
     sys.stdout.write(f"control room on {server.url}/ (database {audit.database.describe()})\n")
     sys.stdout.flush()
+    retention = RetentionScheduler(services.store, config.retention)
+    retention.start()
     try:
         server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        retention.stop()
     sys.stdout.write("control room stopped\n")
     return EXIT_OK
 

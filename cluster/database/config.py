@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from cluster.database.engine import SQLITE_BUSY_TIMEOUT_S, database_url
+from cluster.database.erasure import ErasureConfig
 from cluster.private_files import data_home
 from cluster.section import Section
 
@@ -49,6 +50,8 @@ class DatabaseConfig(Section):
             " folder for PostgreSQL."
         ),
     )
+
+    erasure: ErasureConfig = ErasureConfig()
 
     @field_validator("url")
     @classmethod

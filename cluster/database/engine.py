@@ -12,7 +12,7 @@ A deployment raises tens of alerts an hour, so one writer at a time costs nothin
 """
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from cluster.database.erasure import Erasure, ErasureConfig, erase_deleted
 from cluster.private_files import data_home, private_file, private_folder
 
 SUPPORTED_TARGETS = "a file path (SQLite), sqlite:///PATH, or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
@@ -69,15 +70,22 @@ class Database:
 
     create: when False, a SQLite file that does not exist is an error instead of a new empty
     database (for commands that only read, such as `lfr audit verify`). busy_timeout_s: how long
-    a SQLite writer waits for another's write lock before its write fails.
+    a SQLite writer waits for another's write lock before its write fails. erasure: how hard
+    `erase_deleted` tries before it reports deleted rows as possibly still on disk.
     """
 
     def __init__(
-        self, target: str | Path, *, create: bool = True, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+        self,
+        target: str | Path,
+        *,
+        create: bool = True,
+        busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+        erasure: ErasureConfig | None = None,
     ) -> None:
         if not busy_timeout_s >= 0.0:
             raise ValueError(f"busy_timeout_s must be a number of seconds >= 0, got {busy_timeout_s}")
         self.url = database_url(target)
+        self.erasure = erasure or ErasureConfig()
         if self.backend == "sqlite":
             _prepare_sqlite_file(Path(self.url.database or ""), create)
         if self.backend == "sqlite":
@@ -135,18 +143,15 @@ class Database:
             inspector = sa.inspect(connection)
             return all(inspector.has_table(name) for name in names)
 
-    def erase_deleted(self) -> None:
-        """Make deleted rows unrecoverable from the database files, as far as the backend allows.
+    def erase_deleted(self, tables: Sequence[str]) -> Erasure:
+        """Make rows deleted from `tables` unrecoverable from the database files, as far as the backend allows.
 
         SQLite runs with secure_delete, which zeroes freed pages in the main file; old copies in
-        the write-ahead log go when it is checkpointed and truncated here. PostgreSQL keeps dead
-        tuples in its data files until autovacuum reuses their space: protect those files with
-        disk encryption, as the data of any PostgreSQL server holding personal data must be.
+        the write-ahead log go when it is checkpointed and truncated. PostgreSQL's tables are
+        vacuumed. Either is blocked by a reader holding an older snapshot: it is retried, and
+        the result says whether it succeeded (see `cluster.database.erasure`).
         """
-        if self.backend != "sqlite":
-            return
-        with self.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erase_deleted(self.engine, self.backend, tables, self.erasure)
 
     def close(self) -> None:
         self.engine.dispose()
