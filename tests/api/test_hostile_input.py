@@ -35,10 +35,10 @@ def room(control_room):
 @pytest.mark.parametrize(
     "cursor",
     [
-        cursor_text(f"[{HUGE}, \"a1\"]"),
-        cursor_text(f"[-{HUGE}, \"a1\"]"),
-        cursor_text("[1e999, \"a1\"]"),
-        cursor_text("[NaN, \"a1\"]"),
+        cursor_text(f'[{HUGE}, "a1"]'),
+        cursor_text(f'[-{HUGE}, "a1"]'),
+        cursor_text('[1e999, "a1"]'),
+        cursor_text('[NaN, "a1"]'),
         cursor_of(True),
         cursor_of("soon"),
         "not base64 ✓",
