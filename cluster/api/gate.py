@@ -32,7 +32,7 @@ from cluster.api.bodies import capped, declared_length, too_large
 from cluster.api.keys import ApiKeys, CredentialError, Principal
 from cluster.api.redaction import redact
 from cluster.api.tally import REFUSED, SERVED, RequestTally, TallyKey
-from cluster.api.throttle import Throttle
+from cluster.api.throttle import Throttle, Throttled
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 
@@ -88,9 +88,7 @@ class Gate:
         client = client_address(scope)
         throttled = self.throttle.admit(client)
         if throttled is not None:
-            self.tally.count(TallyKey(client, REFUSED, throttled.reason, 429), _audited_path(scope))
-            detail = f"{throttled.reason} from {client}: try again in {throttled.retry_after_s} s"
-            await _answer(send, 429, detail, [(b"retry-after", str(throttled.retry_after_s).encode())])
+            await self._throttle(scope, send, client, throttled)
             return
         if scope["path"] in self.public_paths:
             await self._serve_page(scope, receive, send, client)
@@ -98,7 +96,10 @@ class Gate:
         try:
             principal = await to_thread.run_sync(self.keys.authenticate, _bearer_token(scope))
         except CredentialError as refused:
-            self.throttle.refused(client)
+            throttled = self.throttle.refused(client)
+            if throttled is not None:
+                await self._throttle(scope, send, client, throttled)
+                return
             self.tally.count(TallyKey(client, REFUSED, refused.reason, 401), _audited_path(scope), refused.key_id)
             await _answer(send, 401, REFUSED_DETAIL, [(b"www-authenticate", b'Bearer realm="lfr"')])
             return
@@ -123,6 +124,11 @@ class Gate:
             if not started:
                 await self._record_request(scope, principal, 500)
             raise
+
+    async def _throttle(self, scope: Scope, send: Send, client: str, throttled: Throttled) -> None:
+        self.tally.count(TallyKey(client, REFUSED, throttled.reason, 429), _audited_path(scope))
+        detail = f"{throttled.reason} from {client}: try again in {throttled.retry_after_s} s"
+        await _answer(send, 429, detail, [(b"retry-after", str(throttled.retry_after_s).encode())])
 
     async def _serve_page(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
         """A page file: no credential, no data; counted for the audit log rather than written one by one."""

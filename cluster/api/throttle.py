@@ -46,9 +46,12 @@ class Throttle:
             return self._throttled(TOO_MANY_REQUESTS, self.requests, client)
         return None
 
-    def refused(self, client: str) -> None:
-        """Count a refused credential from `client` against its refusal budget."""
-        self._limiter.hit(self.refusals, client)
+    def refused(self, client: str) -> Throttled | None:
+        """Count a refused credential from `client`; if that overdraws its budget (requests checked at the same
+        time), it is answered as throttled too, so no client gets more refusals than the budget."""
+        if self._limiter.hit(self.refusals, client):
+            return None
+        return self._throttled(TOO_MANY_REFUSALS, self.refusals, client)
 
     def _throttled(self, reason: str, limit: RateLimitItem, client: str) -> Throttled:
         reset_at = self._limiter.get_window_stats(limit, client).reset_time
