@@ -1,13 +1,14 @@
 """A flood of refused requests against the control room, and what it costs the pipeline's alert writes.
 
-    python -m loadtest.bench_abuse [--seconds 10] [--threads 8] [--processes 2] [--rate 20]
+    python -m loadtest.bench_abuse [--seconds 10] [--threads 8] [--processes 2] [--flood-rate 0] [--rate 20]
                                    [--refusals-per-client 20/minute] [--requests-per-client 100/second]
                                    [--postgres]
 
 Three kinds of process, as in a deployment under attack: the API server (`lfr serve`'s app under
 uvicorn, with the given limits), `--processes` flooding processes of `--threads` threads each,
 sending requests with bad credentials (none, garbage, an unknown key) as fast as they are
-answered, and this process, which writes alerts through `AlertStore.save` at `--rate` per
+answered (or at `--flood-rate` requests per second in all, to compare equal floods), and this
+process, which writes alerts through `AlertStore.save` at `--rate` per
 second as the Coordinator does (a real face crop each, committing with its audit entry and
 event) and times each save.
 
@@ -76,16 +77,22 @@ def serve(target: str, port_file: str, requests_per_client: str, refusals_per_cl
         pass
 
 
-def flood(url: str, threads: int, seconds: float, counts_file: str) -> None:
-    """A flooding process: `threads` threads sending refused requests back to back for `seconds`."""
+def flood(url: str, threads: int, seconds: float, rate: float, counts_file: str) -> None:
+    """A flooding process: `threads` threads sending refused requests for `seconds`, at `rate` a second each
+    (0: back to back)."""
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
 
     def worker(n: int) -> None:
         session = requests.Session()
-        ends = time.monotonic() + seconds
+        start = time.monotonic()
+        ends = start + seconds
         mine: Counter[int] = Counter()
+        sent = 0
         while time.monotonic() < ends:
+            if rate > 0:
+                time.sleep(max(0.0, start + sent / rate - time.monotonic()))
+            sent += 1
             headers = BAD_CREDENTIALS[n % len(BAD_CREDENTIALS)]
             mine[session.get(url + "/alerts", headers=headers, timeout=30).status_code] += 1
             n += 1
@@ -133,6 +140,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="Length of the quiet run and of the flood.")
     parser.add_argument("--threads", type=int, default=8, help="Flooding threads per flooding process.")
     parser.add_argument("--processes", type=int, default=2, help="Flooding processes.")
+    parser.add_argument("--flood-rate", type=float, default=0.0, help="Flood requests per second in all; 0: no cap.")
     parser.add_argument("--rate", type=float, default=20.0, help="Alerts saved per second by the writer.")
     parser.add_argument("--refusals-per-client", default=ServeConfig().refusals_per_client)
     parser.add_argument("--requests-per-client", default=ServeConfig().requests_per_client)
@@ -174,7 +182,10 @@ def main() -> None:
         floods = []
         for n in range(args.processes):
             counts_file = folder / f"flood-{n}"
-            process = context.Process(target=flood, args=(url, args.threads, args.seconds, str(counts_file)))
+            per_thread = args.flood_rate / (args.processes * args.threads)
+            process = context.Process(
+                target=flood, args=(url, args.threads, args.seconds, per_thread, str(counts_file))
+            )
             process.start()
             floods.append((process, counts_file))
         time.sleep(0.5)
