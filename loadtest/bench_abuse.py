@@ -77,11 +77,13 @@ def serve(target: str, port_file: str, requests_per_client: str, refusals_per_cl
         pass
 
 
-def flood(url: str, threads: int, seconds: float, rate: float, counts_file: str) -> None:
+def flood(url: str, threads: int, seconds: float, rate: float, counts_file: str, ready, go) -> None:
     """A flooding process: `threads` threads sending refused requests for `seconds`, at `rate` a second each
-    (0: back to back)."""
+    (0: back to back), from when `go` is set (after `ready`, so its start-up does not count against the writer)."""
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
+    ready.set()
+    go.wait()
 
     def worker(n: int) -> None:
         session = requests.Session()
@@ -180,18 +182,23 @@ def main() -> None:
 
         rows_before = anonymous_rows(database)
         floods = []
+        go = context.Event()
         for n in range(args.processes):
             counts_file = folder / f"flood-{n}"
             per_thread = args.flood_rate / (args.processes * args.threads)
+            ready = context.Event()
             process = context.Process(
-                target=flood, args=(url, args.threads, args.seconds, per_thread, str(counts_file))
+                target=flood, args=(url, args.threads, args.seconds, per_thread, str(counts_file), ready, go)
             )
             process.start()
-            floods.append((process, counts_file))
-        time.sleep(0.5)
+            floods.append((process, counts_file, ready))
+        for _process, _counts_file, ready in floods:
+            ready.wait(CONNECT_TIMEOUT_S)
+        go.set()
+        time.sleep(0.2)
         flooded = write_alerts(store, args.rate, args.seconds, 2_000_000, crops)
         statuses: Counter[int] = Counter()
-        for process, counts_file in floods:
+        for process, counts_file, _ready in floods:
             process.join()
             for pair in counts_file.read_text().split():
                 status, count = pair.split(":")
