@@ -123,11 +123,13 @@ def write_alerts(store: AlertStore, rate: float, seconds: float, first: int, cro
     return latencies
 
 
-def summary(latencies: list[float]) -> str:
+def summary(latencies: list[float], rate: float) -> str:
+    """Percentiles, and when (seconds into the run) the three slowest saves started."""
     values = np.asarray(latencies)
+    slowest = ", ".join(f"{n / rate:.1f} s" for n in np.argsort(values)[-3:][::-1])
     return (
         f"p50 {np.percentile(values, 50):6.1f}  p99 {np.percentile(values, 99):6.1f}  max {values.max():7.1f} ms"
-        f"  ({len(values)} saves)"
+        f"  ({len(values)} saves; slowest at {slowest})"
     )
 
 
@@ -214,8 +216,8 @@ def main() -> None:
         print(f"  401: {statuses[401]:,}   429: {statuses[429]:,}   other statuses: {others or 'none'}")
         print(f"  audit rows written for them: {rows}")
         print(f"writer (AlertStore.save at {args.rate:g}/s):")
-        print(f"  quiet    {summary(quiet)}")
-        print(f"  flooded  {summary(flooded)}")
+        print(f"  quiet    {summary(quiet, args.rate)}")
+        print(f"  flooded  {summary(flooded, args.rate)}")
         print(describe_machine())
 
 
