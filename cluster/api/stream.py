@@ -139,10 +139,6 @@ class AlertEventHub:
             pass
         self._task = None
 
-    @property
-    def open_streams(self) -> int:
-        return sum(self._watched.values())
-
     async def follow(self, after_id: int, key_id: str) -> AsyncIterator[list[StreamItem] | None]:
         """Batches of events after `after_id`, oldest first; None now and then as a keepalive.
 
@@ -168,7 +164,8 @@ class AlertEventHub:
                     if not usable:
                         self._refuse({key_id})
                         return
-                    cursor, items = batch.through, batch.items
+                    items = batch.items
+                    cursor = batch.through if batch.events_read else max(cursor, self._floor)
                     if items:
                         yield items
                     continue
