@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,23 @@ def test_serve_purges_expired_alerts_on_its_own(config, tmp_path):
             server.wait(STOP_TIMEOUT_S)
         server.stdout.close()
         server.stderr.close()
+
+
+def test_keys_expire_when_the_issuer_says_and_users_shows_when(config, capsys):
+    base = ["--config", str(config), "serve"]
+    assert lfr([*base, "add-user", "pc.temp", "--role", "operator", "--expires-in-days", "7"]) == 0
+    _token, explanation = capsys.readouterr().out.splitlines()
+    until = explanation.rsplit("until ", 1)[1]
+    expected = datetime.fromtimestamp(time.time() + 7 * 86_400, UTC)
+    assert abs(datetime.fromisoformat(until) - expected) < timedelta(minutes=1)
+    assert lfr([*base, "users"]) == 0
+    assert f"1 active key(s), next expires {until}" in capsys.readouterr().out
+    assert lfr([*base, "new-key", "pc.temp", "--expires-in-days", "0"]) == 2
+    assert "lifetime must be 1..730 days" in capsys.readouterr().err
+    assert lfr([*base, "add-user", "anonymous", "--role", "supervisor"]) == 2
+    assert "reserved" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_trusted_proxy_that_is_not_an_address(config, capsys):
+    assert lfr(["serve", "--config", str(config), "--port", "0", "--trusted-proxy", "*"]) == 2
+    assert "not an IP address or network" in capsys.readouterr().err
