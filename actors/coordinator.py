@@ -4,25 +4,43 @@ A thin shell over `AlertCoordinator`. It restarts on failure (`max_restarts=-1`)
 retries the calls that were in flight (`max_task_retries=-1`): the restarted actor rebuilds its
 state from the alert store, and sightings are idempotent by id, so a crash loses or duplicates
 no alert. Cameras call `add_sightings` without waiting on each other; the actor runs one call
-at a time, which keeps fusion in order without locks.
+at a time, which keeps fusion in order.
+
+Alerts the store could not take (a locked or unreachable database) wait as dead letters; a
+thread of the actor's own redelivers them every `REDELIVER_EVERY_S`, so they reach the store
+soon after it is back even when no new sighting comes (matches are rare). Its calls and the
+actor's are serialised by `AlertCoordinator`'s lock.
 """
 
+import threading
+import time
+
 import ray
+import structlog
 from ray.actor import ActorHandle
 
 from cluster.alerts.model import Sighting
 from cluster.fusion.coordination import CoordinationReport, CoordinatorSettings
 
+log = structlog.get_logger(__name__)
+
 COORDINATOR_NAME = "coordinator"
+REDELIVER_EVERY_S = 5.0
+"""How often waiting dead letters are offered to the store again."""
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Coordinator:
     def __init__(self, settings: CoordinatorSettings) -> None:
         self._coordinator = settings.build()
+        threading.Thread(target=self._redeliver_on_timer, name="dead-letters", daemon=True).start()
 
     def add_sightings(self, sightings: list[Sighting]) -> CoordinationReport:
         return self._coordinator.add(sightings)
+
+    def redeliver(self) -> int:
+        """Offer the dead letters to the store now; how many alerts still wait (the rest stay in the spool)."""
+        return self._coordinator.redeliver()
 
     def open_alerts(self) -> int:
         return self._coordinator.fuser.open_alerts
@@ -30,6 +48,16 @@ class Coordinator:
     def ready(self) -> bool:
         """True once the store is open and the state restored (the constructor has run)."""
         return True
+
+    def _redeliver_on_timer(self) -> None:
+        while True:
+            time.sleep(REDELIVER_EVERY_S)
+            if not len(self._coordinator.dead_letters):
+                continue
+            try:
+                self._coordinator.redeliver()
+            except Exception:
+                log.exception("dead_letter_redelivery_failed")
 
 
 def start_coordinator(settings: CoordinatorSettings, namespace: str | None = None) -> ActorHandle:

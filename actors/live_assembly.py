@@ -9,6 +9,7 @@ watchlist version, its calibrated threshold and the time window; `stop()` stops 
 from dataclasses import dataclass
 
 import ray
+import structlog
 from ray.actor import ActorHandle
 
 from actors.camera_registry import NAMESPACE
@@ -23,6 +24,11 @@ from cluster.gallery.catalogue import Catalogue
 from cluster.live.forwarding import StreamStats
 from cluster.matching.scoring import match_scoring
 from cluster.vision.pipeline import models_name
+
+log = structlog.get_logger(__name__)
+
+LAST_REDELIVERY_S = 60.0
+"""How long a stopping deployment lets the Coordinator offer its dead letters to the store a last time."""
 
 
 @dataclass
@@ -68,9 +74,19 @@ class LiveAssembly:
         return cls(pipeline, coordinator)
 
     def stop(self) -> list[StreamStats]:
-        """Stop the cameras (last tracklets decided and delivered), the face service and the Coordinator."""
+        """Stop the cameras (last tracklets decided and delivered), the face service and the Coordinator.
+
+        The Coordinator offers its dead letters to the store a last time; what the store still
+        refuses stays in the spool, for the next start to redeliver.
+        """
         try:
             return self.pipeline.stop()
         finally:
+            try:
+                redelivery: ray.ObjectRef[int] = self.coordinator.redeliver.remote()
+                waiting = ray.get(redelivery, timeout=LAST_REDELIVERY_S)
+                if waiting:
+                    log.error("dead_letters_left_for_the_next_start", alerts=waiting)
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                log.error("dead_letters_not_redelivered", error=type(exc).__name__)
             ray.kill(self.coordinator)
-

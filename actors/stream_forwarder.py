@@ -6,7 +6,8 @@ newest frames it has room for, so frames the service cannot take are dropped ins
 without being copied out (a 1080p frame is 6 MB); a `ForwardingWindow` holds the few that wait
 for a slot, drops the oldest (and the stale) and counts every drop. A request that fails (a
 replica died, a timeout) ends at once with a counted failure and frees its slot; the camera is
-never held up by it.
+never held up by it. While no result comes, a `SilenceTicker` moves the sink's clock on, so
+what the sink keeps for a time (tracklets awaiting a decision) expires on time.
 """
 
 import asyncio
@@ -22,6 +23,7 @@ from cluster.cameras.frames import CameraFrame
 from cluster.live.config import ForwardingConfig
 from cluster.live.face_service import FrameRequest
 from cluster.live.forwarding import ForwardingWindow, StreamMeter, StreamStats
+from cluster.live.silence import SilenceTicker
 from cluster.live.sinks import ResultSink
 
 log = structlog.get_logger(__name__)
@@ -52,6 +54,8 @@ class StreamForwarder:
         self._window = ForwardingWindow(forwarding)
         self._meter = StreamMeter(camera_id)
         self._sink = sink_factory(camera_id)
+        self._ticker = SilenceTicker(self._sink)
+        self._ticker_task: asyncio.Task | None = None
         self._log = log.bind(camera_id=camera_id)
         self._requests: set[asyncio.Task] = set()
         self._slot_freed = asyncio.Event()
@@ -61,12 +65,15 @@ class StreamForwarder:
         """Start forwarding; does nothing while it runs."""
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.create_task(self._pull_loop())
+        if self._ticker_task is None or self._ticker_task.done():
+            self._ticker_task = asyncio.create_task(self._ticker.run())
 
     async def stop(self) -> StreamStats:
         """Stop pulling, let open requests finish for a moment, abandon the rest (counted as failed); final figures."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.wait([self._loop_task], timeout=STOP_STEP_S)
+        for task in (self._loop_task, self._ticker_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task], timeout=STOP_STEP_S)
         if self._requests:
             _, left = await asyncio.wait(list(self._requests), timeout=STOP_DRAIN_S)
             for task in left:
@@ -127,6 +134,7 @@ class StreamForwarder:
             self._log.warning("face_request_failed", seq=request.frame.seq, reason=reason)
         else:
             self._meter.result(result, time.time())
+            self._ticker.heard()
             try:
                 self._sink.accept(result, request.frame.pixels)
             except Exception:

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from cluster.alerts.config import RetentionConfig
 from cluster.audit.config import AuditConfig
 from cluster.cameras.config import CameraConfig, verify_cameras
+from cluster.control_room.config import ServeConfig
 from cluster.database.config import DatabaseConfig
 from cluster.deployment.config import DeploymentConfig, verify_deployment
 from cluster.fusion.config import FusionConfig
@@ -36,9 +37,10 @@ class LfrConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     fusion: FusionConfig = FusionConfig()
     gallery: GalleryConfig = GalleryConfig()
-    database: DatabaseConfig = DatabaseConfig()
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()
+    serve: ServeConfig = ServeConfig()
     deployment: DeploymentConfig | None = None
     cameras: list[CameraConfig] = Field([], description="The deployment's cameras; see configs/west_end.yaml.")
 

@@ -36,6 +36,7 @@ from tests.test_watchlist_cli import (
     Ran,
     audit_entries,
     audit_head,
+    facts,
     holds_no_vector,
     lite_lfr_config,
     photo,
@@ -47,6 +48,7 @@ pytestmark = pytest.mark.slow
 AUTHORISED_BY = "Supt. A. Example"
 OFFICER = "PC 1234 Khan"
 BY_OFFICER = ("--officer", OFFICER)
+AUTHORISED_INGEST = ("--authorised-by", AUTHORISED_BY, "--reason", "Operation Bramble: who was at the scene")
 CLI_USER = f"cli:{getpass.getuser()}"
 
 
@@ -111,7 +113,7 @@ class Context:
         return path
 
     def ingest(self) -> None:
-        self.run("social", "ingest", self.posts(), *BY_OFFICER)
+        self.run("social", "ingest", self.posts(), *AUTHORISED_INGEST, *BY_OFFICER)
 
     def add_user(self) -> None:
         self.run("serve", "add-user", self.user, "--role", "operator")
@@ -145,22 +147,29 @@ def on_watchlist(action: AuditAction, officer: str = OFFICER) -> tuple[Expected,
     return (Expected(action, "watchlist:{watchlist}", officer),)
 
 
+def changed(
+    action: AuditAction, subject: str = "watchlist:{watchlist}", officer: str = OFFICER
+) -> tuple[Expected, ...]:
+    """A change to the gallery: its intent entry before, its outcome entry after."""
+    return (Expected(action, subject, officer), Expected(action, subject, officer))
+
+
 CASES = (
     Case(
         "watchlist create",
         lambda c: [*c.create_argv(), *BY_OFFICER],
-        on_watchlist(AuditAction.WATCHLIST_CHANGE),
+        changed(AuditAction.WATCHLIST_CHANGE),
     ),
     Case(
         "watchlist add",
         lambda c: ["watchlist", "add", c.watchlist, "George_W_Bush", photo("George_W_Bush", 1), *BY_OFFICER],
-        on_watchlist(AuditAction.ENROLMENT),
+        changed(AuditAction.ENROLMENT),
         setup=Context.create,
     ),
     Case(
         "watchlist add, every photo refused",
         lambda c: ["watchlist", "add", c.watchlist, "nobody", street_frame(c.folder / "street.png")],
-        on_watchlist(AuditAction.ENROLMENT, AUTHORISED_BY),
+        changed(AuditAction.ENROLMENT, officer=AUTHORISED_BY),
         setup=Context.create,
         code=1,
     ),
@@ -169,7 +178,7 @@ CASES = (
         lambda c: ["watchlist", "import", c.watchlist, "--manifest", c.manifest(), *BY_OFFICER],
         (
             Expected(AuditAction.REQUEST, "watchlist:{watchlist}", OFFICER),
-            Expected(AuditAction.ENROLMENT, "watchlist:{watchlist}", OFFICER),
+            *changed(AuditAction.ENROLMENT),
             Expected(AuditAction.REQUEST, "watchlist:{watchlist}", OFFICER),
         ),
         setup=Context.create,
@@ -183,19 +192,19 @@ CASES = (
     Case(
         "watchlist freeze",
         lambda c: ["watchlist", "freeze", c.watchlist, *BY_OFFICER],
-        on_watchlist(AuditAction.WATCHLIST_CHANGE),
+        changed(AuditAction.WATCHLIST_CHANGE),
         setup=Context.enrol,
     ),
     Case(
         "watchlist remove",
         lambda c: ["watchlist", "remove", c.watchlist, "Tony_Blair", *BY_OFFICER],
-        on_watchlist(AuditAction.WATCHLIST_CHANGE),
+        changed(AuditAction.WATCHLIST_CHANGE),
         setup=Context.enrol,
     ),
     Case(
         "watchlist purge-expired",
         lambda c: ["watchlist", "purge-expired", *BY_OFFICER],
-        (Expected(AuditAction.PURGE, "watchlist entries", OFFICER),),
+        changed(AuditAction.PURGE, "watchlist entries"),
     ),
     Case(
         "watchlist list",
@@ -210,8 +219,8 @@ CASES = (
     ),
     Case(
         "social ingest",
-        lambda c: ["social", "ingest", c.posts(), *BY_OFFICER],
-        (Expected(AuditAction.ENROLMENT, "social_media", OFFICER),),
+        lambda c: ["social", "ingest", c.posts(), *AUTHORISED_INGEST, *BY_OFFICER],
+        changed(AuditAction.ENROLMENT, "social_media"),
     ),
     Case(
         "social search",
@@ -220,9 +229,35 @@ CASES = (
         setup=Context.ingest,
     ),
     Case(
+        "social delete",
+        lambda c: [
+            "social",
+            "delete",
+            "--platform",
+            "x",
+            "--post",
+            c.watchlist,
+            "--reason",
+            "erasure request",
+            *BY_OFFICER,
+        ],  # fmt: skip
+        changed(AuditAction.PURGE, "social_media"),
+        setup=Context.ingest,
+    ),
+    Case(
+        "social purge",
+        lambda c: ["social", "purge", *BY_OFFICER],
+        changed(AuditAction.PURGE, "social_media"),
+    ),
+    Case(
+        "alerts purge",
+        lambda c: ["alerts", "purge", *BY_OFFICER],
+        (Expected(AuditAction.PURGE, "alerts", OFFICER),),
+    ),
+    Case(
         "retro",
         lambda c: ["retro", photo("Tony_Blair", 2), "--watchlist", c.watchlist, "--out", c.folder, *BY_OFFICER],
-        (Expected(AuditAction.SEARCH, "watchlist:{watchlist}@v1", OFFICER),),
+        changed(AuditAction.SEARCH, "watchlist:{watchlist}@v1"),
         setup=Context.freeze,
     ),
     Case(
@@ -252,12 +287,14 @@ def test_each_command_writes_its_audit_entries_naming_who_did_what(lfr_config, t
     start = audit_head(lfr_config)
     ran = lfr(lfr_config, *case.argv(context))
     assert ran.code == case.code, ran.err
-    written = audit_entries(lfr_config, start)
+    written = audit_entries(lfr_config, start, intents=True)
     assert [(e.action, e.subject, e.actor) for e in written] == [
         (expected.action, expected.subject.format(watchlist=context.watchlist, user=context.user), expected.officer)
         for expected in case.entries
     ]
     assert all(holds_no_vector(dict(entry.details)) for entry in written)
+    phases = [entry.details.get("phase") for entry in written]
+    assert phases.count("intent") == phases.count("outcome"), "every intent has its outcome"
 
 
 @contextmanager
@@ -289,7 +326,7 @@ def test_no_watchlist_change_is_made_when_the_audit_log_cannot_be_written(lfr_co
         assert gallery.watchlists.count("unrecorded") == 0, "enrolled without an audit entry"
         assert gallery.watchlists.versions("unrecorded") == [], "frozen without an audit entry"
         assert "never_created" not in {w.watchlist_id for w in gallery.watchlists.all()}
-    assert audit_entries(lfr_config, start) == []
+    assert audit_entries(lfr_config, start, intents=True) == []
 
 
 def unit_vector(seed: int) -> np.ndarray:
@@ -320,7 +357,7 @@ def test_prepared_entries_are_enrolled_with_one_entry_of_counts(lfr_config):
         assert service.gallery.watchlists.count("prepared") == 3
     (entry,) = audit_entries(lfr_config, start)
     assert (entry.action, entry.subject, entry.actor) == (AuditAction.ENROLMENT, "watchlist:prepared", OFFICER)
-    assert entry.details == {"people": 3, "entries": 3, "batch": enrolment.batch}
+    assert facts(entry) == {"people": 3, "entries": 3, "batch": enrolment.batch}
 
 
 def test_the_service_refuses_prepared_entries_when_the_audit_log_cannot_be_written(lfr_config):
@@ -331,7 +368,7 @@ def test_the_service_refuses_prepared_entries_when_the_audit_log_cannot_be_writt
         with audit_log_refusing_appends(lfr_config), pytest.raises(Exception, match="audit log is read-only"):
             service.enrol_entries("refused_entries", prepared_entries(2), officer=OFFICER)
         assert service.gallery.watchlists.count("refused_entries") == 0
-    assert audit_entries(lfr_config, start) == []
+    assert audit_entries(lfr_config, start, intents=True) == []
 
 
 def test_a_missing_head_record_stops_the_change_before_it_is_made(lfr_config):

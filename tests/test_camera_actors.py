@@ -285,7 +285,7 @@ def test_cli_refuses_a_duplicate_id(registry, video, cleanup, capsys):
 
 
 def test_cli_without_a_running_cluster_says_how_to_start_one(tmp_path):
-    """Run from a scratch folder: the command's default records database is `lfr.sqlite3` there."""
+    """Run with LFR_HOME in a scratch folder: the command's default records database is `lfr.sqlite3` there."""
     port = closed_port()
     result = subprocess.run(
         [sys.executable, "-m", "cluster.cli.main", "cameras", "list", "--address", f"127.0.0.1:{port}"],
@@ -293,7 +293,7 @@ def test_cli_without_a_running_cluster_says_how_to_start_one(tmp_path):
         text=True,
         timeout=scaled(60),
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "LFR_HOME": str(tmp_path)},
     )
     assert result.returncode == 1
     assert f"nothing answers at 127.0.0.1:{port}" in result.stderr and "lfr cameras run" in result.stderr

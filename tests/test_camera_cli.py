@@ -110,8 +110,17 @@ def test_run_reloads_serves_the_cli_and_stops_cleanly(tmp_path, ray_agent_port):
         output.wait_for(r"config loaded: removed cam_b$", 10, after=mark)
 
         added = lfr(
-            "--config", str(config), "cameras", "add", "cli_cam", str(video), "--loop", "--signage", "LFR in use",
-            "--address", address,
+            "--config",
+            str(config),
+            "cameras",
+            "add",
+            "cli_cam",
+            str(video),
+            "--loop",
+            "--signage",
+            "LFR in use",
+            "--address",
+            address,
         )
         assert added.returncode == 0, added.stderr
         listed = lfr("cameras", "list", "--json", "--address", address)

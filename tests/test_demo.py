@@ -139,7 +139,8 @@ def test_the_run_published_its_status_for_the_control_room(demo):
 
 
 def test_the_demo_is_audited_like_any_deployment(demo):
-    """Its enrolment goes through the audited watchlist service, and its run is a deployment's start and stop."""
+    """Its enrolment goes through the audited watchlist service (an intent, then its outcome, for each change),
+    and its run is a deployment's start and stop."""
     report, _ = demo
     with Database(report.alert_db) as database:
         log = AuditLog(database, TEST_SEALER, create=False)
@@ -150,8 +151,11 @@ def test_the_demo_is_audited_like_any_deployment(demo):
     kinds |= {AuditAction.DEPLOYMENT_STOPPED, AuditAction.CONFIG_CHANGE}
     trail = [(e.action, e.subject, e.details.get("change")) for e in entries if e.action in kinds]
     assert trail == [
+        (AuditAction.WATCHLIST_CHANGE, "watchlist:demo_watchlist", "create"),
         (AuditAction.WATCHLIST_CHANGE, "watchlist:demo_watchlist", "created"),
+        (AuditAction.ENROLMENT, "watchlist:demo_watchlist", "enrol"),
         (AuditAction.ENROLMENT, "watchlist:demo_watchlist", None),
+        (AuditAction.WATCHLIST_CHANGE, "watchlist:demo_watchlist", "freeze"),
         (AuditAction.WATCHLIST_CHANGE, "watchlist:demo_watchlist", "frozen"),
         (AuditAction.DEPLOYMENT_STARTED, "deployment:demo", None),
         (AuditAction.DEPLOYMENT_STOPPED, "deployment:demo", None),

@@ -8,7 +8,9 @@ score >= t. A wrong-person top hit is a miss, however high the mate scored.
 
 import base64
 import json
+import os
 import re
+import stat
 import time
 
 import numpy as np
@@ -535,6 +537,15 @@ def test_report_json_round_trips_with_stable_keys(report, tmp_path) -> None:
     assert [row["group"] for row in system["groups"]["rows"]] == sorted(["A", HOSTILE, "C & D"])
     assert document["calibration"][0]["within_factor_2"] in (True, False)
     assert write_html_report(report, tmp_path).read_text(encoding="utf-8") == render_html(report)
+
+
+def test_report_files_are_owner_only_whatever_the_umask(report, tmp_path) -> None:
+    previous = os.umask(0o022)
+    try:
+        written = [write_json_report(report, tmp_path), write_html_report(report, tmp_path)]
+    finally:
+        os.umask(previous)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in written] == [0o600, 0o600]
 
 
 def test_report_without_groups_baseline_or_calibration(evaluation: EvaluationInput) -> None:

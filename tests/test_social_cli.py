@@ -1,17 +1,35 @@
 """`lfr social ingest` and `lfr social search` on a real milvus-lite gallery with real lfw10 photos."""
 
+import getpass
+import io
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cluster.audit.actions import AuditAction
+from cluster.audit.intents import unfinished_intents
+from cluster.audit.log import AuditLog
+from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
+from cluster.database.engine import Database
+from cluster.gallery.errors import GalleryUnavailableError
 from cluster.gallery.gallery import Gallery
+from cluster.gallery.records import SocialFace
+from cluster.gallery.social import SocialFaces
+from cluster.retro.social_ingest import POSTS_PER_BATCH
 from cluster.retro.social_manifest import read_manifest
+from cluster.vision.image_io import load_image
 from tests.test_watchlist_cli import (
     THRESHOLD,
+    Ran,
     audit_entries,
     audit_head,
     holds_no_vector,
@@ -22,6 +40,10 @@ from tests.test_watchlist_cli import (
 )
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI_USER = f"cli:{getpass.getuser()}"
+AUTHORISED = ("--authorised-by", "Supt. A. Example", "--reason", "Operation Bramble: who was in the square")
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +90,11 @@ def ingested(lfr_config, tmp_path_factory) -> tuple[Path, int, str]:
     manifest = folder / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     start = audit_head(lfr_config)
-    ran = lfr(lfr_config, "social", "ingest", manifest, "--officer", "DS Patel")
+    ran = lfr(lfr_config, "social", "ingest", manifest, *AUTHORISED, "--officer", "DS Patel")
     assert ran.code == 1, ran.err
-    assert ran.out == "stored 6 faces from 5 posts (1 without a face); 4 lines skipped\n"
+    stored, kept = ran.out.splitlines()
+    assert stored == "stored 6 faces from 5 posts (1 without a face); 4 lines skipped"
+    assert kept.startswith("ingest ") and kept.endswith(", then purged")
     return manifest, start, ran.err
 
 
@@ -131,11 +155,11 @@ def test_a_group_photo_is_searched_only_with_a_chosen_face(lfr_config, ingested)
 
 
 def test_bad_manifest_and_probe_are_refused_clearly(lfr_config, tmp_path):
-    missing = lfr(lfr_config, "social", "ingest", tmp_path / "nope.jsonl")
+    missing = lfr(lfr_config, "social", "ingest", tmp_path / "nope.jsonl", *AUTHORISED)
     assert missing.code == 2 and "nope.jsonl: no such manifest file" in missing.err
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b"\xff\xfe\x00garbage")
-    assert "not UTF-8 text" in lfr(lfr_config, "social", "ingest", binary).err
+    assert "not UTF-8 text" in lfr(lfr_config, "social", "ingest", binary, *AUTHORISED).err
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(photo("Tony_Blair", 1).read_bytes()[:500])
     probe = lfr(lfr_config, "social", "search", corrupt)
@@ -148,3 +172,161 @@ def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
     posts = read_manifest(manifest).posts
     assert [p.image_path for p in posts] == [tmp_path.resolve() / "photos" / "a.jpg", Path("/abs/b.jpg")]
     assert posts[0].posted_at == 1749893520
+
+
+def lfr_with_audit(config: LfrConfig, *argv: object) -> Ran:
+    """A command of a group the shared `lfr` helper does not register (`lfr audit`), through `lfr`'s own parser."""
+    args = build_parser().parse_args([str(arg) for arg in argv])
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = args.handler(args, config)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def posts_manifest(folder: Path, platform: str, people: list[tuple[str, int]]) -> Path:
+    """A manifest with one post per (person, photo number), post ids `<platform>-<n>`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / f"{platform}.jsonl"
+    lines = [post(photo(person, number), platform, f"{platform}-{n}") for n, (person, number) in enumerate(people)]
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return manifest
+
+
+def faces_of(config: LfrConfig, platform: str) -> list:
+    with Gallery.open(config.gallery) as gallery:
+        ids = [m.face.face_id for m in gallery.social.search(np.zeros((1, 128), np.float32) + 128**-0.5, top_k=1024,
+                                                            platform=platform)[0]]  # fmt: skip
+        return gallery.social.get(ids)
+
+
+def test_an_ingest_needs_an_authorisation_and_its_faces_carry_it_with_their_expiry(lfr_config, tmp_path, capsys):
+    manifest = posts_manifest(tmp_path, "authorised", [("Tony_Blair", 4)])
+    with pytest.raises(SystemExit):
+        lfr(lfr_config, "social", "ingest", manifest, "--reason", "no officer named")
+    assert "the following arguments are required: --authorised-by" in capsys.readouterr().err
+    blank = lfr(lfr_config, "social", "ingest", manifest, "--authorised-by", " ", "--reason", "blank officer")
+    assert blank.code == 2 and "the authorising officer (--authorised-by) must not be empty" in blank.err
+    assert faces_of(lfr_config, "authorised") == [], "a refused ingest stored nothing"
+
+    start = audit_head(lfr_config)
+    before = time.time()
+    ran = lfr(lfr_config, "social", "ingest", manifest, *AUTHORISED, "--officer", "DS Patel")
+    assert ran.code == 0, ran.err
+    (face,) = faces_of(lfr_config, "authorised")
+    intent, outcome = audit_entries(lfr_config, start, intents=True)
+    assert intent.details["phase"] == "intent" and intent.details["authorised_by"] == "Supt. A. Example"
+    assert intent.details["reason"] == AUTHORISED[3]
+    assert (face.authorised_by, face.ingest_id) == ("Supt. A. Example", intent.details["operation"])
+    days = LfrConfig().gallery.social.retention_days
+    assert int(before) + days * 86_400 <= face.expires_at <= time.time() + days * 86_400
+    assert outcome.details["ingest_id"] == face.ingest_id and outcome.details["result"] == "done"
+    assert f"ingest {face.ingest_id}: kept until" in ran.out
+
+
+def test_faces_are_deleted_by_post_and_expired_ones_purged_and_unsearchable(lfr_config, tmp_path, face_pipeline):
+    manifest = posts_manifest(tmp_path, "deleting", [("George_W_Bush", 5), ("Hugo_Chavez", 3)])
+    assert lfr(lfr_config, "social", "ingest", manifest, *AUTHORISED).code == 0
+    start = audit_head(lfr_config)
+    deleted = lfr(lfr_config, "social", "delete", "--platform", "deleting", "--post", "deleting-0",
+                  "--reason", "erasure request 77", "--officer", "DS Patel")  # fmt: skip
+    assert (deleted.code, deleted.out) == (0, "deleted 1 face of deleting post deleting-0\n")
+    assert [f.post_id for f in faces_of(lfr_config, "deleting")] == ["deleting-1"]
+    intent, outcome = audit_entries(lfr_config, start, intents=True)
+    assert (outcome.action, outcome.subject, outcome.actor) == (AuditAction.PURGE, "social_media", "DS Patel")
+    assert intent.details["reason"] == "erasure request 77" and outcome.details["faces_deleted"] == 1
+    again = lfr(lfr_config, "social", "delete", "--platform", "deleting", "--post", "deleting-0", "--reason", "twice")
+    assert again.code == 1 and again.out == "deleted 0 faces of deleting post deleting-0\n"
+    vague = lfr(lfr_config, "social", "delete", "--post", "deleting-1", "--reason", "no platform")
+    assert vague.code == 2 and "--platform P --post POST_ID, or --ingest INGEST_ID" in vague.err
+
+    (faces,) = face_pipeline.process([load_image(photo("Vladimir_Putin", 1))])
+    with Gallery.open(lfr_config.gallery) as gallery:
+        gallery.social.insert(
+            [
+                SocialFace(platform="expiring", post_id="old-1", url="https://example.org/x/old-1", captured_at=1,
+                           place="", image_path="old-1.jpg", box=faces[0].box, authorised_by="Supt. A. Example",
+                           ingest_id="ingest-expired", expires_at=int(time.time()) - 60, embedding=faces[0].embedding)
+            ]
+        )  # fmt: skip
+        assert gallery.social.count("expiring") == 1
+        (found,) = gallery.social.search(faces[0].embedding[None], platform="expiring")
+        assert found == [], "an expired face is never searched"
+    start = audit_head(lfr_config)
+    purged = lfr(lfr_config, "social", "purge")
+    assert (purged.code, purged.out) == (0, "purged 1 expired face\n")
+    with Gallery.open(lfr_config.gallery) as gallery:
+        assert gallery.social.count("expiring") == 0 and gallery.social.count("deleting") == 1
+    (outcome,) = audit_entries(lfr_config, start)
+    assert (outcome.action, outcome.actor, outcome.details["faces_deleted"]) == (AuditAction.PURGE, CLI_USER, 1)
+
+
+def crash_after_first_insert(config: LfrConfig, manifest: Path, folder: Path) -> subprocess.CompletedProcess:
+    """`lfr social ingest` in a process of its own, killed (os._exit) as soon as its first batch is stored."""
+    config_path = folder / "lfr.yaml"
+    config_path.write_text(json.dumps(config.model_dump(mode="json")))
+    script = (
+        "import os, sys; from cluster.gallery.social import SocialFaces; from cluster.cli.main import main;"
+        " insert = SocialFaces.insert;"
+        " SocialFaces.insert = lambda self, faces: (insert(self, faces), os._exit(9));"
+        " sys.exit(main(sys.argv[1:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, "--config", str(config_path), "social", "ingest", str(manifest), *AUTHORISED],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_crash_mid_ingest_leaves_its_intent_on_record_and_its_faces_deletable(lfr_config, tmp_path):
+    people = [("Tony_Blair", n) for n in range(1, 10)] + [("Colin_Powell", 1)]
+    manifest = posts_manifest(tmp_path, "crashing", people)
+    assert len(people) > POSTS_PER_BATCH, "a second batch is never stored"
+    start = audit_head(lfr_config)
+    crashed = crash_after_first_insert(lfr_config, manifest, tmp_path)
+    assert crashed.returncode == 9, crashed.stderr
+    stored = faces_of(lfr_config, "crashing")
+    assert 0 < len(stored) and {f.post_id for f in stored} <= {f"crashing-{n}" for n in range(POSTS_PER_BATCH)}
+
+    (intent,) = audit_entries(lfr_config, start, intents=True)
+    assert (intent.action, intent.details["phase"], intent.details["manifest"]) == (
+        AuditAction.ENROLMENT,
+        "intent",
+        str(manifest),
+    )
+    log = AuditLog(Database(lfr_config.database.url), create=False)
+    assert intent in unfinished_intents(log)
+    listed = lfr_with_audit(lfr_config, "audit", "unfinished", "--db", lfr_config.database.url)
+    assert listed.code == 1 and intent.details["operation"] in listed.out
+    assert {f.ingest_id for f in stored} == {intent.details["operation"]}, "the faces name the unfinished ingest"
+
+    cleanup = lfr(lfr_config, "social", "delete", "--ingest", intent.details["operation"], "--reason",
+                  "ingest killed part-way")  # fmt: skip
+    assert cleanup.code == 0 and cleanup.out.startswith(f"deleted {len(stored)} face")
+    assert faces_of(lfr_config, "crashing") == []
+
+
+def test_an_ingest_stopped_by_a_fault_records_what_it_left_stored(lfr_config, tmp_path, monkeypatch):
+    """Fault injected on purpose: the gallery fails on the second batch's insert."""
+    people = [("George_W_Bush", n) for n in range(1, 11)]
+    manifest = posts_manifest(tmp_path, "faulty", people)
+    insert = SocialFaces.insert
+    calls: list[int] = []
+
+    def second_insert_fails(self, faces):
+        calls.append(len(faces))
+        if len(calls) == 2:
+            raise GalleryUnavailableError("Milvus stopped answering (injected)")
+        return insert(self, faces)
+
+    monkeypatch.setattr(SocialFaces, "insert", second_insert_fails)
+    start = audit_head(lfr_config)
+    ran = lfr(lfr_config, "social", "ingest", manifest, *AUTHORISED)
+    assert ran.code == 2 and "Milvus stopped answering" in ran.err
+    intent, outcome = audit_entries(lfr_config, start, intents=True)
+    assert outcome.details["operation"] == intent.details["operation"]
+    assert (outcome.details["result"], outcome.details["faces_stored"]) == ("failed", calls[0])
+    assert "Milvus stopped answering" in outcome.details["error"]
+    assert len(faces_of(lfr_config, "faulty")) == calls[0]

@@ -5,8 +5,11 @@ quality, box and landmarks) is moved and scaled along a path, one photo per fram
 tracklet holds different photos of one person, a harder case than consecutive video frames.
 """
 
+import asyncio
 import gc
 import io
+import threading
+import time
 import weakref
 from dataclasses import replace
 
@@ -18,6 +21,7 @@ from pydantic import ValidationError
 from cluster.deployment.window import DeploymentWindow
 from cluster.live.face_service import FrameResult, FrameTimings
 from cluster.live.matching import MatchingSink
+from cluster.live.silence import SilenceTicker
 from cluster.matching.config import MatchingConfig
 from cluster.tracking.candidate import Candidate, best_candidate
 from cluster.tracking.config import TrackingConfig
@@ -28,6 +32,7 @@ from cluster.tracking.tracklet import Tracklet
 from cluster.vision.face import Face
 from cluster.vision.quality import FaceQuality
 from tests.lfw10_portraits import Lfw10Portraits, Photo
+from tests.waiting import scaled, wait_for
 
 CAMERA = "oxford_st_2"
 PEOPLE = ("Colin_Powell", "Tony_Blair", "Jacques_Chirac")
@@ -508,3 +513,56 @@ def test_matching_sink_rides_out_a_gallery_outage(photos):
     recovered = sink.summary()
     assert recovered.awaiting_search == 0 and [s.person_id for s in outlet.sent] == ["p_powell"]
     assert recovered.tracker.tracklets_deleted_no_match == 1
+
+
+class RunningTicker:
+    """A `SilenceTicker` running on an event loop of its own, as beside a forwarder, until stopped."""
+
+    def __init__(self, ticker: SilenceTicker) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._task = self._loop.create_task(ticker.run())
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+def test_a_silent_camera_keeps_no_tracklet_past_the_decision_timeout(photos):
+    """Faces come while the gallery is down, then the camera goes silent: with no further frame, the waiting
+    tracklets (which matched nobody yet), their faces, embeddings and crops are gone within the decision timeout
+    and one tick."""
+    watchlist = ArrayWatchlist({"p_powell": photos["Colin_Powell"][0].face.embedding})
+    tracking = TrackingConfig(decision_timeout_s=1.0)
+    outlet = CollectingOutlet()
+    gallery_down = GalleryOutage(watchlist, failures=1_000_000)
+    sink = MatchingSink(CAMERA, gallery_down, MatchingConfig().similarity_threshold, outlet, tracking)
+    ticker = SilenceTicker(sink, interval_s=0.1)
+    powell, blair = photos["Colin_Powell"], photos["Tony_Blair"]
+    for seq in range(3):
+        placements = [(powell[1 + seq], 0.8, (30.0 + 20 * seq, 20.0)), (blair[1 + seq], 0.8, (420.0 - 20 * seq, 230.0))]
+        faces = tuple(placed(photo.face, scale, offset) for photo, scale, offset in placements)
+        sink.accept(FrameResult(CAMERA, seq, seq / FPS, time.time(), faces, None, 1, NO_TIMINGS), scene(placements))
+        ticker.heard()
+    last_frame = time.time()
+    waiting = sink.summary()
+    assert waiting.awaiting_search == 2 and waiting.tracker.tracklets_searched == 2
+    assert waiting.holdings.embeddings > 0 and waiting.holdings.crops == 2
+    running = RunningTicker(ticker)
+    try:
+        wait_for(
+            lambda: sink.summary().holdings.embeddings == 0,
+            tracking.decision_timeout_s + 2.0,
+            "the silent camera's waiting tracklets being deleted",
+        )
+        gone_after_s = time.time() - last_frame
+    finally:
+        running.stop()
+    gone = sink.summary()
+    assert gone_after_s <= scaled(tracking.decision_timeout_s + 0.5)
+    assert gone.tracker.decisions_expired == 2 and gone.awaiting_search == 0
+    assert (gone.holdings.faces, gone.holdings.crops, gone.holdings.patches) == (0, 0, 0)
+    assert gone.tracker.frames == 3 and outlet.sent == [] and ticker.ticks > 0

@@ -112,7 +112,9 @@ def test_import_enrols_every_row_from_relative_and_absolute_paths_and_audits_eac
         ("4", "enrolled", "Hugo_Chavez", str(photo("Hugo_Chavez", 1))),
     ]
 
-    entries = audit_entries(lfr_config, start)
+    started, *_ = audit_entries(lfr_config, start, intents=True)
+    assert (started.details["stage"], started.details["phase"]) == ("started", "intent")
+    entries = [started, *audit_entries(lfr_config, start)]
     assert [
         (e.action, e.details["stage"] if e.action == AuditAction.REQUEST else e.details["row"]) for e in entries
     ] == [
@@ -154,7 +156,7 @@ def test_a_rerun_enrols_nothing_and_a_renamed_copy_of_a_photo_is_still_the_same_
     skipped_ids = [r["entry_id"] for r in report_rows(tmp_path / "again.csv")]
     assert skipped_ids == [r["entry_id"] for r in report_rows(tmp_path / "first.csv")]
     assert stored(lfr_config, "rerun") == before and batches_written(lfr_config, "rerun") == 1
-    assert [e.details["stage"] for e in audit_entries(lfr_config, start)] == ["started", "finished"]
+    assert [e.details["stage"] for e in audit_entries(lfr_config, start, intents=True)] == ["started", "finished"]
 
     renamed = shutil.copy(photo("Tony_Blair", 1), tmp_path / "blair_renamed.jpg")
     copied = write_manifest(tmp_path / "copied.csv", [("Tony_Blair", renamed)])

@@ -37,7 +37,12 @@ class AlertStats:
 
 @dataclass(frozen=True)
 class PurgeResult:
-    """What one purge deleted (crops: sightings that carried a face crop), and what holds kept."""
+    """What one purge deleted (crops: sightings that carried a face crop), and what holds kept.
+
+    crops_erased: whether what was deleted is also gone from the database files; False raises
+    the alarm that deleted crops may still be on disk (a reader blocked the erasure; `erasure`
+    says how), and the next purge tries again.
+    """
 
     cutoff: float
     alerts: int
@@ -45,3 +50,5 @@ class PurgeResult:
     crops: int
     adjudications: int
     held_kept: int
+    crops_erased: bool
+    erasure: str

@@ -84,9 +84,15 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         created_at, alert_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid cursor {cursor!r}: pass the next_cursor of the previous page unchanged") from exc
-    if not isinstance(created_at, int | float) or not isinstance(alert_id, str):
+    if isinstance(created_at, bool) or not isinstance(created_at, int | float) or not isinstance(alert_id, str):
         raise ValueError(f"invalid cursor {cursor!r}: pass the next_cursor of the previous page unchanged")
-    return float(created_at), alert_id
+    try:
+        created = float(created_at)
+    except OverflowError:
+        created = math.inf
+    if not math.isfinite(created):
+        raise ValueError(f"invalid cursor {cursor[:100]!r}: its time is out of range; pass the next_cursor unchanged")
+    return created, alert_id
 
 
 def after_cursor(cursor: str) -> sa.ColumnElement[bool]:

@@ -2,7 +2,9 @@
 
 It purges once at start (a restart after downtime must not wait an interval with expired
 crops still on disk), then every `interval_s`. A failed purge (the database unreachable, say)
-is logged and retried at the next interval; it never stops the scheduler.
+is logged and retried at the next interval; it never stops the scheduler. So is a purge whose
+deleted crops could not be erased from the database files (a reader held an old snapshot):
+that raises the alarm as an error event, and the next purge erases them.
 """
 
 import threading
@@ -34,7 +36,15 @@ class RetentionScheduler:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> PurgeResult:
-        return self._store.purge(self._config.older_than_s, self._clock())
+        result = self._store.purge(self._config.older_than_s, self._clock())
+        if not result.crops_erased:
+            log.error(
+                "retention_crops_not_erased",
+                detail=result.erasure,
+                retry_in_s=self._config.interval_s,
+                consequence="deleted face crops may still be readable from the database files",
+            )
+        return result
 
     def start(self) -> None:
         if self._thread is not None:

@@ -57,6 +57,8 @@ IDS_PER_QUERY = 500
 """Ids bound into one IN (...) list: far below SQLite's and PostgreSQL's parameter limits."""
 PURGE_BATCH = 1000
 """Alerts deleted per purge transaction."""
+ERASED_TABLES = (sightings.name, adjudications.name, alerts.name)
+"""The tables a purge deletes from, whose deleted rows are then erased from the files."""
 
 
 class AlertStore:
@@ -230,7 +232,9 @@ class AlertStore:
 
         Works in batches of PURGE_BATCH alerts, one transaction and one audit entry each, so a
         backlog never holds the write lock for long; a purge that finds nothing is audited too,
-        as evidence that retention runs.
+        as evidence that retention runs. Every purge then erases what was deleted from the files
+        (this one's rows and any an earlier purge could not erase); `crops_erased` False says a
+        reader kept it from finishing and the deleted crops may still be on disk.
         """
         if not 0 < older_than_s <= MAX_RETENTION_S:
             raise ValueError(
@@ -271,10 +275,18 @@ class AlertStore:
             totals = {name: totals[name] + counts[name] for name in totals}
             if len(ids) < PURGE_BATCH:
                 break
-        if totals["alerts"]:
-            self.database.erase_deleted()
-        result = PurgeResult(cutoff=cutoff, held_kept=held_kept, **totals)
-        log.info("alerts_purged", alerts=result.alerts, crops=result.crops, held_kept=held_kept, cutoff=cutoff)
+        erasure = self.database.erase_deleted(ERASED_TABLES)
+        result = PurgeResult(
+            cutoff=cutoff, held_kept=held_kept, crops_erased=erasure.erased, erasure=erasure.detail, **totals
+        )
+        log.info(
+            "alerts_purged",
+            alerts=result.alerts,
+            crops=result.crops,
+            held_kept=held_kept,
+            cutoff=cutoff,
+            crops_erased=erasure.erased,
+        )
         return result
 
     def stats(self, deployment_id: str) -> AlertStats:

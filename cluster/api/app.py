@@ -7,14 +7,18 @@ reads and writes only the records database, which the pipeline writes alerts and
 It also keeps the officers' HTTP traffic and its long-lived event streams off the GPUs' nodes,
 and its auth and audit out of the face service's request path.
 
-Everything goes through the gate (`cluster.api.gate`): no credential, no data, and an audit
-entry for every request. OpenAPI's schema is at /openapi.json (behind the gate too); the
-interactive docs pages are off because they load their scripts from a CDN.
+Everything goes through the gate (`cluster.api.gate`): no credential, no data, an audit
+entry for every request made with one, and counts of those made without. OpenAPI's schema is
+at /openapi.json (behind the gate too); the interactive docs pages are off because they load
+their scripts from a CDN.
 """
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
+from anyio import to_thread
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
@@ -25,7 +29,11 @@ from cluster.api.keys import UnknownUserError, UserError
 from cluster.api.routers import alerts, deployments, events, page, users
 from cluster.api.services import ControlRoomServices
 from cluster.api.stream import BUFFER_EVENTS, KEEPALIVE_S, POLL_INTERVAL_S, AlertEventHub
+from cluster.api.tally import RequestTally
+from cluster.api.throttle import Throttle
 from cluster.control_room import PAGE_FILES
+
+log = structlog.get_logger(__name__)
 
 TITLE = "lfr control room"
 VERSION = "1"
@@ -38,6 +46,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": schemas.ErrorResponse, "description": "The credential's role does not allow this."},
     404: {"model": schemas.ErrorResponse, "description": "No such alert, sighting, photo, deployment or user."},
     409: {"model": schemas.ErrorResponse, "description": "Not allowed in the current state (lifecycle, hold, user)."},
+    413: {"model": schemas.ErrorResponse, "description": "The body is larger than the server accepts."},
+    429: {"model": schemas.ErrorResponse, "description": "Too many requests or refused credentials: see Retry-After."},
 }
 
 _STATUS_OF_ERROR: list[tuple[type[Exception], int]] = [
@@ -56,21 +66,33 @@ def create_app(
     keepalive_s: float = KEEPALIVE_S,
 ) -> FastAPI:
     """The app over `services`; its event hub starts and stops with the server (lifespan)."""
+    serve = services.serve
     hub = AlertEventHub(
         services.events,
         services.store,
+        services.keys,
         poll_interval_s=poll_interval_s,
         buffer_events=buffer_events,
         keepalive_s=keepalive_s,
+        lifetime_s=serve.stream_max_s,
     )
+    tally = RequestTally()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await hub.start()
+        flusher = asyncio.create_task(
+            tally.flush_every(services.audit, serve.refusal_audit_interval_s), name="anonymous-request-audit"
+        )
         try:
             yield
         finally:
+            flusher.cancel()
             await hub.stop()
+            try:
+                await to_thread.run_sync(tally.flush, services.audit)
+            except Exception:
+                log.exception("anonymous_requests_not_audited_at_shutdown", pending=tally.pending())
 
     app = FastAPI(
         title=TITLE,
@@ -83,11 +105,20 @@ def create_app(
     )
     app.state.services = services
     app.state.hub = hub
+    app.state.tally = tally
     for router in (alerts.router, events.router, deployments.router, users.router, page.router):
         app.include_router(router)
     for error, code in _STATUS_OF_ERROR:
         app.add_exception_handler(error, _answer_with(code))
-    app.add_middleware(Gate, keys=services.keys, audit=services.audit, public_paths=PUBLIC_PATHS)
+    app.add_middleware(
+        Gate,
+        keys=services.keys,
+        audit=services.audit,
+        public_paths=PUBLIC_PATHS,
+        throttle=Throttle(serve.requests_per_client, serve.refusals_per_client),
+        tally=tally,
+        max_body_bytes=serve.max_body_bytes,
+    )
     return app
 
 

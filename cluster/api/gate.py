@@ -1,15 +1,22 @@
-"""The gate every HTTP request passes: check the credential, and audit the request before answering.
+"""The gate every HTTP request passes: throttle, check the credential, cap the body, audit.
 
 Deny by default: the gate refuses (401) any request without a valid bearer token, whatever
 route it asks for, except the few files of the page itself (`public_paths`), which carry no
 data and must load to show the login form. A route added later is therefore protected even if
-its author forgets; the route's own dependency then checks the role (403).
+its author forgets; the route's own dependency then checks the role (403). Every refused
+credential gets the same answer, whatever was wrong with it: only the audit log says why.
 
-Every request gets an audit entry, written before the response starts, so nothing leaves the
-server unrecorded: REQUEST with the user's name, LOGIN for `/me` (the page's sign-in check),
-and LOGIN with outcome refused (actor `anonymous`, the key id when the token had one, never the
-token) for a refused credential. If the audit entry cannot be written, the request fails
-(500) rather than being answered unaudited.
+Every request made with an accepted credential gets an audit entry of its own, written before
+the response starts, so no data leaves the server unrecorded: REQUEST with the user's name, or
+LOGIN for `/me` (the page's sign-in check). If that entry cannot be written the request fails
+(500) rather than being answered unaudited. Requests without an accepted credential (refused,
+throttled, or for the page's files) reveal nothing and are audited as counts per interval
+(`cluster.api.tally`), so a flood of them cannot slow the database or make requests fail.
+
+Before any of that, each client address is held to a request rate and a budget of refused
+credentials (`cluster.api.throttle`): beyond them it gets 429 with Retry-After. Bodies are
+capped as they arrive (`cluster.api.bodies`). Keys pasted into a URL are redacted before the
+path and query are audited (`cluster.api.redaction`).
 
 It also sets the headers that keep personal data out of caches and the page out of frames.
 """
@@ -21,15 +28,24 @@ from urllib.parse import unquote
 from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cluster.api.bodies import capped, declared_length, too_large
 from cluster.api.keys import ApiKeys, CredentialError, Principal
+from cluster.api.redaction import redact
+from cluster.api.tally import REFUSED, SERVED, RequestTally, TallyKey
+from cluster.api.throttle import Throttle, Throttled
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 
 PRINCIPAL_SCOPE_KEY = "lfr.principal"
-ANONYMOUS = "anonymous"
 LOGIN_PATH = "/me"
 MAX_SUBJECT_CHARS = 200
 MAX_QUERY_CHARS = 500
+UNKNOWN_CLIENT = "unknown"
+REFUSED_DETAIL = (
+    "not signed in: send Authorization: Bearer <token> with a current key"
+    " (`lfr serve add-user`, or `lfr serve new-key` for a new one)"
+)
+"""The one answer to every refused credential, so the answer tells a guesser nothing; the audit log says why."""
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self';"
     " form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -44,27 +60,50 @@ SECURITY_HEADERS = [
 
 
 class Gate:
-    """ASGI middleware: authenticate, audit, add security headers."""
+    """ASGI middleware: throttle, authenticate, cap bodies, audit, add security headers."""
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys, audit: AuditLog, public_paths: Iterable[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: ApiKeys,
+        audit: AuditLog,
+        public_paths: Iterable[str],
+        *,
+        throttle: Throttle,
+        tally: RequestTally,
+        max_body_bytes: int,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.audit = audit
         self.public_paths = frozenset(public_paths)
+        self.throttle = throttle
+        self.tally = tally
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        principal: Principal | None = None
-        if path not in self.public_paths:
-            try:
-                principal = await to_thread.run_sync(self.keys.authenticate, _bearer_token(scope))
-            except CredentialError as refused:
-                await self._refuse(scope, send, refused)
+        client = client_address(scope)
+        throttled = self.throttle.admit(client)
+        if throttled is not None:
+            await self._throttle(scope, send, client, throttled)
+            return
+        if scope["path"] in self.public_paths:
+            await self._serve_page(scope, receive, send, client)
+            return
+        try:
+            principal = await to_thread.run_sync(self.keys.authenticate, _bearer_token(scope))
+        except CredentialError as refused:
+            throttled = self.throttle.refused(client)
+            if throttled is not None:
+                await self._throttle(scope, send, client, throttled)
                 return
-            scope[PRINCIPAL_SCOPE_KEY] = principal
+            self.tally.count(TallyKey(client, REFUSED, refused.reason, 401), _audited_path(scope), refused.key_id)
+            await _answer(send, 401, REFUSED_DETAIL, [(b"www-authenticate", b'Bearer realm="lfr"')])
+            return
+        scope[PRINCIPAL_SCOPE_KEY] = principal
         started = False
 
         async def audited_send(message: Message) -> None:
@@ -75,41 +114,52 @@ class Gate:
                 message = {**message, "headers": _with_security_headers(message.get("headers", []))}
             await send(message)
 
+        length = declared_length(scope)
+        if length is not None and length > self.max_body_bytes:
+            await _answer(audited_send, 413, too_large(self.max_body_bytes).detail, [(b"connection", b"close")])
+            return
         try:
-            await self.app(scope, receive, audited_send)
+            await self.app(scope, capped(receive, self.max_body_bytes), audited_send)
         except Exception:
             if not started:
                 await self._record_request(scope, principal, 500)
             raise
 
-    async def _record_request(self, scope: Scope, principal: Principal | None, status: int) -> None:
-        actor = ANONYMOUS if principal is None else principal.name
+    async def _throttle(self, scope: Scope, send: Send, client: str, throttled: Throttled) -> None:
+        self.tally.count(TallyKey(client, REFUSED, throttled.reason, 429), _audited_path(scope))
+        detail = f"{throttled.reason} from {client}: try again in {throttled.retry_after_s} s"
+        await _answer(send, 429, detail, [(b"retry-after", str(throttled.retry_after_s).encode())])
+
+    async def _serve_page(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
+        """A page file: no credential, no data; counted for the audit log rather than written one by one."""
+
+        async def counted_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.tally.count(TallyKey(client, SERVED, "page file", message["status"]), _audited_path(scope))
+                message = {**message, "headers": _with_security_headers(message.get("headers", []))}
+            await send(message)
+
+        await self.app(scope, capped(receive, self.max_body_bytes), counted_send)
+
+    async def _record_request(self, scope: Scope, principal: Principal, status: int) -> None:
         action = AuditAction.LOGIN if scope["path"] == LOGIN_PATH else AuditAction.REQUEST
-        details = _request_details(scope, status)
-        if principal is not None:
-            details["key_id"] = principal.key_id
+        details = {**_request_details(scope, status), "key_id": principal.key_id}
         if action is AuditAction.LOGIN:
             details["outcome"] = "accepted"
-        await self._record(actor, action, scope, details)
+        await to_thread.run_sync(self.audit.record, principal.name, action, _subject(scope), details)
 
-    async def _refuse(self, scope: Scope, send: Send, refused: CredentialError) -> None:
-        details = {**_request_details(scope, 401), "outcome": "refused", "reason": refused.reason}
-        if refused.key_id is not None:
-            details["key_id"] = refused.key_id
-        await self._record(ANONYMOUS, AuditAction.LOGIN, scope, details)
-        body = json.dumps(
-            {"detail": f"{refused.reason}: send Authorization: Bearer <token> with a key from `lfr serve add-user`"}
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b'Bearer realm="lfr"'),
-        ]
-        await send({"type": "http.response.start", "status": 401, "headers": _with_security_headers(headers)})
-        await send({"type": "http.response.body", "body": body})
 
-    async def _record(self, actor: str, action: AuditAction, scope: Scope, details: dict) -> None:
-        await to_thread.run_sync(self.audit.record, actor, action, _subject(scope), details)
+async def _answer(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": _with_security_headers(headers)})
+    await send({"type": "http.response.body", "body": body})
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address as the server knows it: the peer, or what a trusted proxy said (see ApiServer)."""
+    client = scope.get("client")
+    return UNKNOWN_CLIENT if client is None else str(client[0])
 
 
 def _bearer_token(scope: Scope) -> str | None:
@@ -121,21 +171,24 @@ def _bearer_token(scope: Scope) -> str | None:
 
 
 def _subject(scope: Scope) -> str:
-    """The request path as sent (percent-encoded, so printable), cut to what the audit log takes."""
+    """The request path as sent (percent-encoded, so printable), keys redacted, cut to what the audit log takes."""
     raw = scope.get("raw_path") or scope["path"].encode("utf-8", "backslashreplace")
-    text = raw.decode("ascii", "backslashreplace")
+    text = redact(raw.decode("ascii", "backslashreplace"))
     return text[:MAX_SUBJECT_CHARS]
 
 
+def _audited_path(scope: Scope) -> str:
+    return redact(scope["path"])[:MAX_SUBJECT_CHARS]
+
+
 def _request_details(scope: Scope, status: int) -> dict:
-    query = unquote(scope.get("query_string", b"").decode("ascii", "backslashreplace"))
-    client = scope.get("client")
+    query = redact(unquote(scope.get("query_string", b"").decode("ascii", "backslashreplace")))
     return {
         "method": scope["method"],
-        "path": scope["path"][:MAX_SUBJECT_CHARS],
+        "path": _audited_path(scope),
         "query": query[:MAX_QUERY_CHARS],
         "status": status,
-        "client": None if client is None else client[0],
+        "client": client_address(scope),
     }
 
 

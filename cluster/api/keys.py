@@ -5,6 +5,10 @@ keeps only its SHA-256 digest, which is safe for a 256-bit random secret (no dic
 try), so a copy of the database lets nobody in. The token starts with a public key id that
 finds its row without scanning, and the digest is compared in constant time.
 
+Keys expire (`ServeConfig.key_lifetime_days` unless the issuer says otherwise), so a key that
+was lost and never reported stops working by itself. Why a key was refused (unknown, revoked,
+expired) goes to the audit log only: the caller is told the same thing whatever the reason.
+
 Every change to who may get in (a user added, a key issued or revoked) is audited in the same
 transaction, as `AuditAction.ACCESS_CHANGE`.
 """
@@ -15,18 +19,28 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+import structlog
 
 from cluster.alerts.lifecycle import SYSTEM_ACTOR_PREFIX
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
+from cluster.control_room.config import DEFAULT_KEY_LIFETIME_DAYS, MAX_KEY_LIFETIME_DAYS
+
+log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "lfr_"
 KEY_ID_HEX = 12
 SECRET_BYTES = 32
+SECONDS_PER_DAY = 86_400
+ANONYMOUS = "anonymous"
+"""The audit log's actor for requests without an accepted credential."""
+RESERVED_USER_NAMES = frozenset({ANONYMOUS, "unknown", "nobody", "cli"})
+"""Names the audit log uses for callers that are not users, or that a reader would take for one."""
+IDS_PER_QUERY = 500
 USER_NAME_PATTERN = r"^[a-z][a-z0-9._-]{1,62}$"
 _USER_NAME = re.compile(USER_NAME_PATTERN)
 _TOKEN = re.compile(rf"^{TOKEN_PREFIX}(?P<key_id>[0-9a-f]{{{KEY_ID_HEX}}})_(?P<secret>[A-Za-z0-9_-]{{20,100}})$")
@@ -52,6 +66,7 @@ api_keys = sa.Table(
     sa.Column("created_by", sa.String, nullable=False),
     sa.Column("revoked_at", sa.Double),
     sa.Column("revoked_by", sa.String),
+    sa.Column("expires_at", sa.Double),
     sa.Index("api_keys_by_name", "name"),
 )
 
@@ -100,15 +115,19 @@ class IssuedKey:
     role: Role
     key_id: str
     token: str
+    expires_at: float
 
 
 @dataclass(frozen=True)
 class ApiUser:
+    """A user; active_keys counts keys neither revoked nor expired, the first of which expires at next_expiry."""
+
     name: str
     role: Role
     created_at: float
     created_by: str
     active_keys: int
+    next_expiry: float | None
 
 
 def check_user_name(name: str) -> str:
@@ -119,7 +138,17 @@ def check_user_name(name: str) -> str:
         )
     if name.startswith(SYSTEM_ACTOR_PREFIX.rstrip(":")):
         raise UserError(f"user names may not start with {SYSTEM_ACTOR_PREFIX.rstrip(':')!r}: that names the system")
+    if name in RESERVED_USER_NAMES:
+        raise UserError(
+            f"{name!r} is reserved: the audit log uses it for callers that are not users; pick a personal name"
+        )
     return name
+
+
+def check_lifetime_days(days: int) -> int:
+    if not 1 <= days <= MAX_KEY_LIFETIME_DAYS:
+        raise UserError(f"a key's lifetime must be 1..{MAX_KEY_LIFETIME_DAYS} days, got {days}")
+    return days
 
 
 def _digest(token: str) -> str:
@@ -127,41 +156,58 @@ def _digest(token: str) -> str:
 
 
 class ApiKeys:
-    """Users and API keys in the records database; changes audited as ACCESS_CHANGE by `actor`."""
+    """Users and API keys in the records database; changes audited as ACCESS_CHANGE by `actor`.
 
-    def __init__(self, audit: AuditLog, *, clock: Callable[[], float] = time.time) -> None:
+    key_lifetime_days: how long a key is accepted when its issuer names no lifetime.
+    """
+
+    def __init__(
+        self,
+        audit: AuditLog,
+        *,
+        clock: Callable[[], float] = time.time,
+        key_lifetime_days: int = DEFAULT_KEY_LIFETIME_DAYS,
+    ) -> None:
         self.database = audit.database
         self.audit = audit
         self._clock = clock
+        self.key_lifetime_days = check_lifetime_days(key_lifetime_days)
         self.database.ensure_schema(metadata)
+        self._add_expiry_to_old_keys()
 
-    def add_user(self, name: str, role: Role | str, *, actor: str) -> IssuedKey:
+    def add_user(self, name: str, role: Role | str, *, actor: str, lifetime_days: int | None = None) -> IssuedKey:
         """Create the user with a first key."""
         check_user_name(name)
         role = _role(role)
         now = self._clock()
+        expires_at = self._expiry(now, lifetime_days)
         with self.database.writing() as connection:
             if connection.execute(sa.select(api_users.c.name).where(api_users.c.name == name)).first() is not None:
                 raise UserError(f"user {name!r} already exists: issue another key with new-key, or pick another name")
             connection.execute(api_users.insert().values(name=name, role=role.value, created_at=now, created_by=actor))
-            issued = self._insert_key(connection, name, role, actor, now)
+            issued = self._insert_key(connection, name, role, actor, now, expires_at)
             self.audit.append(
                 connection,
                 actor,
                 AuditAction.ACCESS_CHANGE,
                 name,
-                {"change": "user_added", "role": role.value, "key_id": issued.key_id},
+                {"change": "user_added", "role": role.value, "key_id": issued.key_id, "expires_at": expires_at},
             )
         return issued
 
-    def issue_key(self, name: str, *, actor: str) -> IssuedKey:
-        """Another key for an existing user (a new device, or after revoking a lost one)."""
+    def issue_key(self, name: str, *, actor: str, lifetime_days: int | None = None) -> IssuedKey:
+        """Another key for an existing user (a new device, after revoking a lost one, or before one expires)."""
         now = self._clock()
+        expires_at = self._expiry(now, lifetime_days)
         with self.database.writing() as connection:
             role = Role(self._user_row(connection, name).role)
-            issued = self._insert_key(connection, name, role, actor, now)
+            issued = self._insert_key(connection, name, role, actor, now, expires_at)
             self.audit.append(
-                connection, actor, AuditAction.ACCESS_CHANGE, name, {"change": "key_issued", "key_id": issued.key_id}
+                connection,
+                actor,
+                AuditAction.ACCESS_CHANGE,
+                name,
+                {"change": "key_issued", "key_id": issued.key_id, "expires_at": expires_at},
             )
         return issued
 
@@ -183,16 +229,18 @@ class ApiKeys:
         return len(key_ids)
 
     def users(self) -> list[ApiUser]:
-        active = sa.func.count(api_keys.c.key_id).filter(api_keys.c.revoked_at.is_(None))
+        usable = _usable(self._clock())
+        active = sa.func.count(api_keys.c.key_id).filter(usable)
+        next_expiry = sa.func.min(api_keys.c.expires_at).filter(usable)
         query = (
-            sa.select(api_users, active.label("active_keys"))
+            sa.select(api_users, active.label("active_keys"), next_expiry.label("next_expiry"))
             .select_from(api_users.outerjoin(api_keys, api_keys.c.name == api_users.c.name))
             .group_by(api_users.c.name, api_users.c.role, api_users.c.created_at, api_users.c.created_by)
             .order_by(api_users.c.name)
         )
         with self.database.reading() as connection:
             return [
-                ApiUser(row.name, Role(row.role), row.created_at, row.created_by, row.active_keys)
+                ApiUser(row.name, Role(row.role), row.created_at, row.created_by, row.active_keys, row.next_expiry)
                 for row in connection.execute(query)
             ]
 
@@ -205,7 +253,9 @@ class ApiKeys:
             raise CredentialError("malformed token")
         key_id = match["key_id"]
         query = (
-            sa.select(api_keys.c.digest, api_keys.c.revoked_at, api_users.c.name, api_users.c.role)
+            sa.select(
+                api_keys.c.digest, api_keys.c.revoked_at, api_keys.c.expires_at, api_users.c.name, api_users.c.role
+            )
             .select_from(api_keys.join(api_users, api_users.c.name == api_keys.c.name))
             .where(api_keys.c.key_id == key_id)
         )
@@ -215,21 +265,62 @@ class ApiKeys:
             raise CredentialError("unknown key", key_id)
         if row.revoked_at is not None:
             raise CredentialError("revoked key", key_id)
+        if row.expires_at is None or row.expires_at <= self._clock():
+            raise CredentialError("expired key", key_id)
         return Principal(row.name, Role(row.role), key_id)
 
-    def _insert_key(self, connection: sa.Connection, name: str, role: Role, actor: str, now: float) -> IssuedKey:
+    def usable(self, key_ids: Iterable[str]) -> set[str]:
+        """Which of `key_ids` are accepted now (not revoked, not expired): one indexed read per 500 ids.
+
+        Open event streams ask this every poll, so a key revoked by another process (`lfr serve
+        revoke`) stops its streams within one poll interval.
+        """
+        ids = sorted(set(key_ids))
+        usable = _usable(self._clock())
+        found: set[str] = set()
+        with self.database.reading() as connection:
+            for start in range(0, len(ids), IDS_PER_QUERY):
+                chunk = ids[start : start + IDS_PER_QUERY]
+                query = sa.select(api_keys.c.key_id).where(api_keys.c.key_id.in_(chunk), usable)
+                found.update(connection.execute(query).scalars())
+        return found
+
+    def _expiry(self, now: float, lifetime_days: int | None) -> float:
+        days = self.key_lifetime_days if lifetime_days is None else check_lifetime_days(lifetime_days)
+        return now + days * SECONDS_PER_DAY
+
+    def _insert_key(
+        self, connection: sa.Connection, name: str, role: Role, actor: str, now: float, expires_at: float
+    ) -> IssuedKey:
         key_id = secrets.token_hex(KEY_ID_HEX // 2)
         token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
         connection.execute(
-            api_keys.insert().values(key_id=key_id, name=name, digest=_digest(token), created_at=now, created_by=actor)
+            api_keys.insert().values(
+                key_id=key_id, name=name, digest=_digest(token), created_at=now, created_by=actor, expires_at=expires_at
+            )
         )
-        return IssuedKey(name, role, key_id, token)
+        return IssuedKey(name, role, key_id, token, expires_at)
 
     def _user_row(self, connection: sa.Connection, name: str) -> sa.Row:
         row = connection.execute(sa.select(api_users).where(api_users.c.name == name)).one_or_none()
         if row is None:
             raise UnknownUserError(f"no user {name!r}: add it first with `lfr serve add-user {name} --role operator`")
         return row
+
+    def _add_expiry_to_old_keys(self) -> None:
+        """Keys issued before keys expired get a lifetime from when they were issued (expired ones stop at once)."""
+        with self.database.writing() as connection:
+            columns = {column["name"] for column in sa.inspect(connection).get_columns(api_keys.name)}
+            if "expires_at" in columns:
+                return
+            connection.execute(sa.text(f"ALTER TABLE {api_keys.name} ADD COLUMN expires_at DOUBLE PRECISION"))
+            lifetime_s = self.key_lifetime_days * SECONDS_PER_DAY
+            updated = connection.execute(api_keys.update().values(expires_at=api_keys.c.created_at + lifetime_s))
+        log.warning("api_keys_given_expiry", keys=updated.rowcount, lifetime_days=self.key_lifetime_days)
+
+
+def _usable(now: float) -> sa.ColumnElement[bool]:
+    return sa.and_(api_keys.c.revoked_at.is_(None), api_keys.c.expires_at > now)
 
 
 def _role(value: Role | str) -> Role:

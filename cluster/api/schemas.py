@@ -17,10 +17,13 @@ from cluster.alerts.events import AlertEvent, AlertEventKind
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.api.keys import USER_NAME_PATTERN, ApiUser, IssuedKey, Principal, Role
 from cluster.cameras.health import CameraHealth, CameraState
+from cluster.control_room.config import MAX_KEY_LIFETIME_DAYS
 from cluster.deployment.config import DeploymentConfig
 from cluster.live.status_board import DeploymentStatus
 
 MAX_REASON_CHARS = 2000
+MAX_EVENT_ID = 2**63 - 1
+"""The largest id a SQL BIGINT holds: a larger one in a request is refused (422), not passed to the database."""
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_REASON_CHARS)]
 RequiredReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON_CHARS)]
@@ -51,6 +54,9 @@ class HoldRequest(Body):
 class NewUserRequest(Body):
     name: str = Field(pattern=USER_NAME_PATTERN, description="Lower-case login name, such as pc.smith.")
     role: Role
+    key_lifetime_days: int | None = Field(
+        None, ge=1, le=MAX_KEY_LIFETIME_DAYS, description="Days the first key is accepted; none: the server's default."
+    )
 
 
 class ErrorResponse(Out):
@@ -207,7 +213,8 @@ class UserOut(Out):
     role: Role
     created_at: float
     created_by: str
-    active_keys: int
+    active_keys: int = Field(description="Keys neither revoked nor expired.")
+    next_key_expiry: float | None = Field(description="When the first of those expires (unix s); none: no active key.")
 
 
 class IssuedKeyOut(Out):
@@ -215,6 +222,7 @@ class IssuedKeyOut(Out):
     role: Role
     key_id: str
     token: str = Field(description="Shown this once; only its digest is stored.")
+    expires_at: float = Field(description="When the key stops being accepted (unix s).")
 
 
 class RevokedOut(Out):
@@ -229,6 +237,8 @@ class PurgeOut(Out):
     crops: int
     adjudications: int
     held_kept: int
+    crops_erased: bool
+    erasure: str
 
 
 def alert_url(alert_id: str) -> str:
@@ -348,11 +358,14 @@ def user(account: ApiUser) -> UserOut:
         created_at=account.created_at,
         created_by=account.created_by,
         active_keys=account.active_keys,
+        next_key_expiry=account.next_expiry,
     )
 
 
 def issued_key(issued: IssuedKey) -> IssuedKeyOut:
-    return IssuedKeyOut(name=issued.name, role=issued.role, key_id=issued.key_id, token=issued.token)
+    return IssuedKeyOut(
+        name=issued.name, role=issued.role, key_id=issued.key_id, token=issued.token, expires_at=issued.expires_at
+    )
 
 
 def purge(result: PurgeResult) -> PurgeOut:
@@ -363,6 +376,8 @@ def purge(result: PurgeResult) -> PurgeOut:
         crops=result.crops,
         adjudications=result.adjudications,
         held_kept=result.held_kept,
+        crops_erased=result.crops_erased,
+        erasure=result.erasure,
     )
 
 

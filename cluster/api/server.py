@@ -2,12 +2,17 @@
 
 Loopback by default: the control room shows faces, so reaching it from the network must be a
 decision (`--host`), taken together with TLS in front of it.
+
+Forwarding headers (X-Forwarded-For) are believed only from the proxies named in
+`trusted_proxies`: uvicorn would otherwise believe them from any process on 127.0.0.1, which
+could then put any client address it likes in the audit log and in another client's rate limit.
 """
 
 import gc
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 
 import uvicorn
@@ -16,16 +21,22 @@ from fastapi import FastAPI
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8600
 SHUTDOWN_GRACE_S = 2.0
-"""Open event streams never end on their own: they are cut this long after shutdown starts."""
+"""Open event streams end only when their key or lifetime does: they are cut this long after shutdown starts."""
 START_TIMEOUT_S = 30.0
 LISTEN_BACKLOG = 2048
 """Listening from construction on: connections made before uvicorn starts wait in this queue."""
 
 
 class ApiServer:
-    """uvicorn serving `app` on host:port (port 0: any free port, see `url` once started)."""
+    """uvicorn serving `app` on host:port (port 0: any free port, see `url` once started).
 
-    def __init__(self, app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    trusted_proxies: addresses or networks whose X-Forwarded-For and X-Forwarded-Proto are believed;
+    none: the connection's peer is the client, whatever headers say.
+    """
+
+    def __init__(
+        self, app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, trusted_proxies: Sequence[str] = ()
+    ) -> None:
         self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -43,6 +54,8 @@ class ApiServer:
             timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
             backlog=LISTEN_BACKLOG,
             lifespan="on",
+            proxy_headers=bool(trusted_proxies),
+            forwarded_allow_ips=list(trusted_proxies) or None,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

@@ -10,6 +10,7 @@ from cluster.alerts.store import AlertStore
 from cluster.api.keys import ApiKeys
 from cluster.api.photos import WatchlistPhotos
 from cluster.audit.log import AuditLog
+from cluster.control_room.config import ServeConfig
 from cluster.deployment.config import DeploymentConfig
 from cluster.live.status_board import StatusBoard
 
@@ -19,6 +20,7 @@ class ControlRoomServices:
     """The alert store, event log, keys, status board and watchlist photos the API serves from.
 
     deployment: the deployment this server's configuration authorises (None: none configured).
+    serve: the server's own limits (stream lifetime, body size, rates, key lifetime).
     """
 
     store: AlertStore
@@ -28,6 +30,7 @@ class ControlRoomServices:
     photos: WatchlistPhotos
     retention: RetentionConfig
     deployment: DeploymentConfig | None = None
+    serve: ServeConfig = ServeConfig()
 
     @classmethod
     def over(
@@ -36,16 +39,19 @@ class ControlRoomServices:
         photos: WatchlistPhotos,
         retention: RetentionConfig | None = None,
         deployment: DeploymentConfig | None = None,
+        serve: ServeConfig | None = None,
     ) -> "ControlRoomServices":
         """The services on the store's database and audit log."""
+        serve = serve or ServeConfig()
         return cls(
             store=store,
             events=AlertEventLog(store.database),
-            keys=ApiKeys(store.audit),
+            keys=ApiKeys(store.audit, key_lifetime_days=serve.key_lifetime_days),
             board=StatusBoard(store.database),
             photos=photos,
             retention=retention or RetentionConfig(),
             deployment=deployment,
+            serve=serve,
         )
 
     @property

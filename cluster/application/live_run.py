@@ -4,7 +4,8 @@ It starts or joins Ray, then one of two assemblies: with `faces` on, the configu
 cameras through the face service (and, when a deployment is configured, through matching and
 the Coordinator into alerts); with `faces` off, the cameras alone, for operators to add, remove
 and watch (`lfr cameras ...`). While it runs it publishes the deployment's status board for the
-control room, runs alert retention, reloads the cameras when the configuration file changes or
+control room, runs alert and gallery retention (expired watchlist entries and social-media
+faces deleted from the gallery it serves), reloads the cameras when the configuration file changes or
 on request (SIGHUP), and hands each period's figures to whoever shows them. A deployment's
 start and stop, and every camera change, are written to the audit log with who made them, and
 the audit chain's head is written to its anchor file on a timer while the run lasts.
@@ -29,6 +30,7 @@ from actors.live_pipeline import LivePipeline
 from cluster.alerts.opening import open_alert_store
 from cluster.alerts.query import AlertFilter
 from cluster.alerts.retention import RetentionScheduler
+from cluster.application.gallery_retention import GalleryRetention
 from cluster.application.ray_runtime import start_ray, stop_ray
 from cluster.audit.actions import AuditAction
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
@@ -36,6 +38,7 @@ from cluster.cameras.status import CameraStatus
 from cluster.config import ConfigError, LfrConfig, load_config
 from cluster.deployment.plan import MatchingPlan, plan_from_config, threshold_in_force
 from cluster.gallery.catalogue import Catalogue
+from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import WatchlistVersion
 from cluster.live.forwarding import StreamStats
 from cluster.live.matching import MatchingSummary
@@ -97,6 +100,8 @@ class _Running:
     plan: MatchingPlan | None = None
     version: WatchlistVersion | None = None
     retention: RetentionScheduler | None = None
+    gallery: Gallery | None = None
+    gallery_retention: GalleryRetention | None = None
     board: StatusBoard | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -157,13 +162,19 @@ class LiveRun:
         version = Catalogue(config.gallery.catalogue_path).version(plan.watchlist_version)
         threshold_in_force(plan, version.calibration)
         self._audit_deployment(AuditAction.DEPLOYMENT_STARTED, plan, version, {})
+        gallery: Gallery | None = None
         try:
+            gallery = Gallery.open(config.gallery)
             assembly = LiveAssembly.start(plan, config)
         except BaseException as exc:
+            if gallery is not None:
+                gallery.close()
             self._audit_deployment(AuditAction.DEPLOYMENT_STOPPED, plan, version, {"error": str(exc).splitlines()[0]})
             raise
         retention = RetentionScheduler(self._store, config.retention)
         retention.start()
+        gallery_retention = GalleryRetention(gallery, self._store.audit, config)
+        gallery_retention.start()
         return _Running(
             registry=assembly.pipeline.registry,
             pipeline=assembly.pipeline,
@@ -171,6 +182,8 @@ class LiveRun:
             plan=plan,
             version=version,
             retention=retention,
+            gallery=gallery,
+            gallery_retention=gallery_retention,
             board=StatusBoard(self._store.database),
         )
 
@@ -278,6 +291,10 @@ class LiveRun:
         finally:
             if running.retention is not None:
                 running.retention.stop()
+            if running.gallery_retention is not None:
+                running.gallery_retention.stop()
+            if running.gallery is not None:
+                running.gallery.close()
             self._store.audit.close()
             self._leave_ray()
 

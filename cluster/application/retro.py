@@ -1,19 +1,22 @@
 """`RetroService`: a retrospective search of recorded footage against a frozen watchlist, audited.
 
 A search always runs against a frozen version; when the watchlist has none, one is frozen
-through `WatchlistService.freeze` (its own audit entry says why). The search itself may read
-hours of video, too long to hold the audit log's write lock, so the log is checked writable
-before any footage is read and the search's entry (version, threshold, counts, the report's
-path) is written once the reports are, before the caller is told what matched.
+through `WatchlistService.freeze` (its own audit entries say why). The search's intent entry
+(version, threshold, the sources as a count, a digest and the first few names) is written before
+any footage is read, so a search is on record even if it never ends; its outcome (counts, the
+people matched, the report's path) once the reports are written, before the caller is told what
+matched. Neither lists every source: a search of a large archive would pass the audit log's
+entry limit, and then the search could not be audited at all.
 """
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.application.audited import check_audit_log
+from cluster.application.audited import AuditedOperation
 from cluster.application.watchlists import WatchlistService, watchlist_subject
 from cluster.audit.actions import AuditAction
+from cluster.audit.bounded import name_summary
 from cluster.audit.log import AuditLog
 from cluster.config import LfrConfig
 from cluster.gallery.gallery import Gallery
@@ -28,6 +31,8 @@ from cluster.retro.versions import choose_version
 from cluster.vision.pipeline import FacePipeline
 
 FROZEN_FOR_SEARCH = "retrospective search of a watchlist without a frozen version"
+PERSONS_NAMED = 16
+"""People matched that the search's outcome entry names; more are counted and digested."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,6 @@ class RetroService:
         on_frame: Callable[[FootageFrame], None] = lambda frame: None,
     ) -> RetroOutcome:
         """Search `sources` against a version of the watchlist (None: the latest) and write the reports to `out_dir`."""
-        check_audit_log(self.audit, officer, AuditAction.SEARCH, watchlist_subject(watchlist_id))
         watchlists = WatchlistService(self.gallery, self.audit, self.config)
         choice = choose_version(
             self.gallery.watchlists,
@@ -84,10 +88,8 @@ class RetroService:
             fusion=scoring.fusion,
             top_k=self.config.gallery.top_k,
         )
-        report = search.run(sources, officer, on_frame=on_frame)
-        json_path = write_json_report(report, out_dir)
-        html_path = write_html_report(report, out_dir)
-        self.audit.record(
+        operation = AuditedOperation(
+            self.audit,
             officer,
             AuditAction.SEARCH,
             watchlist_subject(choice.version.version_id),
@@ -95,12 +97,28 @@ class RetroService:
                 "kind": "retrospective",
                 "version_digest": choice.version.digest,
                 "calibration": calibration.record(),
-                "sources": [str(source.path) for source in report.sources],
+                "fps": fps,
+                "sources": name_summary([str(source.path) for source in sources]),
+            },
+        )
+        try:
+            report = search.run(sources, officer, on_frame=on_frame)
+            json_path = write_json_report(report, out_dir)
+            html_path = write_html_report(report, out_dir)
+        except BaseException as exc:
+            operation.failed(exc)
+            raise
+        operation.done(
+            {
+                "kind": "retrospective",
+                "sources_searched": len(report.sources),
                 "frames": sum(source.frames for source in report.sources),
                 "faces_seen": report.faces_seen,
                 "matches": len(report.matches),
-                "persons_matched": sorted({match.person_id for match in report.matches}),
+                "persons_matched": name_summary(
+                    sorted({match.person_id for match in report.matches}), named=PERSONS_NAMED
+                ),
                 "report": str(json_path),
-            },
+            }
         )
         return RetroOutcome(report, calibration, json_path, html_path)

@@ -1,29 +1,56 @@
-"""`SocialService`: ingesting social-media posts and searching where a face appears, each audited.
+"""`SocialService`: ingesting social-media posts, searching where a face appears, deleting and purging, each audited.
 
-An ingest stores faces (an enrolment into `social_media`); a search reveals where a person was
-seen (a search). An ingest of thousands of posts runs far too long to hold the audit log's
-write lock, so the log is checked writable before the first post is read and the entry written
-at the end; an ingest stopped part-way writes a "stopped" entry naming the error, since the
-batches stored before it stay stored. A search's entry is written before its matches are
-returned, so no match is shown unrecorded.
+An ingest stores faces (an enrolment into `social_media`), so like a watchlist it needs an
+authorisation: the officer who authorised it and why, both recorded. Every face it stores
+expires `gallery.social.retention_days` after the ingest (at most 31 days, by policy), is not
+searched after that, and is purged by `purge_expired`, which the retention timer runs wherever
+the gallery is served. An ingest's intent entry (manifest, authorisation, expiry, the ingest id
+its faces carry) is written before the first post is read, and its outcome (counts, lines
+skipped) when it ends; an ingest stopped part-way records a failed outcome with the faces it
+left stored, and one killed leaves its intent unfinished (`lfr audit unfinished`): either way
+`delete_ingest` removes what it stored. A search reveals where a person was seen: its entry is
+written before its matches are returned, so no match is shown unrecorded.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.application.audited import check_audit_log
+from cluster.application.audited import AuditedOperation, audited_change, check_audit_log
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 from cluster.config import LfrConfig
+from cluster.enrolment.expiry import DAY_S, iso
 from cluster.enrolment.faces import ChosenFace, RefusedPhoto, choose_faces
 from cluster.gallery.gallery import Gallery
-from cluster.gallery.records import SocialMatch
-from cluster.retro.social_ingest import IngestSummary, SocialIngest
+from cluster.gallery.records import OFFICER_MAX, SOURCE_MAX, SocialMatch, check_text
+from cluster.retro.social_ingest import IngestLabel, IngestSummary, SocialIngest
 from cluster.retro.social_manifest import Manifest, ManifestPost
 from cluster.vision.pipeline import FacePipeline
 
 SOCIAL_SUBJECT = "social_media"
+
+
+@dataclass(frozen=True)
+class IngestAuthorisation:
+    """Who authorised an ingest of social-media faces, and why it is necessary: both required."""
+
+    authorised_by: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        check_text(self.authorised_by, "the authorising officer (--authorised-by)", OFFICER_MAX)
+        check_text(self.reason, "the reason for the ingest (--reason)", SOURCE_MAX)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """A finished ingest: what it stored, the id its faces carry, and when they expire."""
+
+    summary: IngestSummary
+    ingest_id: str
+    expires_at: int
 
 
 @dataclass(frozen=True)
@@ -35,7 +62,7 @@ class SocialSearchResult:
 
 
 class SocialService:
-    """Social-media ingest and search on one gallery, each recorded in the audit log."""
+    """Social-media ingest, search, deletion and purging on one gallery, each recorded in the audit log."""
 
     def __init__(self, gallery: Gallery, audit: AuditLog, config: LfrConfig) -> None:
         self.gallery = gallery
@@ -48,35 +75,50 @@ class SocialService:
         manifest: Manifest,
         *,
         officer: str,
+        authorisation: IngestAuthorisation,
         on_post: Callable[[ManifestPost], None] = lambda post: None,
-    ) -> IngestSummary:
-        """Store every face of the manifest's posts; the entry names the manifest, the counts and the lines skipped."""
-        check_audit_log(self.audit, officer, AuditAction.ENROLMENT, SOCIAL_SUBJECT)
-        ingest = SocialIngest(FacePipeline(self.config.face_models), self.gallery.social)
-        try:
-            summary = ingest.ingest(manifest.posts, on_post=on_post)
-        except BaseException as exc:
-            self.audit.record(
-                officer,
-                AuditAction.ENROLMENT,
-                SOCIAL_SUBJECT,
-                {"manifest": str(manifest_path), "stage": "stopped", "error": str(exc)},
-            )
-            raise
-        skipped = summary.skipped_lines(manifest)
-        self.audit.record(
+    ) -> IngestResult:
+        """Store every face of the manifest's posts, each expiring after the configured retention."""
+        expires_at = int(time.time() + self.config.gallery.social.retention_days * DAY_S)
+        operation = AuditedOperation(
+            self.audit,
             officer,
             AuditAction.ENROLMENT,
             SOCIAL_SUBJECT,
             {
                 "manifest": str(manifest_path),
+                "posts": len(manifest.posts),
+                "authorised_by": authorisation.authorised_by,
+                "reason": authorisation.reason,
+                "expires_at": iso(expires_at),
+            },
+        )
+        label = IngestLabel(authorisation.authorised_by, operation.operation_id, expires_at)
+        ingest = SocialIngest(FacePipeline(self.config.face_models), self.gallery.social, label)
+        try:
+            summary = ingest.ingest(manifest.posts, on_post=on_post)
+        except BaseException as exc:
+            operation.failed(
+                exc,
+                {
+                    "manifest": str(manifest_path),
+                    "posts_read": ingest.posts_read,
+                    "faces_stored": ingest.faces_stored,
+                    "ingest_id": operation.operation_id,
+                },
+            )
+            raise
+        operation.done(
+            {
+                "manifest": str(manifest_path),
                 "posts": summary.posts,
                 "faces": summary.faces,
                 "lines_without_face": list(summary.without_face),
-                "lines_skipped": skipped,
-            },
+                "lines_skipped": summary.skipped_lines(manifest),
+                "ingest_id": operation.operation_id,
+            }
         )
-        return summary
+        return IngestResult(summary, operation.operation_id, expires_at)
 
     def search(
         self, photo: Path, *, officer: str, face_index: int | None, top_k: int, min_similarity: float
@@ -103,3 +145,47 @@ class SocialService:
             },
         )
         return SocialSearchResult(probe, tuple(matches))
+
+    def delete_post(self, platform: str, post_id: str, *, officer: str, reason: str) -> int:
+        """Delete every stored face of one post; how many were deleted."""
+        check_text(reason, "the reason for the deletion (--reason)", SOURCE_MAX)
+        return audited_change(
+            self.audit,
+            officer,
+            AuditAction.PURGE,
+            SOCIAL_SUBJECT,
+            lambda: self.gallery.social.delete_post(platform, post_id),
+            lambda deleted: {
+                "change": "post_deleted",
+                "platform": platform,
+                "post_id": post_id,
+                "faces_deleted": deleted,
+            },
+            intent={"change": "delete_post", "platform": platform, "post_id": post_id, "reason": reason},
+        )
+
+    def delete_ingest(self, ingest_id: str, *, officer: str, reason: str) -> int:
+        """Delete every face one ingest stored; how many were deleted."""
+        check_text(reason, "the reason for the deletion (--reason)", SOURCE_MAX)
+        return audited_change(
+            self.audit,
+            officer,
+            AuditAction.PURGE,
+            SOCIAL_SUBJECT,
+            lambda: self.gallery.social.delete_ingest(ingest_id),
+            lambda deleted: {"change": "ingest_deleted", "ingest_id": ingest_id, "faces_deleted": deleted},
+            intent={"change": "delete_ingest", "ingest_id": ingest_id, "reason": reason},
+        )
+
+    def purge_expired(self, *, officer: str) -> int:
+        """Delete every face whose expiry has passed; how many were deleted."""
+        purged_at = int(time.time())
+        return audited_change(
+            self.audit,
+            officer,
+            AuditAction.PURGE,
+            SOCIAL_SUBJECT,
+            lambda: self.gallery.social.purge_expired(now=purged_at),
+            lambda deleted: {"change": "expired_purged", "expired_before": iso(purged_at), "faces_deleted": deleted},
+            intent={"change": "purge_expired", "expired_before": iso(purged_at)},
+        )

@@ -1,10 +1,11 @@
 """`WatchlistService`: every change an officer makes to a watchlist, each done and audited in one place.
 
 Create, enrol (photos of one person, prepared entries, or a whole manifest), freeze with a
-calibrated threshold, remove a person, purge what has expired: the CLI, the demo and any
-other caller go through these methods, so no path changes a watchlist without the audit
-entry naming who did it. Reading a watchlist is audited as a request, as personal data is shown.
-Audit details hold ids and counts, never an embedding.
+calibrated threshold, remove a person, purge what has expired: the CLI, the demo, the retention
+timer and any other caller go through these methods, so no path changes a watchlist without the
+audit entries naming who did it: an intent before the change, its outcome after (see
+`cluster.application.audited`). Reading a watchlist is audited as a request, as personal data is
+shown. Audit details hold ids, counts and bounded summaries of file lists, never an embedding.
 """
 
 import time
@@ -13,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.application.audited import audited_change, audited_changes
+from cluster.application.audited import AuditedOperation, audited_change, audited_changes
 from cluster.audit.actions import AuditAction
+from cluster.audit.bounded import name_summary
 from cluster.audit.log import AuditLog
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import iso
@@ -161,6 +163,12 @@ class WatchlistService:
                 "reason": watchlist.reason,
                 "expires_at": iso(watchlist.expires_at),
             },
+            intent={
+                "change": "create",
+                "authorised_by": authorised_by,
+                "reason": reason,
+                "expires_at": iso(expires_at),
+            },
         )
 
     def open_for_enrolment(self, watchlist_id: str) -> Watchlist:
@@ -223,10 +231,11 @@ class WatchlistService:
                 "category": person.category,
                 "entries": len(entries),
                 "batch": enrolment.batch if enrolment else None,
-                "photos": [str(face.path) for face in chosen],
-                "faces_chosen": [face.index for face in chosen],
-                "refused": [str(photo.path) for photo in refused],
+                "photos": name_summary([str(face.path) for face in chosen]),
+                "faces_chosen": ",".join(str(face.index) for face in chosen),
+                "refused": name_summary([str(photo.path) for photo in refused]),
             },
+            intent={"change": "enrol", "person_id": person.person_id, "entries": len(entries)},
         )
         return PhotoEnrolment(watchlist, officer, enrolment, tuple(chosen), tuple(refused))
 
@@ -244,6 +253,7 @@ class WatchlistService:
                 "entries": len(entries),
                 "batch": enrolment.batch,
             },
+            intent={"change": "enrol", "entries": len(entries)},
         )
 
     def plan_import(
@@ -266,16 +276,22 @@ class WatchlistService:
         on_row: Callable[[RowOutcome], None] = lambda outcome: None,
         progress: Callable[[int], None] = lambda rows: None,
     ) -> ImportTally:
-        """Enrol the plan's rows, auditing the start, each row enrolled and the end (a dry run: only the end).
+        """Enrol the plan's rows, auditing the start (the intent), each row enrolled and the end (the outcome).
 
-        If the import stops part-way, a "stopped" entry with the counts so far is written and the
-        error raised again; the rows enrolled before it stay enrolled, and a re-run enrols the rest.
+        A dry run changes nothing and writes only its closing entry. If the import stops part-way,
+        a failed outcome with the counts so far is written and the error raised again; the rows
+        enrolled before it stay enrolled, and a re-run enrols the rest.
         """
         target = plan.target
         subject = watchlist_subject(target.watchlist_id)
         record: dict[str, Any] = {"command": "watchlist import", "manifest": str(target.manifest), "rows": tally.rows}
-        if not plan.dry_run:
-            self.audit.record(target.officer, AuditAction.REQUEST, subject, {**record, "stage": "started"})
+        operation = (
+            None
+            if plan.dry_run
+            else AuditedOperation(
+                self.audit, target.officer, AuditAction.REQUEST, subject, {**record, "stage": "started"}
+            )
+        )
         importer = ManifestImport(
             self.gallery.watchlists,
             FacePipeline(self.config.face_models),
@@ -289,15 +305,15 @@ class WatchlistService:
                 tally.add(outcome)
                 on_row(outcome)
         except BaseException as exc:
-            self.audit.record(
-                target.officer,
-                AuditAction.REQUEST,
-                subject,
-                {**record, "stage": "stopped", "error": str(exc), "rows_done": tally.done, **tally.record()},
-            )
+            if operation is not None:
+                operation.failed(exc, {**record, "stage": "stopped", "rows_done": tally.done, **tally.record()})
             raise
-        stage = "dry run" if plan.dry_run else "finished"
-        self.audit.record(target.officer, AuditAction.REQUEST, subject, {**record, "stage": stage, **tally.record()})
+        if operation is None:
+            self.audit.record(
+                target.officer, AuditAction.REQUEST, subject, {**record, "stage": "dry run", **tally.record()}
+            )
+        else:
+            operation.done({**record, "stage": "finished", **tally.record()})
         return tally
 
     def _enrol_chunk(self, target: ImportTarget, chunk: ChunkToEnrol) -> Enrolment:
@@ -326,6 +342,11 @@ class WatchlistService:
                 }
                 for (row, face), entry_id in zip(chunk.rows, enrolment.entry_ids)
             ],
+            intent={
+                "change": "enrol",
+                "manifest": str(target.manifest),
+                "rows": number_ranges([row.number for row, _ in chunk.rows]),
+            },
         )
 
     def freeze(
@@ -355,6 +376,7 @@ class WatchlistService:
                 "calibration": version.calibration.record() if version.calibration else None,
                 **({"reason": reason} if reason else {}),
             },
+            intent={"change": "freeze", "target_fpir": rate, **({"reason": reason} if reason else {})},
         )
 
     def remove_person(self, watchlist_id: str, person_id: str, *, officer: str) -> int:
@@ -366,6 +388,7 @@ class WatchlistService:
             watchlist_subject(watchlist_id),
             lambda: self.gallery.watchlists.remove_person(watchlist_id, person_id),
             lambda deleted: {"change": "person_removed", "person_id": person_id, "entries_deleted": deleted},
+            intent={"change": "remove_person", "person_id": person_id},
         )
 
     def purge_expired(self, *, officer: str) -> int:
@@ -378,6 +401,7 @@ class WatchlistService:
             "watchlist entries",
             lambda: self.gallery.watchlists.purge_expired(now=purged_at),
             lambda deleted: {"expired_before": iso(purged_at), "entries_deleted": deleted},
+            intent={"change": "purge_expired", "expired_before": iso(purged_at)},
         )
 
     def overview(self, *, officer: str) -> list[WatchlistOverview]:

@@ -1,16 +1,15 @@
 """Configuration of the audit log: the key that seals it, and the anchor file its head is written to."""
 
-import os
 from pathlib import Path
 
 from pydantic import Field
 
 from cluster.audit.sealing import DEFAULT_KEY_ENV
 from cluster.database.engine import database_url
+from cluster.private_files import data_home
 from cluster.section import Section
 
 ANCHOR_SUFFIX = ".audit-anchors"
-DATA_DIR_ENV = "XDG_DATA_HOME"
 
 
 class AuditConfig(Section):
@@ -32,8 +31,8 @@ class AuditConfig(Section):
     )
     anchor_path: Path | None = Field(
         None,
-        description="Append-only file the chain's head is written to (default: beside a SQLite database, or under"
-        " $XDG_DATA_HOME/lfr for PostgreSQL); keep it where the database's administrators cannot edit it.",
+        description="Append-only file the chain's head is written to (default: beside a SQLite database, or in"
+        " LFR's data folder for PostgreSQL); keep it where the database's administrators cannot edit it.",
     )
     anchor_interval_s: float = Field(
         10.0,
@@ -49,10 +48,10 @@ class AuditConfig(Section):
 
 def default_anchor_path(database: str) -> Path:
     """`<database file>.audit-anchors` beside a SQLite file; for PostgreSQL, one file per server and
-    database under the user's data directory ($XDG_DATA_HOME/lfr, else ~/.local/share/lfr)."""
+    database in LFR's data folder (`cluster.private_files.data_home`)."""
     url = database_url(database)
     if url.get_backend_name() == "sqlite":
         return Path(f"{url.database}{ANCHOR_SUFFIX}")
-    data = Path(os.environ.get(DATA_DIR_ENV) or Path.home() / ".local" / "share") / "lfr"
+    data = data_home()
     name = f"{url.host or 'localhost'}_{url.port or 5432}_{url.database or 'postgres'}"
     return data / f"{''.join(c if c.isalnum() or c in '._-' else '_' for c in name)}{ANCHOR_SUFFIX}"

@@ -12,7 +12,7 @@ def open_audit_log(database: DatabaseConfig, audit: AuditConfig) -> AuditLog:
     """The audit log over the configured database (created if missing); refuses without the key when it is required."""
     sealer = configured_sealer(audit)
     return AuditLog(
-        Database(database.url),
+        Database(database.url, busy_timeout_s=database.busy_timeout_s, erasure=database.erasure),
         sealer,
         anchors=AnchorFile(audit.anchor_file_for(database.url)),
         anchor_interval_s=audit.anchor_interval_s,

@@ -1,4 +1,4 @@
-"""`lfr audit verify`, `lfr audit show` and `lfr audit pseudonym`: check and read the tamper-evident audit log.
+"""`lfr audit verify`, `show`, `unfinished` and `pseudonym`: check and read the tamper-evident audit log.
 
 `verify` needs the HMAC key the log was written with (unless the configuration runs unkeyed)
 and checks the chain against its head record and every line of its anchor file (the head
@@ -6,6 +6,11 @@ written down outside the database by each process that appends). It exits 0 when
 and prints the head (`seq:hash`); a head kept somewhere else again (a ticket, a signed email)
 can be passed back later with `--anchor`. It exits 1 naming the first bad entry or anchor
 line, and 2 when the database, the key or the anchor file cannot be used as given.
+
+`unfinished` lists the gallery changes that recorded their intent but never their outcome (see
+`cluster.audit.intents`): a process stopped in the middle of them, so each may have been made in
+part and needs following up (for an ingest: `lfr social delete --ingest ID`). It exits 1 when
+there are any (one still running shows too), 0 when there are none.
 
 `pseudonym` prints the keyed pseudonym a person id appears as in audit entries about alerts,
 so an investigator with the key can find that person's entries.
@@ -22,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cluster.audit.anchors import AnchorFile
 from cluster.audit.config import AuditConfig
 from cluster.audit.entry import AuditAnchor, AuditEntry
+from cluster.audit.intents import unfinished_intents
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import configured_sealer
 from cluster.audit.sealing import Sealer
@@ -72,6 +78,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
     show.set_defaults(handler=run_show)
 
+    unfinished = actions.add_parser(
+        "unfinished", help="List changes whose intent was recorded but never their outcome; exit 1 if any."
+    )
+    unfinished.add_argument("--db", required=True, help=DB_HELP)
+    unfinished.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
+    unfinished.set_defaults(handler=run_unfinished)
+
     pseudonym = actions.add_parser(
         "pseudonym", help="Print the keyed pseudonym a person id appears as in audit entries about alerts."
     )
@@ -103,6 +116,11 @@ def _sealer(args: argparse.Namespace, config: LfrConfig) -> Sealer:
     if args.hmac_key_env is not None:
         audit = AuditConfig.model_validate({**audit.model_dump(), "hmac_key_env": args.hmac_key_env})
     return configured_sealer(audit)
+
+
+def _read_log(target: str) -> AuditLog:
+    """The log for reading only: no key needed, nothing created."""
+    return AuditLog(Database(target, create=False), create=False)
 
 
 def run_verify(args: argparse.Namespace, config: LfrConfig) -> int:
@@ -140,7 +158,7 @@ def run_show(args: argparse.Namespace, config: LfrConfig) -> int:
         sys.stderr.write(f"lfr: --limit must be >= 1, got {args.limit}\n")
         return EXIT_UNREADABLE
     try:
-        entries = AuditLog(Database(args.db, create=False), create=False).latest(args.limit)
+        entries = _read_log(args.db).latest(args.limit)
     except (ValueError, AuditLogError, SQLAlchemyError) as exc:
         sys.stderr.write(f"lfr: cannot read the audit log: {exc} (run `lfr audit verify`)\n")
         return EXIT_UNREADABLE
@@ -150,6 +168,24 @@ def run_show(args: argparse.Namespace, config: LfrConfig) -> int:
     for entry in entries:
         sys.stdout.write(_line(entry) + "\n")
     return EXIT_OK
+
+
+def run_unfinished(args: argparse.Namespace, config: LfrConfig) -> int:
+    try:
+        entries = unfinished_intents(_read_log(args.db))
+    except (ValueError, AuditLogError, SQLAlchemyError) as exc:
+        sys.stderr.write(f"lfr: cannot read the audit log: {exc} (run `lfr audit verify`)\n")
+        return EXIT_UNREADABLE
+    if args.json:
+        sys.stdout.write(json.dumps({"unfinished": [entry.to_json() for entry in entries]}, indent=2) + "\n")
+    else:
+        for entry in entries:
+            sys.stdout.write(_line(entry) + "\n")
+        sys.stdout.write(
+            f"{len(entries)} unfinished operation{'s' if len(entries) != 1 else ''}"
+            f"{': each may have been made in part; follow it up' if entries else ''}\n"
+        )
+    return EXIT_BROKEN if entries else EXIT_OK
 
 
 def _line(entry: AuditEntry) -> str:

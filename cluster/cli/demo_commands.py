@@ -51,10 +51,15 @@ def run_demo_command(args: argparse.Namespace, config: LfrConfig) -> int:
     if args.workdir is not None:
         report = run_demo(_options(args, args.workdir), config, progress)
         sys.stdout.write(describe(report))
+        sys.stdout.write(f"records (alerts, audit log): {report.alert_db}\n")
         return 0
     with tempfile.TemporaryDirectory(prefix="lfr-demo-") as folder:
         report = run_demo(_options(args, Path(folder)), config, progress)
         sys.stdout.write(describe(report))
+        sys.stdout.write(
+            f"records (alerts, audit log): {report.alert_db}, removed now with the demo's temporary folder;"
+            " pass --workdir DIR to keep them\n"
+        )
     return 0
 
 

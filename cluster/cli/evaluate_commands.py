@@ -37,6 +37,7 @@ from cluster.evaluation.protocol import (
 from cluster.evaluation.report import CalibrationSpec, Dataset, EvaluationInput, build_report, write_json_report
 from cluster.matching.cohort import ImpostorCohort
 from cluster.matching.scoring import match_scoring
+from cluster.private_files import private_folder, write_private
 from cluster.vision.pipeline import FacePipeline, models_name
 
 DEFAULT_FPIRS = (1 / 6000, 1e-3, 1e-2)
@@ -146,10 +147,10 @@ def run_evaluate(args: argparse.Namespace, config: LfrConfig) -> int:
             ),
         )
     )
-    args.out.mkdir(parents=True, exist_ok=True)
+    private_folder(args.out)
     json_path = write_json_report(report, args.out)
     html_path = write_html_report(report, args.out)
-    (args.out / DET_NAME).write_bytes(det_png(report))
+    write_private(args.out / DET_NAME, det_png(report))
     for system in report.systems:
         figures = ", ".join(
             f"TPIR {estimate.tpir:.3f} [{estimate.low:.3f}, {estimate.high:.3f}] at FPIR {estimate.fpir_target:.2g}"

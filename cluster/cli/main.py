@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cluster.audit.log import AuditLogError
 from cluster.cli import (
+    alerts_commands,
     audit_commands,
     camera_commands,
     crowd_commands,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.register(commands)
     demo_commands.register(commands)
     serve_commands.register(commands)
+    alerts_commands.register(commands)
     watchlist_commands.register(commands)
     social_commands.register(commands)
     retro_commands.register(commands)

@@ -27,6 +27,7 @@ from cluster.cli.watchlist_commands import (
     one_step,
 )
 from cluster.config import LfrConfig
+from cluster.private_files import private_folder
 from cluster.retro.footage import find_footage
 
 DEFAULT_FPS = 2.0
@@ -57,7 +58,7 @@ def run_retro(args: argparse.Namespace, config: LfrConfig) -> int:
         sources = find_footage(args.footage)
         if not sources:
             raise ValueError(f"no images or videos found in {', '.join(str(p) for p in args.footage)}")
-        args.out.mkdir(parents=True, exist_ok=True)
+        private_folder(args.out)
         with (
             gallery_service(config, RetroService) as service,
             tqdm(unit="frame", file=sys.stderr, disable=None) as progress,

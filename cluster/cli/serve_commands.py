@@ -1,15 +1,19 @@
 """`lfr serve`: the control room (HTTP API, live alert stream and page), and its users and keys.
 
-    lfr serve [--config FILE] [--host 127.0.0.1] [--port 8600] [--photos-dir DIR]
-    lfr serve add-user NAME --role operator|supervisor    prints the new key once
-    lfr serve new-key NAME                                 another key for NAME, printed once
-    lfr serve revoke NAME                                  revokes every key of NAME
-    lfr serve users                                        lists users and their active keys
+    lfr serve [--config FILE] [--host 127.0.0.1] [--port 8600] [--photos-dir DIR] [--trusted-proxy ADDR ...]
+    lfr serve add-user NAME --role operator|supervisor [--expires-in-days N]   prints the new key once
+    lfr serve new-key NAME [--expires-in-days N]           another key for NAME, printed once
+    lfr serve revoke NAME                                  revokes every key of NAME (open streams end too)
+    lfr serve users                                        lists users, their active keys and when they expire
 
-The server uses the configuration's database, audit key and retention, and writes the audit
-chain's head to its anchor file on a timer while it runs; it listens on 127.0.0.1 unless
-`--host` says otherwise. User changes are audited with the operating-system
-user who ran the command (`cli:NAME`).
+The server uses the configuration's database, audit key, retention and `serve` section; it
+listens on 127.0.0.1 unless `--host` says otherwise, and believes X-Forwarded-For only from the
+proxies `--trusted-proxy` (or serve.trusted_proxies) names. While it serves, it purges expired
+alerts on its own (`cluster.alerts.retention`: once at start, then every `retention.interval_s`),
+since it is the process that runs for as long as the records are kept, and writes the audit
+chain's head to its anchor file on a timer. Keys expire after serve.key_lifetime_days unless
+`--expires-in-days` says otherwise. User changes are audited with the operating-system user who
+ran the command (`cli:NAME`).
 """
 
 import argparse
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from cluster.alerts.retention import RetentionScheduler
 from cluster.alerts.store import AlertStore
 from cluster.api.app import create_app
 from cluster.api.keys import ApiKeys, IssuedKey, Role, UserError
@@ -29,10 +34,12 @@ from cluster.api.services import ControlRoomServices
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
+from cluster.control_room.config import ServeConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 2
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+EXPIRY_HELP = "Days the key is accepted (default: serve.key_lifetime_days in the configuration)."
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -48,16 +55,26 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="Watchlist photos as DIR/<watchlist_id>/<person_id>.jpg (default: none).",
     )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="A reverse proxy (address or network) whose X-Forwarded-For names the client; repeat for several."
+        " Added to serve.trusted_proxies. Default: none, so no forwarding header is believed.",
+    )
     serve.set_defaults(handler=run_server)
     actions = serve.add_subparsers(dest="serve_action", required=False, metavar="ACTION")
 
     add_user = actions.add_parser("add-user", help="Add a control-room user and print their first key once.")
     add_user.add_argument("name", help="Login name, such as pc.smith.")
     add_user.add_argument("--role", required=True, choices=[role.value for role in Role])
+    add_user.add_argument("--expires-in-days", type=int, default=None, help=EXPIRY_HELP)
     add_user.set_defaults(handler=run_add_user)
 
     new_key = actions.add_parser("new-key", help="Issue another key for a user and print it once.")
     new_key.add_argument("name")
+    new_key.add_argument("--expires-in-days", type=int, default=None, help=EXPIRY_HELP)
     new_key.set_defaults(handler=run_new_key)
 
     revoke = actions.add_parser("revoke", help="Revoke every key of a user.")
@@ -81,14 +98,17 @@ def run_server(args: argparse.Namespace, config: LfrConfig) -> int:
         sys.stderr.write(f"lfr: --port must be within 0..65535, got {args.port}\n")
         return EXIT_FAILED
     try:
+        proxies = (*config.serve.trusted_proxies, *args.trusted_proxy)
+        serve = ServeConfig.model_validate({**config.serve.model_dump(), "trusted_proxies": proxies})
         audit = _audit(config)
         services = ControlRoomServices.over(
             AlertStore(audit.database, audit),
             FolderWatchlistPhotos(args.photos_dir),
             config.retention,
             config.deployment,
+            serve,
         )
-        server = ApiServer(create_app(services), args.host, args.port)
+        server = ApiServer(create_app(services), args.host, args.port, serve.trusted_proxies)
     except (ValueError, OSError, SQLAlchemyError) as exc:
         sys.stderr.write(f"lfr: cannot start the control room: {exc}\n")
         return EXIT_FAILED
@@ -103,6 +123,8 @@ def run_server(args: argparse.Namespace, config: LfrConfig) -> int:
         )
     sys.stdout.write(f"control room on {server.url}/ (database {audit.database.describe()})\n")
     sys.stdout.flush()
+    retention = RetentionScheduler(services.store, config.retention)
+    retention.start()
     if audit.anchors is not None:
         audit.anchors.start()
     try:
@@ -110,20 +132,25 @@ def run_server(args: argparse.Namespace, config: LfrConfig) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        retention.stop()
         audit.close()
     sys.stdout.write("control room stopped\n")
     return EXIT_OK
 
 
 def _keys(config: LfrConfig) -> ApiKeys:
-    return ApiKeys(_audit(config))
+    return ApiKeys(_audit(config), key_lifetime_days=config.serve.key_lifetime_days)
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
 
 def _print_key(issued: IssuedKey) -> None:
     sys.stdout.write(
         f"{issued.token}\n"
         f"key {issued.key_id} for {issued.name} ({issued.role}): shown this once, only its digest is stored;"
-        " sign in to the control room with it\n"
+        f" sign in to the control room with it until {_when(issued.expires_at)}\n"
     )
 
 
@@ -137,7 +164,8 @@ def _user_command(action) -> int:
 
 def run_add_user(args: argparse.Namespace, config: LfrConfig) -> int:
     def add() -> int:
-        _print_key(_keys(config).add_user(args.name, args.role, actor=_cli_actor()))
+        issued = _keys(config).add_user(args.name, args.role, actor=_cli_actor(), lifetime_days=args.expires_in_days)
+        _print_key(issued)
         return EXIT_OK
 
     return _user_command(add)
@@ -145,7 +173,7 @@ def run_add_user(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def run_new_key(args: argparse.Namespace, config: LfrConfig) -> int:
     def issue() -> int:
-        _print_key(_keys(config).issue_key(args.name, actor=_cli_actor()))
+        _print_key(_keys(config).issue_key(args.name, actor=_cli_actor(), lifetime_days=args.expires_in_days))
         return EXIT_OK
 
     return _user_command(issue)
@@ -163,10 +191,10 @@ def run_revoke(args: argparse.Namespace, config: LfrConfig) -> int:
 def run_users(args: argparse.Namespace, config: LfrConfig) -> int:
     def show() -> int:
         for account in _keys(config).users():
-            created = datetime.fromtimestamp(account.created_at, UTC).isoformat(timespec="seconds")
+            expiry = "" if account.next_expiry is None else f", next expires {_when(account.next_expiry)}"
             sys.stdout.write(
-                f"{account.name:<24} {account.role:<10} {account.active_keys} active key(s)"
-                f"  added {created} by {account.created_by}\n"
+                f"{account.name:<24} {account.role:<10} {account.active_keys} active key(s){expiry}"
+                f"  added {_when(account.created_at)} by {account.created_by}\n"
             )
         return EXIT_OK
 

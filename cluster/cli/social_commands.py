@@ -1,14 +1,22 @@
-"""`lfr social ingest` and `lfr social search`: social-media faces for retrospective search.
+"""`lfr social ...`: social-media faces for retrospective search, kept only as long as policy allows.
 
-    lfr social ingest MANIFEST.jsonl       every face of every listed image, stored with its post
+    lfr social ingest MANIFEST.jsonl --authorised-by OFFICER --reason TEXT
+                                           every face of every listed image, stored with its post
     lfr social search PHOTO [--top-k K] [--face N] [--json]
                                            where else this face appears (platform, post, URL, time, place)
+    lfr social delete --platform P --post ID --reason TEXT    every face of one post
+    lfr social delete --ingest ID --reason TEXT               every face one ingest stored
+    lfr social purge                       every face past its expiry
 
 The manifest's format is described in `cluster.retro.social_manifest`. A bad line is reported
-with its number and skipped; the rest is still ingested. Both commands are audited (an ingest
-as an enrolment into `social_media`, a search as a search, by `cluster.application.social`);
-no embedding is ever logged.
-Exit status as for `lfr watchlist`: 0 done, 1 some input refused, 2 nothing done.
+with its number and skipped; the rest is still ingested. An ingest, like a watchlist, needs an
+authorising officer and a reason; its faces expire after `gallery.social.retention_days` (at
+most 31) and are purged then (by `lfr social purge`, and on their own wherever the gallery is
+served). Every command is audited by `cluster.application.social` (an ingest as an enrolment
+into `social_media`, a search as a search, a deletion or purge as a purge); no embedding is
+ever logged.
+Exit status as for `lfr watchlist`: 0 done, 1 some input refused (or nothing found to delete),
+2 nothing done.
 """
 
 import argparse
@@ -19,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cluster.application.social import SocialService
+from cluster.application.social import IngestAuthorisation, SocialService
 from cluster.cli.watchlist_commands import (
     EXIT_FAILED,
     EXIT_OK,
@@ -45,6 +53,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     ingest = actions.add_parser("ingest", help="Store every face of the images a JSON-lines manifest lists.")
     ingest.add_argument("manifest", type=Path, metavar="MANIFEST", help="JSON lines: image, platform, post_id, ...")
+    ingest.add_argument(
+        "--authorised-by", required=True, metavar="OFFICER", help="Who authorised the ingest (name, rank)."
+    )
+    ingest.add_argument("--reason", required=True, help="Why it is necessary and proportionate (the investigation).")
     add_officer_argument(ingest)
     ingest.set_defaults(handler=run_ingest)
 
@@ -62,9 +74,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_officer_argument(search)
     search.set_defaults(handler=run_search)
 
+    delete = actions.add_parser("delete", help="Delete the stored faces of one post, or of one ingest.")
+    delete.add_argument("--platform", default=None, help="The post's platform (with --post).")
+    delete.add_argument("--post", default=None, metavar="POST_ID", help="The post whose faces to delete.")
+    delete.add_argument(
+        "--ingest",
+        default=None,
+        metavar="INGEST_ID",
+        help="Delete every face this ingest stored (its audit entries"
+        " name the id; use it for an ingest that stopped part-way).",
+    )
+    delete.add_argument("--reason", required=True, help="Why the faces are deleted (a request, a correction).")
+    add_officer_argument(delete)
+    delete.set_defaults(handler=run_delete)
+
+    purge = actions.add_parser("purge", help="Delete every stored face whose expiry has passed.")
+    add_officer_argument(purge)
+    purge.set_defaults(handler=run_purge)
+
 
 def run_ingest(args: argparse.Namespace, config: LfrConfig) -> int:
     def ingest() -> int:
+        authorisation = IngestAuthorisation(args.authorised_by, args.reason)
         manifest = read_manifest(args.manifest)
         for problem in manifest.problems:
             sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
@@ -72,7 +103,14 @@ def run_ingest(args: argparse.Namespace, config: LfrConfig) -> int:
             gallery_service(config, SocialService) as service,
             tqdm(total=len(manifest.posts), unit="post", file=sys.stderr, disable=None) as progress,
         ):
-            summary = service.ingest(args.manifest, manifest, officer=officer_of(args), on_post=one_step(progress))
+            result = service.ingest(
+                args.manifest,
+                manifest,
+                officer=officer_of(args),
+                authorisation=authorisation,
+                on_post=one_step(progress),
+            )
+        summary = result.summary
         for problem in summary.problems:
             sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
         skipped = summary.skipped_lines(manifest)
@@ -80,10 +118,39 @@ def run_ingest(args: argparse.Namespace, config: LfrConfig) -> int:
             f"stored {summary.faces} face{'s' if summary.faces != 1 else ''} from {summary.posts} post"
             f"{'s' if summary.posts != 1 else ''} ({len(summary.without_face)} without a face);"
             f" {len(skipped)} line{'s' if len(skipped) != 1 else ''} skipped\n"
+            f"ingest {result.ingest_id}: kept until {iso(result.expires_at)}, then purged\n"
         )
         return EXIT_REFUSED if skipped else EXIT_OK
 
     return guarded(ingest)
+
+
+def run_delete(args: argparse.Namespace, config: LfrConfig) -> int:
+    def delete() -> int:
+        by_post = args.platform is not None or args.post is not None
+        if by_post == (args.ingest is not None) or (by_post and (args.platform is None or args.post is None)):
+            raise ValueError("name what to delete: --platform P --post POST_ID, or --ingest INGEST_ID")
+        with gallery_service(config, SocialService) as service:
+            if by_post:
+                deleted = service.delete_post(args.platform, args.post, officer=officer_of(args), reason=args.reason)
+                what = f"{args.platform} post {args.post}"
+            else:
+                deleted = service.delete_ingest(args.ingest, officer=officer_of(args), reason=args.reason)
+                what = f"ingest {args.ingest}"
+        sys.stdout.write(f"deleted {deleted} face{'s' if deleted != 1 else ''} of {what}\n")
+        return EXIT_OK if deleted else EXIT_REFUSED
+
+    return guarded(delete)
+
+
+def run_purge(args: argparse.Namespace, config: LfrConfig) -> int:
+    def purge() -> int:
+        with gallery_service(config, SocialService) as service:
+            purged = service.purge_expired(officer=officer_of(args))
+        sys.stdout.write(f"purged {purged} expired face{'s' if purged != 1 else ''}\n")
+        return EXIT_OK
+
+    return guarded(purge)
 
 
 def _match_record(match: SocialMatch) -> dict[str, Any]:

@@ -12,8 +12,9 @@ A deployment raises tens of alerts an hour, so one writer at a time costs nothin
 """
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -22,10 +23,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from cluster.database.erasure import Erasure, ErasureConfig, erase_deleted
+from cluster.private_files import data_home, private_file, private_folder
+
 SUPPORTED_TARGETS = "a file path (SQLite), sqlite:///PATH, or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 POSTGRES_WRITE_LOCK_KEY = 0x4C4652_A1E57
 """Key of the advisory lock that serialises writers across processes ('LFR', 'alerts')."""
+
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside the database, holding the same records."""
+
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError)
+"""What a write raises while the database is briefly unavailable (locked past the busy timeout, read-only,
+unreachable): worth retrying, unlike a refused or malformed change."""
 
 WRITE_OPTION = "lfr_write"
 """Execution option that marks a connection opened by `Database.writing()`."""
@@ -60,20 +71,28 @@ class Database:
     """One engine over SQLite or PostgreSQL, with serialised write transactions and consistent reads.
 
     create: when False, a SQLite file that does not exist is an error instead of a new empty
-    database (for commands that only read, such as `lfr audit verify`).
+    database (for commands that only read, such as `lfr audit verify`). busy_timeout_s: how long
+    a SQLite writer waits for another's write lock before its write fails. erasure: how hard
+    `erase_deleted` tries before it reports deleted rows as possibly still on disk.
     """
 
-    def __init__(self, target: str | Path, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        target: str | Path,
+        *,
+        create: bool = True,
+        busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+        erasure: ErasureConfig | None = None,
+    ) -> None:
+        if not busy_timeout_s >= 0.0:
+            raise ValueError(f"busy_timeout_s must be a number of seconds >= 0, got {busy_timeout_s}")
         self.url = database_url(target)
+        self.erasure = erasure or ErasureConfig()
         if self.backend == "sqlite":
-            path = Path(self.url.database or "")
-            if not path.parent.is_dir():
-                raise ValueError(f"cannot keep the SQLite database {path}: directory {path.parent} does not exist")
-            if not create and not path.is_file():
-                raise ValueError(f"no SQLite database at {path}: check the path")
+            _prepare_sqlite_file(Path(self.url.database or ""), create)
         if self.backend == "sqlite":
-            self.engine = sa.create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-            sa.event.listen(self.engine, "connect", _configure_sqlite_connection)
+            self.engine = sa.create_engine(self.url, connect_args={"timeout": busy_timeout_s})
+            sa.event.listen(self.engine, "connect", partial(_configure_sqlite_connection, busy_timeout_s))
             sa.event.listen(self.engine, "begin", _begin_sqlite_transaction)
         else:
             self.engine = sa.create_engine(self.url, pool_pre_ping=True)
@@ -139,18 +158,15 @@ class Database:
             inspector = sa.inspect(connection)
             return all(inspector.has_table(name) for name in names)
 
-    def erase_deleted(self) -> None:
-        """Make deleted rows unrecoverable from the database files, as far as the backend allows.
+    def erase_deleted(self, tables: Sequence[str]) -> Erasure:
+        """Make rows deleted from `tables` unrecoverable from the database files, as far as the backend allows.
 
         SQLite runs with secure_delete, which zeroes freed pages in the main file; old copies in
-        the write-ahead log go when it is checkpointed and truncated here. PostgreSQL keeps dead
-        tuples in its data files until autovacuum reuses their space: protect those files with
-        disk encryption, as the data of any PostgreSQL server holding personal data must be.
+        the write-ahead log go when it is checkpointed and truncated. PostgreSQL's tables are
+        vacuumed. Either is blocked by a reader holding an older snapshot: it is retried, and
+        the result says whether it succeeded (see `cluster.database.erasure`).
         """
-        if self.backend != "sqlite":
-            return
-        with self.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erase_deleted(self.engine, self.backend, tables, self.erasure)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -164,11 +180,34 @@ class Database:
         self.close()
 
 
-def _configure_sqlite_connection(dbapi_connection, _connection_record) -> None:
+def _prepare_sqlite_file(path: Path, create: bool) -> None:
+    """Check the SQLite file's folder; when creating, make the file and its companions owner-only (0600).
+
+    SQLite gives its -wal and -shm files the database file's mode, so the file is created 0600
+    before SQLite opens it; existing files that others could read are narrowed. LFR's own data
+    folder is created (0700) when missing; any other missing folder is an error, so a mistyped
+    path does not scatter records.
+    """
+    if not path.parent.is_dir():
+        if not (create and path.parent == data_home()):
+            raise ValueError(f"cannot keep the SQLite database {path}: directory {path.parent} does not exist")
+        private_folder(path.parent)
+    if not create:
+        if not path.is_file():
+            raise ValueError(f"no SQLite database at {path}: check the path")
+        return
+    private_file(path)
+    for suffix in SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            private_file(companion)
+
+
+def _configure_sqlite_connection(busy_timeout_s: float, dbapi_connection, _connection_record) -> None:
     """Transactions are begun by `_begin_sqlite_transaction`, not by the driver's own guesswork."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA secure_delete = ON")

@@ -48,6 +48,7 @@ from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
 from cluster.live.matching import MatchingSummary
 from cluster.matching.calibration import CalibratedThreshold
+from cluster.private_files import private_folder
 from cluster.vision.face import Face
 from cluster.vision.pipeline import FacePipeline
 
@@ -111,7 +112,7 @@ class DemoReport:
 
 def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> DemoReport:
     started = time.monotonic()
-    options.workdir.mkdir(parents=True, exist_ok=True)
+    private_folder(options.workdir)
     crowd_dir = options.workdir / "crowd"
     progress(f"synthesising a {options.seconds:g} s crowd for {options.cameras} cameras in {crowd_dir}")
     spec = CrowdSpec(

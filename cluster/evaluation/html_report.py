@@ -12,6 +12,7 @@ from pathlib import Path
 from cluster.evaluation.openset import TpirAtFpir
 from cluster.evaluation.plots import det_png, groups_png, histogram_png
 from cluster.evaluation.report import EvaluationReport, GroupResult
+from cluster.private_files import write_private_text
 
 HTML_NAME = "report.html"
 
@@ -254,5 +255,5 @@ def render_html(report: EvaluationReport) -> str:
 def write_html_report(report: EvaluationReport, out_dir: Path) -> Path:
     """Write `report.html` into `out_dir`; its path."""
     path = out_dir / HTML_NAME
-    path.write_text(render_html(report), encoding="utf-8")
+    write_private_text(path, render_html(report))
     return path

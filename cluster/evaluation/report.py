@@ -38,6 +38,7 @@ from cluster.evaluation.openset import (
     score_histogram,
     threshold_at_fpir,
 )
+from cluster.private_files import write_private_text
 
 FORMAT = "lfr-evaluation-report/1"
 JSON_NAME = "report.json"
@@ -458,5 +459,5 @@ def write_json_report(report: EvaluationReport, out_dir: Path) -> Path:
     """Write `report.json` into `out_dir`; its path."""
     path = out_dir / JSON_NAME
     text = json.dumps(report_document(report), indent=2, ensure_ascii=False, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    write_private_text(path, text + "\n")
     return path

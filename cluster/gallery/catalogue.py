@@ -321,8 +321,7 @@ class Catalogue:
         watchlist_id, number = match["watchlist_id"], int(match["number"])
         with self._reading() as db:
             row = db.execute(
-                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM}"
-                " WHERE v.watchlist_id = ? AND v.number = ?",
+                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM} WHERE v.watchlist_id = ? AND v.number = ?",
                 (watchlist_id, number),
             ).fetchone()
         if row is None:
@@ -334,8 +333,7 @@ class Catalogue:
         """The watchlist's frozen versions, oldest first."""
         with self._reading() as db:
             rows = db.execute(
-                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM}"
-                " WHERE v.watchlist_id = ? ORDER BY v.number",
+                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM} WHERE v.watchlist_id = ? ORDER BY v.number",
                 (watchlist_id,),
             ).fetchall()
         return [_version(row) for row in rows]

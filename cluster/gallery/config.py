@@ -18,6 +18,8 @@ from cluster.section import Section
 DEFAULT_LITE_DATA_DIR = Path("~/.local/share/lfr/milvus")
 DEFAULT_CATALOGUE_PATH = Path("~/.local/share/lfr/gallery-catalogue.sqlite")
 SERVER_URI_SCHEMES = ("http", "https", "tcp", "unix")
+SOCIAL_RETENTION_MAX_DAYS = 31
+"""Faces ingested from social media are kept at most this long, as alerts are (`retention.days`)."""
 
 
 class HnswConfig(Section):
@@ -87,6 +89,18 @@ class RetryConfig(Section):
         return self
 
 
+class SocialConfig(Section):
+    """How long faces ingested from social media are kept (each face's expiry is set when it is stored)."""
+
+    retention_days: int = Field(
+        SOCIAL_RETENTION_MAX_DAYS,
+        ge=1,
+        le=SOCIAL_RETENTION_MAX_DAYS,
+        description=f"Days an ingested face is kept; at most {SOCIAL_RETENTION_MAX_DAYS}, by policy. Expired faces"
+        " are not searched and are purged.",
+    )
+
+
 Backend = Annotated[LiteBackendConfig | ServerBackendConfig, Field(discriminator="type")]
 
 
@@ -109,6 +123,7 @@ class GalleryConfig(Section):
     )
     timeouts: TimeoutsConfig = TimeoutsConfig()
     retry: RetryConfig = RetryConfig()
+    social: SocialConfig = SocialConfig()
 
     @model_validator(mode="after")
     def _ef_covers_top_k(self) -> "GalleryConfig":

@@ -56,8 +56,11 @@ def ids_filter(field: str, ids: Iterable[str]) -> str:
     return f"{field} in [{', '.join(quoted(value, field) for value in ids)}]"
 
 
-def social_filter(platform: str | None, captured_from: int | None, captured_to: int | None) -> str:
-    """Social-media faces of one platform and/or a capture window; empty when unrestricted."""
+def social_filter(
+    platform: str | None, captured_from: int | None, captured_to: int | None, now: int | None = None
+) -> str:
+    """Social-media faces of one platform and/or a capture window, not expired at `now` when given; empty when
+    unrestricted."""
     clauses = []
     if platform is not None:
         clauses.append(f"platform == {quoted(platform, 'platform')}")
@@ -65,4 +68,11 @@ def social_filter(platform: str | None, captured_from: int | None, captured_to: 
         clauses.append(f"captured_at >= {int(captured_from)}")
     if captured_to is not None:
         clauses.append(f"captured_at <= {int(captured_to)}")
+    if now is not None:
+        clauses.append(f"expires_at > {int(now)}")
     return " and ".join(clauses)
+
+
+def ingest_filter(ingest_id: str) -> str:
+    """The social-media faces one ingest stored."""
+    return f"ingest_id == {quoted(ingest_id, 'ingest_id')}"

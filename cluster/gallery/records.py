@@ -175,7 +175,10 @@ class WatchlistVersion:
 class SocialFace:
     """A face found in a social-media image, to store for retrospective search.
 
-    box: (4,) x1 y1 x2 y2 in the image's pixels.
+    box: (4,) x1 y1 x2 y2 in the image's pixels. authorised_by: who authorised the ingest that
+    stores it; ingest_id: that ingest's operation id in the audit log (so what one ingest stored
+    can be found and deleted); expires_at: unix seconds after which it is no longer searched and
+    is purged.
     """
 
     platform: str
@@ -185,6 +188,9 @@ class SocialFace:
     place: str
     image_path: str
     box: np.ndarray
+    authorised_by: str
+    ingest_id: str
+    expires_at: int
     embedding: np.ndarray = field(repr=False)
 
     def __post_init__(self) -> None:
@@ -194,6 +200,9 @@ class SocialFace:
         object.__setattr__(self, "captured_at", check_time(self.captured_at, "captured_at"))
         check_text(self.place, "place", PLACE_MAX, required=False)
         check_text(self.image_path, "image_path", IMAGE_PATH_MAX)
+        check_text(self.authorised_by, "authorised_by", OFFICER_MAX)
+        check_id(self.ingest_id, "ingest_id")
+        object.__setattr__(self, "expires_at", check_time(self.expires_at, "expires_at"))
         box = np.asarray(self.box, dtype=np.float32)
         if box.shape != (4,) or not np.isfinite(box).all():
             raise InvalidRecordError(f"box must be 4 finite numbers x1 y1 x2 y2, got {self.box!r}")
@@ -213,6 +222,9 @@ class StoredSocialFace:
     place: str
     image_path: str
     box: tuple[float, float, float, float]
+    authorised_by: str
+    ingest_id: str
+    expires_at: int
 
 
 @dataclass(frozen=True)

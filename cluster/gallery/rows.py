@@ -85,6 +85,9 @@ def social_row(face: SocialFace, face_id: str) -> dict[str, Any]:
         "box_y1": y1,
         "box_x2": x2,
         "box_y2": y2,
+        "authorised_by": face.authorised_by,
+        "ingest_id": face.ingest_id,
+        "expires_at": face.expires_at,
         VECTOR_FIELD: face.embedding,
     }
 
@@ -100,6 +103,9 @@ def stored_social_face(row: Mapping[str, Any], face_id: str | None = None) -> St
         place=str(row["place"]),
         image_path=str(row["image_path"]),
         box=(float(row["box_x1"]), float(row["box_y1"]), float(row["box_x2"]), float(row["box_y2"])),
+        authorised_by=str(row["authorised_by"]),
+        ingest_id=str(row["ingest_id"]),
+        expires_at=int(row["expires_at"]),
     )
 
 

@@ -55,6 +55,9 @@ SOCIAL_FIELDS = (
     "box_y1",
     "box_x2",
     "box_y2",
+    "authorised_by",
+    "ingest_id",
+    "expires_at",
 )
 """Scalar fields of `social_media`, returned with every hit and query row."""
 
@@ -77,7 +80,11 @@ def watchlist_schema() -> CollectionSchema:
 
 
 def social_schema() -> CollectionSchema:
-    """One row per face found in a social-media image; `face_id` is the primary key."""
+    """One row per face found in a social-media image; `face_id` is the primary key.
+
+    Each row carries who authorised its ingest, the ingest's id and when it expires, so the
+    faces of one post or one ingest can be deleted and expired ones purged.
+    """
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("face_id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
     schema.add_field("platform", DataType.VARCHAR, max_length=ID_MAX)
@@ -88,6 +95,9 @@ def social_schema() -> CollectionSchema:
     schema.add_field("image_path", DataType.VARCHAR, max_length=IMAGE_PATH_MAX)
     for name in ("box_x1", "box_y1", "box_x2", "box_y2"):
         schema.add_field(name, DataType.FLOAT)
+    schema.add_field("authorised_by", DataType.VARCHAR, max_length=OFFICER_MAX)
+    schema.add_field("ingest_id", DataType.VARCHAR, max_length=ID_MAX)
+    schema.add_field("expires_at", DataType.INT64)
     schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=EMBEDDING_SIZE)
     return schema
 

@@ -191,6 +191,15 @@ class MatchingSink:
             update = self._tracker.advance(result.captured_at)
         self._advance(update.ready)
 
+    def tick(self, now: float) -> None:
+        """No result came for a while (`cluster.live.silence`): move the tracker's clock to `now` (unix seconds).
+
+        Tracks unseen too long end (a tracklet with evidence is searched), and tracklets whose
+        decision is overdue are deleted with their faces, embeddings and crops: a camera that
+        goes silent keeps nothing past the decision timeout.
+        """
+        self._advance(self._tracker.advance(now).ready)
+
     def close(self) -> None:
         """The camera stopped: end every track, decide what has evidence (the rest is dropped), deliver.
 

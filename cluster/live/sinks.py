@@ -4,7 +4,9 @@ A sink runs inside the camera's forwarder actor, one per camera, and is called o
 in arrival order, with the frame's pixels for the moment of the call (to cut a crop of a possible
 match; a sink must not keep them). It must be quick (it delays that camera's next result, never
 the others'), and it owns what it keeps: the default keeps counts only, never a face or a pixel.
-`close()` is called once when the camera stops.
+`tick(now)` is called while no result comes (`cluster.live.silence`), so that what a sink keeps
+for a time expires on time when the camera goes silent. `close()` is called once when the camera
+stops.
 
 A sink's summary has the sink's own type (`SinkSummary` here, `MatchingSummary` for the
 matching sink), so whoever reads a pipeline's summaries knows their type from the sink factory
@@ -25,6 +27,10 @@ class ResultSink(Protocol[SummaryT_co]):
     """Receives every result of one camera; `cluster.live.matching.MatchingSink` is the matching one."""
 
     def accept(self, result: FrameResult, pixels: np.ndarray) -> None: ...
+
+    def tick(self, now: float) -> None:
+        """No result came for a while: the wall-clock time (unix seconds), to expire what is overdue."""
+        ...
 
     def close(self) -> None: ...
 
@@ -59,6 +65,9 @@ class SummarySink:
         self._errors += 0 if result.ok else 1
         self._faces += len(result.faces)
         self._last_seq = result.seq
+
+    def tick(self, now: float) -> None:
+        """Nothing expires: only counts are kept."""
 
     def close(self) -> None:
         """Nothing to finish: the summary stays readable."""

@@ -10,6 +10,7 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
+from cluster.private_files import write_private_text
 from cluster.retro.json_report import iso_time
 from cluster.retro.report import RetroMatch, RetroReport
 
@@ -140,5 +141,5 @@ def render_html(report: RetroReport) -> str:
 def write_html_report(report: RetroReport, out_dir: Path) -> Path:
     """Write `report.html` into `out_dir`; its path."""
     path = out_dir / HTML_NAME
-    path.write_text(render_html(report), encoding="utf-8")
+    write_private_text(path, render_html(report))
     return path

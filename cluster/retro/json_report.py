@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cluster.private_files import write_private_text
 from cluster.retro.report import FORMAT, RetroMatch, RetroReport, SourceSummary
 
 JSON_NAME = "report.json"
@@ -78,5 +79,5 @@ def report_document(report: RetroReport) -> dict[str, Any]:
 def write_json_report(report: RetroReport, out_dir: Path) -> Path:
     """Write `report.json` into `out_dir`; its path."""
     path = out_dir / JSON_NAME
-    path.write_text(json.dumps(report_document(report), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_private_text(path, json.dumps(report_document(report), indent=2, ensure_ascii=False) + "\n")
     return path

@@ -2,7 +2,9 @@
 
 Images are detected and embedded in batches, and each batch's faces are inserted in one call.
 Every face of an image is stored (a crowd photo holds many people, any of whom may be searched
-for later); an image that cannot be read is reported with its manifest line and skipped.
+for later), labelled with the ingest's authorisation, id and expiry; an image that cannot be read
+is reported with its manifest line and skipped. How far an ingest got is kept as it goes
+(`faces_stored`), so an ingest stopped part-way can still say what it left stored.
 """
 
 from collections.abc import Callable, Sequence
@@ -24,6 +26,15 @@ POSTS_PER_BATCH = 8
 
 
 @dataclass(frozen=True)
+class IngestLabel:
+    """What every face of one ingest is stored with: who authorised it, the ingest's id, when the faces expire."""
+
+    authorised_by: str
+    ingest_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
 class IngestSummary:
     """What an ingest stored: posts read, faces stored, lines whose image held no face, and problems."""
 
@@ -40,9 +51,12 @@ class IngestSummary:
 class SocialIngest:
     """Stores the faces of manifest posts in the gallery's social-media collection."""
 
-    def __init__(self, pipeline: FacePipeline, social: SocialFaces) -> None:
+    def __init__(self, pipeline: FacePipeline, social: SocialFaces, label: IngestLabel) -> None:
         self.pipeline = pipeline
         self.social = social
+        self.label = label
+        self.faces_stored = 0
+        self.posts_read = 0
 
     def ingest(
         self, posts: Sequence[ManifestPost], on_post: Callable[[ManifestPost], object] | None = None
@@ -70,6 +84,9 @@ class SocialIngest:
                         place=post.place,
                         image_path=str(post.image_path),
                         box=face.box,
+                        authorised_by=self.label.authorised_by,
+                        ingest_id=self.label.ingest_id,
+                        expires_at=self.label.expires_at,
                         embedding=face.embedding,
                     )
                     for face in found
@@ -78,6 +95,7 @@ class SocialIngest:
                 self.social.insert(faces)
             stored += len(faces)
             read += len(loaded)
+            self.faces_stored, self.posts_read = stored, read
             if on_post is not None:
                 for post in posts[start : start + POSTS_PER_BATCH]:
                     on_post(post)

@@ -14,6 +14,8 @@ from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
 from cluster.audit.log import AuditLog
+from cluster.audit.sealing import Sealer
+from cluster.control_room.config import ServeConfig
 from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.api.factories import write_watchlist_photos
@@ -21,6 +23,9 @@ from tests.api.factories import write_watchlist_photos
 REQUEST_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.02
 KEEPALIVE_S = 0.3
+LAX_LIMITS = ServeConfig(requests_per_client="100000/second", refusals_per_client="100000/minute")
+"""For tests of routes, which make many requests (refused ones too) from one address; the abuse tests use the
+defaults."""
 
 
 @dataclass
@@ -71,14 +76,23 @@ def database(request, tmp_path):
         yield db
 
 
-def start_control_room(database: Database, photos_root: Path, **app_options) -> tuple[ApiServer, ControlRoom]:
-    audit = AuditLog(database)
+def start_control_room(
+    database: Database,
+    photos_root: Path,
+    *,
+    serve: ServeConfig = LAX_LIMITS,
+    sealer: Sealer | None = None,
+    trusted_proxies: tuple[str, ...] = (),
+    **app_options,
+) -> tuple[ApiServer, ControlRoom]:
+    audit = AuditLog(database, sealer)
     store = AlertStore(database, audit)
-    services = ControlRoomServices.over(store, FolderWatchlistPhotos(write_watchlist_photos(photos_root)))
+    photos = FolderWatchlistPhotos(write_watchlist_photos(photos_root))
+    services = ControlRoomServices.over(store, photos, serve=serve)
     operator = services.keys.add_user("pc.operator", Role.OPERATOR, actor="cli:test")
     supervisor = services.keys.add_user("sgt.supervisor", Role.SUPERVISOR, actor="cli:test")
     app = create_app(services, poll_interval_s=POLL_INTERVAL_S, keepalive_s=KEEPALIVE_S, **app_options)
-    server = ApiServer(app, port=0).start()
+    server = ApiServer(app, port=0, trusted_proxies=trusted_proxies).start()
     return server, ControlRoom(server.url, app, store, services, operator, supervisor)
 
 

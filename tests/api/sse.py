@@ -47,6 +47,18 @@ class EventStream:
                 fields[name] = value.removeprefix(" ")
         return events
 
+    def until_closed(self, timeout_s: float) -> list[ReceivedEvent]:
+        """Every event that arrives until the server ends the stream; TimeoutError if it is still open by then."""
+        events: list[ReceivedEvent] = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                events += self.take(1, timeout_s=max(0.0, deadline - time.monotonic()))
+            except StopIteration:
+                return events
+            except TimeoutError:
+                raise TimeoutError(f"the stream was still open after {timeout_s:.1f} s, having sent {events}") from None
+
     def nothing_more(self, wait_s: float) -> bool:
         """True if no event arrives within wait_s (keepalives aside)."""
         try:

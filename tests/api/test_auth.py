@@ -1,8 +1,9 @@
 """Credentials and roles over a real server: every route the app has is checked, so a new one cannot slip by.
 
 Routes are enumerated from the app itself: each must answer 401 without a credential and with a bad
-one (except the page's own files, which hold no data); supervisor routes must answer 403 to an
-operator. Every request leaves an audit entry naming who made it.
+one (except the page's own files, which hold no data), in the same words whatever was wrong with it;
+supervisor routes must answer 403 to an operator. Every request with an accepted credential leaves an
+audit entry naming who made it; those without one are counted, and the counts audited.
 """
 
 import re
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from cluster.api.app import PUBLIC_PATHS
 from cluster.api.auth import supervisor
+from cluster.api.gate import REFUSED_DETAIL
 from cluster.api.keys import TOKEN_PREFIX
 from cluster.audit.actions import AuditAction
 from cluster.control_room import PAGE_FILES, page_file
@@ -95,6 +97,7 @@ def test_no_route_answers_without_a_valid_credential(room):
             response = room.call(method, url, None, headers=headers, json={"reason": "x"})
             assert response.status_code == 401, f"{method} {path} with {label}: {response.status_code}"
             assert response.headers["www-authenticate"].startswith("Bearer")
+            assert response.json() == {"detail": REFUSED_DETAIL}, "the answer must not say why it was refused"
             assert "a1" not in response.text and PEOPLE[0] not in response.text
         checked += 1
     assert checked >= 17
@@ -138,6 +141,7 @@ def test_every_request_is_audited_with_who_made_it(room):
     room.post("/alerts/a1/acknowledge", {"reason": "sent PC Jones"})
     room.call("GET", "/alerts", "lfr_0123456789ab_" + "A" * 43)
     room.get("/users")
+    assert room.app.state.tally.flush(room.audit) == 1
     entries = room.audit.latest(20)
     requests_only = (AuditAction.REQUEST, AuditAction.LOGIN)
     by_operator = [
@@ -158,10 +162,10 @@ def test_every_request_is_audited_with_who_made_it(room):
     assert decision.actor == "pc.operator"
     assert decision.details["reason_digest"] == room.store.audit.sealer.reason_digest("sent PC Jones")
     refused = next(e for e in entries if e.actor == "anonymous")
-    assert refused.action == AuditAction.LOGIN
-    assert refused.details | {"client": None} == {
-        "method": "GET", "path": "/alerts", "query": "", "status": 401, "client": None,
-        "outcome": "refused", "reason": "unknown key", "key_id": "0123456789ab",
+    assert (refused.action, refused.subject) == (AuditAction.LOGIN, "127.0.0.1")
+    assert refused.details | {"first_at": None, "last_at": None} == {
+        "client": "127.0.0.1", "outcome": "refused", "reason": "unknown key", "status": 401, "count": 1,
+        "first_at": None, "last_at": None, "paths": {"/alerts": 1}, "key_ids": ["0123456789ab"],
     }  # fmt: skip
     assert room.audit.verify().ok
 
@@ -176,7 +180,10 @@ def test_a_revoked_key_stops_working_at_once(room):
         "revoked_keys": 1,
     }
     response = room.get("/me", token=token)
-    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+    assert response.status_code == 401 and response.json() == {"detail": REFUSED_DETAIL}
+    room.app.state.tally.flush(room.audit)
+    (refused,) = [e for e in room.audit.latest(10) if e.actor == "anonymous"]
+    assert refused.details["reason"] == "revoked key", "the audit log keeps why"
     assert room.post("/users/sgt.supervisor/revoke", token=room.supervisor.token).status_code == 409
     users = {u["name"]: u for u in room.get("/users", token=room.supervisor.token).json()}
     assert users["pc.temp"]["active_keys"] == 0 and users["sgt.supervisor"]["active_keys"] == 1

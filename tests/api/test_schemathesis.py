@@ -2,7 +2,7 @@
 and invalid requests to every operation get no server error, and answers that match the schema.
 
 Bounded: MAX_EXAMPLES per operation and generation mode, no shrinking, no example database. The event
-stream never ends, so it is left to test_stream.py.
+stream lasts until its lifetime ends, so it is left to test_stream.py.
 """
 
 import pytest

@@ -10,11 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
+from cluster.alerts.store import RETENTION_ACTOR, AlertStore
 from cluster.api.keys import ApiKeys, Role
 from cluster.audit.actions import AuditAction
 from cluster.audit.anchors import AnchorFile
@@ -23,8 +26,9 @@ from cluster.audit.log import AuditLog
 from cluster.cli import serve_commands
 from cluster.config import load_config
 from cluster.database.engine import Database
+from tests.api.factories import make_alert
 from tests.audit_key import TEST_SEALER
-from tests.waiting import scaled
+from tests.waiting import scaled, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30
@@ -126,3 +130,63 @@ def test_a_busy_port_is_a_clear_error(config, capsys):
         port = taken.getsockname()[1]
         assert lfr(["serve", "--config", str(config), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_serve_purges_expired_alerts_on_its_own(config, tmp_path):
+    """The control room is the process that runs for as long as alerts are kept, so it enforces their retention."""
+    with Database(tmp_path / "records.sqlite3") as database:
+        store = AlertStore(database, AuditLog(database, TEST_SEALER))
+        store.save(make_alert("expired", created_at=time.time() - 40 * 86_400))
+        store.save(make_alert("recent"))
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", CLI, "serve", "--config", str(config), "--port", "0"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("control room on http://127.0.0.1:"), line + server.stderr.read()
+
+        def purges() -> list:
+            with Database(tmp_path / "records.sqlite3") as database:
+                entries = AuditLog(database).entries()
+            return [e for e in entries if e.action == AuditAction.PURGE and e.actor == RETENTION_ACTOR]
+
+        (purge,) = wait_for(purges, START_TIMEOUT_S, "the retention purge of the running control room")
+        assert purge.details["alert_ids"] == ["expired"]
+        with Database(tmp_path / "records.sqlite3") as database:
+            assert [a.alert_id for a in AlertStore(database, AuditLog(database)).list().alerts] == ["recent"]
+        server.send_signal(signal.SIGINT)
+        assert server.wait(scaled(STOP_TIMEOUT_S)) == 0
+        assert "Traceback" not in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(STOP_TIMEOUT_S)
+        server.stdout.close()
+        server.stderr.close()
+
+
+def test_keys_expire_when_the_issuer_says_and_users_shows_when(config, capsys):
+    base = ["--config", str(config), "serve"]
+    assert lfr([*base, "add-user", "pc.temp", "--role", "operator", "--expires-in-days", "7"]) == 0
+    _token, explanation = capsys.readouterr().out.splitlines()
+    until = explanation.rsplit("until ", 1)[1]
+    expected = datetime.fromtimestamp(time.time() + 7 * 86_400, UTC)
+    assert abs(datetime.fromisoformat(until) - expected) < timedelta(minutes=1)
+    assert lfr([*base, "users"]) == 0
+    assert f"1 active key(s), next expires {until}" in capsys.readouterr().out
+    assert lfr([*base, "new-key", "pc.temp", "--expires-in-days", "0"]) == 2
+    assert "lifetime must be 1..730 days" in capsys.readouterr().err
+    assert lfr([*base, "add-user", "anonymous", "--role", "supervisor"]) == 2
+    assert "reserved" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_trusted_proxy_that_is_not_an_address(config, capsys):
+    assert lfr(["serve", "--config", str(config), "--port", "0", "--trusted-proxy", "*"]) == 2
+    assert "not an IP address or network" in capsys.readouterr().err

@@ -57,6 +57,9 @@ def social_face(
         "place": "Trafalgar Square",
         "image_path": f"/evidence/{post_id}.jpg",
         "box": np.array([10.0, 20.0, 110.0, 140.0]),
+        "authorised_by": "Supt. A. Example",
+        "ingest_id": "ingest-test",
+        "expires_at": int(time.time()) + 86_400,
         "embedding": embedding,
     }
     fields.update(overrides)

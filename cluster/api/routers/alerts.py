@@ -78,7 +78,7 @@ def get_alert(caller: Operator, svc: Services, alert_id: AlertId) -> schemas.Ale
     summary="A sighting's face crop (JPEG)",
 )
 def sighting_crop(
-    caller: Operator, svc: Services, alert_id: AlertId, sighting_id: Annotated[str, Path(min_length=1)]
+    caller: Operator, svc: Services, alert_id: AlertId, sighting_id: Annotated[str, Path(min_length=1, max_length=400)]
 ) -> Response:
     alert = svc.store.get(alert_id)
     crop = next((s.crop_jpeg for s in alert.sightings if s.sighting_id == sighting_id), None)

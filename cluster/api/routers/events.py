@@ -1,4 +1,8 @@
-"""The live alert stream (Server-Sent Events), resumable from the last event a client saw."""
+"""The live alert stream (Server-Sent Events), resumable from the last event a client saw.
+
+It lasts while the caller's key is accepted, and at most the server's stream lifetime; the
+client then reconnects with Last-Event-ID, which authenticates it again.
+"""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -6,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
+from cluster.api import schemas
 from cluster.api.auth import Operator
 from cluster.api.stream import RETRY_MS, AlertEventHub
 
@@ -28,6 +33,7 @@ async def follow_events(
         Header(
             alias="Last-Event-ID",
             ge=0,
+            le=schemas.MAX_EVENT_ID,
             description="Resume after this event id (a reconnect's last id, or a page's last_event_id); none: now.",
         ),
     ] = None,
@@ -35,10 +41,12 @@ async def follow_events(
     """Each message is `event: alert` with `id:` the event id and `data:` an AlertEventOut in JSON."""
     hub: AlertEventHub = request.app.state.hub
     start = hub.head if last_event_id is None else last_event_id
-    return StreamingResponse(_messages(hub, start), media_type=EVENT_STREAM, headers={"X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        _messages(hub, start, caller.key_id), media_type=EVENT_STREAM, headers={"X-Accel-Buffering": "no"}
+    )
 
 
-async def _messages(hub: AlertEventHub, start: int) -> AsyncIterator[str]:
+async def _messages(hub: AlertEventHub, start: int, key_id: str) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MS}\n\n"
-    async for items in hub.follow(start):
+    async for items in hub.follow(start, key_id):
         yield ": keepalive\n\n" if items is None else "".join(item.message for item in items)

@@ -2,12 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from cluster.api import schemas
 from cluster.api.auth import Operator, Supervisor
 from cluster.api.keys import USER_NAME_PATTERN
 from cluster.api.services import ControlRoomServices, services
+from cluster.control_room.config import MAX_KEY_LIFETIME_DAYS
 
 router = APIRouter(tags=["users"])
 
@@ -32,7 +33,9 @@ def list_users(caller: Supervisor, svc: Services) -> list[schemas.UserOut]:
     summary="Add a user with a first key (supervisor)",
 )
 def add_user(caller: Supervisor, svc: Services, body: schemas.NewUserRequest) -> schemas.IssuedKeyOut:
-    return schemas.issued_key(svc.keys.add_user(body.name, body.role, actor=caller.name))
+    return schemas.issued_key(
+        svc.keys.add_user(body.name, body.role, actor=caller.name, lifetime_days=body.key_lifetime_days)
+    )
 
 
 @router.post(
@@ -41,8 +44,15 @@ def add_user(caller: Supervisor, svc: Services, body: schemas.NewUserRequest) ->
     status_code=status.HTTP_201_CREATED,
     summary="Issue another key (supervisor)",
 )
-def issue_key(caller: Supervisor, svc: Services, name: UserName) -> schemas.IssuedKeyOut:
-    return schemas.issued_key(svc.keys.issue_key(name, actor=caller.name))
+def issue_key(
+    caller: Supervisor,
+    svc: Services,
+    name: UserName,
+    lifetime_days: Annotated[
+        int | None, Query(ge=1, le=MAX_KEY_LIFETIME_DAYS, description="Days the key is accepted; none: the default.")
+    ] = None,
+) -> schemas.IssuedKeyOut:
+    return schemas.issued_key(svc.keys.issue_key(name, actor=caller.name, lifetime_days=lifetime_days))
 
 
 @router.post("/users/{name}/revoke", response_model=schemas.RevokedOut, summary="Revoke a user's keys (supervisor)")

@@ -1,0 +1,84 @@
+"""Purging the gallery on its own: expired watchlist entries and social-media faces, every interval, audited.
+
+Expired entries and faces are never searched (the searches filter on expiry), but their
+embeddings stay in Milvus until something deletes them. Wherever the gallery is served (the live
+run of a deployment), this timer deletes them: once at start, then every `retention.interval_s`,
+each purge through the audited services (an intent and an outcome entry, actor
+`system:retention`). A failed purge (Milvus restarting, say) is logged and retried at the next
+interval; it never stops the timer.
+"""
+
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+
+import structlog
+
+from cluster.alerts.store import RETENTION_ACTOR
+from cluster.application.social import SocialService
+from cluster.application.watchlists import WatchlistService
+from cluster.audit.log import AuditLog
+from cluster.config import LfrConfig
+from cluster.gallery.gallery import Gallery
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class GalleryPurge:
+    """What one run deleted: expired watchlist entries and expired social-media faces."""
+
+    watchlist_entries: int
+    social_faces: int
+
+
+class GalleryRetention:
+    """Runs both gallery purges every `config.retention.interval_s` until stopped."""
+
+    def __init__(self, gallery: Gallery, audit: AuditLog, config: LfrConfig) -> None:
+        self._watchlists = WatchlistService(gallery, audit, config)
+        self._social = SocialService(gallery, audit, config)
+        self._interval_s = config.retention.interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> GalleryPurge:
+        return GalleryPurge(
+            watchlist_entries=self._watchlists.purge_expired(officer=RETENTION_ACTOR),
+            social_faces=self._social.purge_expired(officer=RETENTION_ACTOR),
+        )
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the gallery retention timer is already started; create a new one to restart")
+        self._thread = threading.Thread(target=self._run, name="gallery-retention", daemon=True)
+        self._thread.start()
+        log.info("gallery_retention_started", interval_s=self._interval_s)
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Ask the thread to stop and wait for it (a purge in progress finishes first)."""
+        self._stop.set()
+        if self._thread is None:
+            return
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the gallery retention thread did not stop within {timeout_s:g} s (a purge is running)")
+        log.info("gallery_retention_stopped")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                purged = self.run_once()
+                log.info("gallery_purged", watchlist_entries=purged.watchlist_entries, social_faces=purged.social_faces)
+            except Exception:
+                log.exception("gallery_purge_failed", retry_in_s=self._interval_s)
+            self._stop.wait(self._interval_s)
+
+    def __enter__(self) -> "GalleryRetention":
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
