@@ -108,7 +108,7 @@ def test_a_key_that_expires_ends_its_open_stream(database, tmp_path, audit_key, 
 
 def test_a_stream_ends_after_its_lifetime_and_the_client_resumes_where_it_was(database, tmp_path, pipeline_store):
     serve = ServeConfig.model_validate({**LAX_LIMITS.model_dump(), "stream_max_s": 1.0})
-    server, room = start_control_room(database, tmp_path / "photos", serve=serve)
+    server, room = start_control_room(database, tmp_path / "photos", serve=serve, sealer=pipeline_store.audit.sealer)
     try:
         started = time.monotonic()
         with EventStream(room.url, room.operator.token, 0) as stream:
@@ -125,7 +125,9 @@ def test_a_stream_ends_after_its_lifetime_and_the_client_resumes_where_it_was(da
 
 @pytest.mark.parametrize("buffer_events", [4096, 1], ids=["from_the_buffer", "from_the_database"])
 def test_a_purged_alert_is_not_served_after_the_purge(database, tmp_path, pipeline_store, buffer_events):
-    server, room = start_control_room(database, tmp_path / "photos", buffer_events=buffer_events)
+    server, room = start_control_room(
+        database, tmp_path / "photos", sealer=pipeline_store.audit.sealer, buffer_events=buffer_events
+    )
     try:
         pipeline_store.save(make_alert("expired", PEOPLE[0], created_at=time.time() - 40 * DAY))
         pipeline_store.save(make_alert("recent", PEOPLE[1]))
