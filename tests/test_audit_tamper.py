@@ -3,10 +3,10 @@
 
 A log is written as the product writes one (`open_audit_log` over the configuration: the session's
 key, the anchor file, an anchor line after each append), then tampered with plain SQL or file
-edits, then verified by `lfr audit verify` itself: the real `lfr` command in a subprocess (slow:
-every case on SQLite and PostgreSQL), and the same command through `lfr`'s own parser in this
-process (fast: every case on SQLite). Each attack must exit non-zero with a message that names
-the problem.
+edits, then verified by `lfr audit verify` itself: through `lfr`'s own parser in this process (every
+case, on SQLite fast and on PostgreSQL slow), and as the installed `lfr` command in a subprocess
+for one attack of each kind on both (slow: each start of `lfr` costs seconds). Each attack must
+exit non-zero with a message that names the problem.
 """
 
 import io
@@ -291,6 +291,10 @@ ATTACKS = [
 ]
 
 
+COMMAND_ATTACK_NAMES = ("delete-all", "restore-older-sealed-head", "no-key")
+"""A wiped log, a rollback and a refusal: the attacks whose verdict also depends on the command's exit path."""
+
+
 def verify(run: Runner, records: Records, attack: Attack | None = None) -> Ran:
     extra = list(attack.extra) if attack else []
     env = dict(attack.env) if attack else {}
@@ -314,9 +318,19 @@ def test_each_attack_is_caught_by_lfr_audit_verify(request, tmp_path, attack):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_each_attack_is_caught_by_the_lfr_command(request, tmp_path, backend, attack):
+def test_each_attack_on_postgresql_is_caught_by_lfr_audit_verify(request, tmp_path, attack):
+    check_attack(request, in_process, "postgresql", tmp_path, attack)
+
+
+COMMAND_ATTACKS = [attack for attack in ATTACKS if attack.name in COMMAND_ATTACK_NAMES]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("attack", COMMAND_ATTACKS, ids=[a.name for a in COMMAND_ATTACKS])
+def test_attacks_are_caught_by_the_installed_lfr_command(request, tmp_path, backend, attack):
+    """The console script as a user runs it, for one attack of each kind (each `lfr` start costs 8-25 s here)."""
     check_attack(request, as_command, backend, tmp_path, attack)
 
 
