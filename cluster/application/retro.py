@@ -1,7 +1,8 @@
 """`RetroService`: a retrospective search of recorded footage against a frozen watchlist, audited.
 
 A search always runs against a frozen version; when the watchlist has none, one is frozen
-through `WatchlistService.freeze` (its own audit entry says why). The search itself may read
+through `WatchlistService.freeze` (its own audit entry says why). The version is checked
+against the rows in Milvus (`Watchlists.verify`) before any footage is read. The search itself may read
 hours of video, too long to hold the audit log's write lock, so the log is checked writable
 before any footage is read and the search's entry (version, threshold, counts, the report's
 path) is written once the reports are, before the caller is told what matched.
@@ -74,6 +75,7 @@ class RetroService:
                 f"{choice.version.version_id} was frozen before thresholds were calibrated; run `lfr watchlist"
                 f" freeze {watchlist_id}` and search the new version"
             )
+        self.gallery.watchlists.verify(choice.version)
         scoring = match_scoring(self.config.face_models.models)
         search = RetroSearch(
             FacePipeline(self.config.face_models),
