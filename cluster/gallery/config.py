@@ -19,6 +19,7 @@ from cluster.section import Section
 DEFAULT_LITE_DATA_DIR = Path("~/.local/share/lfr/milvus")
 DEFAULT_CATALOGUE_PATH = Path("~/.local/share/lfr/gallery-catalogue.sqlite")
 SERVER_URI_SCHEMES = ("http", "https", "tcp", "unix")
+DEFAULT_TOKEN_ENV = "LFR_MILVUS_TOKEN"
 
 
 class HnswConfig(Section):
@@ -45,11 +46,22 @@ class LiteBackendConfig(Section):
 
 
 class ServerBackendConfig(Section):
-    """A real Milvus server (2.3.x) reached by URI."""
+    """A real Milvus server (2.3.x) reached by URI, with authentication (`common.security.authorizationEnabled`).
+
+    Its credentials come from `token`, else from the environment variable named by `token_env`;
+    a gallery is never opened without them.
+    """
 
     type: Literal["milvus"]
     uri: str = Field(description="http://host:19530, https://..., tcp://... or unix:/path/to.sock")
-    token: SecretStr | None = Field(None, description="user:password or an API token; never logged.")
+    token: SecretStr | None = Field(
+        None, description="user:password or an API token; never logged. Unset: read from `token_env`."
+    )
+    token_env: str = Field(
+        DEFAULT_TOKEN_ENV,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable holding user:password when `token` is unset.",
+    )
     shards: int = Field(2, ge=1, le=16, description="Shards of each collection, fixed when it is created.")
     index: HnswConfig = HnswConfig()
 
