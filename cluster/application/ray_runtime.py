@@ -8,7 +8,7 @@ the last attempt's, is raised as `RayStartError` saying what to do.
 
 A local cluster keeps its objects in memory only (`object_memory.py`: no spilling, no disk
 fallback); its tmpfs directory is wiped by `stop_ray`. A cluster joined by address was started
-by its operator, with the same options (`ray start` arguments in `docs/security.md`).
+by its operator, with the same options (`ray start` arguments in `docs/gallery_and_ray_security.md`).
 """
 
 import logging
