@@ -64,6 +64,8 @@ def start_ray(
         return ray.get_runtime_context().gcs_address
     local: dict = {}
     if address is None:
+        if _object_memory is not None:
+            _object_memory.wipe()
         try:
             _object_memory = ObjectMemory.create()
         except ObjectMemoryError as exc:
