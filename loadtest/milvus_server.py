@@ -73,7 +73,9 @@ LOG_TAIL_BYTES = 3000
 ROOT_USER = "root"
 DEFAULT_ROOT_PASSWORD = "Milvus"
 """What Milvus gives `root` on a new data directory: everyone knows it, so `start` replaces it."""
-CLIENT_TIMEOUT_S = 30.0
+CLIENT_TIMEOUT_S = 10.0
+LOGIN_RETRY_S = 0.5
+LOGGED_IN, REFUSED, UNREACHABLE = "logged in", "refused", "unreachable"
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -151,6 +153,19 @@ def link_unpacked_binaries(data_dir: Path) -> None:
         link.symlink_to(cache, target_is_directory=True)
 
 
+def _is_auth_failure(error: BaseException | None) -> bool:
+    """Whether a client error was caused by refused credentials (not by an unreachable server).
+
+    pymilvus reports both as "Fail connecting to server"; only the gRPC error it was raised from
+    (UNAUTHENTICATED) tells them apart.
+    """
+    while error is not None:
+        if isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def wait_healthy(wrapper: subprocess.Popen, deadline: float) -> None:
     """Return once /healthz says OK; raise when the wrapper exits or the deadline passes."""
     while time.monotonic() < deadline:
@@ -224,33 +239,47 @@ class MilvusServer:
             else:
                 self._start_direct(log_file, deadline)
         try:
-            self._secure_root()
-        except (MilvusException, grpc.RpcError) as error:
+            self._secure_root(deadline)
+        except (MilvusException, grpc.RpcError, MilvusServerError) as error:
             self._abandon()
-            raise MilvusServerError(f"could not set the root password: {error}") from error
+            raise MilvusServerError(f"could not secure the server's root user: {error}") from error
 
-    def _secure_root(self) -> None:
-        """Replace root's default password by ours, unless an earlier start over this data directory did."""
-        if self._can_log_in(self.token):
-            return
-        client = MilvusClient(uri=self.uri, token=f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}", timeout=CLIENT_TIMEOUT_S)
+    def _secure_root(self, deadline: float) -> None:
+        """Replace root's default password by ours, unless an earlier start over this data directory did.
+
+        A server just (re)started may be healthy before its proxy serves logins (it waits out the
+        last server's session first), so logging in is retried until the start's deadline. The
+        clients here are dedicated: pymilvus shares one connection among clients of the same URI
+        and token, and a gallery of the same server (retrying across this restart) keeps its own.
+        """
+        while True:
+            login = self._log_in(self.token)
+            if login == LOGGED_IN:
+                return
+            if login == REFUSED:
+                break
+            if time.monotonic() > deadline:
+                raise MilvusServerError(f"the server took no login within {self.start_timeout_s:.0f} s")
+            time.sleep(LOGIN_RETRY_S)
+        client = MilvusClient(
+            uri=self.uri, token=f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}", timeout=CLIENT_TIMEOUT_S, dedicated=True
+        )
         try:
             client.update_password(ROOT_USER, DEFAULT_ROOT_PASSWORD, self.password, timeout=CLIENT_TIMEOUT_S)
         finally:
             client.close()
 
-    def _can_log_in(self, token: str) -> bool:
+    def _log_in(self, token: str) -> str:
+        """LOGGED_IN, REFUSED (wrong user or password) or UNREACHABLE (the server does not answer yet)."""
         try:
-            client = MilvusClient(uri=self.uri, token=token, timeout=CLIENT_TIMEOUT_S)
-        except (MilvusException, grpc.RpcError):
-            return False
-        try:
-            client.list_collections(timeout=CLIENT_TIMEOUT_S)
-            return True
-        except (MilvusException, grpc.RpcError):
-            return False
-        finally:
-            client.close()
+            client = MilvusClient(uri=self.uri, token=token, timeout=CLIENT_TIMEOUT_S, dedicated=True)
+            try:
+                client.list_collections(timeout=CLIENT_TIMEOUT_S)
+            finally:
+                client.close()
+        except (MilvusException, grpc.RpcError) as error:
+            return REFUSED if _is_auth_failure(error) else UNREACHABLE
+        return LOGGED_IN
 
     def _start_direct(self, log_file, deadline: float) -> None:
         self._process = subprocess.Popen(

@@ -34,7 +34,7 @@ def test_a_gallery_without_credentials_is_not_opened(monkeypatch, tmp_path):
 
 def _lists_collections(uri: str, token: str) -> bool:
     try:
-        client = MilvusClient(uri=uri, token=token, timeout=10)
+        client = MilvusClient(uri=uri, token=token, timeout=10, dedicated=True)
     except (MilvusException, grpc.RpcError):
         return False
     try:
