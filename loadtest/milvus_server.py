@@ -75,6 +75,7 @@ DEFAULT_ROOT_PASSWORD = "Milvus"
 """What Milvus gives `root` on a new data directory: everyone knows it, so `start` replaces it."""
 CLIENT_TIMEOUT_S = 10.0
 LOGIN_RETRY_S = 0.5
+ROOT_SECURED_MARKER = "root-password-set"
 LOGGED_IN, REFUSED, UNREACHABLE = "logged in", "refused", "unreachable"
 
 SIOCGIFFLAGS = 0x8913
@@ -238,19 +239,22 @@ class MilvusServer:
                 self._start_isolated(log_file, deadline)
             else:
                 self._start_direct(log_file, deadline)
+        if (self.data_dir / ROOT_SECURED_MARKER).exists():
+            return
         try:
             self._secure_root(deadline)
+            (self.data_dir / ROOT_SECURED_MARKER).touch()
         except (MilvusException, grpc.RpcError, MilvusServerError) as error:
             self._abandon()
             raise MilvusServerError(f"could not secure the server's root user: {error}") from error
 
     def _secure_root(self, deadline: float) -> None:
-        """Replace root's default password by ours, unless an earlier start over this data directory did.
+        """Replace root's default password by ours, unless it is ours already.
 
-        A server just (re)started may be healthy before its proxy serves logins (it waits out the
-        last server's session first), so logging in is retried until the start's deadline. The
-        clients here are dedicated: pymilvus shares one connection among clients of the same URI
-        and token, and a gallery of the same server (retrying across this restart) keeps its own.
+        Done once per data directory (a marker records it): a restart makes no pymilvus call, as
+        pymilvus serialises connection recovery behind one process-wide lock, which a gallery
+        retrying across the restart holds for seconds at a time. A server just started may be
+        healthy before its proxy takes logins, so logging in is retried until the deadline.
         """
         while True:
             login = self._log_in(self.token)
