@@ -22,6 +22,7 @@ milvus-lite included, is reached on 127.0.0.1 there, with no relay in the way.
 import argparse
 import dataclasses
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, HnswConfig, LiteBackendConfig, ServerBackendConfig
@@ -168,12 +170,14 @@ def run_size(backend: str, size: int, bases: np.ndarray, args: argparse.Namespac
     probes = perturbed(stored[rng.integers(size, size=args.queries)], PROBE_NOISE, rng)
     exact = exact_top_k(stored, probes)
     data = work / f"{backend}-{size}"
-    server = MilvusServer(data / "server") if backend == "milvus" else None
+    server = MilvusServer(data / "server", secrets.token_urlsafe(16)) if backend == "milvus" else None
     embedded = None
     if server is not None:
         server.start()
         assert server.pids is not None
-        backend_config = ServerBackendConfig(type="milvus", uri=server.uri, index=HnswConfig(ef=max(args.ef)))
+        backend_config = ServerBackendConfig(
+            type="milvus", uri=server.uri, token=SecretStr(server.token), index=HnswConfig(ef=max(args.ef))
+        )
         server_pid = server.pids.server
     else:
         backend_config = LiteBackendConfig(data_dir=data / "lite", index=HnswConfig(ef=max(args.ef)))

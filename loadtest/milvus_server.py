@@ -12,6 +12,11 @@ network namespace:
   across restarts. As root (CI, the development machines) that is `unshare --net`; other users
   get `unshare --map-root-user --net` (needs unprivileged user namespaces).
 
+The server runs with authorisation on (`common.security.authorizationEnabled`). Its `root` user
+starts with Milvus' well-known default password; `start` changes it, on first start over a data
+directory, to the password given (standalone: the one in LFR_MILVUS_TOKEN, `root:PASSWORD`), and
+clients connect with `token` (root:PASSWORD).
+
 Stopping sends SIGINT to the wrapper, which stops its `milvus` child; `stop` then checks that
 the wrapper, the server and (when isolated) the supervisor are all gone.
 
@@ -19,7 +24,7 @@ The wrapper unpacks 257 MB of binaries into every new data directory (3 s of CPU
 unpacked once per machine into ~/.cache/lfr/ instead and the data directory links to them;
 the wrapper sees them current (it compares checksums) and skips its own unpacking.
 
-Run standalone: python -m loadtest.milvus_server DATA_DIR   (serves until Ctrl-C)
+Run standalone: LFR_MILVUS_TOKEN=root:PASSWORD python -m loadtest.milvus_server DATA_DIR   (serves until Ctrl-C)
 """
 
 from __future__ import annotations
@@ -47,6 +52,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import grpc
+from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from cluster.gallery.config import DEFAULT_TOKEN_ENV
 from cluster.processes import child_pids, process_running
 
 GRPC_PORT = 19530
@@ -60,6 +70,13 @@ MAX_SOCKET_PATH = 108
 STOP_WAIT_SECONDS = 30.0
 KILL_WAIT_SECONDS = 5.0
 LOG_TAIL_BYTES = 3000
+ROOT_USER = "root"
+DEFAULT_ROOT_PASSWORD = "Milvus"
+"""What Milvus gives `root` on a new data directory: everyone knows it, so `start` replaces it."""
+CLIENT_TIMEOUT_S = 10.0
+LOGIN_RETRY_S = 0.5
+ROOT_SECURED_MARKER = "root-password-set"
+LOGGED_IN, REFUSED, UNREACHABLE = "logged in", "refused", "unreachable"
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -99,7 +116,10 @@ def wrapper_command(data_dir: Path) -> list[str]:
     program = str(beside) if beside.exists() else shutil.which("milvus-server")
     if program is None:
         raise MilvusServerError("milvus-server is not installed: pip install milvus==2.3.5")
-    return [program, "--data", str(data_dir), "--extra-config", f"common.session.ttl={SESSION_TTL_S}"]
+    return [
+        program, "--data", str(data_dir), "--extra-config", f"common.session.ttl={SESSION_TTL_S}",
+        "--authorization-enabled", "true",
+    ]  # fmt: skip
 
 
 def binaries_cache() -> Path:
@@ -132,6 +152,19 @@ def link_unpacked_binaries(data_dir: Path) -> None:
     link = data_dir / "bin"
     if not link.exists():
         link.symlink_to(cache, target_is_directory=True)
+
+
+def _is_auth_failure(error: BaseException | None) -> bool:
+    """Whether a client error was caused by refused credentials (not by an unreachable server).
+
+    pymilvus reports both as "Fail connecting to server"; only the gRPC error it was raised from
+    (UNAUTHENTICATED) tells them apart.
+    """
+    while error is not None:
+        if isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def wait_healthy(wrapper: subprocess.Popen, deadline: float) -> None:
@@ -173,8 +206,11 @@ def log_tail(path: Path) -> str:
 class MilvusServer:
     """One real Milvus server over `data_dir`, started in a network namespace of its own unless already in one."""
 
-    def __init__(self, data_dir: Path, start_timeout_s: float = 90.0) -> None:
+    def __init__(self, data_dir: Path, password: str, start_timeout_s: float = 90.0) -> None:
+        if not password or password == DEFAULT_ROOT_PASSWORD:
+            raise MilvusServerError("give the server a root password of its own (not Milvus' default)")
         self.data_dir = Path(data_dir)
+        self.password = password
         self.start_timeout_s = start_timeout_s
         self.uri = ""
         self.pids: ServerPids | None = None
@@ -184,6 +220,11 @@ class MilvusServer:
     @property
     def log_path(self) -> Path:
         return self.data_dir / "harness.log"
+
+    @property
+    def token(self) -> str:
+        """What clients connect with: root:PASSWORD."""
+        return f"{ROOT_USER}:{self.password}"
 
     def start(self) -> None:
         """Start the server and wait until it is healthy (about 7 s on 2 cores)."""
@@ -198,6 +239,51 @@ class MilvusServer:
                 self._start_isolated(log_file, deadline)
             else:
                 self._start_direct(log_file, deadline)
+        if (self.data_dir / ROOT_SECURED_MARKER).exists():
+            return
+        try:
+            self._secure_root(deadline)
+            (self.data_dir / ROOT_SECURED_MARKER).touch()
+        except (MilvusException, grpc.RpcError, MilvusServerError) as error:
+            self._abandon()
+            raise MilvusServerError(f"could not secure the server's root user: {error}") from error
+
+    def _secure_root(self, deadline: float) -> None:
+        """Replace root's default password by ours, unless it is ours already.
+
+        Done once per data directory (a marker records it): a restart makes no pymilvus call, as
+        pymilvus serialises connection recovery behind one process-wide lock, which a gallery
+        retrying across the restart holds for seconds at a time. A server just started may be
+        healthy before its proxy takes logins, so logging in is retried until the deadline.
+        """
+        while True:
+            login = self._log_in(self.token)
+            if login == LOGGED_IN:
+                return
+            if login == REFUSED:
+                break
+            if time.monotonic() > deadline:
+                raise MilvusServerError(f"the server took no login within {self.start_timeout_s:.0f} s")
+            time.sleep(LOGIN_RETRY_S)
+        client = MilvusClient(
+            uri=self.uri, token=f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}", timeout=CLIENT_TIMEOUT_S, dedicated=True
+        )
+        try:
+            client.update_password(ROOT_USER, DEFAULT_ROOT_PASSWORD, self.password, timeout=CLIENT_TIMEOUT_S)
+        finally:
+            client.close()
+
+    def _log_in(self, token: str) -> str:
+        """LOGGED_IN, REFUSED (wrong user or password) or UNREACHABLE (the server does not answer yet)."""
+        try:
+            client = MilvusClient(uri=self.uri, token=token, timeout=CLIENT_TIMEOUT_S, dedicated=True)
+            try:
+                client.list_collections(timeout=CLIENT_TIMEOUT_S)
+            finally:
+                client.close()
+        except (MilvusException, grpc.RpcError) as error:
+            return REFUSED if _is_auth_failure(error) else UNREACHABLE
+        return LOGGED_IN
 
     def _start_direct(self, log_file, deadline: float) -> None:
         self._process = subprocess.Popen(
@@ -367,7 +453,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.supervise:
         sys.exit(supervise(args.data_dir, args.socket, args.start_timeout))
-    server = MilvusServer(args.data_dir, args.start_timeout)
+    user, _, password = os.environ.get(DEFAULT_TOKEN_ENV, "").partition(":")
+    if user != ROOT_USER or not password:
+        sys.exit(f"set {DEFAULT_TOKEN_ENV}=root:PASSWORD: the server's root password, and what clients connect with")
+    server = MilvusServer(args.data_dir, password, args.start_timeout)
     server.start()
     sys.stdout.write(f"Milvus at {server.uri} (pids {server.pids}); Ctrl-C stops it\n")
     sys.stdout.flush()

@@ -8,6 +8,9 @@ agent's port; `ray start` can), in a temp dir of its own so that `ray.init(addre
 elsewhere on the machine never finds it. `ray start --block` stops every process it started when
 it gets SIGTERM, and they die with it if it is killed, so stopping it leaves nothing behind.
 
+The cluster keeps its objects in memory only, as the product's own clusters do
+(`cluster/application/object_memory.py`): a tmpfs directory of its own, no spilling, wiped at the end.
+
 A test whose `lfr` process starts a cluster of its own, as the product does (`ray.init`, on the
 agent's fixed port), waits for that port to be free before and after (`wait_for_agent_port`).
 """
@@ -22,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cluster.application.object_memory import ObjectMemory
 from tests.camera_sources import closed_port
 from tests.waiting import scaled
 
@@ -42,11 +46,12 @@ class RayClusterStartError(RuntimeError):
 
 @dataclass(frozen=True)
 class LocalRayCluster:
-    """A running `ray start --head --block` process, the GCS address to join and its temp dir."""
+    """A running `ray start --head --block` process, the GCS address to join, its temp dir and object memory."""
 
     address: str
     temp_dir: Path
     process: subprocess.Popen
+    memory: ObjectMemory
 
     @classmethod
     def start(cls, num_cpus: int) -> "LocalRayCluster":
@@ -54,13 +59,15 @@ class LocalRayCluster:
         failures = []
         for _ in range(START_ATTEMPTS):
             temp_dir = Path(tempfile.mkdtemp(prefix="ray-tests-"))
-            process = _launch(num_cpus, temp_dir)
+            memory = ObjectMemory.create()
+            process = _launch(num_cpus, temp_dir, memory)
             address = _wait_for_address(process, temp_dir)
             if address is not None:
-                return cls(address, temp_dir, process)
+                return cls(address, temp_dir, process, memory)
             _stop(process)
             failures.append(_log_tail(temp_dir))
             shutil.rmtree(temp_dir, ignore_errors=True)
+            memory.wipe()
         raise RayClusterStartError(
             f"`ray start` failed {START_ATTEMPTS} times; if the machine is busy, run the tests when it is quieter."
             f" Its last log ends:\n{failures[-1]}"
@@ -70,14 +77,15 @@ class LocalRayCluster:
         """Stop every process of the cluster and wait for them to exit."""
         _stop(self.process)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.memory.wipe()
 
 
-def _launch(num_cpus: int, temp_dir: Path) -> subprocess.Popen:
+def _launch(num_cpus: int, temp_dir: Path, memory: ObjectMemory) -> subprocess.Popen:
     command = [
         str(RAY), "start", "--head", "--block", "--disable-usage-stats", "--include-dashboard", "false",
         "--num-cpus", str(num_cpus), "--temp-dir", str(temp_dir),
         "--port", "0", "--dashboard-port", "0", "--dashboard-agent-listen-port", "0",
-        "--ray-client-server-port", str(closed_port()),
+        "--ray-client-server-port", str(closed_port()), *memory.start_arguments(),
     ]  # fmt: skip
     # Token authentication follows whether ~/.ray holds a token; drivers in tests join without one.
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}

@@ -35,7 +35,14 @@ SERVICE_PROGRAMS = frozenset(
     }
 )
 """Executables (and scripts) that start a service or a heavy process, by file name."""
-SERVICE_MODULES = ("milvus_lite", "loadtest.milvus_server", "loadtest.rtsp_server", "cluster.cli")
+SERVICE_MODULES = (
+    "milvus_lite",
+    "cluster.gallery.lite_server",
+    "loadtest.milvus_server",
+    "loadtest.rtsp_server",
+    "cluster.cli",
+    "tests.object_store_probe",
+)
 """Modules that start one when run with `python -m`."""
 
 

@@ -5,6 +5,7 @@ a configuration file naming the cameras and the deployment; `lfr run` runs in it
 while the control-room API (the app `lfr serve` serves) reads the status board from the same
 database: the deployment, each camera's health and the faces seen. Afterwards the audit log
 holds the deployment's start and stop with its authorisation, threshold and watchlist digest.
+A watchlist version whose rows were changed in Milvus after freezing is refused before anything starts.
 """
 
 import subprocess
@@ -28,7 +29,9 @@ from cluster.crowd.synthesis import make_crowd
 from cluster.database.config import DatabaseConfig
 from cluster.demo.scenario import DemoOptions, cameras_of, demo_deployment, enrol_watchlist
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
+from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
+from cluster.gallery.schema import VECTOR_FIELD, WATCHLIST_COLLECTION, WATCHLIST_FIELDS
 
 pytestmark = pytest.mark.slow
 
@@ -114,3 +117,35 @@ def test_lfr_run_publishes_the_deployment_status_for_the_control_room(deployment
     assert started["authorised_by"] == config.deployment.authorised_by
     assert started["threshold"] > 0 and len(started["watchlist_digest"]) == 64
     assert entries[1].details["faces_seen"] >= seen["faces_seen"], "the final count covers what was published"
+
+
+def test_lfr_run_refuses_a_watchlist_version_changed_in_milvus_after_freezing(deployment_config, tmp_path):
+    """A row planted in the frozen batch straight in Milvus: `lfr run` refuses before it starts Ray or a camera."""
+    path, config = deployment_config
+    with Gallery.open(config.gallery) as gallery:
+        version = gallery.watchlists.version(config.deployment.watchlist_version)
+        first = gallery.watchlists.entries(version.watchlist_id)[0]
+        fields = [*WATCHLIST_FIELDS, VECTOR_FIELD]
+        (row,) = gallery.connection.run(
+            WATCHLIST_COLLECTION,
+            "read a row",
+            lambda client: client.query(
+                WATCHLIST_COLLECTION, filter=f'entry_id == "{first.entry_id}"', output_fields=fields
+            ),
+        )
+        planted = {**row, "entry_id": "planted", "person_id": "someone-else"}
+        gallery.connection.run(
+            WATCHLIST_COLLECTION, "plant", lambda client: client.insert(WATCHLIST_COLLECTION, [planted])
+        )
+    run = subprocess.run(
+        [sys.executable, "-m", "cluster.cli.main", "--config", str(path), "run", "--duration", str(RUN_S)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert f"watchlist {version.version_id} changed since it was frozen: 0 changed, 1 added (planted)" in run.stderr
+    assert "ray_started" not in run.stderr
+    store = open_alert_store(config.database, config.audit)
+    assert not [e for e in store.audit.entries() if e.subject == "deployment:demo"], "no deployment started"

@@ -17,6 +17,8 @@ from cluster.config import LfrConfig
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth, resolve_asset
+from cluster.gallery.gallery import Gallery
+from cluster.gallery.schema import VECTOR_FIELD, WATCHLIST_COLLECTION, WATCHLIST_FIELDS
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import models_name
 from tests.privacy_scan import embeddings_like
@@ -211,3 +213,35 @@ def test_bad_requests_search_nothing(lfr_config, tmp_path, options, message):
     ran = lfr(lfr_config, "retro", photo("Tony_Blair", 3), *options, "--out", tmp_path / "out")
     assert ran.code == 2 and message in ran.err, ran.err
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_version_changed_in_milvus_after_freezing_is_not_searched(lfr_config, tmp_path):
+    """An embedding replaced straight in Milvus after freezing: the search refuses before reading any footage."""
+    create(lfr_config, "tampered")
+    added = lfr(lfr_config, "watchlist", "add", "tampered", "Tony_Blair", photo("Tony_Blair", 1))
+    assert added.code == 0, added.err
+    assert lfr(lfr_config, "watchlist", "freeze", "tampered").code == 0
+    with Gallery.open(lfr_config.gallery) as gallery:
+        (entry,) = gallery.watchlists.entries("tampered")
+        fields = [*WATCHLIST_FIELDS, VECTOR_FIELD]
+        (row,) = gallery.connection.run(
+            WATCHLIST_COLLECTION,
+            "read the row",
+            lambda client: client.query(
+                WATCHLIST_COLLECTION, filter=f'entry_id == "{entry.entry_id}"', output_fields=fields
+            ),
+        )
+        swapped = {**row, VECTOR_FIELD: (-np.asarray(row[VECTOR_FIELD], dtype=np.float32)).tolist()}
+        gallery.connection.run(
+            WATCHLIST_COLLECTION, "swap", lambda client: client.delete(WATCHLIST_COLLECTION, ids=[entry.entry_id])
+        )
+        gallery.connection.run(
+            WATCHLIST_COLLECTION, "swap", lambda client: client.insert(WATCHLIST_COLLECTION, [swapped])
+        )
+    head = audit_head(lfr_config)
+    ran = lfr(lfr_config, "retro", photo("Tony_Blair", 3), "--watchlist", "tampered", "--out", tmp_path / "out")
+    assert ran.code == 2, ran.err
+    assert "watchlist tampered@v1 changed since it was frozen: 1 changed" in ran.err
+    assert "lfr watchlist freeze tampered" in ran.err
+    assert not (tmp_path / "out" / "report.json").exists()
+    assert [e.action for e in audit_entries(lfr_config, head)] == [], "nothing was searched, so nothing is audited"

@@ -8,7 +8,9 @@ control room, runs alert and gallery retention (expired watchlist entries and so
 faces deleted from the gallery it serves), reloads the cameras when the configuration file changes or
 on request (SIGHUP), and hands each period's figures to whoever shows them. A deployment's
 start and stop, and every camera change, are written to the audit log with who made them, and
-the audit chain's head is written to its anchor file on a timer while the run lasts.
+the audit chain's head is written to its anchor file on a timer while the run lasts. A
+deployment starts only on a frozen watchlist version whose rows in Milvus are still the ones it
+froze (`Watchlists.verify`).
 """
 
 import signal
@@ -135,18 +137,38 @@ class LiveRun:
         return ray.get_runtime_context().gcs_address
 
     def start(self, progress: Callable[[str], None] | None = None) -> None:
-        """Start Ray and the run's actors; audit the deployment's start (before anything is matched)."""
+        """Start Ray and the run's actors; audit the deployment's start (before anything is matched).
+
+        A deployment's watchlist version is checked first (calibrated for the stated rate, its rows in
+        Milvus unchanged since freezing), so a refused deployment starts nothing.
+        """
+        bound = self._bound_version() if self._settings.faces else None
         self._owns_ray = not ray.is_initialized()
         start_ray(self._settings.address, num_cpus=self._settings.num_cpus, progress=progress)
         try:
-            self._running = self._start_parts()
+            self._running = self._start_parts(bound)
         except BaseException:
             self._leave_ray()
             raise
         if self._store.audit.anchors is not None:
             self._store.audit.anchors.start()
 
-    def _start_parts(self) -> _Running:
+    def _bound_version(self) -> tuple[MatchingPlan, WatchlistVersion] | None:
+        """The deployment's plan and its watchlist version, checked; None without a deployment.
+
+        FrozenVersionChangedError when the version's rows in Milvus changed since it was frozen.
+        """
+        config = self._config
+        if config.deployment is None:
+            return None
+        plan = plan_from_config(config)
+        version = Catalogue(config.gallery.catalogue_path).version(plan.watchlist_version)
+        threshold_in_force(plan, version.calibration)
+        with Gallery.open(config.gallery) as gallery:
+            gallery.watchlists.verify(version)
+        return plan, version
+
+    def _start_parts(self, bound: tuple[MatchingPlan, WatchlistVersion] | None) -> _Running:
         config, settings = self._config, self._settings
         if not settings.faces:
             # mypy does not apply class decorators: at run time CameraRegistry is an ActorClass.
@@ -154,13 +176,11 @@ class LiveRun:
             self._note = self._describe(_answer(registry.reload.remote(config.cameras), START_TIMEOUT_S))
             self._audit_cameras(ReloadResult(tuple(c.id for c in config.cameras), (), (), ()), "started")
             return _Running(registry=registry)
-        if config.deployment is None:
+        if bound is None:
             pipeline = LivePipeline.start(config.cameras, config.face_models, config.face_service)
             self._audit_cameras(ReloadResult(tuple(c.id for c in config.cameras), (), (), ()), "started")
             return _Running(registry=pipeline.registry, pipeline=pipeline)
-        plan = plan_from_config(config)
-        version = Catalogue(config.gallery.catalogue_path).version(plan.watchlist_version)
-        threshold_in_force(plan, version.calibration)
+        plan, version = bound
         self._audit_deployment(AuditAction.DEPLOYMENT_STARTED, plan, version, {})
         gallery: Gallery | None = None
         try:

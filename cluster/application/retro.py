@@ -1,11 +1,12 @@
 """`RetroService`: a retrospective search of recorded footage against a frozen watchlist, audited.
 
 A search always runs against a frozen version; when the watchlist has none, one is frozen
-through `WatchlistService.freeze` (its own audit entries say why). The search's intent entry
-(version, threshold, the sources as a count, a digest and the first few names) is written before
-any footage is read, so a search is on record even if it never ends; its outcome (counts, the
-people matched, the report's path) once the reports are written, before the caller is told what
-matched. Neither lists every source: a search of a large archive would pass the audit log's
+through `WatchlistService.freeze` (its own audit entries say why). The version is checked
+against the rows in Milvus (`Watchlists.verify`) before any footage is read. The search's intent
+entry (version, threshold, the sources as a count, a digest and the first few names) is written
+before any footage is read, so a search is on record even if it never ends; its outcome (counts,
+the people matched, the report's path) once the reports are written, before the caller is told
+what matched. Neither lists every source: a search of a large archive would pass the audit log's
 entry limit, and then the search could not be audited at all.
 """
 
@@ -78,6 +79,7 @@ class RetroService:
                 f"{choice.version.version_id} was frozen before thresholds were calibrated; run `lfr watchlist"
                 f" freeze {watchlist_id}` and search the new version"
             )
+        self.gallery.watchlists.verify(choice.version)
         scoring = match_scoring(self.config.face_models.models)
         search = RetroSearch(
             FacePipeline(self.config.face_models),

@@ -14,6 +14,7 @@ import sys
 
 from cluster.application.live_run import LiveRun, LiveRunSettings, LiveSnapshot, stop_and_reload_signals
 from cluster.config import LfrConfig
+from cluster.gallery.errors import GalleryError
 from cluster.live.face_service import STAGES
 from cluster.live.forwarding import StreamStats
 from cluster.live.matching import MatchingSummary
@@ -88,7 +89,11 @@ def run_live(args: argparse.Namespace, config: LfrConfig) -> int:
     run = LiveRun(config, settings)
     if config.deployment is None:
         sys.stdout.write("no deployment configured: faces are found but not matched (add a `deployment:` section)\n")
-    run.start(progress=_say)
+    try:
+        run.start(progress=_say)
+    except (GalleryError, LookupError, ValueError) as exc:
+        sys.stderr.write(f"lfr: the deployment did not start: {exc}\n")
+        return 2
     if run.plan is not None:
         sys.stdout.write(
             f"deployment {run.plan.deployment_id}: watchlist {run.plan.watchlist_version},"

@@ -16,6 +16,10 @@ transaction that marks it committed, and only then: a batch whose insert into Mi
 or whose process died before committing, leaves no key, so its rows are enrolled again on the
 next run instead of being counted as enrolled.
 
+`version_entries` records, for each frozen version, every entry it holds with its expiry and
+fingerprint (`cluster.gallery.fingerprints`), so that a version can be checked against the rows
+in Milvus before it is deployed or searched.
+
 Each operation opens its own short-lived connection: the catalogue is used from several
 processes and threads, and SQLite's WAL mode with a busy timeout serialises the writers.
 """
@@ -29,6 +33,7 @@ from pathlib import Path
 
 from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import UnknownWatchlistError, WatchlistExistsError
+from cluster.gallery.fingerprints import FrozenEntry
 from cluster.gallery.records import Watchlist, WatchlistVersion
 from cluster.matching.calibration import CalibratedThreshold
 
@@ -75,6 +80,15 @@ CREATE TABLE IF NOT EXISTS enrolled_photos (
     entry_id TEXT NOT NULL,
     batch INTEGER NOT NULL,
     PRIMARY KEY (watchlist_id, person_id, photo_sha256, face_index)
+);
+CREATE TABLE IF NOT EXISTS version_entries (
+    watchlist_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    entry_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (watchlist_id, number, entry_id),
+    FOREIGN KEY (watchlist_id, number) REFERENCES versions (watchlist_id, number)
 );
 CREATE TABLE IF NOT EXISTS calibrations (
     watchlist_id TEXT NOT NULL,
@@ -273,9 +287,10 @@ class Catalogue:
         digest: str,
         frozen_at: int,
         calibration: CalibratedThreshold | None = None,
+        entries: Sequence[FrozenEntry] = (),
     ) -> WatchlistVersion:
-        """Record a frozen version; the latest one instead when it already holds exactly these entries
-        under the same calibration."""
+        """Record a frozen version and the entries it holds; the latest one instead when it already holds
+        exactly these entries under the same calibration."""
         with self._transaction() as db:
             latest = db.execute(
                 f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM}"
@@ -295,6 +310,10 @@ class Catalogue:
             db.execute(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (watchlist_id, number, max_batch, json.dumps(list(excluded_batches)), entry_count, digest, frozen_at),
+            )
+            db.executemany(
+                "INSERT INTO version_entries VALUES (?, ?, ?, ?, ?)",
+                ((watchlist_id, number, entry.entry_id, entry.expires_at, entry.fingerprint) for entry in entries),
             )
             if calibration is not None:
                 db.execute(
@@ -337,3 +356,12 @@ class Catalogue:
                 (watchlist_id,),
             ).fetchall()
         return [_version(row) for row in rows]
+
+    def version_entries(self, version: WatchlistVersion) -> list[FrozenEntry]:
+        """The entries the version held when it was frozen (none for a version frozen before they were recorded)."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT entry_id, expires_at, fingerprint FROM version_entries WHERE watchlist_id = ? AND number = ?",
+                (version.watchlist_id, version.number),
+            ).fetchall()
+        return [FrozenEntry(*row) for row in rows]

@@ -1,10 +1,11 @@
 """Configuration of the face gallery (the `gallery` section of `LfrConfig`).
 
 The backend is a discriminated union on `type`: `milvus-lite` (the embedded default, one
-local server process that `lfr` starts over a data directory) or `milvus` (a real Milvus
-server reached by URI). Everything else (consistency, top-k, timeouts, retries) is shared, so
-one `Gallery` code path serves both. Validators do no I/O: `~` is expanded and directories are
-created when the gallery opens, not here.
+local server process that `lfr` starts over a data directory, reachable only through a socket
+in it) or `milvus` (a real Milvus server reached by URI, with authentication). Everything else
+(consistency, top-k, timeouts, retries) is shared, so one `Gallery` code path serves both.
+Validators do no I/O: `~` is expanded, directories are created and credentials read from the
+environment when the gallery opens, not here.
 """
 
 from pathlib import Path
@@ -20,6 +21,7 @@ DEFAULT_CATALOGUE_PATH = Path("~/.local/share/lfr/gallery-catalogue.sqlite")
 SERVER_URI_SCHEMES = ("http", "https", "tcp", "unix")
 SOCIAL_RETENTION_MAX_DAYS = 31
 """Faces ingested from social media are kept at most this long, as alerts are (`retention.days`)."""
+DEFAULT_TOKEN_ENV = "LFR_MILVUS_TOKEN"
 
 
 class HnswConfig(Section):
@@ -31,24 +33,37 @@ class HnswConfig(Section):
 
 
 class LiteBackendConfig(Section):
-    """Embedded milvus-lite: one server process on 127.0.0.1 owns the data directory."""
+    """Embedded milvus-lite: one server process owns the data directory and listens on a socket inside it.
+
+    milvus-lite has no authentication, so it listens on no TCP port: only on `<data_dir>/milvus.sock`,
+    in a directory kept at mode 0700 (see `cluster.gallery.lite_backend`).
+    """
 
     type: Literal["milvus-lite"] = "milvus-lite"
     data_dir: Path = Field(
-        DEFAULT_LITE_DATA_DIR, description="Where the milvus-lite data, its lock and the server's state file live."
-    )
-    port: int | None = Field(
-        None, ge=1024, le=65535, description="Port of the server on 127.0.0.1; unset: any free port, recorded."
+        DEFAULT_LITE_DATA_DIR,
+        description="Where the milvus-lite data, its socket, its lock and the server's state file live (0700).",
     )
     index: HnswConfig = HnswConfig()
 
 
 class ServerBackendConfig(Section):
-    """A real Milvus server (2.3.x) reached by URI."""
+    """A real Milvus server (2.3.x) reached by URI, with authentication (`common.security.authorizationEnabled`).
+
+    Its credentials come from `token`, else from the environment variable named by `token_env`;
+    a gallery is never opened without them.
+    """
 
     type: Literal["milvus"]
     uri: str = Field(description="http://host:19530, https://..., tcp://... or unix:/path/to.sock")
-    token: SecretStr | None = Field(None, description="user:password or an API token; never logged.")
+    token: SecretStr | None = Field(
+        None, description="user:password or an API token; never logged. Unset: read from `token_env`."
+    )
+    token_env: str = Field(
+        DEFAULT_TOKEN_ENV,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable holding user:password when `token` is unset.",
+    )
     shards: int = Field(2, ge=1, le=16, description="Shards of each collection, fixed when it is created.")
     index: HnswConfig = HnswConfig()
 

@@ -31,3 +31,7 @@ class GalleryUnavailableError(GalleryError):
 
 class EmbeddedServerError(GalleryError):
     """The embedded milvus-lite server could not be started, reached or stopped."""
+
+
+class FrozenVersionChangedError(GalleryError):
+    """The rows of a frozen watchlist version differ from what was frozen: it may not be deployed or searched."""

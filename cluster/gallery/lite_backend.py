@@ -1,27 +1,32 @@
-"""The embedded backend: one milvus-lite server process on 127.0.0.1 that owns a data directory.
+"""The embedded backend: one milvus-lite server process, on a Unix socket, that owns a data directory.
 
 milvus-lite (3.2.x, pure Python over faiss) lets exactly one process open its data directory
 (it holds an flock on `<data>/milvus/LOCK`). So `lfr` never opens the data in-process; the
 first `lfr` process that needs the gallery starts a server process over it, records its pid
-and port in `server.json`, and every later process (CLI commands, Ray actors) connects to
+and socket in `server.json`, and every later process (CLI commands, Ray actors) connects to
 that server. Starting is serialised by an flock on `server.lock`, so two processes that start
 at once end up with one server. The server outlives the process that started it, so CLI
-commands do not pay its start-up each time; `EmbeddedMilvus.stop` ends it. `server.json` is
-kept after a stop: a restarted server takes the same port when it is free, so clients that
-hold the URI (long-lived actors) reconnect by themselves.
+commands do not pay its start-up each time; `EmbeddedMilvus.stop` ends it. A restarted server
+listens on the same socket, so clients that hold the URI (long-lived actors) reconnect by
+themselves.
+
+milvus-lite has no authentication, so the server never listens on a TCP port (where any local
+user could reach it): `cluster.gallery.lite_server` binds only `<data_dir>/milvus.sock`, and
+the data directory is kept at mode 0700, so only its owner (and root) can connect or read the
+data. Clients on other machines cannot reach it; use a Milvus server (`type: milvus`, with
+authentication) for a cluster of several machines.
 
 The server runs with one gRPC worker: milvus-lite's engine is not safe for concurrent writes
 to one collection, and one worker serialises every request.
 
-Layout of `data_dir`: `milvus/` (milvus-lite's data and LOCK), `server.json`, `server.lock`,
-`server.log`.
+Layout of `data_dir` (0700): `milvus/` (milvus-lite's data and LOCK), `milvus.sock`, `server.json`,
+`server.lock`, `server.log`.
 """
 
 import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,11 +44,12 @@ from cluster.processes import command_line, process_running
 
 log = structlog.get_logger(__name__)
 
-HOST = "127.0.0.1"
 MILVUS_SUBDIR = "milvus"
-PORT_REUSE_WAIT_S = 5.0
-"""How long a restart waits for the last server's port to be released before it takes another: clients that
-are retrying keep their URI, so a server back on the same port is one they find again."""
+SOCKET_FILE = "milvus.sock"
+MAX_SOCKET_PATH = 107
+"""Longest Unix socket path Linux accepts (sun_path holds 108 bytes with its terminating NUL)."""
+DATA_DIR_MODE = 0o700
+SERVER_MODULE = "cluster.gallery.lite_server"
 STATE_FILE = "server.json"
 START_LOCK_FILE = "server.lock"
 LOG_FILE = "server.log"
@@ -59,32 +65,17 @@ class EmbeddedServerState:
     """The running server, as recorded in `server.json`."""
 
     pid: int
-    port: int
+    socket: str
     started_at: float
 
     @property
     def uri(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"unix:{self.socket}"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def _grpc_ready(port: int, timeout_s: float) -> bool:
-    """Whether a gRPC server accepts connections on the port (no pymilvus call, so nothing is logged)."""
-    channel = grpc.insecure_channel(f"{HOST}:{port}")
+def _grpc_ready(socket_path: str, timeout_s: float) -> bool:
+    """Whether a gRPC server accepts connections on the socket (no pymilvus call, so nothing is logged)."""
+    channel = grpc.insecure_channel(f"unix:{socket_path}")
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout_s)
         return True
@@ -103,6 +94,7 @@ class EmbeddedMilvus:
         self.data_dir = config.data_dir.expanduser().resolve()
         self.milvus_dir = self.data_dir / MILVUS_SUBDIR
         self.state_path = self.data_dir / STATE_FILE
+        self.socket_path = self.data_dir / SOCKET_FILE
         self.log_path = self.data_dir / LOG_FILE
         self._started: subprocess.Popen | None = None
 
@@ -122,19 +114,29 @@ class EmbeddedMilvus:
 
     def ensure_running(self) -> EmbeddedServerState:
         """The server of this data directory: the recorded one when it answers, else a new one."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_data_dir()
         with self._start_lock():
             state = self._recorded_state()
             if state is not None and self._is_our_server(state.pid):
-                if _grpc_ready(state.port, self.timeouts.connect_s):
+                if _grpc_ready(state.socket, self.timeouts.connect_s):
                     return state
                 raise EmbeddedServerError(
-                    f"the embedded milvus-lite server (pid {state.pid}, port {state.port}) runs but does not answer"
-                    f" within {self.timeouts.connect_s} s; see {self.log_path}, stop it (kill -INT {state.pid})"
-                    " and try again"
+                    f"the embedded milvus-lite server (pid {state.pid}, socket {state.socket}) runs but does not"
+                    f" answer within {self.timeouts.connect_s} s; see {self.log_path}, stop it (kill -INT"
+                    f" {state.pid}) and try again"
                 )
             self._refuse_if_data_open_elsewhere()
-            return self._start(self._port(state))
+            return self._start()
+
+    def _prepare_data_dir(self) -> None:
+        """Create the data directory owner-only (0700), or make it so; refuse a socket path Linux cannot bind."""
+        if len(str(self.socket_path)) > MAX_SOCKET_PATH:
+            raise EmbeddedServerError(
+                f"the server's socket {self.socket_path} would be {len(str(self.socket_path))} bytes long, over the"
+                f" {MAX_SOCKET_PATH} a Unix socket path may have; set gallery.backend.data_dir to a shorter path"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=DATA_DIR_MODE)
+        self.data_dir.chmod(DATA_DIR_MODE)
 
     def running(self) -> EmbeddedServerState | None:
         """The recorded server when it is alive, without starting one."""
@@ -190,7 +192,7 @@ class EmbeddedMilvus:
         if not self._alive(pid):
             return False
         command = command_line(pid)
-        return "milvus_lite" in command and str(self.milvus_dir) in command
+        return SERVER_MODULE in command and str(self.milvus_dir) in command
 
     @contextmanager
     def _start_lock(self) -> Iterator[None]:
@@ -239,25 +241,13 @@ class EmbeddedMilvus:
                 ) from None
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
-    def _port(self, previous: EmbeddedServerState | None) -> int:
-        """The configured port; else the last server's when free (clients keep their URI across restarts); else any."""
-        if self.config.port is not None:
-            return self.config.port
-        if previous is not None:
-            deadline = time.monotonic() + PORT_REUSE_WAIT_S
-            while not _port_free(previous.port) and time.monotonic() < deadline:
-                time.sleep(POLL_SECONDS)
-            if _port_free(previous.port):
-                return previous.port
-            log.warning("milvus_lite_port_changed", previous=previous.port, waited_s=PORT_REUSE_WAIT_S)
-        return _free_port()
-
-    def _start(self, port: int) -> EmbeddedServerState:
+    def _start(self) -> EmbeddedServerState:
+        socket_path = str(self.socket_path)
+        self.socket_path.unlink(missing_ok=True)
         command = [
-            sys.executable, "-m", "milvus_lite", "server",
+            sys.executable, "-m", SERVER_MODULE,
             "--data-dir", str(self.milvus_dir),
-            "--host", HOST,
-            "--port", str(port),
+            "--socket", socket_path,
             "--max-workers", str(GRPC_WORKERS),
         ]  # fmt: skip
         with open(self.log_path, "ab") as log_file:
@@ -273,18 +263,18 @@ class EmbeddedMilvus:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise EmbeddedServerError(
-                    f"the milvus-lite server exited with code {process.returncode} while starting on port {port};"
+                    f"the milvus-lite server exited with code {process.returncode} while starting on {socket_path};"
                     f" log {self.log_path}:\n{self._log_tail()}"
                 )
-            if _grpc_ready(port, POLL_SECONDS * 5):
-                state = EmbeddedServerState(pid=process.pid, port=port, started_at=time.time())
+            if _grpc_ready(socket_path, POLL_SECONDS * 5):
+                state = EmbeddedServerState(pid=process.pid, socket=socket_path, started_at=time.time())
                 self._record(state)
-                log.info("milvus_lite_started", pid=process.pid, port=port, data_dir=str(self.milvus_dir))
+                log.info("milvus_lite_started", pid=process.pid, socket=socket_path, data_dir=str(self.milvus_dir))
                 return state
         process.kill()
         process.wait()
         raise EmbeddedServerError(
-            f"the milvus-lite server did not answer on port {port} within {self.timeouts.start_s} s;"
+            f"the milvus-lite server did not answer on {socket_path} within {self.timeouts.start_s} s;"
             f" log {self.log_path}:\n{self._log_tail()}"
         )
 

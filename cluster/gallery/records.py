@@ -149,9 +149,11 @@ class WatchlistVersion:
     """A frozen version of a watchlist: the entries of its enrolment batches up to `max_batch`.
 
     `excluded_batches` are batches at or below `max_batch` whose enrolment failed. `digest` is
-    the SHA-256 of the sorted entry ids the version held when it was frozen, so a deployment's
-    log names exactly which entries it searched. Entries removed or expired since are not
-    searched: removal and expiry apply to every version. `calibration` is the threshold
+    the SHA-256 of the fingerprints (id, person, expiry, embedding) of the entries the version
+    held when it was frozen (`cluster.gallery.fingerprints`), so a deployment's log names exactly
+    what it searched, and a version whose rows changed in Milvus is refused. Entries expired since
+    are not searched; a person removed since is not searched either, and the version must then be
+    frozen again before it is deployed. `calibration` is the threshold
     computed at freezing for the stated false-alert rate and this version's size.
     """
 

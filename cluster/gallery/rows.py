@@ -9,6 +9,7 @@ similarity, `hit["entity"]` the requested output fields.
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from cluster.gallery.fingerprints import FrozenEntry, entry_fingerprint
 from cluster.gallery.records import (
     EnrolledEntry,
     SocialFace,
@@ -53,6 +54,17 @@ def enrolled_entry(row: Mapping[str, Any], entry_id: str | None = None) -> Enrol
         enrolled_at=int(row["enrolled_at"]),
         batch=int(row["batch"]),
     )
+
+
+FROZEN_FIELDS = ("entry_id", "person_id", "expires_at", VECTOR_FIELD)
+"""What a frozen entry's fingerprint covers, read back with each row when a version is frozen or checked."""
+
+
+def frozen_entry(row: Mapping[str, Any]) -> FrozenEntry:
+    """The fingerprinted entry of a query row holding FROZEN_FIELDS."""
+    entry_id, expires_at = str(row["entry_id"]), int(row["expires_at"])
+    fingerprint = entry_fingerprint(entry_id, str(row["person_id"]), expires_at, row[VECTOR_FIELD])
+    return FrozenEntry(entry_id=entry_id, expires_at=expires_at, fingerprint=fingerprint)
 
 
 def _ranked_hits(hits: Iterable[Any], min_similarity: float | None) -> Iterator[tuple[Any, float, int]]:

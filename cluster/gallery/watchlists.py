@@ -5,9 +5,10 @@ collection in Milvus holds one row per enrolled photo. `search` is the live pipe
 stage: a batch of probe embeddings, one round trip, top-k candidates per face from one
 frozen version of one watchlist, expired entries left out. Removal and purging delete rows
 for real (a Strong query afterwards finds nothing) and ask Milvus to compact them away.
+`verify` checks a frozen version against the rows in Milvus (`cluster.gallery.fingerprints`)
+before a deployment starts on it or a retrospective search reads it.
 """
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,12 @@ from cluster.gallery.config import GalleryConfig
 from cluster.gallery.connection import MilvusConnection
 from cluster.gallery.embeddings import as_embedding_batch
 from cluster.gallery.enrolment_keys import EnrolmentKey
-from cluster.gallery.errors import GalleryError, InvalidRecordError, WatchlistExpiredError
+from cluster.gallery.errors import (
+    FrozenVersionChangedError,
+    GalleryError,
+    InvalidRecordError,
+    WatchlistExpiredError,
+)
 from cluster.gallery.expressions import (
     batch_filter,
     expired_filter,
@@ -30,6 +36,7 @@ from cluster.gallery.expressions import (
     watchlist_filter,
     watchlist_search_filter,
 )
+from cluster.gallery.fingerprints import FrozenEntry, version_digest, version_drift
 from cluster.gallery.model_vectors import ModelVectors
 from cluster.gallery.records import (
     LABEL_MAX,
@@ -45,7 +52,7 @@ from cluster.gallery.records import (
     check_text,
     check_time,
 )
-from cluster.gallery.rows import enrolled_entry, watchlist_candidates, watchlist_row
+from cluster.gallery.rows import FROZEN_FIELDS, enrolled_entry, frozen_entry, watchlist_candidates, watchlist_row
 from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_FIELDS
 from cluster.matching.calibration import CalibratedThreshold
 from cluster.vision.face import PRIMARY_MODEL
@@ -55,11 +62,6 @@ log = structlog.get_logger(__name__)
 
 def _now(now: int | None) -> int:
     return int(time.time()) if now is None else check_time(now, "now")
-
-
-def entries_digest(entry_ids: Sequence[str]) -> str:
-    """SHA-256 over the sorted entry ids: names exactly which entries a version holds."""
-    return hashlib.sha256("\n".join(sorted(entry_ids)).encode()).hexdigest()
 
 
 class Watchlists:
@@ -213,14 +215,10 @@ class Watchlists:
         frozen_at = _now(now)
         self.catalogue.watchlist(watchlist_id)
         max_batch, excluded = self.catalogue.frozen_bounds(watchlist_id, frozen_at)
-        rows = query_all(
-            self.connection,
-            WATCHLIST_COLLECTION,
-            frozen_entries_filter(watchlist_id, max_batch, excluded, frozen_at),
-            ["entry_id"],
-            f"freeze {watchlist_id}",
+        frozen = self._frozen_rows(
+            frozen_entries_filter(watchlist_id, max_batch, excluded, frozen_at), f"freeze {watchlist_id}"
         )
-        entry_ids = [str(row["entry_id"]) for row in rows]
+        entry_ids = [entry.entry_id for entry in frozen]
         for model in models:
             lacking = len(entry_ids) - self.model_vectors.count(model, entry_ids)
             if lacking:
@@ -230,10 +228,43 @@ class Watchlists:
                 )
         calibration = calibrate(len(entry_ids)) if calibrate is not None and entry_ids else None
         version = self.catalogue.add_version(
-            watchlist_id, max_batch, excluded, len(entry_ids), entries_digest(entry_ids), frozen_at, calibration
+            watchlist_id, max_batch, excluded, len(frozen), version_digest(frozen), frozen_at, calibration, frozen
         )
         log.info("watchlist_frozen", version_id=version.version_id, entries=version.entry_count, digest=version.digest)
         return version
+
+    def _frozen_rows(self, expression: str, operation: str) -> list[FrozenEntry]:
+        rows = query_all(self.connection, WATCHLIST_COLLECTION, expression, FROZEN_FIELDS, operation)
+        return [frozen_entry(row) for row in rows]
+
+    def verify(self, version: WatchlistVersion, now: int | None = None) -> None:
+        """Check that the rows a search of the version would see now are the ones it froze, unchanged.
+
+        Raises FrozenVersionChangedError, saying what differs and what to do, when an entry's person,
+        expiry or embedding changed, a row appeared in or vanished from its batches (other than by
+        expiring), or the catalogue's record of the version does not match its digest.
+        """
+        checked_at = _now(now)
+        frozen = self.catalogue.version_entries(version)
+        remedy = (
+            f"do not deploy or search it: check the audit log for changes to {version.watchlist_id!r}, then freeze"
+            f" a new version (`lfr watchlist freeze {version.watchlist_id}`) and bind the deployment to it"
+        )
+        if version_digest(frozen) != version.digest:
+            raise FrozenVersionChangedError(
+                f"the catalogue's record of {version.version_id} ({len(frozen)} entries) does not match the digest"
+                f" frozen with it ({version.digest[:16]}...): it was frozen before embeddings were fingerprinted,"
+                f" or the catalogue was altered; {remedy}"
+            )
+        rows = self._frozen_rows(watchlist_search_filter(version, checked_at), f"verify {version.version_id}")
+        drift = version_drift(frozen, {entry.entry_id: entry.fingerprint for entry in rows}, checked_at)
+        if not drift.unchanged:
+            log.error("watchlist_version_changed", version_id=version.version_id, drift=drift.describe())
+            raise FrozenVersionChangedError(
+                f"watchlist {version.version_id} changed since it was frozen: {drift.describe()} entries (a person"
+                f" removed since also counts); {remedy}"
+            )
+        log.info("watchlist_version_verified", version_id=version.version_id, entries=len(rows))
 
     def version(self, version_id: str) -> WatchlistVersion:
         """The frozen version `<watchlist_id>@v<n>`, for a deployment to bind to."""

@@ -1,19 +1,22 @@
 """Fixtures for the gallery tests: both backends, started once per session, and real face embeddings.
 
 Every test that takes `gallery_config` (or `gallery`) runs twice: on the embedded milvus-lite
-server and on a real Milvus 2.3.5 server. The real server listens on all interfaces, so
-`loadtest.milvus_server` runs it in a network namespace of its own and the tests reach it
-through a Unix socket (or directly on 127.0.0.1 when pytest itself already runs in a
-loopback-only namespace, as under `unshare -n`). Both servers are stopped at the end of the
+server and on a real Milvus 2.3.5 server, which runs with authorisation on and a root password
+of the session's own. The real server listens on all interfaces, so `loadtest.milvus_server`
+runs it in a network namespace of its own and the tests reach it through a Unix socket (or
+directly on 127.0.0.1 when pytest itself already runs in a loopback-only namespace, as under
+`unshare -n`). Both servers are stopped at the end of the
 session and their processes checked gone.
 """
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from cluster.enrolment.faces import portrait_face
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig, ServerBackendConfig
@@ -53,7 +56,7 @@ class Backend:
 @pytest.fixture(scope="session")
 def real_milvus(tmp_path_factory) -> Iterator[MilvusServer]:
     """One real Milvus 2.3.5 for the session; its wrapper, server (and supervisor) must be gone at the end."""
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-server"))
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-server"), secrets.token_urlsafe(16))
     server.start()
     yield server
     pids = server.pids
@@ -89,7 +92,8 @@ def backend(request, tmp_path_factory) -> Backend:
         return Backend("milvus-lite", _config(lite, catalogue), embedded)
     server = request.getfixturevalue("real_milvus")
     catalogue = server.data_dir / "catalogue.sqlite"
-    return Backend("milvus", _config(ServerBackendConfig(type="milvus", uri=server.uri), catalogue), server)
+    backend = ServerBackendConfig(type="milvus", uri=server.uri, token=SecretStr(server.token))
+    return Backend("milvus", _config(backend, catalogue), server)
 
 
 @pytest.fixture

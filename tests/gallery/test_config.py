@@ -21,7 +21,6 @@ def test_defaults_are_the_embedded_backend():
     config = GalleryConfig()
     assert isinstance(config.backend, LiteBackendConfig)
     assert config.backend.data_dir == Path("~/.local/share/lfr/milvus")
-    assert config.backend.port is None
     assert (config.consistency, config.top_k, config.backend.index.ef) == ("Bounded", 16, 64)
 
 
@@ -50,7 +49,7 @@ def test_server_backend_from_yaml():
         ("backend: {type: milvus, uri: 'http://'}", "backend.milvus.uri", "names no host"),
         ("backend: {type: milvus, uri: 'http://h:1', shards: 0}", "backend.milvus.shards", "greater than or equal"),
         ("backend: {type: milvus-lite, uri: 'http://h:1'}", "backend.milvus-lite.uri", "Extra inputs"),
-        ("backend: {type: milvus-lite, port: 80}", "backend.milvus-lite.port", "greater than or equal to 1024"),
+        ("backend: {type: milvus-lite, port: 19530}", "backend.milvus-lite.port", "Extra inputs"),
         ("consistency: Eventually", "consistency", "'Strong' or 'Bounded'"),
         ("retry: {attempts: 0}", "retry.attempts", "greater than or equal to 1"),
         ("retry: {initial_backoff_s: 5, max_backoff_s: 1}", "retry", "must not exceed max_backoff_s"),

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from pydantic import SecretStr
 from pymilvus.exceptions import MilvusException
 from structlog.testing import capture_logs
 
@@ -78,7 +79,7 @@ def test_server_that_is_not_there_is_named_with_what_to_do(tmp_path):
         port = sock.getsockname()[1]
     uri = f"http://127.0.0.1:{port}"
     config = GalleryConfig(
-        backend=ServerBackendConfig(type="milvus", uri=uri),
+        backend=ServerBackendConfig(type="milvus", uri=uri, token=SecretStr("root:not-checked")),
         catalogue_path=tmp_path / "catalogue.sqlite",
         retry=RetryConfig(attempts=2, initial_backoff_s=0.05, max_backoff_s=0.05),
     )

@@ -1,6 +1,7 @@
 """The gallery on both backends (milvus-lite and a real Milvus 2.3.5): the same tests, the same code path."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cluster.gallery.config import ServerBackendConfig
 from cluster.gallery.errors import (
     InvalidEmbeddingError,
     InvalidRecordError,
@@ -195,12 +197,18 @@ def test_two_processes_enrolling_at_once_lose_nothing(gallery, gallery_config, t
     """Two processes enrol 10 batches of 10 into one watchlist at the same time: all 200 entries are stored."""
     watchlist = new_watchlist(gallery)
     config_path = tmp_path / "gallery.json"
+    env = dict(os.environ)
+    backend = gallery_config.backend
+    if isinstance(backend, ServerBackendConfig) and backend.token is not None:
+        # A file holds no secret: the workers take the server's credentials from the environment, as `lfr` does.
+        env[backend.token_env] = backend.token.get_secret_value()
+        gallery_config = gallery_config.model_copy(update={"backend": backend.model_copy(update={"token": None})})
     config_path.write_text(gallery_config.model_dump_json())
     command = [sys.executable, "-m", "tests.gallery.enrol_worker", str(config_path), watchlist.watchlist_id]
     results = [tmp_path / f"worker-{worker}.json" for worker in range(2)]
     workers = [
         subprocess.Popen(
-            [*command, str(worker), str(result)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [*command, str(worker), str(result)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         for worker, result in enumerate(results)
     ]
