@@ -12,15 +12,13 @@ soon after it is back even when no new sighting comes (matches are rare). Its ca
 actor's are serialised by `AlertCoordinator`'s lock.
 """
 
-import threading
-import time
-
 import ray
 import structlog
 from ray.actor import ActorHandle
 
 from cluster.alerts.model import Sighting
 from cluster.fusion.coordination import CoordinationReport, CoordinatorSettings
+from cluster.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +31,8 @@ REDELIVER_EVERY_S = 5.0
 class Coordinator:
     def __init__(self, settings: CoordinatorSettings) -> None:
         self._coordinator = settings.build()
-        threading.Thread(target=self._redeliver_on_timer, name="dead-letters", daemon=True).start()
+        self._redelivery = Periodic("dead-letters", self._redeliver_waiting, REDELIVER_EVERY_S, run_at_start=False)
+        self._redelivery.start()
 
     def add_sightings(self, sightings: list[Sighting]) -> CoordinationReport:
         return self._coordinator.add(sightings)
@@ -49,15 +48,9 @@ class Coordinator:
         """True once the store is open and the state restored (the constructor has run)."""
         return True
 
-    def _redeliver_on_timer(self) -> None:
-        while True:
-            time.sleep(REDELIVER_EVERY_S)
-            if not len(self._coordinator.dead_letters):
-                continue
-            try:
-                self._coordinator.redeliver()
-            except Exception:
-                log.exception("dead_letter_redelivery_failed")
+    def _redeliver_waiting(self) -> None:
+        if len(self._coordinator.dead_letters):
+            self._coordinator.redeliver()
 
 
 def start_coordinator(settings: CoordinatorSettings, namespace: str | None = None) -> ActorHandle:

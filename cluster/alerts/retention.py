@@ -7,7 +7,6 @@ deleted crops could not be erased from the database files (a reader held an old 
 that raises the alarm as an error event, and the next purge erases them.
 """
 
-import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -17,6 +16,7 @@ import structlog
 
 from cluster.alerts.config import RetentionConfig
 from cluster.alerts.counts import PurgeResult
+from cluster.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -32,8 +32,7 @@ class RetentionScheduler:
         self._store = store
         self._config = config
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer = Periodic("alert-retention", self.run_once, config.interval_s, run_at_start=True)
 
     def run_once(self) -> PurgeResult:
         result = self._store.purge(self._config.older_than_s, self._clock())
@@ -47,29 +46,13 @@ class RetentionScheduler:
         return result
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the retention scheduler is already started; create a new one to restart")
-        self._thread = threading.Thread(target=self._run, name="alert-retention", daemon=True)
-        self._thread.start()
+        self._timer.start()
         log.info("retention_started", days=self._config.days, interval_s=self._config.interval_s)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ask the thread to stop and wait for it (a purge in progress finishes first)."""
-        self._stop.set()
-        if self._thread is None:
-            return
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the retention thread did not stop within {timeout_s:g} s (a purge is still running)")
+        self._timer.stop(timeout_s)
         log.info("retention_stopped")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("retention_purge_failed", retry_in_s=self._config.interval_s)
-            self._stop.wait(self._config.interval_s)
 
     def __enter__(self) -> "RetentionScheduler":
         self.start()

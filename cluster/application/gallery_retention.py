@@ -8,7 +8,6 @@ each purge through the audited services (an intent and an outcome entry, actor
 interval; it never stops the timer.
 """
 
-import threading
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -20,6 +19,7 @@ from cluster.application.watchlists import WatchlistService
 from cluster.audit.log import AuditLog
 from cluster.config import LfrConfig
 from cluster.gallery.gallery import Gallery
+from cluster.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -39,8 +39,7 @@ class GalleryRetention:
         self._watchlists = WatchlistService(gallery, audit, config)
         self._social = SocialService(gallery, audit, config)
         self._interval_s = config.retention.interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer = Periodic("gallery-retention", self._purge_and_log, self._interval_s, run_at_start=True)
 
     def run_once(self) -> GalleryPurge:
         return GalleryPurge(
@@ -49,30 +48,17 @@ class GalleryRetention:
         )
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the gallery retention timer is already started; create a new one to restart")
-        self._thread = threading.Thread(target=self._run, name="gallery-retention", daemon=True)
-        self._thread.start()
+        self._timer.start()
         log.info("gallery_retention_started", interval_s=self._interval_s)
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """Ask the thread to stop and wait for it (a purge in progress finishes first)."""
-        self._stop.set()
-        if self._thread is None:
-            return
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise TimeoutError(f"the gallery retention thread did not stop within {timeout_s:g} s (a purge is running)")
+        self._timer.stop(timeout_s)
         log.info("gallery_retention_stopped")
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                purged = self.run_once()
-                log.info("gallery_purged", watchlist_entries=purged.watchlist_entries, social_faces=purged.social_faces)
-            except Exception:
-                log.exception("gallery_purge_failed", retry_in_s=self._interval_s)
-            self._stop.wait(self._interval_s)
+    def _purge_and_log(self) -> None:
+        purged = self.run_once()
+        log.info("gallery_purged", watchlist_entries=purged.watchlist_entries, social_faces=purged.social_faces)
 
     def __enter__(self) -> "GalleryRetention":
         self.start()

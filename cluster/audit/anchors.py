@@ -28,6 +28,7 @@ import structlog
 
 from cluster.audit.entry import AuditAnchor, anchor_payload, canonical_json
 from cluster.audit.sealing import Sealer
+from cluster.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -163,8 +164,7 @@ class AnchorWriter:
         self._written: AuditAnchor | None = None
         self._written_at = -float("inf")
         self._pending = False
-        self._stopping = threading.Event()
-        self._timer: threading.Thread | None = None
+        self._timer: Periodic | None = None
         _LIVE_WRITERS.add(self)
 
     @property
@@ -198,8 +198,7 @@ class AnchorWriter:
         period = self._min_interval_s if interval_s is None else interval_s
         if not period > 0:
             raise ValueError(f"the anchor interval must be > 0 s, got {period}")
-        self._stopping.clear()
-        self._timer = threading.Thread(target=self._run, args=(period,), name="audit-anchor", daemon=True)
+        self._timer = Periodic("audit-anchor", self.flush, period, run_at_start=False)
         self._timer.start()
         log.info("audit_anchor_timer_started", path=str(self.file.path), interval_s=period)
 
@@ -207,13 +206,8 @@ class AnchorWriter:
         """Stop the timer, if started, and write the head a last time."""
         timer, self._timer = self._timer, None
         if timer is not None:
-            self._stopping.set()
-            timer.join()
+            timer.stop()
         self.flush()
-
-    def _run(self, period: float) -> None:
-        while not self._stopping.wait(period):
-            self.flush()
 
 
 _LIVE_WRITERS: "weakref.WeakSet[AnchorWriter]" = weakref.WeakSet()
