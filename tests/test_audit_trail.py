@@ -377,12 +377,12 @@ def test_a_missing_head_record_stops_the_change_before_it_is_made(lfr_config):
         service.create("headless", name="headless", reason="Wanted", authorised_by=AUTHORISED_BY,
                        expires_at=parse_expiry("+30"))  # fmt: skip
         with sqlite3.connect(lfr_config.database.url) as database:
-            head = database.execute("SELECT id, seq, hash, seal FROM audit_head").fetchone()
+            head = database.execute("SELECT id, seq, hash, seal, key_id FROM audit_head").fetchone()
             database.execute("DELETE FROM audit_head")
         try:
             with pytest.raises(AuditLogError, match="head record is missing"):
                 service.enrol_entries("headless", prepared_entries(1), officer=OFFICER)
         finally:
             with sqlite3.connect(lfr_config.database.url) as database:
-                database.execute("INSERT INTO audit_head (id, seq, hash, seal) VALUES (?, ?, ?, ?)", head)
+                database.execute("INSERT INTO audit_head (id, seq, hash, seal, key_id) VALUES (?, ?, ?, ?, ?)", head)
         assert service.gallery.watchlists.count("headless") == 0

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cluster.processes import child_pids, command_line, process_memory, process_running, running_pids
+from tests.waiting import scaled, wait_for
 
 WAIT_S = 10.0
 
@@ -58,6 +59,8 @@ def test_a_child_is_seen_running_then_a_zombie_is_not_running_then_it_is_gone():
     child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
         assert process_running(child.pid)
+        # Between fork and exec (or while exec swaps the memory map) /proc shows no command line yet.
+        wait_for(lambda: command_line(child.pid), scaled(WAIT_S), "the child's command line after exec")
         assert command_line(child.pid) == [sys.executable, "-c", "import sys; sys.stdin.read()"]
         assert child.pid in child_pids(os.getpid()) and child.pid in running_pids()
         assert process_memory(child.pid).resident_bytes > 0
@@ -67,6 +70,8 @@ def test_a_child_is_seen_running_then_a_zombie_is_not_running_then_it_is_gone():
             time.sleep(0.01)
         assert not process_running(child.pid), "an exited child that is not reaped yet is a zombie, not running"
     finally:
+        if not child.stdin.closed:
+            child.stdin.close()
         child.wait(WAIT_S)
     assert not process_running(child.pid) and command_line(child.pid) == [] and child_pids(child.pid) == []
     with pytest.raises(ProcessLookupError, match=f"no process {child.pid}"):
