@@ -37,6 +37,7 @@ class Periodic:
             raise RuntimeError(f"{self.name} is already started; create a new one to restart")
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
+        log.info("periodic_started", job=self.name, interval_s=self.interval_s)
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """Ask the thread to stop and wait for it (a run in progress finishes first)."""
@@ -46,6 +47,7 @@ class Periodic:
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             raise TimeoutError(f"{self.name} did not stop within {timeout_s:g} s (a run is still in progress)")
+        log.info("periodic_stopped", job=self.name)
 
     def _run(self) -> None:
         if self._run_at_start:

@@ -9,7 +9,6 @@ that raises the alarm as an error event, and the next purge erases them.
 
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Protocol
 
 import structlog
@@ -25,14 +24,14 @@ class Purger(Protocol):
     def purge(self, older_than_s: float, now: float | None = None) -> PurgeResult: ...
 
 
-class RetentionScheduler:
-    """Runs `store.purge(config.older_than_s)` every `config.interval_s` until stopped."""
+class RetentionScheduler(Periodic):
+    """Runs `store.purge(config.older_than_s)` every `config.interval_s`, first at start, until stopped."""
 
     def __init__(self, store: Purger, config: RetentionConfig, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__("alert-retention", self.run_once, config.interval_s, run_at_start=True)
         self._store = store
         self._config = config
         self._clock = clock
-        self._timer = Periodic("alert-retention", self.run_once, config.interval_s, run_at_start=True)
 
     def run_once(self) -> PurgeResult:
         result = self._store.purge(self._config.older_than_s, self._clock())
@@ -44,21 +43,3 @@ class RetentionScheduler:
                 consequence="deleted face crops may still be readable from the database files",
             )
         return result
-
-    def start(self) -> None:
-        self._timer.start()
-        log.info("retention_started", days=self._config.days, interval_s=self._config.interval_s)
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Ask the thread to stop and wait for it (a purge in progress finishes first)."""
-        self._timer.stop(timeout_s)
-        log.info("retention_stopped")
-
-    def __enter__(self) -> "RetentionScheduler":
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()

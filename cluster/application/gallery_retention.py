@@ -9,7 +9,6 @@ interval; it never stops the timer.
 """
 
 from dataclasses import dataclass
-from types import TracebackType
 
 import structlog
 
@@ -32,14 +31,13 @@ class GalleryPurge:
     social_faces: int
 
 
-class GalleryRetention:
-    """Runs both gallery purges every `config.retention.interval_s` until stopped."""
+class GalleryRetention(Periodic):
+    """Runs both gallery purges every `config.retention.interval_s`, first at start, until stopped."""
 
     def __init__(self, gallery: Gallery, audit: AuditLog, config: LfrConfig) -> None:
+        super().__init__("gallery-retention", self._purge_and_log, config.retention.interval_s, run_at_start=True)
         self._watchlists = WatchlistService(gallery, audit, config)
         self._social = SocialService(gallery, audit, config)
-        self._interval_s = config.retention.interval_s
-        self._timer = Periodic("gallery-retention", self._purge_and_log, self._interval_s, run_at_start=True)
 
     def run_once(self) -> GalleryPurge:
         return GalleryPurge(
@@ -47,24 +45,6 @@ class GalleryRetention:
             social_faces=self._social.purge_expired(officer=RETENTION_ACTOR),
         )
 
-    def start(self) -> None:
-        self._timer.start()
-        log.info("gallery_retention_started", interval_s=self._interval_s)
-
-    def stop(self, timeout_s: float = 60.0) -> None:
-        """Ask the thread to stop and wait for it (a purge in progress finishes first)."""
-        self._timer.stop(timeout_s)
-        log.info("gallery_retention_stopped")
-
     def _purge_and_log(self) -> None:
         purged = self.run_once()
         log.info("gallery_purged", watchlist_entries=purged.watchlist_entries, social_faces=purged.social_faces)
-
-    def __enter__(self) -> "GalleryRetention":
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
