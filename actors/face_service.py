@@ -19,13 +19,17 @@ faces, so gathering would only add waiting.
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import structlog
 from ray import serve
 from ray.serve.deployment import Application
+from pydantic import Field
 from ray.util import metrics
 
-from cluster.live.config import BatchingConfig, FaceServiceConfig, ReplicaPlan
+from cluster.config import load_config
+from cluster.live.config import BatchingConfig, FaceServiceConfig, ReplicaPlan, plan_replicas
 from cluster.live.face_service import (
     STAGES,
     FaceBatchProcessor,
@@ -36,6 +40,7 @@ from cluster.live.face_service import (
     PatchResult,
 )
 from cluster.processes import process_memory
+from cluster.section import Section
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
 
@@ -159,3 +164,23 @@ def face_app(models: FaceModelsConfig, service: FaceServiceConfig, plan: Replica
         options["autoscaling_config"] = service.autoscaling.model_dump()
     # mypy does not apply class decorators: at run time FaceService is the Deployment that @serve.deployment made of it.
     return FaceService.options(**options).bind(replica_models)  # type: ignore[attr-defined]
+
+
+class DeclaredFaceApp(Section):
+    """The `args` of `app_from_config` in a declarative Serve config (the Helm chart's RayService)."""
+
+    config: Path = Field(description="The lfr configuration file the replicas take their models and batching from.")
+    gpus: int = Field(0, ge=0, le=4096, description="GPUs the face service may use in all; 0: replicas run on CPU.")
+    cores: int | None = Field(None, ge=1, le=4096, description="Cores of a CPU replica's node (default: this node's).")
+
+
+def app_from_config(args: dict[str, Any]) -> Application:
+    """The face service built from a configuration file, for a Serve config that names it by import path.
+
+    A RayService declares its applications instead of calling `serve.run`, so the builder gets only
+    the file's path and the GPU count; the Serve config may still override replicas and resources.
+    """
+    declared = DeclaredFaceApp.model_validate(args)
+    config = load_config(declared.config)
+    plan = plan_replicas(config.face_service, gpus=declared.gpus, cores=declared.cores)
+    return face_app(config.face_models, config.face_service, plan)
