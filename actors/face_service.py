@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import Field
 from ray import serve
 from ray.serve.deployment import Application
-from pydantic import Field
 from ray.util import metrics
 
 from cluster.config import load_config
