@@ -23,8 +23,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import ValidationError
+from ray.serve.schema import ServeDeploySchema
 
-from actors.face_service import DeclaredFaceApp
+from actors.face_service import DeclaredFaceApp, app_from_config
 from cluster.config import LfrConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,10 +261,9 @@ def test_face_workers_get_gpus_and_camera_workers_none(rendered: Rendered) -> No
 
 
 def test_the_serve_config_builds_the_face_service(tmp_path: Path, rendered: Rendered) -> None:
-    """serveConfigV2 names a builder that exists, with arguments it accepts, over the chart's own lfr.yaml."""
-    from actors.face_service import app_from_config
-
+    """serveConfigV2 is a Serve config naming a builder that exists, with arguments it accepts, over our lfr.yaml."""
     serve = yaml.safe_load(rendered.one("RayService")["spec"]["serveConfigV2"])
+    ServeDeploySchema.model_validate(serve)  # what Serve itself checks when KubeRay submits it
     (app,) = serve["applications"]
     module, function = app["import_path"].split(":")
     assert (module, function) == ("actors.face_service", "app_from_config")
@@ -276,10 +277,6 @@ def test_the_serve_config_builds_the_face_service(tmp_path: Path, rendered: Rend
 
 
 def test_app_from_config_names_a_misspelt_argument(tmp_path: Path) -> None:
-    from pydantic import ValidationError
-
-    from actors.face_service import app_from_config
-
     config = tmp_path / "lfr.yaml"
     config.write_text("{}\n")
     with pytest.raises(ValidationError, match="gpu\n"):
