@@ -24,7 +24,8 @@ from cluster.api.keys import ApiKeys
 from cluster.audit import tables as audit_tables
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
-from cluster.cli.main import main
+from cluster.cli.main import build_parser
+from cluster.config import load_config
 from cluster.database.engine import Database
 from cluster.database.migrations.layouts import revision_1_tables
 from cluster.database.schema import SchemaError, head_revision, schema_state
@@ -37,6 +38,12 @@ OLD_RECORDS = Path(__file__).parent / "data" / "records_2783d9c" / "records.sql"
 DEFAULT_KEY_LIFETIME_S = 90 * 86_400
 OLD_TABLES = sorted(table.name for table in revision_1_tables().sorted_tables)
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+
+
+def lfr(*argv: str) -> int:
+    """An `lfr` command in this process, as `lfr` runs it but without reconfiguring logging to this test's stderr."""
+    args = build_parser().parse_args(list(argv))
+    return int(args.handler(args, load_config(None)))
 
 
 def current_metadata() -> sa.MetaData:
@@ -128,9 +135,9 @@ def test_every_process_refuses_the_old_database_until_it_is_upgraded(tmp_path, c
         ):
             with pytest.raises(SchemaError, match="run `lfr db upgrade`"):
                 opening()
-    assert main(["db", "current", "--db", str(path)]) == 1
+    assert lfr("db", "current", "--db", str(path)) == 1
     assert "unversioned (matches revision 0001)" in capsys.readouterr().out
-    assert main(["audit", "verify", "--db", str(path), "--no-anchor-file"]) == 2
+    assert lfr("audit", "verify", "--db", str(path), "--no-anchor-file") == 2
     assert "run `lfr db upgrade`" in capsys.readouterr().err
 
 
@@ -140,12 +147,14 @@ def test_upgrade_keeps_every_record_and_the_chain_verifies(old_database, capsys)
     assert len(before["alerts"]) == 5 and len(before["adjudications"]) == 3 and len(before["api_keys"]) == 3
     assert all(row["crop_jpeg"] for row in before["sightings"]) and len(before["audit_log"]) > 10
 
-    assert main(["db", "upgrade", "--db", old_database]) == 0
+    assert lfr("db", "upgrade", "--db", old_database) == 0
     assert f"upgraded from nothing (unversioned, found to match 0001) to {head_revision()}" in capsys.readouterr().out
 
     with Database(old_database) as database:
         after = rows(database)
         for table, old in before.items():
+            if table == "audit_head":  # moved on (the upgrade's own entry) and sealed again: checked by verify below
+                continue
             kept = after[table] if table != "audit_log" else after[table][: len(old)]
             assert [{name: row[name] for name in old_row} for row, old_row in zip(kept, old)] == old, table
             assert len(kept) == len(old), table
@@ -167,11 +176,11 @@ def test_upgrade_keeps_every_record_and_the_chain_verifies(old_database, capsys)
         audit.record("PC 1234 Khan", AuditAction.LOGIN, "PC 1234 Khan")
         audit.close()
 
-    assert main(["audit", "verify", "--db", old_database]) == 0
+    assert lfr("audit", "verify", "--db", old_database) == 0
     assert "ok:" in capsys.readouterr().out
-    assert main(["db", "upgrade", "--db", old_database]) == 0
+    assert lfr("db", "upgrade", "--db", old_database) == 0
     assert f"is already at {head_revision()}" in capsys.readouterr().out
-    assert main(["db", "current", "--db", old_database]) == 0
+    assert lfr("db", "current", "--db", old_database) == 0
 
 
 def test_a_rewritten_audit_head_stops_the_upgrade_and_changes_nothing(tmp_path, capsys):
@@ -182,7 +191,7 @@ def test_a_rewritten_audit_head_stops_the_upgrade_and_changes_nothing(tmp_path, 
             "UPDATE audit_head SET seq = seq - 1, hash = (SELECT hash FROM audit_log WHERE seq = "
             "(SELECT seq - 1 FROM audit_head))"
         )
-    assert main(["db", "upgrade", "--db", str(path)]) == 2
+    assert lfr("db", "upgrade", "--db", str(path)) == 2
     assert "is not sealed by HMAC key id" in capsys.readouterr().err
     with Database(path) as database:
         state = schema_state(database)
@@ -192,7 +201,7 @@ def test_a_rewritten_audit_head_stops_the_upgrade_and_changes_nothing(tmp_path, 
 def test_a_keyed_log_cannot_be_upgraded_without_its_key(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LFR_AUDIT_HMAC_KEY", "another-key-of-the-right-length-0123456789abcdef")
     path = old_sqlite(tmp_path)
-    assert main(["db", "upgrade", "--db", str(path)]) == 2
+    assert lfr("db", "upgrade", "--db", str(path)) == 2
     assert f"sealed with HMAC key id {TEST_SEALER.key_id}" in capsys.readouterr().err
     with Database(path) as database:
         assert schema_state(database).current is None
@@ -202,5 +211,5 @@ def test_a_table_changed_by_hand_is_refused(tmp_path, capsys):
     path = old_sqlite(tmp_path)
     with sqlite3.connect(path) as connection:
         connection.execute("ALTER TABLE alerts ADD COLUMN notes TEXT")
-    assert main(["db", "upgrade", "--db", str(path)]) == 2
+    assert lfr("db", "upgrade", "--db", str(path)) == 2
     assert "table alerts has columns" in capsys.readouterr().err
