@@ -7,6 +7,8 @@ these in; a revision that needs one and was given none refuses with what to run 
 from dataclasses import dataclass
 from typing import Protocol
 
+from alembic import op
+
 
 class HeadSealing(Protocol):
     """Seals the audit log's head record, as revision 1 wrote it and as the current code writes it."""
@@ -41,3 +43,12 @@ class UpgradeRefused(RuntimeError):
     """A revision cannot go on: it needs something the caller did not give, or the data fails a check it makes.
 
     The message says what to do; the transaction is rolled back, so the database stays as it was."""
+
+
+def upgrade_hooks() -> UpgradeHooks:
+    """The hooks the running upgrade was given (`cluster.database.schema` puts them in the Alembic config)."""
+    config = op.get_context().config
+    hooks = None if config is None else config.attributes.get("hooks")
+    if not isinstance(hooks, UpgradeHooks):
+        raise UpgradeRefused("run the migrations through `lfr db upgrade`, which gives them what they need")
+    return hooks

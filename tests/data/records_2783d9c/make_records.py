@@ -40,7 +40,9 @@ def main(out: Path) -> None:
                     make_sighting(f"oxford_st_2:{number}", person_id=f"person-{number}"),
                     make_sighting(f"regent_st_1:{number}", camera_id="regent_st_1", person_id=f"person-{number}"),
                 )
-                store.save(make_alert(f"alert-{number}", sightings, person_id=f"person-{number}", created_at=T0 + number))
+                store.save(
+                    make_alert(f"alert-{number}", sightings, person_id=f"person-{number}", created_at=T0 + number)
+                )
             store.transition("alert-1", AlertState.ACKNOWLEDGED, "PC 1234 Khan", at=T0 + 10)
             store.transition("alert-1", AlertState.CONFIRMED, "PC 1234 Khan", "matched in person", at=T0 + 11)
             store.transition("alert-2", AlertState.REJECTED, "PC 5678 Ode", "different person", at=T0 + 12)
@@ -52,15 +54,36 @@ def main(out: Path) -> None:
             keys.revoke("sgt.lee", actor="cli:admin")
             window = DeploymentWindow(starts_at=T0, ends_at=T0 + 8 * 3600)
             camera = CameraHealth(
-                camera_id="oxford_st_2", state=CameraState.STREAMING, since=T0, fps_in=25.0, fps_out=5.0,
-                frames_decoded=9000, frames_sampled=1800, frames_dropped=3, frames_corrupt=0, queue_length=1,
-                reconnects=1, failures=1, last_error=None, last_error_time=None, last_frame_time=T0 + 399,
+                camera_id="oxford_st_2",
+                state=CameraState.STREAMING,
+                since=T0,
+                fps_in=25.0,
+                fps_out=5.0,
+                frames_decoded=9000,
+                frames_sampled=1800,
+                frames_dropped=3,
+                frames_corrupt=0,
+                queue_length=1,
+                reconnects=1,
+                failures=1,
+                last_error=None,
+                last_error_time=None,
+                last_frame_time=T0 + 399,
             )
             StatusBoard(database).publish(
                 DeploymentStatus(
-                    deployment_id="west_end", place="Oxford Circus", window=window, watchlist_id="west_end_wanted",
-                    watchlist_version="west_end_wanted@1", threshold=0.92, model="dlib_resnet_v1", faces_seen=1234,
-                    non_match_deletions=1200, alerts=5, cameras=(camera,), published_at=T0 + 400,
+                    deployment_id="west_end",
+                    place="Oxford Circus",
+                    window=window,
+                    watchlist_id="west_end_wanted",
+                    watchlist_version="west_end_wanted@1",
+                    threshold=0.92,
+                    model="dlib_resnet_v1",
+                    faces_seen=1234,
+                    non_match_deletions=1200,
+                    alerts=5,
+                    cameras=(camera,),
+                    published_at=T0 + 400,
                 )
             )
         connection = sqlite3.connect(path)

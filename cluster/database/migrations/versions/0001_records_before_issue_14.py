@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from cluster.database.migrations.hooks import UpgradeHooks, UpgradeRefused
+from cluster.database.migrations.hooks import UpgradeRefused, upgrade_hooks
 from cluster.database.migrations.layouts import AUDIT_HEAD_ROW_ID, revision_1_tables
 
 revision = "0001"
@@ -33,7 +33,7 @@ def upgrade() -> None:
 
 def _genesis_head(connection: sa.Connection, audit_head: sa.Table) -> None:
     """A log is made with its head record, so a log whose head is later deleted shows as wiped."""
-    hooks: UpgradeHooks = op.get_context().config.attributes["hooks"]
+    hooks = upgrade_hooks()
     if hooks.head is None:
         raise UpgradeRefused("a new audit log needs its sealing key: open it with `lfr db upgrade` or an AuditLog")
     connection.execute(

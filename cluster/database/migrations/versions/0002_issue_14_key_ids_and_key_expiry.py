@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import structlog
 from alembic import op
 
-from cluster.database.migrations.hooks import UpgradeHooks, UpgradeRefused
+from cluster.database.migrations.hooks import UpgradeHooks, UpgradeRefused, upgrade_hooks
 
 revision = "0002"
 down_revision = "0001"
@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 
 
 def upgrade() -> None:
-    hooks: UpgradeHooks = op.get_context().config.attributes["hooks"]
+    hooks = upgrade_hooks()
     _expire_api_keys(hooks)
     _key_id_in_audit_head(hooks)
 
