@@ -213,3 +213,13 @@ def test_a_table_changed_by_hand_is_refused(tmp_path, capsys):
         connection.execute("ALTER TABLE alerts ADD COLUMN notes TEXT")
     assert lfr("db", "upgrade", "--db", str(path)) == 2
     assert "table alerts has columns" in capsys.readouterr().err
+
+
+def test_a_table_dropped_from_a_database_at_head_is_refused(tmp_path):
+    """Without this check a dropped audit table would surface only as an SQL error at the first append."""
+    with Database(tmp_path / "records.sqlite3") as database:
+        AuditLog(database, TEST_SEALER)
+        with database.engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE audit_log"))
+        with pytest.raises(SchemaError, match="tables audit_log are gone"):
+            AuditLog(database, TEST_SEALER)

@@ -49,6 +49,8 @@ class SchemaState:
     head: str
     empty: bool
     matches: str | None = None
+    missing: tuple[str, ...] = ()
+    """Records tables the head revision has that the database lacks (dropped behind the code's back)."""
 
     @property
     def at_head(self) -> bool:
@@ -92,6 +94,11 @@ def schema_state(database: Database) -> SchemaState:
 def require_current(database: Database) -> None:
     """Refuse a database that is not at head: the code would read or write columns it does not have."""
     state = schema_state(database)
+    if state.at_head and state.missing:
+        raise SchemaError(
+            f"{database.describe()} is at {state.current} but its tables {', '.join(state.missing)} are gone: they"
+            " were dropped; restore the database from a backup"
+        )
     if state.at_head:
         return
     if state.empty:
@@ -176,7 +183,8 @@ def _state(connection: sa.Connection) -> SchemaState:
     if current is None and not records:
         return SchemaState(None, head, empty=True)
     matches = None if current is not None else _matching_revision(connection, records)
-    return SchemaState(current, head, empty=False, matches=matches)
+    missing = tuple(sorted(set(columns_by_revision()[head]) - records)) if current == head else ()
+    return SchemaState(current, head, empty=False, matches=matches, missing=missing)
 
 
 def _matching_revision(connection: sa.Connection, present: set[str]) -> str | None:
