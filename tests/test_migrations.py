@@ -172,6 +172,11 @@ def test_upgrade_keeps_every_record_and_the_chain_verifies(old_database, capsys)
             row["sighting_id"]: row["crop_jpeg"] for row in before["sightings"] if row["alert_id"] == "alert-1"
         }
         assert [u.name for u in ApiKeys(audit).users()] == ["pc.khan", "sgt.lee"]
+        issued = max(row["created_at"] for row in keys.values())
+        live = {key_id for key_id, row in keys.items() if row["revoked_at"] is None}
+        assert len(live) == 2
+        assert ApiKeys(audit, clock=lambda: issued + DEFAULT_KEY_LIFETIME_S - 1).usable(keys) == live
+        assert ApiKeys(audit, clock=lambda: issued + DEFAULT_KEY_LIFETIME_S).usable(keys) == set()
         assert StatusBoard(database).latest("west_end").faces_seen == 1234
         audit.record("PC 1234 Khan", AuditAction.LOGIN, "PC 1234 Khan")
         audit.close()

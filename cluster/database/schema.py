@@ -118,7 +118,6 @@ def prepare(database: Database, hooks: UpgradeHooks) -> None:
     with database.writing() as connection:
         if _state(connection).empty:
             _run(connection, hooks)
-            log.info("records_schema_created", database=database.describe(), revision=head_revision())
             return
     require_current(database)
 
