@@ -189,10 +189,12 @@ def swap_entries(records: Records, first: int, second: int) -> None:
 
 
 def wipe_and_let_a_writer_start_afresh(records: Records) -> None:
-    """Drop the audit tables; the next command that opens the log makes new ones with a new genesis head."""
+    """Drop every table (dropping only the audit tables leaves a database at head with tables missing, which
+    every process refuses); the next command that opens the empty database makes a new log with a new genesis."""
     with records.database() as database, database.engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE audit_log"))
-        connection.execute(sa.text("DROP TABLE audit_head"))
+        reflected = sa.MetaData()
+        reflected.reflect(connection)
+        reflected.drop_all(connection)
     write_entries(records, 1, {})
 
 

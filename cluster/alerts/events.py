@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from cluster.alerts.model import AlertState
 from cluster.alerts.tables import alerts
 from cluster.database.engine import WRITE_OPTION, Database
+from cluster.database.schema import require_current
 
 IDS_PER_QUERY = 500
 MAX_EVENTS_PER_READ = 1000
@@ -109,7 +110,7 @@ class AlertEventLog:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        database.ensure_schema(metadata)
+        require_current(database)
 
     def after(self, event_id: int, limit: int = MAX_EVENTS_PER_READ) -> list[AlertEvent]:
         """Events with ids above `event_id`, oldest first, at most `limit`."""

@@ -36,15 +36,15 @@ from cluster.alerts.config import RETENTION_MAX_DAYS, SECONDS_PER_DAY
 from cluster.alerts.counts import AlertStats, PurgeResult
 from cluster.alerts.errors import AlertClosedError, AlertConflictError, AlertNotFoundError, HoldError
 from cluster.alerts.events import AlertEventKind, append_events
-from cluster.alerts.events import metadata as events_metadata
 from cluster.alerts.lifecycle import SYSTEM_ACTOR_PREFIX, check_transition
 from cluster.alerts.model import Alert, AlertState
 from cluster.alerts.query import MAX_PAGE_SIZE, AlertFilter, AlertPage, after_cursor, encode_cursor, page_order
 from cluster.alerts.rows import alert_from_rows, alert_row, sighting_row, stored_sighting
-from cluster.alerts.tables import adjudications, alerts, metadata, sightings
+from cluster.alerts.tables import adjudications, alerts, sightings
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 from cluster.database.engine import Database
+from cluster.database.schema import require_current
 
 log = structlog.get_logger(__name__)
 
@@ -70,8 +70,7 @@ class AlertStore:
         self.database = database
         self.audit = audit
         self._clock = clock
-        database.ensure_schema(metadata)
-        database.ensure_schema(events_metadata)
+        require_current(database)
 
     def save(self, alert: Alert, *, actor: str = COORDINATOR_ACTOR) -> Alert:
         """Insert the alert or add its new evidence; returns the alert as stored (state as officers left it)."""

@@ -23,14 +23,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-import structlog
 
 from cluster.alerts.lifecycle import SYSTEM_ACTOR_PREFIX
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 from cluster.control_room.config import DEFAULT_KEY_LIFETIME_DAYS, MAX_KEY_LIFETIME_DAYS
-
-log = structlog.get_logger(__name__)
+from cluster.database.schema import require_current
 
 TOKEN_PREFIX = "lfr_"
 KEY_ID_HEX = 12
@@ -172,8 +170,7 @@ class ApiKeys:
         self.audit = audit
         self._clock = clock
         self.key_lifetime_days = check_lifetime_days(key_lifetime_days)
-        self.database.ensure_schema(metadata)
-        self._add_expiry_to_old_keys()
+        require_current(self.database)
 
     def add_user(self, name: str, role: Role | str, *, actor: str, lifetime_days: int | None = None) -> IssuedKey:
         """Create the user with a first key."""
@@ -306,17 +303,6 @@ class ApiKeys:
         if row is None:
             raise UnknownUserError(f"no user {name!r}: add it first with `lfr serve add-user {name} --role operator`")
         return row
-
-    def _add_expiry_to_old_keys(self) -> None:
-        """Keys issued before keys expired get a lifetime from when they were issued (expired ones stop at once)."""
-        with self.database.writing() as connection:
-            columns = {column["name"] for column in sa.inspect(connection).get_columns(api_keys.name)}
-            if "expires_at" in columns:
-                return
-            connection.execute(sa.text(f"ALTER TABLE {api_keys.name} ADD COLUMN expires_at DOUBLE PRECISION"))
-            lifetime_s = self.key_lifetime_days * SECONDS_PER_DAY
-            updated = connection.execute(api_keys.update().values(expires_at=api_keys.c.created_at + lifetime_s))
-        log.warning("api_keys_given_expiry", keys=updated.rowcount, lifetime_days=self.key_lifetime_days)
 
 
 def _usable(now: float) -> sa.ColumnElement[bool]:

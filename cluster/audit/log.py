@@ -30,7 +30,6 @@ import structlog
 from cluster.audit.actions import AuditAction
 from cluster.audit.anchors import AnchorFile, AnchorWriter
 from cluster.audit.entry import (
-    GENESIS_HASH,
     AuditAnchor,
     AuditEntry,
     check_text,
@@ -38,10 +37,13 @@ from cluster.audit.entry import (
     entry_payload,
     head_payload,
 )
+from cluster.audit.head_sealing import HeadResealer
 from cluster.audit.sealing import Sealer
-from cluster.audit.tables import HEAD_ROW_ID, audit_head, audit_log, metadata
+from cluster.audit.tables import HEAD_ROW_ID, audit_head, audit_log
 from cluster.audit.verification import AnchorCheck, VerifyReport, verify_chain
 from cluster.database.engine import WRITE_OPTION, Database
+from cluster.database.migrations.hooks import UpgradeHooks
+from cluster.database.schema import prepare, require_current
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +79,8 @@ class AuditLog:
             self._create_once()
         elif not database.has_tables(audit_log.name, audit_head.name):
             raise AuditLogError(f"{database.describe()} holds no audit log: check the database URL or path")
+        else:
+            require_current(database)
         self.anchors = (
             None
             if anchors is None
@@ -184,26 +188,12 @@ class AuditLog:
             self.anchors.stop()
 
     def _create_once(self) -> None:
-        """Create the tables and the genesis head record together, the first time only.
+        """Bring an empty database to the current schema, the audit tables and the genesis head record together.
 
-        Tables that exist without a head record are a wiped log: left for `verify` to flag, never re-seeded.
+        A database that holds records must be at the current schema already (`lfr db upgrade`). Tables
+        that exist without a head record are a wiped log: left for `verify` to flag, never re-seeded.
         """
-        with self.database.writing() as connection:
-            inspector = sa.inspect(connection)
-            fresh = not inspector.has_table(audit_log.name) and not inspector.has_table(audit_head.name)
-            metadata.create_all(connection)
-            if not fresh:
-                return
-            key_id = self.sealer.key_id
-            connection.execute(
-                audit_head.insert().values(
-                    id=HEAD_ROW_ID,
-                    seq=0,
-                    hash=GENESIS_HASH,
-                    key_id=key_id,
-                    seal=self.sealer.digest(head_payload(0, GENESIS_HASH, key_id)),
-                )
-            )
+        prepare(self.database, UpgradeHooks(head=HeadResealer(self.sealer)))
 
 
 def _describe_key(key_id: str) -> str:

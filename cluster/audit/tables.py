@@ -1,7 +1,7 @@
 """The audit log's tables: the entries, and the head record that says where the chain ends and with which key.
 
-The head's key_id is new (issue 14): a database made before it has no such column. There is no
-migration tool yet, so such a database is started afresh (its log verified and archived first).
+The tables are made and changed by the records schema's migrations (`cluster.database.migrations`);
+these definitions are what the code reads and writes, and a test checks the two agree.
 """
 
 import sqlalchemy as sa

@@ -33,6 +33,7 @@ from cluster.audit.opening import configured_sealer
 from cluster.audit.sealing import Sealer
 from cluster.config import LfrConfig
 from cluster.database.engine import Database
+from cluster.database.schema import SchemaError
 
 EXIT_OK = 0
 EXIT_BROKEN = 1
@@ -130,7 +131,7 @@ def run_verify(args: argparse.Namespace, config: LfrConfig) -> int:
             None if args.no_anchor_file else AnchorFile(args.anchor_file or config.audit.anchor_file_for(args.db))
         )
         report = audit.verify(args.anchor, anchor_file)
-    except (ValueError, AuditLogError, SQLAlchemyError, OSError) as exc:
+    except (ValueError, AuditLogError, SchemaError, SQLAlchemyError, OSError) as exc:
         sys.stderr.write(f"lfr: cannot verify the audit log: {exc}\n")
         return EXIT_UNREADABLE
     sys.stdout.write(report.summary() + "\n")

@@ -10,6 +10,7 @@ from cluster.cli import (
     audit_commands,
     camera_commands,
     crowd_commands,
+    db_commands,
     demo_commands,
     evaluate_commands,
     retro_commands,
@@ -20,6 +21,7 @@ from cluster.cli import (
     watchlist_commands,
 )
 from cluster.config import ConfigError, load_config
+from cluster.database.schema import SchemaError
 from cluster.logging_setup import configure_logging
 
 
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     camera_commands.register(commands)
     run_commands.register(commands)
     audit_commands.register(commands)
+    db_commands.register(commands)
     demo_commands.register(commands)
     serve_commands.register(commands)
     alerts_commands.register(commands)
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args, config))
-    except AuditLogError as exc:
+    except (AuditLogError, SchemaError) as exc:
         sys.stderr.write(f"lfr: {exc}\n")
         return 2
 

@@ -148,11 +148,6 @@ class Database:
             with connection.begin():
                 yield connection
 
-    def ensure_schema(self, metadata: sa.MetaData) -> None:
-        """Create the tables and indexes of `metadata` that do not exist yet (serialised with other writers)."""
-        with self.writing() as connection:
-            metadata.create_all(connection)
-
     def has_tables(self, *names: str) -> bool:
         with self.reading() as connection:
             inspector = sa.inspect(connection)

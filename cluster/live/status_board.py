@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from cluster.cameras.health import CameraHealth, CameraState
 from cluster.database.engine import Database
+from cluster.database.schema import require_current
 from cluster.deployment.window import DeploymentWindow
 
 SNAPSHOT_VERSION = 1
@@ -80,7 +81,7 @@ class StatusBoard:
     def __init__(self, database: Database, *, clock: Callable[[], float] = time.time) -> None:
         self.database = database
         self._clock = clock
-        database.ensure_schema(metadata)
+        require_current(database)
 
     def publish(self, status: DeploymentStatus) -> None:
         """Replace the deployment's snapshot with `status`."""

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from cluster.api.keys import (
     DEFAULT_KEY_LIFETIME_DAYS,
@@ -13,7 +12,6 @@ from cluster.api.keys import (
     CredentialError,
     Role,
     UserError,
-    api_keys,
 )
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
@@ -72,36 +70,6 @@ def test_the_issuer_chooses_a_lifetime_within_bounds(keys, clock):
             keys.issue_key("pc.smith", actor="cli:test", lifetime_days=days)
     issued_changes = [e.details for e in keys.audit.latest(5) if e.action == AuditAction.ACCESS_CHANGE]
     assert issued_changes[-1] == {"change": "key_issued", "key_id": renewed.key_id, "expires_at": renewed.expires_at}
-
-
-def test_keys_issued_before_keys_expired_get_a_lifetime_from_their_issue(database, clock):
-    audit = AuditLog(database)
-    with database.writing() as connection:
-        connection.execute(
-            sa.text(
-                "CREATE TABLE api_users (name VARCHAR(64) PRIMARY KEY, role VARCHAR(16) NOT NULL,"
-                " created_at FLOAT NOT NULL, created_by VARCHAR NOT NULL)"
-            )
-        )
-        connection.execute(
-            sa.text(
-                "CREATE TABLE api_keys (key_id VARCHAR(12) PRIMARY KEY, name VARCHAR(64) NOT NULL REFERENCES"
-                " api_users (name), digest VARCHAR(64) NOT NULL, created_at FLOAT NOT NULL, created_by VARCHAR NOT"
-                " NULL, revoked_at FLOAT, revoked_by VARCHAR)"
-            )
-        )
-        connection.execute(sa.text("INSERT INTO api_users VALUES ('pc.old', 'operator', 0, 'cli:test')"))
-        for key_id, age_days in (("0000000000aa", 100), ("0000000000bb", 10)):
-            connection.execute(
-                sa.text("INSERT INTO api_keys VALUES (:k, 'pc.old', 'x', :at, 'cli:test', NULL, NULL)"),
-                {"k": key_id, "at": clock.now - age_days * SECONDS_PER_DAY},
-            )
-    keys = ApiKeys(audit, clock=clock)
-    with database.reading() as connection:
-        expiries = dict(connection.execute(sa.select(api_keys.c.key_id, api_keys.c.expires_at)).all())
-    assert expiries["0000000000aa"] == pytest.approx(clock.now - 10 * SECONDS_PER_DAY)
-    assert keys.usable(expiries) == {"0000000000bb"}
-    ApiKeys(audit, clock=clock)  # opening again changes nothing
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True)

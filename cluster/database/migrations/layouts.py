@@ -1,0 +1,150 @@
+"""The records tables as each revision leaves them, frozen here so later changes to the live models cannot alter
+what an old revision creates, and so an unversioned database can be matched against them.
+
+Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds what issue 14 added.
+"""
+
+import sqlalchemy as sa
+
+AUDIT_HEAD_ROW_ID = 1
+ALERT_STATES = ("new", "acknowledged", "confirmed", "rejected")
+
+
+def revision_1_tables() -> sa.MetaData:
+    """Every records table as commit 2783d9c created it (alerts, events, audit, users and keys, status board)."""
+    metadata = sa.MetaData()
+    states = ", ".join(f"'{state}'" for state in ALERT_STATES)
+    sa.Table(
+        "alerts",
+        metadata,
+        sa.Column("alert_id", sa.String, primary_key=True),
+        sa.Column("deployment_id", sa.String, nullable=False),
+        sa.Column("person_id", sa.String, nullable=False),
+        sa.Column("watchlist_id", sa.String, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("confidence", sa.Double, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.Column("threshold", sa.Double, nullable=False),
+        sa.Column("model", sa.String, nullable=False),
+        sa.Column("target_fpir", sa.Double),
+        sa.Column("expected_tpir", sa.Double),
+        sa.Column("held", sa.Boolean, nullable=False),
+        sa.Column("held_reason", sa.Text),
+        sa.Column("held_by", sa.String),
+        sa.Column("held_at", sa.Double),
+        sa.CheckConstraint(f"state IN ({states})", name="alerts_state_known"),
+        sa.Index("alerts_by_created", "created_at", "alert_id"),
+        sa.Index("alerts_by_deployment", "deployment_id", "created_at", "alert_id"),
+        sa.Index("alerts_by_state", "state", "created_at", "alert_id"),
+        sa.Index("alerts_by_person", "person_id", "created_at"),
+    )
+    sa.Table(
+        "sightings",
+        metadata,
+        sa.Column("sighting_id", sa.String, primary_key=True),
+        sa.Column("alert_id", sa.String, sa.ForeignKey("alerts.alert_id", ondelete="CASCADE"), nullable=False),
+        sa.Column("camera_id", sa.String, nullable=False),
+        sa.Column("person_id", sa.String, nullable=False),
+        sa.Column("watchlist_id", sa.String, nullable=False),
+        sa.Column("similarity", sa.Double, nullable=False),
+        sa.Column("first_seen", sa.Double, nullable=False),
+        sa.Column("last_seen", sa.Double, nullable=False),
+        sa.Column("frames", sa.Integer, nullable=False),
+        sa.Column("embedding", sa.LargeBinary, nullable=False),
+        sa.Column("crop_jpeg", sa.LargeBinary),
+        sa.Column("box_x1", sa.Double),
+        sa.Column("box_y1", sa.Double),
+        sa.Column("box_x2", sa.Double),
+        sa.Column("box_y2", sa.Double),
+        sa.Column("model_scores", sa.Text),
+        sa.Index("sightings_by_alert", "alert_id"),
+        sa.Index("sightings_by_camera", "camera_id", "alert_id"),
+        sa.Index("sightings_by_last_seen", "last_seen"),
+    )
+    sa.Table(
+        "adjudications",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("alert_id", sa.String, sa.ForeignKey("alerts.alert_id", ondelete="CASCADE"), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("officer", sa.String, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.CheckConstraint(f"state IN ({states})", name="adjudications_state_known"),
+        sa.Index("adjudications_by_alert", "alert_id", "id"),
+    )
+    sa.Table(
+        "alert_events",
+        metadata,
+        sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("alert_id", sa.String, nullable=False),
+        sa.Column("deployment_id", sa.String, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("held", sa.Boolean, nullable=False),
+        sa.Column("actor", sa.String, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        "audit_log",
+        metadata,
+        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.Column("actor", sa.String, nullable=False),
+        sa.Column("action", sa.String, nullable=False),
+        sa.Column("subject", sa.String, nullable=False),
+        sa.Column("details", sa.Text, nullable=False),
+        sa.Column("key_id", sa.String, nullable=False),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    )
+    sa.Table(
+        "audit_head",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Column("seal", sa.String(64), nullable=False),
+        sa.CheckConstraint(f"id = {AUDIT_HEAD_ROW_ID}", name="audit_head_single_row"),
+    )
+    sa.Table(
+        "api_users",
+        metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("created_by", sa.String, nullable=False),
+    )
+    sa.Table(
+        "api_keys",
+        metadata,
+        sa.Column("key_id", sa.String(12), primary_key=True),
+        sa.Column("name", sa.String(64), sa.ForeignKey("api_users.name"), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("created_by", sa.String, nullable=False),
+        sa.Column("revoked_at", sa.Double),
+        sa.Column("revoked_by", sa.String),
+        sa.Index("api_keys_by_name", "name"),
+    )
+    sa.Table(
+        "deployment_status",
+        metadata,
+        sa.Column("deployment_id", sa.String, primary_key=True),
+        sa.Column("published_at", sa.Double, nullable=False),
+        sa.Column("snapshot", sa.Text, nullable=False),
+    )
+    return metadata
+
+
+REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
+"""The columns issue 14 added (revision 2), by table."""
+
+
+def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
+    """For each revision, the column names of each table it holds."""
+    first = {table.name: frozenset(table.columns.keys()) for table in revision_1_tables().sorted_tables}
+    second = {name: columns | set(REVISION_2_COLUMNS.get(name, ())) for name, columns in first.items()}
+    return {"0001": first, "0002": second}
