@@ -139,8 +139,7 @@ class LivePipeline(Generic[SummaryT]):
         for camera_id in camera_ids:
             actor_ref: ray.ObjectRef[ActorHandle] = self.registry.actor.remote(camera_id)
             actor = ray.get(actor_ref, timeout=CALL_TIMEOUT_S)
-            # mypy does not apply class decorators: at run time StreamForwarder is an ActorClass.
-            forwarder = StreamForwarder.options(**self.placement.ray_options()).remote(  # type: ignore[attr-defined]
+            forwarder = StreamForwarder.options(**self.placement.ray_options()).remote(
                 camera_id, actor, self.service, self.forwarding, self.sink_factory
             )
             self.forwarders[camera_id] = forwarder

@@ -71,14 +71,13 @@ class RunOutcome:
 
 
 @pytest.fixture(scope="module")
-def crowd(tmp_path_factory) -> tuple[CrowdTruth, LfrConfig, Path]:
+def crowd(tmp_path_factory) -> Iterator[tuple[CrowdTruth, LfrConfig, Path]]:
     """A recorded crowd on two cameras, its watchlist enrolled and frozen, the deployment placed by node labels."""
     workdir = tmp_path_factory.mktemp("two-nodes")
     truth = make_crowd(CrowdSpec(cameras=2, seconds=SECONDS, fps=FPS, width=640, height=360, seed=1), workdir / "crowd")
+    milvus = LiteBackendConfig(data_dir=workdir / "milvus")
     config = LfrConfig(
-        gallery=GalleryConfig(
-            backend=LiteBackendConfig(data_dir=workdir / "milvus"), catalogue_path=workdir / "watchlists.sqlite3"
-        ),
+        gallery=GalleryConfig(backend=milvus, catalogue_path=workdir / "watchlists.sqlite3"),
         database=DatabaseConfig(url=str(workdir / "enrolment.sqlite3")),
     )
     config = config.model_copy(update={"matching": config.matching.model_copy(update={"target_fpir": 1e-2})})
@@ -92,7 +91,7 @@ def crowd(tmp_path_factory) -> tuple[CrowdTruth, LfrConfig, Path]:
         }
     )
     yield truth, config, workdir
-    EmbeddedMilvus(config.gallery.backend, config.gallery.timeouts).stop()
+    EmbeddedMilvus(milvus, config.gallery.timeouts).stop()
 
 
 @pytest.fixture(scope="module")
