@@ -87,7 +87,8 @@ def crowd(tmp_path_factory) -> Iterator[tuple[CrowdTruth, LfrConfig, Path]]:
         update={
             "cameras": cameras_of(truth, workdir / "crowd"),
             "deployment": demo_deployment(truth, version, DemoOptions(workdir=workdir, target_fpir=1e-2)),
-            "face_service": config.face_service.model_copy(update={"placement": placement}),
+            # One thread, so one logical CPU: the replica must fit beside the cameras on the head when it fails over.
+            "face_service": config.face_service.model_copy(update={"placement": placement, "threads_per_replica": 1}),
         }
     )
     yield truth, config, workdir

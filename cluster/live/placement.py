@@ -5,7 +5,8 @@ the face models) labels them when they start (`ray start --labels '{"lfr-role": 
 and names the labels here. By default a part only prefers its nodes: when none of them can take
 it (the node died, or is full) Ray places it on any other node, so a lost node's face replicas
 are rescheduled instead of waiting for a node that may never come back. `required: true` keeps
-a part off every other node.
+a part off every other node. A replica falls back only where its logical CPUs (and GPUs) are free:
+size `threads_per_replica` so that the nodes left after a loss can hold it.
 
 `FaceServiceConfig.placement` holds it; validators do no I/O (which labels the nodes carry is a
 run-time matter: a part whose required labels no node has waits, and Ray reports it pending).
