@@ -9,7 +9,7 @@ run twice through `LiveRun`, the live run behind `lfr run`:
 2. on both nodes: the cameras and their forwarders run on the head, the face replica on the worker;
    once results flow, the worker is killed at once (every process of it, as a machine losing power).
    The run goes on: Ray declares the node dead, Serve starts the replica again on the head, the
-   forwarders' requests are answered again, and the run stops cleanly at the end of the videos.
+   forwarders' requests are answered again, and the run stops cleanly.
 
 The cameras loop the crowd, and each run watches one whole pass of it after its first results (the
 two-node run: after the replica came back), so a person who walked by only while no replica ran
