@@ -28,6 +28,7 @@ from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig, verify_camer
 from cluster.cameras.errors import DuplicateCameraError, UnknownCameraError
 from cluster.cameras.health import CameraHealth
 from cluster.cameras.status import ActorProcess, CameraStatus
+from cluster.live.placement import NodePlacement
 
 log = structlog.get_logger(__name__)
 
@@ -60,8 +61,9 @@ class _Entry:
 
 @ray.remote(num_cpus=0, max_restarts=0)
 class CameraRegistry:
-    def __init__(self, camera_cpus: float = CAMERA_ACTOR_CPUS) -> None:
+    def __init__(self, camera_cpus: float = CAMERA_ACTOR_CPUS, placement: NodePlacement | None = None) -> None:
         self._camera_cpus = camera_cpus
+        self._placement = placement or NodePlacement()
         self._entries: dict[str, _Entry] = {}
 
     def add(self, config: CameraConfig) -> None:
@@ -130,7 +132,8 @@ class CameraRegistry:
 
     def _start(self, config: CameraConfig) -> ActorHandle:
         # mypy does not apply class decorators: at run time CameraActor is an ActorClass.
-        return CameraActor.options(num_cpus=self._camera_cpus).remote(config)  # type: ignore[attr-defined]
+        options = {"num_cpus": self._camera_cpus, **self._placement.ray_options()}
+        return CameraActor.options(**options).remote(config)  # type: ignore[attr-defined]
 
     def _stop(self, actors: list[ActorHandle]) -> None:
         """Let the cameras close their streams (briefly), then end their actors."""

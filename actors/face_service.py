@@ -152,7 +152,7 @@ class FaceService:
 def face_app(models: FaceModelsConfig, service: FaceServiceConfig, plan: ReplicaPlan) -> Application:
     """The face deployment bound to its config and sized by `plan` (see `plan_replicas`)."""
     replica_models = models.model_copy(update={"device": plan.device, "threads": plan.torch_threads})
-    actor_options = {"num_cpus": plan.num_cpus, "num_gpus": plan.num_gpus}
+    actor_options = {"num_cpus": plan.num_cpus, "num_gpus": plan.num_gpus, **service.placement.replicas.ray_options()}
     options: dict = {
         "ray_actor_options": actor_options,
         "max_ongoing_requests": service.max_ongoing_requests,

@@ -26,6 +26,7 @@ from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
 from cluster.cameras.status import CameraStatus
 from cluster.live.config import FaceServiceConfig, ForwardingConfig, ReplicaPlan, plan_replicas
 from cluster.live.forwarding import StreamStats
+from cluster.live.placement import NodePlacement
 from cluster.live.sinks import ResultSink, SinkSummary, SummarySink
 from cluster.vision.config import FaceModelsConfig
 
@@ -74,6 +75,8 @@ class LivePipeline(Generic[SummaryT]):
     forwarders: dict[str, ActorHandle]
     forwarding: ForwardingConfig
     sink_factory: Callable[[str], ResultSink[SummaryT]]
+    placement: NodePlacement = field(default_factory=NodePlacement)
+    """Where the cameras' forwarders run: beside their cameras, so that frames stay on the node that decoded them."""
     sink_summaries: list[SummaryT] = field(default_factory=list)
     """Each camera's result-sink figures, in camera-id order, filled by `stop()`."""
 
@@ -112,9 +115,12 @@ class LivePipeline(Generic[SummaryT]):
         if not cameras:
             raise ValueError("no cameras to run: list at least one under `cameras:` in the configuration")
         handle, plan = deploy_face_service(models, service, len(cameras))
+        cameras_placement = service.placement.cameras
         try:
             # mypy does not apply class decorators: at run time CameraRegistry is an ActorClass.
-            registry = CameraRegistry.options(name=registry_name).remote()  # type: ignore[attr-defined]
+            registry = CameraRegistry.options(name=registry_name, **cameras_placement.ray_options()).remote(  # type: ignore[attr-defined]
+                CAMERA_ACTOR_CPUS, cameras_placement
+            )
         except ValueError as exc:
             raise RuntimeError(
                 f"a camera registry ('{registry_name}') already runs on this cluster, probably `lfr cameras run`;"
@@ -122,7 +128,7 @@ class LivePipeline(Generic[SummaryT]):
             ) from exc
         ray.get(registry.reload.remote(cameras), timeout=START_TIMEOUT_S)
         factory: Callable[[str], ResultSink[Any]] = SummarySink if sink_factory is None else sink_factory
-        pipeline = cls(registry, handle, plan, {}, service.forwarding, factory)
+        pipeline = cls(registry, handle, plan, {}, service.forwarding, factory, cameras_placement)
         pipeline._start_forwarders([camera.id for camera in cameras])
         log.info("live_pipeline_started", cameras=len(cameras))
         return pipeline
@@ -133,7 +139,9 @@ class LivePipeline(Generic[SummaryT]):
         for camera_id in camera_ids:
             actor_ref: ray.ObjectRef[ActorHandle] = self.registry.actor.remote(camera_id)
             actor = ray.get(actor_ref, timeout=CALL_TIMEOUT_S)
-            forwarder = StreamForwarder.remote(camera_id, actor, self.service, self.forwarding, self.sink_factory)
+            forwarder = StreamForwarder.options(**self.placement.ray_options()).remote(
+                camera_id, actor, self.service, self.forwarding, self.sink_factory
+            )
             self.forwarders[camera_id] = forwarder
             started.append(forwarder)
         ray.get([forwarder.start.remote() for forwarder in started], timeout=START_TIMEOUT_S)

@@ -15,8 +15,11 @@ A test whose `lfr` process starts a cluster of its own, as the product does (`ra
 agent's fixed port), waits for that port to be free before and after (`wait_for_agent_port`).
 """
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.application.object_memory import ObjectMemory
+from cluster.processes import child_pids
 from tests.camera_sources import closed_port
 from tests.waiting import scaled
 
@@ -54,13 +58,14 @@ class LocalRayCluster:
     memory: ObjectMemory
 
     @classmethod
-    def start(cls, num_cpus: int) -> "LocalRayCluster":
-        """Start a cluster with `num_cpus` logical CPUs, trying again when a start fails on a loaded machine."""
+    def start(cls, num_cpus: int, labels: dict[str, str] | None = None) -> "LocalRayCluster":
+        """Start a cluster with `num_cpus` logical CPUs (its head node carrying `labels`), trying again when a
+        start fails on a loaded machine."""
         failures = []
         for _ in range(START_ATTEMPTS):
             temp_dir = Path(tempfile.mkdtemp(prefix="ray-tests-"))
             memory = ObjectMemory.create()
-            process = _launch(num_cpus, temp_dir, memory)
+            process = _launch([*_head_arguments(num_cpus, temp_dir, labels), *memory.start_arguments()], temp_dir)
             address = _wait_for_address(process, temp_dir)
             if address is not None:
                 return cls(address, temp_dir, process, memory)
@@ -80,17 +85,84 @@ class LocalRayCluster:
         self.memory.wipe()
 
 
-def _launch(num_cpus: int, temp_dir: Path, memory: ObjectMemory) -> subprocess.Popen:
-    command = [
+@dataclass(frozen=True)
+class RayWorkerNode:
+    """A second node joined to a running cluster (`ray start --address ... --block`), in a process group of its own.
+
+    `kill()` ends the whole node at once (SIGKILL to `ray start` and every process under it: the
+    raylet, its object store and every worker process on it), as a machine that loses power would.
+    """
+
+    temp_dir: Path
+    process: subprocess.Popen
+    memory: ObjectMemory
+
+    @classmethod
+    def join(cls, address: str, num_cpus: int, labels: dict[str, str]) -> "RayWorkerNode":
+        temp_dir = Path(tempfile.mkdtemp(prefix="ray-tests-node-"))
+        memory = ObjectMemory.create()
+        command = [
+            str(RAY), "start", "--address", address, "--block", "--disable-usage-stats",
+            "--num-cpus", str(num_cpus), "--labels", json.dumps(labels), "--dashboard-agent-listen-port", "0",
+        ]  # fmt: skip
+        return cls(temp_dir, _launch([*command, *memory.join_arguments()], temp_dir, new_session=True), memory)
+
+    def kill(self) -> None:
+        """End every process of the node at once, without letting it drain: all are stopped first, then killed,
+        so none of them notices the others going and reacts."""
+        tree = _descendants(self.process.pid)
+        for pid in tree:
+            _signal(pid, signal.SIGSTOP)
+        for pid in tree:
+            _signal(pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            _stop(self.process)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.memory.wipe()
+
+    def log_tail(self) -> str:
+        return _log_tail(self.temp_dir)
+
+
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process under it."""
+    found, waiting = [], [pid]
+    while waiting:
+        current = waiting.pop()
+        found.append(current)
+        waiting.extend(child_pids(current))
+    return found
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _head_arguments(num_cpus: int, temp_dir: Path, labels: dict[str, str] | None) -> list[str]:
+    return [
         str(RAY), "start", "--head", "--block", "--disable-usage-stats", "--include-dashboard", "false",
         "--num-cpus", str(num_cpus), "--temp-dir", str(temp_dir),
         "--port", "0", "--dashboard-port", "0", "--dashboard-agent-listen-port", "0",
-        "--ray-client-server-port", str(closed_port()), *memory.start_arguments(),
+        "--ray-client-server-port", str(closed_port()),
+        *(["--labels", json.dumps(labels)] if labels else []),
     ]  # fmt: skip
+
+
+def _launch(command: list[str], temp_dir: Path, new_session: bool = False) -> subprocess.Popen:
     # Token authentication follows whether ~/.ray holds a token; drivers in tests join without one.
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     with open(temp_dir / "ray-start.log", "wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=new_session,
+        )
 
 
 def _wait_for_address(process: subprocess.Popen, temp_dir: Path) -> str | None:

@@ -172,7 +172,10 @@ class LiveRun:
         config, settings = self._config, self._settings
         if not settings.faces:
             # mypy does not apply class decorators: at run time CameraRegistry is an ActorClass.
-            registry = CameraRegistry.options(name=REGISTRY_NAME).remote(settings.camera_cpus)  # type: ignore[attr-defined]
+            placement = config.face_service.placement.cameras
+            registry = CameraRegistry.options(name=REGISTRY_NAME, **placement.ray_options()).remote(  # type: ignore[attr-defined]
+                settings.camera_cpus, placement
+            )
             self._note = self._describe(_answer(registry.reload.remote(config.cameras), START_TIMEOUT_S))
             self._audit_cameras(ReloadResult(tuple(c.id for c in config.cameras), (), (), ()), "started")
             return _Running(registry=registry)

@@ -81,12 +81,16 @@ class ObjectMemory:
         }
 
     def start_arguments(self) -> list[str]:
-        """Arguments of `ray start` for a node that keeps its objects here."""
-        return [
-            "--plasma-directory", str(self.directory),
-            "--object-spilling-directory", str(self.directory),
-            "--system-config", json.dumps(SYSTEM_CONFIG),
-        ]  # fmt: skip
+        """Arguments of `ray start --head` for a head node that keeps its objects here."""
+        return [*self.join_arguments(), "--system-config", json.dumps(SYSTEM_CONFIG)]
+
+    def join_arguments(self) -> list[str]:
+        """Arguments of `ray start --address` for a node that joins a cluster and keeps its objects here.
+
+        The system config (spilling off) is the head's: Ray refuses it on a joining node and hands the
+        head's to every node that joins.
+        """
+        return ["--plasma-directory", str(self.directory), "--object-spilling-directory", str(self.directory)]
 
     def wipe(self) -> None:
         """Remove the directory and whatever Ray left in it."""

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from cluster.live.placement import PlacementConfig
 from cluster.section import Section
 
 
@@ -82,6 +83,7 @@ class FaceServiceConfig(Section):
     batching: BatchingConfig = BatchingConfig()
     autoscaling: AutoscalingConfig | None = None
     forwarding: ForwardingConfig = ForwardingConfig()
+    placement: PlacementConfig = PlacementConfig()
     latency_bound_s: float = Field(
         3.0, gt=0.0, le=600.0, description="Frame-to-result latency p99 the pipeline is sized to stay under."
     )
