@@ -1,0 +1,19 @@
+"""A records database at the current schema for tests that need one (the catalogue's, the gallery's).
+
+Opening its audit log once is what brings an empty database to head, as the first `lfr` command does.
+"""
+
+from pathlib import Path
+
+from cluster.audit.log import AuditLog
+from cluster.database.engine import Database
+from tests.audit_key import TEST_SEALER
+
+RECORDS_FILE = "records.sqlite3"
+
+
+def records_database(target: str | Path) -> Database:
+    """The database at `target` (a SQLite path or a URL), at head, with its audit log's genesis head."""
+    database = Database(target)
+    AuditLog(database, TEST_SEALER)
+    return database
