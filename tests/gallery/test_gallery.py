@@ -194,7 +194,10 @@ def test_social_faces_are_found_with_their_source(gallery, lfw_faces):
 
 
 def test_two_processes_enrolling_at_once_lose_nothing(gallery, gallery_config, backend, tmp_path):
-    """Two processes enrol 10 batches of 10 into one watchlist at the same time: all 200 entries are stored."""
+    """Two processes enrol 10 batches of 10 into one watchlist at the same time: all 200 entries are stored.
+
+    They share the catalogue through the records database, as the processes on a cluster's nodes do."""
+    database_url = backend.database_url
     watchlist = new_watchlist(gallery)
     config_path = tmp_path / "gallery.json"
     env = dict(os.environ)
@@ -209,7 +212,7 @@ def test_two_processes_enrolling_at_once_lose_nothing(gallery, gallery_config, b
         "-m",
         "tests.gallery.enrol_worker",
         str(config_path),
-        backend.database_url,
+        database_url,
         watchlist.watchlist_id,
     ]
     results = [tmp_path / f"worker-{worker}.json" for worker in range(2)]
