@@ -20,7 +20,7 @@ from actors.matching_sinks import MatchingSinkFactory, SecondStageLink
 from cluster.config import LfrConfig
 from cluster.deployment.plan import MatchingPlan, threshold_in_force
 from cluster.fusion.coordination import CoordinatorSettings
-from cluster.gallery.catalogue import Catalogue
+from cluster.gallery.records import WatchlistVersion
 from cluster.live.forwarding import StreamStats
 from cluster.matching.scoring import match_scoring
 from cluster.vision.pipeline import models_name
@@ -37,9 +37,12 @@ class LiveAssembly:
     coordinator: ActorHandle
 
     @classmethod
-    def start(cls, plan: MatchingPlan, config: LfrConfig) -> "LiveAssembly":
-        """Start the Coordinator, then the cameras with their matching forwarders (driver connected to Ray)."""
-        version = Catalogue(config.gallery.catalogue_path).version(plan.watchlist_version)
+    def start(cls, plan: MatchingPlan, version: WatchlistVersion, config: LfrConfig) -> "LiveAssembly":
+        """Start the Coordinator, then the cameras with their matching forwarders (driver connected to Ray).
+
+        version: the plan's watchlist version, as the driver read it from the catalogue."""
+        if version.version_id != plan.watchlist_version:
+            raise ValueError(f"the plan binds {plan.watchlist_version}, but version {version.version_id} was given")
         calibration = threshold_in_force(plan, version.calibration)
         fusion = match_scoring(config.face_models.models).fusion
         settings = CoordinatorSettings(
@@ -57,6 +60,7 @@ class LiveAssembly:
         second = config.face_models.second_stage
         sinks = MatchingSinkFactory(
             gallery=config.gallery,
+            database=config.database,
             watchlist_version=plan.watchlist_version,
             threshold=calibration.threshold,
             fusion=fusion,

@@ -28,7 +28,9 @@ from ray.serve.handle import DeploymentHandle
 
 from actors.coordinator import COORDINATOR_NAME
 from cluster.alerts.model import Sighting
+from cluster.database.config import DatabaseConfig
 from cluster.deployment.window import DeploymentWindow
+from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig
 from cluster.gallery.gallery import Gallery
 from cluster.live.face_service import PatchRequest, PatchResult
@@ -146,6 +148,7 @@ class MatchingSinkFactory:
     """
 
     gallery: GalleryConfig
+    database: DatabaseConfig
     watchlist_version: str
     threshold: float
     fusion: ScoreFusion
@@ -168,7 +171,7 @@ class MatchingSinkFactory:
             )
 
     def __call__(self, camera_id: str) -> MatchingSink:
-        gallery = Gallery.open(self.gallery)
+        gallery = Gallery.open(self.gallery, Catalogue.from_config(self.database))
         version = gallery.watchlists.version(self.watchlist_version)
         coordinator = ray.get_actor(COORDINATOR_NAME, namespace=self.namespace)
         return MatchingSink(

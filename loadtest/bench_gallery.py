@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import SecretStr
 
+from cluster.audit.log import AuditLog
+from cluster.audit.sealing import Sealer
+from cluster.database.engine import Database
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, HnswConfig, LiteBackendConfig, ServerBackendConfig
 from cluster.gallery.gallery import Gallery
@@ -181,9 +184,13 @@ def run_size(backend: str, size: int, bases: np.ndarray, args: argparse.Namespac
         server_pid = server.pids.server
     else:
         backend_config = LiteBackendConfig(data_dir=data / "lite", index=HnswConfig(ef=max(args.ef)))
-    config = GalleryConfig(backend=backend_config, catalogue_path=data / "catalogue.sqlite", top_k=TOP_K)
+    config = GalleryConfig(backend=backend_config, top_k=TOP_K)
+    data.mkdir(parents=True, exist_ok=True)
+    records = Database(data / "records.sqlite3")
+    AuditLog(records, Sealer(secrets.token_bytes(32)))  # brings the scratch records database to the current schema
+    catalogue = Catalogue(records)
     try:
-        gallery = Gallery.open(config)
+        gallery = Gallery.open(config, catalogue)
         if server is None:
             embedded = EmbeddedMilvus(backend_config, config.timeouts)
             server_pid = embedded.running().pid
@@ -195,11 +202,12 @@ def run_size(backend: str, size: int, bases: np.ndarray, args: argparse.Namespac
         searches = []
         for ef in args.ef:
             endpoint = dataclasses.replace(gallery.endpoint, hnsw=HnswConfig(ef=ef))
-            with Gallery(config, endpoint, Catalogue(config.catalogue_path)) as at_ef:
+            with Gallery(config, endpoint, catalogue) as at_ef:
                 searches.append(measure_search(at_ef, version, probes, exact, index_of, args.batch_queries))
         figures = SizeFigures(backend, size, insert_per_s, index_wait_s, rss_mib(server_pid), searches)
         gallery.close()
     finally:
+        records.close()
         if server is not None:
             server.stop()
         if embedded is not None:

@@ -108,7 +108,7 @@ def main() -> None:
     print(f"{args.rows:,d} rows over {len(photos):,d} photos of {args.photos}; work folder {work}")
     config = LfrConfig(
         face_models=FaceModelsConfig(),
-        gallery=GalleryConfig(backend=LiteBackendConfig(data_dir=work / "milvus"), catalogue_path=work / "catalogue"),
+        gallery=GalleryConfig(backend=LiteBackendConfig(data_dir=work / "milvus")),
         database=DatabaseConfig(url=str(work / "lfr.sqlite3")),
     )
     manifest = work / "manifest.csv"

@@ -70,7 +70,6 @@ def main() -> None:
     config_path.write_text(
         "gallery:\n"
         f"  backend: {{type: milvus-lite, data_dir: {args.work / 'milvus'}}}\n"
-        f"  catalogue_path: {args.work / 'catalogue.sqlite'}\n"
         "  consistency: Strong\n"
         f"database:\n  url: {args.work / 'lfr.sqlite3'}\n"
     )

@@ -30,8 +30,8 @@ from cluster.audit.opening import open_audit_log
 from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import parse_expiry
-from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import WatchlistEntry
+from tests.records import opened_gallery
 from tests.test_watchlist_cli import (
     Ran,
     audit_entries,
@@ -322,7 +322,7 @@ def test_no_watchlist_change_is_made_when_the_audit_log_cannot_be_written(lfr_co
         created = lfr(lfr_config, *Context(lfr_config, "never_created", tmp_path).create_argv())
     for ran in (added, frozen, created):
         assert ran.code == 2 and "audit log is read-only" in ran.err, ran
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         assert gallery.watchlists.count("unrecorded") == 0, "enrolled without an audit entry"
         assert gallery.watchlists.versions("unrecorded") == [], "frozen without an audit entry"
         assert "never_created" not in {w.watchlist_id for w in gallery.watchlists.all()}
@@ -344,7 +344,7 @@ def prepared_entries(people: int) -> list[WatchlistEntry]:
 @contextmanager
 def watchlist_service(config: LfrConfig) -> Iterator[tuple[WatchlistService, AuditLog]]:
     audit = open_audit_log(config.database, config.audit)
-    with Gallery.open(config.gallery) as gallery:
+    with opened_gallery(config) as gallery:
         yield WatchlistService(gallery, audit, config), audit
 
 

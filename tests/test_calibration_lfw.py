@@ -14,6 +14,7 @@ from cluster.evaluation.calibration_trials import calibration_trials
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import WatchlistEntry
 from cluster.matching.scoring import match_scoring
+from tests.records import opened_gallery
 from tests.test_watchlist_cli import lite_lfr_config
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def test_a_250_person_list_is_frozen_with_a_higher_threshold_than_a_10_person_li
     people = np.unique(data.people[data.acquired])
     long_people = rng.choice(people, 250, replace=False)
     short_people = long_people[:10]
-    with lite_lfr_config(tmp_path) as config, Gallery.open(config.gallery) as gallery:
+    with lite_lfr_config(tmp_path) as config, opened_gallery(config) as gallery:
         models = config.face_models.models
         assert len(models) == 2, "the default configuration fuses two models"
         short = enrol_and_freeze(gallery, "short", data, one_photo_each(data, short_people, rng), models)

@@ -18,9 +18,9 @@ from cluster.audit.actions import AuditAction
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import parse_expiry
-from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import SocialFace, WatchlistEntry
 from cluster.vision.image_io import load_image
+from tests.records import opened_gallery
 from tests.test_watchlist_cli import audit_entries, audit_head, lite_lfr_config, photo
 from tests.waiting import wait_for
 
@@ -43,7 +43,7 @@ def test_expired_entries_and_faces_are_purged_on_their_own_and_audited(lfr_confi
     (blair,), (chavez,) = face_pipeline.process([load_image(photo(p, 1)) for p in ("Tony_Blair", "Hugo_Chavez")])
     now = int(time.time())
     audit = open_audit_log(lfr_config.database, lfr_config.audit)
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         service = WatchlistService(gallery, audit, lfr_config)
         service.create("retained", name="retained", reason="Wanted", authorised_by="Supt. A. Example",
                        expires_at=parse_expiry("+30"))  # fmt: skip

@@ -29,9 +29,9 @@ from cluster.crowd.synthesis import make_crowd
 from cluster.database.config import DatabaseConfig
 from cluster.demo.scenario import DemoOptions, cameras_of, demo_deployment, enrol_watchlist
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
-from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.schema import VECTOR_FIELD, WATCHLIST_COLLECTION, WATCHLIST_FIELDS
+from tests.records import opened_gallery
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +45,7 @@ RUN_S = 40.0
 def deployment_config(tmp_path) -> tuple[Path, LfrConfig]:
     truth = make_crowd(CrowdSpec(cameras=2, seconds=SECONDS, fps=10, width=640, height=360, seed=2), tmp_path / "crowd")
     config = LfrConfig(
-        gallery=GalleryConfig(
-            backend=LiteBackendConfig(data_dir=tmp_path / "milvus"), catalogue_path=tmp_path / "watchlists.sqlite3"
-        ),
+        gallery=GalleryConfig(backend=LiteBackendConfig(data_dir=tmp_path / "milvus")),
         database=DatabaseConfig(url=str(tmp_path / "lfr.sqlite3")),
     )
     config = config.model_copy(update={"matching": config.matching.model_copy(update={"target_fpir": 1e-2})})
@@ -122,7 +120,7 @@ def test_lfr_run_publishes_the_deployment_status_for_the_control_room(deployment
 def test_lfr_run_refuses_a_watchlist_version_changed_in_milvus_after_freezing(deployment_config, tmp_path):
     """A row planted in the frozen batch straight in Milvus: `lfr run` refuses before it starts Ray or a camera."""
     path, config = deployment_config
-    with Gallery.open(config.gallery) as gallery:
+    with opened_gallery(config) as gallery:
         version = gallery.watchlists.version(config.deployment.watchlist_version)
         first = gallery.watchlists.entries(version.watchlist_id)[0]
         fields = [*WATCHLIST_FIELDS, VECTOR_FIELD]

@@ -1,6 +1,8 @@
 """The records schema under Alembic: a database written by the code of commit 2783d9c (before issue 14), with
 alerts, crops, adjudications, a keyed audit log, users and keys in it, is upgraded by `lfr db upgrade` and
-loses nothing; its audit chain still verifies and takes new entries with the same key.
+loses nothing; its audit chain still verifies and takes new entries with the same key. The watchlist
+catalogue file of that era (`catalogue.sql`, written by `make_catalogue.py`) is then copied in by `lfr db
+import-catalogue`, every row of it, audited.
 
 The old database is `tests/data/records_2783d9c/records.sql`, written by that commit's own code
 (`make_records.py` beside it says how). On PostgreSQL the same rows are loaded into the revision-1
@@ -9,6 +11,7 @@ tables, whose layout a test here checks against the old code's DDL.
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -29,12 +32,16 @@ from cluster.config import load_config
 from cluster.database.engine import Database
 from cluster.database.migrations.layouts import revision_1_tables
 from cluster.database.schema import SchemaError, head_revision, schema_state
+from cluster.gallery import catalogue_tables
+from cluster.gallery.catalogue import Catalogue
+from cluster.gallery.catalogue_import import FILE_TABLES
 from cluster.live import status_board as status_tables
 from cluster.live.status_board import StatusBoard
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.audit_key import TEST_SEALER
 
 OLD_RECORDS = Path(__file__).parent / "data" / "records_2783d9c" / "records.sql"
+OLD_CATALOGUE = OLD_RECORDS.with_name("catalogue.sql")
 DEFAULT_KEY_LIFETIME_S = 90 * 86_400
 OLD_TABLES = sorted(table.name for table in revision_1_tables().sorted_tables)
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
@@ -49,7 +56,7 @@ def lfr(*argv: str) -> int:
 def current_metadata() -> sa.MetaData:
     """Every table the code reads and writes, as its modules define them."""
     combined = sa.MetaData()
-    for module in (alert_tables, alert_event_tables, audit_tables, key_tables, status_tables):
+    for module in (alert_tables, alert_event_tables, audit_tables, key_tables, status_tables, catalogue_tables):
         for table in module.metadata.tables.values():
             table.to_metadata(combined)
     return combined
@@ -61,6 +68,40 @@ def old_sqlite(folder: Path) -> Path:
     connection.executescript(OLD_RECORDS.read_text())
     connection.close()
     return path
+
+
+def old_catalogue(folder: Path) -> Path:
+    """The catalogue file a host kept at commit 2783d9c (gallery.catalogue_path)."""
+    path = folder / "gallery-catalogue.sqlite"
+    connection = sqlite3.connect(path)
+    connection.executescript(OLD_CATALOGUE.read_text())
+    connection.close()
+    return path
+
+
+def file_rows(path: Path) -> dict[str, list[tuple]]:
+    """Every row of the catalogue file, by the records table that takes it, sorted."""
+    with closing(sqlite3.connect(path)) as connection:
+        present = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {
+            FILE_TABLES[name]: sorted(_ordered(connection.execute(f"SELECT * FROM {name}"), FILE_TABLES[name]))
+            for name in FILE_TABLES
+            if name in present
+        }
+
+
+def _ordered(cursor: sqlite3.Cursor, table: str) -> list[tuple]:
+    names = [column[0] for column in cursor.description]
+    order = catalogue_tables.metadata.tables[table].columns.keys()
+    return [tuple(dict(zip(names, row))[name] for name in order) for row in cursor]
+
+
+def catalogue_rows(database: Database) -> dict[str, list[tuple]]:
+    with database.reading() as connection:
+        return {
+            table.name: sorted(tuple(row) for row in connection.execute(table.select()))
+            for table in catalogue_tables.TABLES
+        }
 
 
 def rows(database: Database) -> dict[str, list[dict]]:
@@ -228,3 +269,62 @@ def test_a_table_dropped_from_a_database_at_head_is_refused(tmp_path):
             connection.execute(sa.text("DROP TABLE audit_log"))
         with pytest.raises(SchemaError, match="tables audit_log are gone"):
             AuditLog(database, TEST_SEALER)
+
+
+def test_an_old_catalogue_file_is_imported_whole_once_and_audited(old_database, tmp_path, capsys, monkeypatch):
+    """Regression: the catalogue lived in a per-host file; after the upgrade its rows are in the shared database."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    former = tmp_path / ".local" / "share" / "lfr"
+    former.mkdir(parents=True)
+    source = old_catalogue(former)
+    before = file_rows(source)
+    assert "watchlist_version_entries" not in before, "that release kept no fingerprints"
+    assert sum(len(found) for found in before.values()) == 14
+    with Database(old_database) as database:
+        audit_entries = len(rows(database)["audit_log"])
+
+    assert lfr("db", "import-catalogue", str(source), "--db", old_database) == 2
+    assert "run `lfr db upgrade`" in capsys.readouterr().err
+    assert lfr("db", "upgrade", "--db", old_database) == 0
+    assert f"run `lfr db import-catalogue {source}`" in capsys.readouterr().out
+    assert lfr("db", "import-catalogue", str(source), "--db", old_database, "--officer", "Supt. A Rahman") == 0
+    assert "imported 2 watchlists" in capsys.readouterr().out
+
+    with Database(old_database) as database:
+        after = catalogue_rows(database)
+        assert {table: found for table, found in after.items() if found} == before
+        catalogue = Catalogue(database)
+        version = catalogue.version("west_end@v2")
+        assert version.calibration is not None and version.calibration.fusion == "arcface+faceres"
+        assert (version.max_batch, version.excluded_batches) == (3, (2,))
+        assert catalogue.version_entries(version) == []
+        assert catalogue.watchlist("missing").expires_at == 4_102_444_800
+        audit = AuditLog(database, TEST_SEALER)
+        imported = audit.entries(audit_entries + 1)
+        assert [(e.actor, e.action, e.subject) for e in imported] == [
+            ("Supt. A Rahman", AuditAction.CONFIG_CHANGE, "database:catalogue")
+        ]
+        assert imported[0].details["watchlists"] == ["missing", "west_end"]
+        assert imported[0].details["rows"]["watchlist_batches"] == 5
+        audit.close()
+
+    assert lfr("db", "import-catalogue", str(source), "--db", old_database) == 0
+    assert "already there, unchanged: missing, west_end" in capsys.readouterr().out
+    assert lfr("audit", "verify", "--db", old_database) == 0
+    with Database(old_database) as database:
+        assert Catalogue(database).begin_batch("west_end", 1_760_000_100) == 5, "batch numbers go on from the file's"
+    with sqlite3.connect(source) as connection:
+        connection.execute("UPDATE watchlists SET reason = 'changed' WHERE watchlist_id = 'missing'")
+    assert lfr("db", "import-catalogue", str(source), "--db", old_database) == 2
+    assert "watchlists missing, west_end of" in capsys.readouterr().err
+
+
+def test_a_file_that_is_no_catalogue_is_refused_and_nothing_is_written(tmp_path, capsys):
+    target = str(tmp_path / "records.sqlite3")
+    assert lfr("db", "import-catalogue", str(OLD_RECORDS), "--db", target) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert lfr("db", "import-catalogue", str(old_sqlite(tmp_path)), "--db", target) == 2
+    assert "is not a watchlist catalogue" in capsys.readouterr().err
+    with Database(target) as database:
+        assert not any(catalogue_rows(database).values())
+        assert [e.action for e in AuditLog(database, TEST_SEALER).entries()] == []

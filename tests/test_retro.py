@@ -17,11 +17,11 @@ from cluster.config import LfrConfig
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth, resolve_asset
-from cluster.gallery.gallery import Gallery
 from cluster.gallery.schema import VECTOR_FIELD, WATCHLIST_COLLECTION, WATCHLIST_FIELDS
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import models_name
 from tests.privacy_scan import embeddings_like
+from tests.records import opened_gallery
 from tests.test_watchlist_cli import (
     audit_entries,
     audit_head,
@@ -221,7 +221,7 @@ def test_a_version_changed_in_milvus_after_freezing_is_not_searched(lfr_config, 
     added = lfr(lfr_config, "watchlist", "add", "tampered", "Tony_Blair", photo("Tony_Blair", 1))
     assert added.code == 0, added.err
     assert lfr(lfr_config, "watchlist", "freeze", "tampered").code == 0
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         (entry,) = gallery.watchlists.entries("tampered")
         fields = [*WATCHLIST_FIELDS, VECTOR_FIELD]
         (row,) = gallery.connection.run(

@@ -21,12 +21,12 @@ from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
 from cluster.database.engine import Database
 from cluster.gallery.errors import GalleryUnavailableError
-from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import SocialFace
 from cluster.gallery.social import SocialFaces
 from cluster.retro.social_ingest import POSTS_PER_BATCH
 from cluster.retro.social_manifest import read_manifest
 from cluster.vision.image_io import load_image
+from tests.records import opened_gallery
 from tests.test_watchlist_cli import (
     THRESHOLD,
     Ran,
@@ -105,7 +105,7 @@ def test_ingest_stores_every_face_with_provenance_and_reports_bad_lines(lfr_conf
     assert f"{manifest} line 7:" in err and "missing.jpg: no such file" in err
     assert f"{manifest} line 8: posted_at: Input should have timezone info" in err
     assert "line 1:" not in err and "line 10:" not in err
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         assert gallery.social.count() == 6, "Blair, Bush, Blair again and the three faces of Colin_Powell_0010"
         assert gallery.social.count(platform="facebook") == 1
     ingest, *_ = audit_entries(lfr_config, start)
@@ -193,7 +193,7 @@ def posts_manifest(folder: Path, platform: str, people: list[tuple[str, int]]) -
 
 
 def faces_of(config: LfrConfig, platform: str) -> list:
-    with Gallery.open(config.gallery) as gallery:
+    with opened_gallery(config) as gallery:
         ids = [m.face.face_id for m in gallery.social.search(np.zeros((1, 128), np.float32) + 128**-0.5, top_k=1024,
                                                             platform=platform)[0]]  # fmt: skip
         return gallery.social.get(ids)
@@ -240,7 +240,7 @@ def test_faces_are_deleted_by_post_and_expired_ones_purged_and_unsearchable(lfr_
     assert vague.code == 2 and "--platform P --post POST_ID, or --ingest INGEST_ID" in vague.err
 
     (faces,) = face_pipeline.process([load_image(photo("Vladimir_Putin", 1))])
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         gallery.social.insert(
             [
                 SocialFace(platform="expiring", post_id="old-1", url="https://example.org/x/old-1", captured_at=1,
@@ -254,7 +254,7 @@ def test_faces_are_deleted_by_post_and_expired_ones_purged_and_unsearchable(lfr_
     start = audit_head(lfr_config)
     purged = lfr(lfr_config, "social", "purge")
     assert (purged.code, purged.out) == (0, "purged 1 expired face\n")
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         assert gallery.social.count("expiring") == 0 and gallery.social.count("deleting") == 1
     (outcome,) = audit_entries(lfr_config, start)
     assert (outcome.action, outcome.actor, outcome.details["faces_deleted"]) == (AuditAction.PURGE, CLI_USER, 1)

@@ -33,7 +33,6 @@ from cluster.crowd.background import STREET
 from cluster.database.config import DatabaseConfig
 from cluster.database.engine import Database
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig
-from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry
 from cluster.logging_setup import configure_logging
@@ -42,6 +41,7 @@ from cluster.vision.config import FaceModelsConfig
 from cluster.vision.image_io import load_image
 from tests.audit_key import TEST_SEALER
 from tests.paths import LFW10
+from tests.records import opened_gallery
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +64,12 @@ def photo(person: str, number: int) -> Path:
 
 @contextmanager
 def lite_lfr_config(root: Path) -> Iterator[LfrConfig]:
-    """A configuration whose gallery (milvus-lite, Strong), catalogue and audit database live under `root`.
+    """A configuration whose gallery (milvus-lite, Strong) and records database (catalogue, audit) live under `root`.
 
     Its milvus-lite server runs while the context is open and is stopped, and checked gone, after.
     """
     gallery = GalleryConfig(
         backend=LiteBackendConfig(data_dir=root / "milvus"),
-        catalogue_path=root / "catalogue.sqlite",
         consistency="Strong",
         retry=RetryConfig(attempts=3, initial_backoff_s=0.05, max_backoff_s=0.2),
     )
@@ -197,7 +196,7 @@ def test_enrol_list_show_freeze_remove_are_done_and_audited(lfr_config):
 
     removed = lfr(lfr_config, "watchlist", "remove", "west_end", "George_W_Bush", "--officer", "DS Patel")
     assert (removed.code, removed.out) == (0, "removed 2 entries of George_W_Bush from west_end\n")
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         assert gallery.watchlists.entries("west_end", "George_W_Bush") == [], "removed entries are still stored"
         assert [e.person_id for e in gallery.watchlists.entries("west_end")] == ["Tony_Blair"]
         version = gallery.watchlists.version("west_end@v1")
@@ -242,7 +241,7 @@ def test_purge_expired_deletes_only_expired_entries(lfr_config, face_pipeline):
     assert kept.code == 0, kept.err
     (faces,) = face_pipeline.process([load_image(photo("Hugo_Chavez", 1))])
     now = int(time.time())
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         gallery.watchlists.enrol(
             "purging",
             [
@@ -263,7 +262,7 @@ def test_purge_expired_deletes_only_expired_entries(lfr_config, face_pipeline):
 
     purged = lfr(lfr_config, "watchlist", "purge-expired", "--officer", "system:retention")
     assert (purged.code, purged.out) == (0, "purged 1 expired entry\n")
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         assert [e.person_id for e in gallery.watchlists.entries("purging")] == ["Colin_Powell"]
     (entry,) = audit_entries(lfr_config, start)
     assert (entry.actor, entry.action, entry.subject) == ("system:retention", AuditAction.PURGE, "watchlist entries")
@@ -297,7 +296,7 @@ def test_photos_without_exactly_one_face_are_refused_by_name_and_the_rest_enroll
     assert nothing.code == 1 and "nothing enrolled" in nothing.err
     out_of_range = lfr(lfr_config, "watchlist", "add", "refusals", "Ariel_Sharon", group, "--face", "5")
     assert out_of_range.code == 1 and "--face 5 asked for, but 3 faces found" in out_of_range.err
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         assert [e.person_id for e in gallery.watchlists.entries("refusals")] == ["Tony_Blair"]
 
 
@@ -307,7 +306,7 @@ def test_face_option_enrols_the_chosen_face_of_a_group_photo(lfr_config, face_pi
     ran = lfr(lfr_config, "watchlist", "add", "chosen", "Ariel_Sharon", photo("Ariel_Sharon", 4), "--face", "1")
     assert ran.code == 0, ran.err
     probes = face_pipeline.process([load_image(photo("Ariel_Sharon", n)) for n in (2, 3)])
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         version = gallery.watchlists.freeze("chosen")
         found = gallery.watchlists.search(np.stack([faces[0].embedding for faces in probes]), version)
     assert all(c[0].entry.person_id == "Ariel_Sharon" and c[0].similarity >= THRESHOLD for c in found)
@@ -345,7 +344,7 @@ def test_existing_watchlist_cannot_be_created_twice(lfr_config):
 
 def test_an_expired_watchlist_is_listed_as_such_and_takes_no_enrolment_or_search(lfr_config, tmp_path):
     now = int(time.time())
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         gallery.watchlists.create(
             "lapsed", "lapsed", "authorised for one day", "Supt. A. Example", now - 10, now=now - 100
         )
@@ -355,7 +354,7 @@ def test_an_expired_watchlist_is_listed_as_such_and_takes_no_enrolment_or_search
     assert added.code == 2 and "watchlist 'lapsed' expired at" in added.err and "renew its authorisation" in added.err
     searched = lfr(lfr_config, "retro", photo("Tony_Blair", 2), "--watchlist", "lapsed", "--out", tmp_path)
     assert searched.code == 2 and "it may no longer be searched" in searched.err
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         assert gallery.watchlists.versions("lapsed") == [], "an expired watchlist was frozen for a search"
 
 

@@ -7,21 +7,23 @@ command in this process through `lfr`.
 
 import csv
 import shutil
-import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from cluster.application.watchlists import number_ranges
 from cluster.audit.actions import AuditAction
 from cluster.config import LfrConfig
+from cluster.database.engine import Database
 from cluster.enrolment import manifest_import as watchlist_import
 from cluster.gallery.catalogue import Catalogue
-from cluster.gallery.gallery import Gallery
+from cluster.gallery.catalogue_tables import batches
 from cluster.vision.image_io import load_image
 from tests.paths import FACE_RECOGNITION
+from tests.records import opened_gallery
 from tests.test_watchlist_cli import (
     THRESHOLD,
     Ran,
@@ -71,13 +73,14 @@ def statuses(path: Path) -> list[tuple[int, str]]:
 
 def stored(config: LfrConfig, name: str) -> list[tuple[str, str, str, str]]:
     """(person_id, label, category, source) of each entry stored for the watchlist, sorted."""
-    with Gallery.open(config.gallery) as gallery:
+    with opened_gallery(config) as gallery:
         return sorted((e.person_id, e.label, e.category, e.source) for e in gallery.watchlists.entries(name))
 
 
 def batches_written(config: LfrConfig, name: str) -> int:
-    with sqlite3.connect(config.gallery.catalogue_path) as db:
-        return db.execute("SELECT count(*) FROM batches WHERE watchlist_id = ?", (name,)).fetchone()[0]
+    with Database(config.database.url) as database, database.reading() as db:
+        query = sa.select(sa.func.count()).select_from(batches).where(batches.c.watchlist_id == name)
+        return db.execute(query).scalar_one()
 
 
 def test_import_enrols_every_row_from_relative_and_absolute_paths_and_audits_each_row(
@@ -134,7 +137,7 @@ def test_import_enrols_every_row_from_relative_and_absolute_paths_and_audits_eac
     assert all(holds_no_vector(dict(e.details)) for e in entries)
 
     (probe,) = face_pipeline.process([load_image(photo("George_W_Bush", 2))])
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         (candidates,) = gallery.watchlists.search(probe[0].embedding[np.newaxis], gallery.watchlists.freeze("bulk"))
     assert candidates[0].entry.person_id == "George_W_Bush" and candidates[0].similarity >= THRESHOLD
 
@@ -296,7 +299,7 @@ def test_a_face_column_enrols_the_named_face_of_a_group_photo(lfr_config, tmp_pa
     (enrolled, _) = report_rows(tmp_path / "report.csv")
     assert (enrolled["status"], enrolled["face_index"]) == ("enrolled", "1")
     probes = face_pipeline.process([load_image(photo("Ariel_Sharon", n)) for n in (2, 3)])
-    with Gallery.open(lfr_config.gallery) as gallery:
+    with opened_gallery(lfr_config) as gallery:
         version = gallery.watchlists.freeze("faces")
         found = gallery.watchlists.search(np.stack([faces[0].embedding for faces in probes]), version)
     assert all(c[0].entry.person_id == "Ariel_Sharon" and c[0].similarity >= THRESHOLD for c in found)

@@ -162,9 +162,10 @@ class LiveRun:
         if config.deployment is None:
             return None
         plan = plan_from_config(config)
-        version = Catalogue(config.gallery.catalogue_path).version(plan.watchlist_version)
+        catalogue = Catalogue(self._store.database)
+        version = catalogue.version(plan.watchlist_version)
         threshold_in_force(plan, version.calibration)
-        with Gallery.open(config.gallery) as gallery:
+        with Gallery.open(config.gallery, catalogue) as gallery:
             gallery.watchlists.verify(version)
         return plan, version
 
@@ -187,8 +188,8 @@ class LiveRun:
         self._audit_deployment(AuditAction.DEPLOYMENT_STARTED, plan, version, {})
         gallery: Gallery | None = None
         try:
-            gallery = Gallery.open(config.gallery)
-            assembly = LiveAssembly.start(plan, config)
+            gallery = Gallery.open(config.gallery, Catalogue(self._store.database))
+            assembly = LiveAssembly.start(plan, version, config)
         except BaseException as exc:
             if gallery is not None:
                 gallery.close()

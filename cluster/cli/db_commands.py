@@ -5,11 +5,14 @@ records the change in the audit log as CONFIG_CHANGE (from, to). Upgrading a key
 needs its HMAC key: the head record is sealed again over the revision-2 payload after its old
 seal has been checked. Back the database up first; a refused upgrade changes nothing.
 `current` prints where the database stands and exits 1 when it is behind (0 at head).
+`import-catalogue PATH` copies a watchlist catalogue file (the former `gallery.catalogue_path`)
+into the database, once, in one transaction with its audit entry (`cluster.gallery.catalogue_import`).
 """
 
 import argparse
 import getpass
 import sys
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,17 +20,23 @@ from cluster.audit.actions import AuditAction
 from cluster.audit.anchors import AnchorFile
 from cluster.audit.head_sealing import HeadResealer
 from cluster.audit.log import AuditLog, AuditLogError
-from cluster.audit.opening import configured_sealer
+from cluster.audit.opening import configured_sealer, open_audit_log
+from cluster.cli.watchlist_commands import add_officer_argument, officer_of
 from cluster.config import LfrConfig
 from cluster.database.config import DatabaseConfig
 from cluster.database.engine import Database
 from cluster.database.migrations.hooks import UpgradeHooks
 from cluster.database.schema import SchemaError, schema_state, upgrade
+from cluster.gallery.catalogue import Catalogue
+from cluster.gallery.catalogue_import import import_catalogue
+from cluster.gallery.config import FORMER_CATALOGUE_PATH
 
 EXIT_OK = 0
 EXIT_BEHIND = 1
 EXIT_FAILED = 2
 SCHEMA_SUBJECT = "database:schema"
+CATALOGUE_FILE_REVISIONS = (None, "0001", "0002")
+"""Revisions (None: unversioned) of databases from before the catalogue moved in, when hosts kept it in a file."""
 DB_HELP = "SQLite file path or postgresql://USER@HOST:PORT/DATABASE (default: database.url of the configuration)."
 
 
@@ -40,6 +49,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     current = actions.add_parser("current", help="Print the database's schema revision; exit 1 if it is behind.")
     current.add_argument("--db", default=None, help=DB_HELP)
     current.set_defaults(handler=run_current)
+    copy = actions.add_parser(
+        "import-catalogue",
+        help="Copy a watchlist catalogue file (the former gallery.catalogue_path) into the database (audited).",
+    )
+    copy.add_argument(
+        "path",
+        type=Path,
+        metavar="PATH",
+        help=f"The catalogue file; the former default was {FORMER_CATALOGUE_PATH}. It is only read.",
+    )
+    copy.add_argument("--db", default=None, help=DB_HELP)
+    add_officer_argument(copy)
+    copy.set_defaults(handler=run_import_catalogue)
 
 
 def _database_config(args: argparse.Namespace, config: LfrConfig) -> DatabaseConfig:
@@ -80,6 +102,29 @@ def run_upgrade(args: argparse.Namespace, config: LfrConfig) -> int:
         return EXIT_OK
     stamped = f" (unversioned, found to match {result.stamped})" if result.stamped else ""
     sys.stdout.write(f"{where} upgraded from {result.before or 'nothing'}{stamped} to {result.after}\n")
+    former = FORMER_CATALOGUE_PATH.expanduser()
+    if result.before in CATALOGUE_FILE_REVISIONS and former.is_file():
+        sys.stdout.write(f"the watchlist catalogue now lives in the database: run `lfr db import-catalogue {former}`\n")
+    return EXIT_OK
+
+
+def run_import_catalogue(args: argparse.Namespace, config: LfrConfig) -> int:
+    try:
+        settings = _database_config(args, config)
+        audit = open_audit_log(settings, config.audit)
+        try:
+            result = import_catalogue(args.path, Catalogue(audit.database), audit, officer_of(args))
+            where = audit.database.describe()
+        finally:
+            audit.close()
+            audit.database.close()
+    except (ValueError, SchemaError, AuditLogError, SQLAlchemyError, OSError) as exc:
+        sys.stderr.write(f"lfr: cannot import the catalogue: {exc}\n")
+        return EXIT_FAILED
+    copied = ", ".join(f"{count} {table}" for table, count in result.rows.items() if count) or "no rows"
+    sys.stdout.write(f"imported {len(result.imported)} watchlists from {result.source} into {where} ({copied})\n")
+    if result.already_present:
+        sys.stdout.write(f"already there, unchanged: {', '.join(result.already_present)}\n")
     return EXIT_OK
 
 

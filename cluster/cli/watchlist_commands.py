@@ -51,6 +51,7 @@ from cluster.config import LfrConfig
 from cluster.enrolment.expiry import iso, parse_expiry
 from cluster.enrolment.faces import ChosenFace, RefusedPhoto
 from cluster.enrolment.manifest_import import ImportReport, RowOutcome, RowStatus
+from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import LiteBackendConfig
 from cluster.gallery.errors import GalleryError
 from cluster.gallery.gallery import Gallery
@@ -101,7 +102,7 @@ Service = TypeVar("Service")
 def gallery_service(config: LfrConfig, service: Callable[[Gallery, AuditLog, LfrConfig], Service]) -> Iterator[Service]:
     """An application service over the configured audit log (opened first) and gallery; the gallery closed after."""
     audit = open_audit(config)
-    with Gallery.open(config.gallery) as gallery:
+    with Gallery.open(config.gallery, Catalogue(audit.database)) as gallery:
         yield service(gallery, audit, config)
 
 

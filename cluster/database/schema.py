@@ -187,12 +187,18 @@ def _state(connection: sa.Connection) -> SchemaState:
 
 
 def _matching_revision(connection: sa.Connection, present: set[str]) -> str | None:
-    """The latest revision whose layout every present records table has exactly (missing tables are made by it)."""
+    """The latest revision whose layout every present records table has exactly, preferring one that has no table
+    beyond those present (a later revision that only adds tables matches too; its missing tables are made by it)."""
     found = _columns(connection, present)
-    for revision, layout in reversed(columns_by_revision().items()):
-        if all(layout[name] == columns for name, columns in found.items()):
-            return revision
-    return None
+    matching = [
+        (revision, layout)
+        for revision, layout in reversed(columns_by_revision().items())
+        if all(layout.get(name) == columns for name, columns in found.items())
+    ]
+    complete = [revision for revision, layout in matching if set(layout) <= present]
+    if complete:
+        return complete[0]
+    return matching[0][0] if matching else None
 
 
 def _complete(connection: sa.Connection, revision: str) -> bool:
@@ -204,7 +210,7 @@ def _unknown_layout(connection: sa.Connection) -> str | None:
     layouts = columns_by_revision()
     present = set(sa.inspect(connection).get_table_names()) & set(layouts[head_revision()])
     for name, columns in sorted(_columns(connection, present).items()):
-        if not any(layout[name] == columns for layout in layouts.values()):
+        if not any(layout.get(name) == columns for layout in layouts.values()):
             return (
                 f"table {name} has columns {sorted(columns)}, which no known revision has: it was changed by hand or"
                 " by another program; restore it from a backup before upgrading"

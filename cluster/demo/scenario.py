@@ -42,6 +42,7 @@ from cluster.crowd.truth import CrowdTruth, resolve_asset
 from cluster.database.config import DatabaseConfig
 from cluster.deployment.config import DeploymentConfig
 from cluster.enrolment.faces import PORTRAIT, ChosenFace, choose_each_face
+from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
@@ -125,7 +126,7 @@ def run_demo(options: DemoOptions, config: LfrConfig, progress: Progress) -> Dem
     )
     truth = make_crowd(spec, crowd_dir)
     milvus = LiteBackendConfig(data_dir=options.workdir / "milvus")
-    gallery_config = GalleryConfig(backend=milvus, catalogue_path=options.workdir / "watchlists.sqlite3")
+    gallery_config = GalleryConfig(backend=milvus)
     database = DatabaseConfig(url=str(options.workdir / "alerts.sqlite3"))
     matching = config.matching.model_copy(update={"target_fpir": options.target_fpir})
     audit = demo_audit(config.audit, options.workdir, progress)
@@ -206,7 +207,7 @@ def enrol_watchlist(truth: CrowdTruth, config: LfrConfig) -> tuple[WatchlistVers
         for face in central_faces(pipeline, person.enrolment_photos)
     ]
     audit = open_audit_log(config.database, config.audit)
-    with Gallery.open(config.gallery) as gallery:
+    with Gallery.open(config.gallery, Catalogue(audit.database)) as gallery:
         watchlists = WatchlistService(gallery, audit, config)
         watchlists.create(
             WATCHLIST_ID,

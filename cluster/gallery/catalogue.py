@@ -1,9 +1,14 @@
-"""The SQLite catalogue beside the vectors: watchlists, their enrolment batches and frozen versions.
+"""The watchlist catalogue beside the vectors: watchlists, their enrolment batches and frozen versions.
 
 Milvus holds one row per enrolled photo; what is not per vector lives here: who authorised a
 watchlist, why, until when, and which versions of it have been frozen. Every entry row in
 Milvus carries the number of the enrolment batch that wrote it. Batch numbers are allocated
 here in a write transaction, so processes enrolling at once never share one.
+
+The catalogue lives in the records database (`database.url`, tables in
+`cluster.gallery.catalogue_tables`), beside the alerts and the audit log: every process on every
+node of a cluster opens the same one (PostgreSQL in a cluster, one SQLite file on one host).
+Writes run in `Database.writing()`, which serialises writers across processes.
 
 A version is "batches 1..max_batch, less the failed ones": the entries a deployment searches
 when it binds to that version. Freezing never includes a batch that is still being written
@@ -19,25 +24,32 @@ next run instead of being counted as enrolled.
 `version_entries` records, for each frozen version, every entry it holds with its expiry and
 fingerprint (`cluster.gallery.fingerprints`), so that a version can be checked against the rows
 in Milvus before it is deployed or searched.
-
-Each operation opens its own short-lived connection: the catalogue is used from several
-processes and threads, and SQLite's WAL mode with a busy timeout serialises the writers.
 """
 
 import json
 import re
-import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cluster.database.config import DatabaseConfig
+from cluster.database.engine import Database
+from cluster.database.schema import require_current
+from cluster.gallery.catalogue_tables import (
+    batches,
+    calibrations,
+    enrolled_photos,
+    version_entries,
+    versions,
+    watchlists,
+)
 from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import UnknownWatchlistError, WatchlistExistsError
 from cluster.gallery.fingerprints import FrozenEntry
 from cluster.gallery.records import Watchlist, WatchlistVersion
 from cluster.matching.calibration import CalibratedThreshold
 
-BUSY_TIMEOUT_S = 30.0
 VERSION_ID_PATTERN = re.compile(r"^(?P<watchlist_id>.+)@v(?P<number>[1-9][0-9]*)$")
 KNOWN_IDS_IN_ERRORS = 10
 KEY_LOOKUP_CHUNK = 500
@@ -45,76 +57,32 @@ KEY_LOOKUP_CHUNK = 500
 PENDING_BATCH_TIMEOUT_S = 3600
 """An enrolment batch pending longer than this was abandoned by a process that died."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS watchlists (
-    watchlist_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    authorised_by TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batches (
-    watchlist_id TEXT NOT NULL REFERENCES watchlists (watchlist_id),
-    batch INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'committed', 'failed')),
-    entries INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (watchlist_id, batch)
-);
-CREATE TABLE IF NOT EXISTS versions (
-    watchlist_id TEXT NOT NULL REFERENCES watchlists (watchlist_id),
-    number INTEGER NOT NULL,
-    max_batch INTEGER NOT NULL,
-    excluded_batches TEXT NOT NULL,
-    entry_count INTEGER NOT NULL,
-    digest TEXT NOT NULL,
-    frozen_at INTEGER NOT NULL,
-    PRIMARY KEY (watchlist_id, number)
-);
-CREATE TABLE IF NOT EXISTS enrolled_photos (
-    watchlist_id TEXT NOT NULL REFERENCES watchlists (watchlist_id),
-    person_id TEXT NOT NULL,
-    photo_sha256 TEXT NOT NULL,
-    face_index INTEGER NOT NULL,
-    entry_id TEXT NOT NULL,
-    batch INTEGER NOT NULL,
-    PRIMARY KEY (watchlist_id, person_id, photo_sha256, face_index)
-);
-CREATE TABLE IF NOT EXISTS version_entries (
-    watchlist_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    entry_id TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    fingerprint TEXT NOT NULL,
-    PRIMARY KEY (watchlist_id, number, entry_id),
-    FOREIGN KEY (watchlist_id, number) REFERENCES versions (watchlist_id, number)
-);
-CREATE TABLE IF NOT EXISTS calibrations (
-    watchlist_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    threshold REAL NOT NULL,
-    target_fpir REAL NOT NULL,
-    list_size INTEGER NOT NULL,
-    per_pair_rate REAL NOT NULL,
-    expected_tpir REAL NOT NULL,
-    fusion TEXT NOT NULL,
-    cohort_digest TEXT NOT NULL,
-    PRIMARY KEY (watchlist_id, number),
-    FOREIGN KEY (watchlist_id, number) REFERENCES versions (watchlist_id, number)
-);
-"""
-
-VERSION_COLUMNS = (
-    "v.watchlist_id, v.number, v.max_batch, v.excluded_batches, v.entry_count, v.digest, v.frozen_at, w.expires_at,"
-    " c.threshold, c.target_fpir, c.list_size, c.per_pair_rate, c.expected_tpir, c.fusion, c.cohort_digest"
+VERSIONS = sa.select(
+    versions.c.watchlist_id,
+    versions.c.number,
+    versions.c.max_batch,
+    versions.c.excluded_batches,
+    versions.c.entry_count,
+    versions.c.digest,
+    versions.c.frozen_at,
+    watchlists.c.expires_at,
+    calibrations.c.threshold,
+    calibrations.c.target_fpir,
+    calibrations.c.list_size,
+    calibrations.c.per_pair_rate,
+    calibrations.c.expected_tpir,
+    calibrations.c.fusion,
+    calibrations.c.cohort_digest,
+).select_from(
+    versions.join(watchlists, versions.c.watchlist_id == watchlists.c.watchlist_id).outerjoin(
+        calibrations,
+        sa.and_(calibrations.c.watchlist_id == versions.c.watchlist_id, calibrations.c.number == versions.c.number),
+    )
 )
-VERSIONS_FROM = (
-    "versions v JOIN watchlists w USING (watchlist_id) LEFT JOIN calibrations c USING (watchlist_id, number)"
-)
+"""Versions with their watchlist's expiry and their calibration (None when uncalibrated)."""
 
 
-def _version(row: tuple) -> WatchlistVersion:
+def _version(row: sa.Row) -> WatchlistVersion:
     watchlist_id, number, max_batch, excluded, entry_count, digest, frozen_at, expires_at = row[:8]
     calibration = None if row[8] is None else CalibratedThreshold(*row[8:])
     return WatchlistVersion(
@@ -131,80 +99,90 @@ def _version(row: tuple) -> WatchlistVersion:
 
 
 class Catalogue:
-    """Watchlists, batches and versions in one SQLite file."""
+    """Watchlists, batches and versions in the records database.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path.expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._reading() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+    The database must be at the current schema (`lfr db upgrade`; an empty one is made when its
+    audit log is first opened).
+    """
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken at once (BEGIN IMMEDIATE), committed on success, rolled back on error."""
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    def __init__(self, database: Database) -> None:
+        require_current(database)
+        self.database = database
+        self._owns_database = False
+
+    @classmethod
+    def from_config(cls, config: DatabaseConfig) -> "Catalogue":
+        """The catalogue in the configured records database, opened here (a Ray actor's own connection) and closed
+        by `close`."""
+        database = Database(config.url, busy_timeout_s=config.busy_timeout_s, erasure=config.erasure)
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+            catalogue = cls(database)
+        except BaseException:
+            database.close()
+            raise
+        catalogue._owns_database = True
+        return catalogue
 
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
-        try:
-            yield db
-        finally:
-            db.close()
+    def close(self) -> None:
+        """Close the database if `from_config` opened it (one handed in belongs to its owner)."""
+        if self._owns_database:
+            self.database.close()
 
     def create_watchlist(self, watchlist: Watchlist) -> None:
         """Record a new watchlist; WatchlistExistsError when the id is taken."""
-        with self._transaction() as db:
-            try:
-                db.execute(
-                    "INSERT INTO watchlists VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        watchlist.watchlist_id,
-                        watchlist.name,
-                        watchlist.reason,
-                        watchlist.authorised_by,
-                        watchlist.created_at,
-                        watchlist.expires_at,
-                    ),
-                )
-            except sqlite3.IntegrityError:
+        with self.database.writing() as db:
+            taken = db.execute(
+                sa.select(watchlists.c.watchlist_id).where(watchlists.c.watchlist_id == watchlist.watchlist_id)
+            ).first()
+            if taken is not None:
                 raise WatchlistExistsError(
                     f"watchlist {watchlist.watchlist_id!r} already exists; pick another id or add to it"
-                ) from None
+                )
+            db.execute(
+                watchlists.insert().values(
+                    watchlist_id=watchlist.watchlist_id,
+                    name=watchlist.name,
+                    reason=watchlist.reason,
+                    authorised_by=watchlist.authorised_by,
+                    created_at=watchlist.created_at,
+                    expires_at=watchlist.expires_at,
+                )
+            )
 
     def watchlist(self, watchlist_id: str) -> Watchlist:
         """The watchlist; UnknownWatchlistError naming the known ones when there is none of that id."""
-        with self._reading() as db:
-            row = db.execute("SELECT * FROM watchlists WHERE watchlist_id = ?", (watchlist_id,)).fetchone()
+        with self.database.reading() as db:
+            row = db.execute(sa.select(watchlists).where(watchlists.c.watchlist_id == watchlist_id)).first()
             if row is not None:
                 return Watchlist(*row)
-            known = [r[0] for r in db.execute("SELECT watchlist_id FROM watchlists ORDER BY watchlist_id")]
-        hint = f"known: {', '.join(known[:KNOWN_IDS_IN_ERRORS])}" if known else "none has been created yet"
-        raise UnknownWatchlistError(f"no watchlist {watchlist_id!r} in {self.path} ({hint}); create it first")
+            known = list(
+                db.execute(
+                    sa.select(watchlists.c.watchlist_id).order_by(watchlists.c.watchlist_id).limit(KNOWN_IDS_IN_ERRORS)
+                ).scalars()
+            )
+        hint = f"known: {', '.join(known)}" if known else "none has been created yet"
+        raise UnknownWatchlistError(
+            f"no watchlist {watchlist_id!r} in {self.database.describe()} ({hint}); create it first"
+        )
 
     def watchlists(self) -> list[Watchlist]:
-        with self._reading() as db:
-            return [Watchlist(*row) for row in db.execute("SELECT * FROM watchlists ORDER BY watchlist_id")]
+        with self.database.reading() as db:
+            return [Watchlist(*row) for row in db.execute(sa.select(watchlists).order_by(watchlists.c.watchlist_id))]
 
     def begin_batch(self, watchlist_id: str, now: int) -> int:
         """Allocate the watchlist's next batch number, recorded as pending."""
-        with self._transaction() as db:
-            (last,) = db.execute(
-                "SELECT COALESCE(MAX(batch), 0) FROM batches WHERE watchlist_id = ?", (watchlist_id,)
-            ).fetchone()
-            batch = last + 1
-            db.execute("INSERT INTO batches VALUES (?, ?, 'pending', 0, ?)", (watchlist_id, batch, now))
+        with self.database.writing() as db:
+            last = db.execute(
+                sa.select(sa.func.coalesce(sa.func.max(batches.c.batch), 0)).where(
+                    batches.c.watchlist_id == watchlist_id
+                )
+            ).scalar_one()
+            batch = int(last) + 1
+            db.execute(
+                batches.insert().values(
+                    watchlist_id=watchlist_id, batch=batch, state="pending", entries=0, created_at=now
+                )
+            )
         return batch
 
     def finish_batch(
@@ -221,32 +199,56 @@ class Catalogue:
         as the commit, and only when the batch was still pending (a batch already written off as
         failed by `frozen_bounds` records nothing). A key recorded before points at the new entry.
         """
-        with self._transaction() as db:
+        with self.database.writing() as db:
             updated = db.execute(
-                "UPDATE batches SET state = ?, entries = ? WHERE watchlist_id = ? AND batch = ? AND state = 'pending'",
-                ("committed" if committed else "failed", entries if committed else 0, watchlist_id, batch),
-            ).rowcount
-            if committed and updated:
-                db.executemany(
-                    "INSERT OR REPLACE INTO enrolled_photos VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        (watchlist_id, key.person_id, key.photo_sha256, key.face_index, entry_id, batch)
-                        for key, entry_id in keys
-                    ),
+                batches.update()
+                .where(
+                    batches.c.watchlist_id == watchlist_id,
+                    batches.c.batch == batch,
+                    batches.c.state == "pending",
                 )
+                .values(state="committed" if committed else "failed", entries=entries if committed else 0)
+            ).rowcount
+            if committed and updated and keys:
+                db.execute(
+                    self._key_upsert(),
+                    [
+                        {
+                            "watchlist_id": watchlist_id,
+                            "person_id": key.person_id,
+                            "photo_sha256": key.photo_sha256,
+                            "face_index": key.face_index,
+                            "entry_id": entry_id,
+                            "batch": batch,
+                        }
+                        for key, entry_id in keys
+                    ],
+                )
+
+    def _key_upsert(self) -> sa.Insert:
+        """An insert of enrolled keys that points a key recorded before at its new entry (and batch)."""
+        dialect = postgresql if self.database.backend == "postgresql" else sqlite
+        insert = dialect.insert(enrolled_photos)
+        return insert.on_conflict_do_update(
+            index_elements=[column.name for column in enrolled_photos.primary_key.columns],
+            set_={"entry_id": insert.excluded.entry_id, "batch": insert.excluded.batch},
+        )
 
     def enrolled_keys(self, watchlist_id: str, keys: Sequence[EnrolmentKey]) -> dict[EnrolmentKey, str]:
         """The entry id recorded for each of these keys that a committed batch enrolled."""
         wanted = set(keys)
         people = sorted({key.person_id for key in wanted})
         found: dict[EnrolmentKey, str] = {}
-        with self._reading() as db:
+        with self.database.reading() as db:
             for start in range(0, len(people), KEY_LOOKUP_CHUNK):
                 chunk = people[start : start + KEY_LOOKUP_CHUNK]
                 rows = db.execute(
-                    "SELECT person_id, photo_sha256, face_index, entry_id FROM enrolled_photos"
-                    f" WHERE watchlist_id = ? AND person_id IN ({', '.join('?' * len(chunk))})",
-                    (watchlist_id, *chunk),
+                    sa.select(
+                        enrolled_photos.c.person_id,
+                        enrolled_photos.c.photo_sha256,
+                        enrolled_photos.c.face_index,
+                        enrolled_photos.c.entry_id,
+                    ).where(enrolled_photos.c.watchlist_id == watchlist_id, enrolled_photos.c.person_id.in_(chunk))
                 )
                 for person_id, photo_sha256, face_index, entry_id in rows:
                     key = EnrolmentKey(person_id, photo_sha256, face_index)
@@ -260,14 +262,21 @@ class Catalogue:
         A batch still pending after PENDING_BATCH_TIMEOUT_S belongs to an enroller that died; it
         is marked failed here (its rows, if any, are never searched) so it cannot block later batches.
         """
-        with self._transaction() as db:
+        with self.database.writing() as db:
             db.execute(
-                "UPDATE batches SET state = 'failed' WHERE watchlist_id = ? AND state = 'pending' AND created_at < ?",
-                (watchlist_id, now - PENDING_BATCH_TIMEOUT_S),
+                batches.update()
+                .where(
+                    batches.c.watchlist_id == watchlist_id,
+                    batches.c.state == "pending",
+                    batches.c.created_at < now - PENDING_BATCH_TIMEOUT_S,
+                )
+                .values(state="failed")
             )
             rows = db.execute(
-                "SELECT batch, state FROM batches WHERE watchlist_id = ? ORDER BY batch", (watchlist_id,)
-            ).fetchall()
+                sa.select(batches.c.batch, batches.c.state)
+                .where(batches.c.watchlist_id == watchlist_id)
+                .order_by(batches.c.batch)
+            ).all()
         max_batch = 0
         failed: list[int] = []
         for batch, state in rows:
@@ -291,12 +300,10 @@ class Catalogue:
     ) -> WatchlistVersion:
         """Record a frozen version and the entries it holds; the latest one instead when it already holds
         exactly these entries under the same calibration."""
-        with self._transaction() as db:
+        with self.database.writing() as db:
             latest = db.execute(
-                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM}"
-                " WHERE v.watchlist_id = ? ORDER BY v.number DESC LIMIT 1",
-                (watchlist_id,),
-            ).fetchone()
+                VERSIONS.where(versions.c.watchlist_id == watchlist_id).order_by(versions.c.number.desc()).limit(1)
+            ).first()
             if latest is not None:
                 version = _version(latest)
                 if (version.max_batch, version.excluded_batches, version.digest, version.calibration) == (
@@ -306,29 +313,45 @@ class Catalogue:
                     calibration,
                 ):
                     return version
-            number = 1 if latest is None else latest[1] + 1
+            number = 1 if latest is None else latest.number + 1
             db.execute(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (watchlist_id, number, max_batch, json.dumps(list(excluded_batches)), entry_count, digest, frozen_at),
+                versions.insert().values(
+                    watchlist_id=watchlist_id,
+                    number=number,
+                    max_batch=max_batch,
+                    excluded_batches=json.dumps(list(excluded_batches)),
+                    entry_count=entry_count,
+                    digest=digest,
+                    frozen_at=frozen_at,
+                )
             )
-            db.executemany(
-                "INSERT INTO version_entries VALUES (?, ?, ?, ?, ?)",
-                ((watchlist_id, number, entry.entry_id, entry.expires_at, entry.fingerprint) for entry in entries),
-            )
+            if entries:
+                db.execute(
+                    version_entries.insert(),
+                    [
+                        {
+                            "watchlist_id": watchlist_id,
+                            "number": number,
+                            "entry_id": entry.entry_id,
+                            "expires_at": entry.expires_at,
+                            "fingerprint": entry.fingerprint,
+                        }
+                        for entry in entries
+                    ],
+                )
             if calibration is not None:
                 db.execute(
-                    "INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        watchlist_id,
-                        number,
-                        calibration.threshold,
-                        calibration.target_fpir,
-                        calibration.list_size,
-                        calibration.per_pair_rate,
-                        calibration.expected_tpir,
-                        calibration.fusion,
-                        calibration.cohort_digest,
-                    ),
+                    calibrations.insert().values(
+                        watchlist_id=watchlist_id,
+                        number=number,
+                        threshold=calibration.threshold,
+                        target_fpir=calibration.target_fpir,
+                        list_size=calibration.list_size,
+                        per_pair_rate=calibration.per_pair_rate,
+                        expected_tpir=calibration.expected_tpir,
+                        fusion=calibration.fusion,
+                        cohort_digest=calibration.cohort_digest,
+                    )
                 )
         return self.version(f"{watchlist_id}@v{number}")
 
@@ -338,11 +361,10 @@ class Catalogue:
         if match is None:
             raise UnknownWatchlistError(f"{version_id!r} is not a version id; expected <watchlist_id>@v<number>")
         watchlist_id, number = match["watchlist_id"], int(match["number"])
-        with self._reading() as db:
+        with self.database.reading() as db:
             row = db.execute(
-                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM} WHERE v.watchlist_id = ? AND v.number = ?",
-                (watchlist_id, number),
-            ).fetchone()
+                VERSIONS.where(versions.c.watchlist_id == watchlist_id, versions.c.number == number)
+            ).first()
         if row is None:
             self.watchlist(watchlist_id)
             raise UnknownWatchlistError(f"watchlist {watchlist_id!r} has no version {number}; freeze one first")
@@ -350,18 +372,19 @@ class Catalogue:
 
     def versions(self, watchlist_id: str) -> list[WatchlistVersion]:
         """The watchlist's frozen versions, oldest first."""
-        with self._reading() as db:
-            rows = db.execute(
-                f"SELECT {VERSION_COLUMNS} FROM {VERSIONS_FROM} WHERE v.watchlist_id = ? ORDER BY v.number",
-                (watchlist_id,),
-            ).fetchall()
+        with self.database.reading() as db:
+            rows = db.execute(VERSIONS.where(versions.c.watchlist_id == watchlist_id).order_by(versions.c.number)).all()
         return [_version(row) for row in rows]
 
     def version_entries(self, version: WatchlistVersion) -> list[FrozenEntry]:
         """The entries the version held when it was frozen (none for a version frozen before they were recorded)."""
-        with self._reading() as db:
+        with self.database.reading() as db:
             rows = db.execute(
-                "SELECT entry_id, expires_at, fingerprint FROM version_entries WHERE watchlist_id = ? AND number = ?",
-                (version.watchlist_id, version.number),
-            ).fetchall()
+                sa.select(
+                    version_entries.c.entry_id, version_entries.c.expires_at, version_entries.c.fingerprint
+                ).where(
+                    version_entries.c.watchlist_id == version.watchlist_id,
+                    version_entries.c.number == version.number,
+                )
+            ).all()
         return [FrozenEntry(*row) for row in rows]

@@ -17,7 +17,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from cluster.section import Section
 
 DEFAULT_LITE_DATA_DIR = Path("~/.local/share/lfr/milvus")
-DEFAULT_CATALOGUE_PATH = Path("~/.local/share/lfr/gallery-catalogue.sqlite")
+FORMER_CATALOGUE_PATH = Path("~/.local/share/lfr/gallery-catalogue.sqlite")
+"""Where the catalogue was kept before it moved into the records database (the former default)."""
 SERVER_URI_SCHEMES = ("http", "https", "tcp", "unix")
 SOCIAL_RETENTION_MAX_DAYS = 31
 """Faces ingested from social media are kept at most this long, as alerts are (`retention.days`)."""
@@ -123,9 +124,6 @@ class GalleryConfig(Section):
     """Where the watchlist and social-media faces live and how they are searched."""
 
     backend: Backend = LiteBackendConfig()
-    catalogue_path: Path = Field(
-        DEFAULT_CATALOGUE_PATH, description="SQLite catalogue of watchlists and their frozen versions."
-    )
     consistency: Literal["Strong", "Bounded"] = Field(
         "Bounded",
         description="Consistency of searches: Bounded in serving, Strong in tests. Management calls are always Strong.",
@@ -139,6 +137,18 @@ class GalleryConfig(Section):
     timeouts: TimeoutsConfig = TimeoutsConfig()
     retry: RetryConfig = RetryConfig()
     social: SocialConfig = SocialConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_catalogue_file(cls, data: object) -> object:
+        """The catalogue moved into the records database: a configured file is refused with how to bring it over."""
+        if isinstance(data, dict) and "catalogue_path" in data:
+            raise ValueError(
+                "catalogue_path is no longer used: the watchlist catalogue lives in the records database"
+                f" (database.url). Copy the file in once with `lfr db import-catalogue {data['catalogue_path']}`"
+                " (after `lfr db upgrade`), then delete gallery.catalogue_path from the configuration"
+            )
+        return data
 
     @model_validator(mode="after")
     def _ef_covers_top_k(self) -> "GalleryConfig":

@@ -1,8 +1,9 @@
 """`Gallery`: the face gallery over Milvus, one code path for milvus-lite and a real server.
 
-`Gallery.open(config)` resolves the configured backend to an endpoint (starting the embedded
-milvus-lite server when that is the backend), opens the catalogue, makes sure both
-collections exist with their index and are loaded, and exposes `watchlists` and `social`.
+`Gallery.open(config, catalogue)` resolves the configured backend to an endpoint (starting the
+embedded milvus-lite server when that is the backend), makes sure both collections exist with
+their index and are loaded, and exposes `watchlists` and `social`. The catalogue is opened by
+the caller over the records database (`Catalogue(database)`), which every process shares.
 The CLI and the Ray actors are thin layers over it.
 """
 
@@ -52,9 +53,9 @@ class Gallery:
         self.social = SocialFaces(config, self.connection)
 
     @classmethod
-    def open(cls, config: GalleryConfig) -> "Gallery":
-        """A ready gallery: backend reachable, catalogue open, collections created and loaded."""
-        gallery = cls(config, backend_endpoint(config), Catalogue(config.catalogue_path))
+    def open(cls, config: GalleryConfig, catalogue: Catalogue) -> "Gallery":
+        """A ready gallery over this catalogue: backend reachable, collections created and loaded."""
+        gallery = cls(config, backend_endpoint(config), catalogue)
         gallery.ensure_collections()
         return gallery
 

@@ -6,7 +6,7 @@ of the session's own. The real server listens on all interfaces, so `loadtest.mi
 runs it in a network namespace of its own and the tests reach it through a Unix socket (or
 directly on 127.0.0.1 when pytest itself already runs in a loopback-only namespace, as under
 `unshare -n`). Both servers are stopped at the end of the
-session and their processes checked gone.
+session and their processes checked gone. The catalogue of each lives in a records database (SQLite) of its own.
 """
 
 import secrets
@@ -19,6 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from cluster.enrolment.faces import portrait_face
+from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig, RetryConfig, ServerBackendConfig
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
@@ -26,6 +27,7 @@ from cluster.processes import process_running
 from cluster.vision.image_io import load_image
 from loadtest.milvus_server import MilvusServer
 from tests.paths import LFW10
+from tests.records import RECORDS_FILE, records_database
 
 ENROLLED_PEOPLE = ("Ariel_Sharon", "Colin_Powell", "George_W_Bush", "Tony_Blair")
 STRANGERS = ("Hugo_Chavez", "Vladimir_Putin")
@@ -42,6 +44,8 @@ class Backend:
     name: str
     config: GalleryConfig
     server: MilvusServer | EmbeddedMilvus
+    database_url: str
+    """The records database that holds this backend's catalogue."""
 
     def stop(self) -> None:
         self.server.stop()
@@ -78,22 +82,20 @@ def embedded_milvus(tmp_path_factory) -> Iterator[EmbeddedMilvus]:
     assert not process_running(first.pid) and not process_running(last.pid)
 
 
-def _config(backend: LiteBackendConfig | ServerBackendConfig, catalogue: Path) -> GalleryConfig:
-    return GalleryConfig(backend=backend, catalogue_path=catalogue, consistency="Strong", retry=TEST_RETRY)
+def _config(backend: LiteBackendConfig | ServerBackendConfig) -> GalleryConfig:
+    return GalleryConfig(backend=backend, consistency="Strong", retry=TEST_RETRY)
 
 
 @pytest.fixture(params=["milvus-lite", "milvus"])
 def backend(request, tmp_path_factory) -> Backend:
-    """Each backend in turn (session servers, one catalogue per backend and session)."""
+    """Each backend in turn (session servers, one records database holding the catalogue per backend and session)."""
     if request.param == "milvus-lite":
         embedded = request.getfixturevalue("embedded_milvus")
         lite = LiteBackendConfig(data_dir=embedded.data_dir)
-        catalogue = embedded.data_dir / "catalogue.sqlite"
-        return Backend("milvus-lite", _config(lite, catalogue), embedded)
+        return Backend("milvus-lite", _config(lite), embedded, str(embedded.data_dir / RECORDS_FILE))
     server = request.getfixturevalue("real_milvus")
-    catalogue = server.data_dir / "catalogue.sqlite"
     backend = ServerBackendConfig(type="milvus", uri=server.uri, token=SecretStr(server.token))
-    return Backend("milvus", _config(backend, catalogue), server)
+    return Backend("milvus", _config(backend), server, str(server.data_dir / RECORDS_FILE))
 
 
 @pytest.fixture
@@ -102,9 +104,10 @@ def gallery_config(backend) -> GalleryConfig:
 
 
 @pytest.fixture
-def gallery(gallery_config) -> Iterator[Gallery]:
-    with Gallery.open(gallery_config) as opened:
-        yield opened
+def gallery(gallery_config, backend) -> Iterator[Gallery]:
+    with records_database(backend.database_url) as database:
+        with Gallery.open(gallery_config, Catalogue(database)) as opened:
+            yield opened
 
 
 @dataclass(frozen=True)

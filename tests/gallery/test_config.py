@@ -63,3 +63,10 @@ def test_bad_values_name_their_key(text, key, message):
         _load(text)
     assert key in _error_keys(failure.value)
     assert message in str(failure.value)
+
+
+def test_a_catalogue_file_in_the_configuration_is_refused_with_how_to_import_it():
+    """The catalogue moved into the records database: a configuration still naming a file must not be taken silently,
+    or the watchlists in that file would look lost."""
+    with pytest.raises(ValidationError, match=r"lfr db import-catalogue /srv/lfr/catalogue.sqlite.*lfr db upgrade"):
+        _load("catalogue_path: /srv/lfr/catalogue.sqlite")

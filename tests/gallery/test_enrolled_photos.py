@@ -8,6 +8,7 @@ from cluster.gallery.catalogue import PENDING_BATCH_TIMEOUT_S, Catalogue
 from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import InvalidRecordError
 from cluster.gallery.records import Watchlist
+from tests.records import RECORDS_FILE, records_database
 
 NOW = 1_800_000_000
 PHOTO = hashlib.sha256(b"photo").hexdigest()
@@ -16,7 +17,7 @@ KEYS = [EnrolmentKey("A1", PHOTO, 0), EnrolmentKey("A1", PHOTO, 1), EnrolmentKey
 
 @pytest.fixture
 def catalogue(tmp_path) -> Catalogue:
-    catalogue = Catalogue(tmp_path / "catalogue.sqlite")
+    catalogue = Catalogue(records_database(tmp_path / RECORDS_FILE))
     catalogue.create_watchlist(Watchlist("wl-a", "A", "reason", "Supt. X", NOW, NOW + 10_000))
     catalogue.create_watchlist(Watchlist("wl-b", "B", "reason", "Supt. X", NOW, NOW + 10_000))
     return catalogue

@@ -14,6 +14,7 @@ from cluster.gallery.config import GalleryConfig, RetryConfig, ServerBackendConf
 from cluster.gallery.errors import GalleryUnavailableError
 from cluster.gallery.gallery import Gallery
 from tests.gallery.factories import entry, new_watchlist, unit_vectors
+from tests.records import RECORDS_FILE, records_database
 from tests.waiting import scaled, wait_for
 
 pytestmark = pytest.mark.slow
@@ -80,14 +81,14 @@ def test_server_that_is_not_there_is_named_with_what_to_do(tmp_path):
     uri = f"http://127.0.0.1:{port}"
     config = GalleryConfig(
         backend=ServerBackendConfig(type="milvus", uri=uri, token=SecretStr("root:not-checked")),
-        catalogue_path=tmp_path / "catalogue.sqlite",
         retry=RetryConfig(attempts=2, initial_backoff_s=0.05, max_backoff_s=0.05),
     )
+    catalogue = Catalogue(records_database(tmp_path / RECORDS_FILE))
     started = time.monotonic()
     with pytest.raises(GalleryUnavailableError, match=f"Milvus at {uri} is unreachable after 2 attempt.*healthz"):
-        Gallery.open(config)
+        Gallery.open(config, catalogue)
     assert time.monotonic() - started < 10.0
-    assert Catalogue(config.catalogue_path).watchlists() == []
+    assert catalogue.watchlists() == []
 
 
 class LostFirstInsertReply:

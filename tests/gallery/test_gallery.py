@@ -193,8 +193,11 @@ def test_social_faces_are_found_with_their_source(gallery, lfw_faces):
     assert {f.post_id for f in gallery.social.get(face_ids)} == {"post-0", "post-1", "post-2"}
 
 
-def test_two_processes_enrolling_at_once_lose_nothing(gallery, gallery_config, tmp_path):
-    """Two processes enrol 10 batches of 10 into one watchlist at the same time: all 200 entries are stored."""
+def test_two_processes_enrolling_at_once_lose_nothing(gallery, gallery_config, backend, tmp_path):
+    """Two processes enrol 10 batches of 10 into one watchlist at the same time: all 200 entries are stored.
+
+    They share the catalogue through the records database, as the processes on a cluster's nodes do."""
+    database_url = backend.database_url
     watchlist = new_watchlist(gallery)
     config_path = tmp_path / "gallery.json"
     env = dict(os.environ)
@@ -204,7 +207,14 @@ def test_two_processes_enrolling_at_once_lose_nothing(gallery, gallery_config, t
         env[backend.token_env] = backend.token.get_secret_value()
         gallery_config = gallery_config.model_copy(update={"backend": backend.model_copy(update={"token": None})})
     config_path.write_text(gallery_config.model_dump_json())
-    command = [sys.executable, "-m", "tests.gallery.enrol_worker", str(config_path), watchlist.watchlist_id]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.gallery.enrol_worker",
+        str(config_path),
+        database_url,
+        watchlist.watchlist_id,
+    ]
     results = [tmp_path / f"worker-{worker}.json" for worker in range(2)]
     workers = [
         subprocess.Popen(

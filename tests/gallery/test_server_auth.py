@@ -6,10 +6,12 @@ from pydantic import SecretStr
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
+from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, ServerBackendConfig
 from cluster.gallery.errors import GalleryError
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.server_backend import server_endpoint
+from tests.records import RECORDS_FILE, records_database
 
 URI = "http://milvus.internal:19530"
 
@@ -25,11 +27,12 @@ def test_credentials_come_from_the_configuration_else_the_environment(monkeypatc
 
 def test_a_gallery_without_credentials_is_not_opened(monkeypatch, tmp_path):
     monkeypatch.delenv("LFR_MILVUS_TOKEN", raising=False)
-    config = GalleryConfig(backend=ServerBackendConfig(type="milvus", uri=URI), catalogue_path=tmp_path / "c.sqlite")
+    config = GalleryConfig(backend=ServerBackendConfig(type="milvus", uri=URI))
+    catalogue = Catalogue(records_database(tmp_path / RECORDS_FILE))
     with pytest.raises(
         GalleryError, match=r"no credentials .* set LFR_MILVUS_TOKEN=user:password .*authorizationEnabled"
     ):
-        Gallery.open(config)
+        Gallery.open(config, catalogue)
 
 
 def _lists_collections(uri: str, token: str) -> bool:

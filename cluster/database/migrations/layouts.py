@@ -1,7 +1,8 @@
 """The records tables as each revision leaves them, frozen here so later changes to the live models cannot alter
 what an old revision creates, and so an unversioned database can be matched against them.
 
-Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds what issue 14 added.
+Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds what issue 14 added;
+revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15).
 """
 
 import sqlalchemy as sa
@@ -139,6 +140,78 @@ def revision_1_tables() -> sa.MetaData:
     return metadata
 
 
+def revision_3_tables() -> sa.MetaData:
+    """The watchlist catalogue's tables as revision 3 creates them."""
+    metadata = sa.MetaData()
+    sa.Table(
+        "watchlists",
+        metadata,
+        sa.Column("watchlist_id", sa.String, primary_key=True),
+        sa.Column("name", sa.String, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("authorised_by", sa.String, nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("expires_at", sa.BigInteger, nullable=False),
+    )
+    sa.Table(
+        "watchlist_batches",
+        metadata,
+        sa.Column("watchlist_id", sa.String, sa.ForeignKey("watchlists.watchlist_id"), primary_key=True),
+        sa.Column("batch", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("entries", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.CheckConstraint("state IN ('pending', 'committed', 'failed')", name="watchlist_batches_state_known"),
+    )
+    sa.Table(
+        "watchlist_versions",
+        metadata,
+        sa.Column("watchlist_id", sa.String, sa.ForeignKey("watchlists.watchlist_id"), primary_key=True),
+        sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("max_batch", sa.Integer, nullable=False),
+        sa.Column("excluded_batches", sa.Text, nullable=False),
+        sa.Column("entry_count", sa.Integer, nullable=False),
+        sa.Column("digest", sa.String, nullable=False),
+        sa.Column("frozen_at", sa.BigInteger, nullable=False),
+    )
+    sa.Table(
+        "watchlist_enrolled_photos",
+        metadata,
+        sa.Column("watchlist_id", sa.String, sa.ForeignKey("watchlists.watchlist_id"), primary_key=True),
+        sa.Column("person_id", sa.String, primary_key=True),
+        sa.Column("photo_sha256", sa.String(64), primary_key=True),
+        sa.Column("face_index", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("entry_id", sa.String, nullable=False),
+        sa.Column("batch", sa.Integer, nullable=False),
+    )
+    version = ["watchlist_versions.watchlist_id", "watchlist_versions.number"]
+    sa.Table(
+        "watchlist_version_entries",
+        metadata,
+        sa.Column("watchlist_id", sa.String, primary_key=True),
+        sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("entry_id", sa.String, primary_key=True),
+        sa.Column("expires_at", sa.BigInteger, nullable=False),
+        sa.Column("fingerprint", sa.String, nullable=False),
+        sa.ForeignKeyConstraint(["watchlist_id", "number"], version),
+    )
+    sa.Table(
+        "watchlist_calibrations",
+        metadata,
+        sa.Column("watchlist_id", sa.String, primary_key=True),
+        sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("threshold", sa.Double, nullable=False),
+        sa.Column("target_fpir", sa.Double, nullable=False),
+        sa.Column("list_size", sa.Integer, nullable=False),
+        sa.Column("per_pair_rate", sa.Double, nullable=False),
+        sa.Column("expected_tpir", sa.Double, nullable=False),
+        sa.Column("fusion", sa.String, nullable=False),
+        sa.Column("cohort_digest", sa.String, nullable=False),
+        sa.ForeignKeyConstraint(["watchlist_id", "number"], version),
+    )
+    return metadata
+
+
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
 """The columns issue 14 added (revision 2), by table."""
 
@@ -147,4 +220,5 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     """For each revision, the column names of each table it holds."""
     first = {table.name: frozenset(table.columns.keys()) for table in revision_1_tables().sorted_tables}
     second = {name: columns | set(REVISION_2_COLUMNS.get(name, ())) for name, columns in first.items()}
-    return {"0001": first, "0002": second}
+    third = second | {table.name: frozenset(table.columns.keys()) for table in revision_3_tables().sorted_tables}
+    return {"0001": first, "0002": second, "0003": third}
