@@ -32,7 +32,9 @@ from actors.metrics import (
     FACE_QUEUE,
     FACE_REPLICAS,
     FACE_STAGE,
-    instrument,
+    counter,
+    gauge,
+    histogram,
 )
 from cluster.live.config import BatchingConfig, FaceServiceConfig, ReplicaPlan
 from cluster.live.face_service import (
@@ -60,13 +62,13 @@ class _ServiceMetrics:
     """A replica's metrics (specs in `actors.metrics`): stage seconds, batch sizes, frames, faces, errors, queue."""
 
     def __init__(self) -> None:
-        self.stage_seconds = instrument(FACE_STAGE)
-        self.batch_frames = instrument(FACE_BATCH)
-        self.frames = instrument(FACE_FRAMES)
-        self.faces = instrument(FACE_FACES)
-        self.errors = instrument(FACE_ERRORS)
-        self.queue = instrument(FACE_QUEUE)
-        self.replicas = instrument(FACE_REPLICAS)
+        self.stage_seconds = histogram(FACE_STAGE)
+        self.batch_frames = histogram(FACE_BATCH)
+        self.frames = counter(FACE_FRAMES)
+        self.faces = counter(FACE_FACES)
+        self.errors = counter(FACE_ERRORS)
+        self.queue = gauge(FACE_QUEUE)
+        self.replicas = gauge(FACE_REPLICAS)
         self.held = 0
         self.replicas.set(1.0)
         self.queue.set(0.0)

@@ -27,7 +27,7 @@ from ray.actor import ActorHandle
 from ray.serve.handle import DeploymentHandle
 
 from actors.coordinator import COORDINATOR_NAME
-from actors.metrics import GALLERY_SEARCH, instrument
+from actors.metrics import GALLERY_SEARCH, histogram
 from cluster.alerts.model import Sighting
 from cluster.deployment.window import DeploymentWindow
 from cluster.gallery.config import GalleryConfig
@@ -186,6 +186,6 @@ class MatchingSinkFactory:
 
 def _search_timer(camera_id: str) -> Callable[[float], None]:
     """Observes a watchlist search's seconds in the camera's `lfr_gallery_search_seconds` (made in this process)."""
-    histogram = instrument(GALLERY_SEARCH)
+    search_seconds = histogram(GALLERY_SEARCH)
     tags = {"camera_id": camera_id}
-    return lambda seconds: histogram.observe(seconds, tags=tags)
+    return lambda seconds: search_seconds.observe(seconds, tags=tags)

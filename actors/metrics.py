@@ -173,20 +173,32 @@ SPECS: tuple[MetricSpec, ...] = (
 )
 
 
-def instrument(spec: MetricSpec) -> metrics.Counter | metrics.Gauge | metrics.Histogram:
-    """The Ray instrument for `spec` (made in the process that records it)."""
-    if spec.kind is MetricKind.COUNTER:
-        return metrics.Counter(spec.name, description=spec.help, tag_keys=spec.labels)
-    if spec.kind is MetricKind.GAUGE:
-        return metrics.Gauge(spec.name, description=spec.help, tag_keys=spec.labels)
+def counter(spec: MetricSpec) -> metrics.Counter:
+    """The Ray counter for `spec` (made in the process that records it)."""
+    _expect(spec, MetricKind.COUNTER)
+    return metrics.Counter(spec.name, description=spec.help, tag_keys=spec.labels)
+
+
+def gauge(spec: MetricSpec) -> metrics.Gauge:
+    _expect(spec, MetricKind.GAUGE)
+    return metrics.Gauge(spec.name, description=spec.help, tag_keys=spec.labels)
+
+
+def histogram(spec: MetricSpec) -> metrics.Histogram:
+    _expect(spec, MetricKind.HISTOGRAM)
     return metrics.Histogram(spec.name, description=spec.help, boundaries=list(spec.buckets), tag_keys=spec.labels)
+
+
+def _expect(spec: MetricSpec, kind: MetricKind) -> None:
+    if spec.kind is not kind:
+        raise TypeError(f"{spec.name} is a {spec.kind}, not a {kind}")
 
 
 class CounterFeed:
     """Turns a cumulative count reported now and then into increments of a Ray counter."""
 
     def __init__(self, spec: MetricSpec) -> None:
-        self._counter = instrument(spec)
+        self._counter = counter(spec)
         self._last: dict[tuple[tuple[str, str], ...], int] = {}
 
     def report(self, total: int, tags: Mapping[str, str]) -> None:
@@ -203,9 +215,9 @@ class CameraStreamMetrics:
 
     def __init__(self, camera_id: str) -> None:
         self._tags = {CAMERA: camera_id}
-        self._state = instrument(CAMERA_STATE)
-        self._queue = instrument(CAMERA_QUEUE)
-        self._in_flight = instrument(FORWARD_IN_FLIGHT)
+        self._state = gauge(CAMERA_STATE)
+        self._queue = gauge(CAMERA_QUEUE)
+        self._in_flight = gauge(FORWARD_IN_FLIGHT)
         self._feeds = {
             spec.name: CounterFeed(spec)
             for spec in (
@@ -222,8 +234,8 @@ class CameraStreamMetrics:
                 SECOND_STAGE_ERRORS,
             )
         }
-        self.frame_latency = instrument(FRAME_LATENCY)
-        self.gallery_search = instrument(GALLERY_SEARCH)
+        self.frame_latency = histogram(FRAME_LATENCY)
+        self.gallery_search = histogram(GALLERY_SEARCH)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -278,10 +290,10 @@ class CoordinatorMetrics:
     """Alerts raised and merged, dead letters, and how long a sighting took to become a stored alert."""
 
     def __init__(self) -> None:
-        self._raised = instrument(ALERTS_RAISED)
-        self._merged = instrument(ALERTS_MERGED)
-        self._dead = instrument(ALERTS_DEAD)
-        self._latency = instrument(ALERT_LATENCY)
+        self._raised = counter(ALERTS_RAISED)
+        self._merged = counter(ALERTS_MERGED)
+        self._dead = counter(ALERTS_DEAD)
+        self._latency = histogram(ALERT_LATENCY)
 
     def record(self, report: CoordinationReport, last_seen: list[float], now: float) -> None:
         if report.raised:

@@ -199,7 +199,9 @@ def _is_loopback(client: str) -> bool:
 def _has_metrics_token(scope: Scope) -> bool:
     expected = os.environ.get(METRICS_TOKEN_ENV)
     given = _bearer_token(scope)
-    return bool(expected) and given is not None and hmac.compare_digest(given.encode(), expected.encode())
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def client_address(scope: Scope) -> str:
