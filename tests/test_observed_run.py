@@ -29,6 +29,7 @@ from cluster.api.app import create_app
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
+from cluster.observability import dashboards
 from cluster.observability.conventions import MetricKind
 from cluster.observability.scrape import CONTROL_ROOM_JOB, RAY_JOB, ScrapeTargets
 from tests.live_deployment import stop_gallery, write_deployment
@@ -182,3 +183,17 @@ def test_the_alerting_rules_evaluate_on_the_run(observed_run):
     rules = [rule for group in groups for rule in group["rules"]]
     assert len(rules) == 6
     assert all(rule["health"] == "ok" for rule in rules), [(r["name"], r.get("lastError")) for r in rules]
+
+
+PANEL_QUERIES = [
+    pytest.param(query.expr, id=f"{spec.uid}/{panel.title}/{query.legend}")
+    for spec in dashboards.DASHBOARDS
+    for panel in spec.panels
+    for query in panel.queries
+]
+
+
+@pytest.mark.parametrize("expr", PANEL_QUERIES)
+def test_every_dashboard_panel_shows_data_from_the_run(observed_run, expr):
+    series = observed_run.over_the_run(expr)
+    assert _finite(series), f"no value over the run for {expr} (got {series[:3]})"
