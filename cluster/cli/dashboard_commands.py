@@ -45,8 +45,14 @@ def push_dashboards(args: argparse.Namespace, config: LfrConfig) -> int:
             " (Administration > Service accounts), then push again\n"
         )
         return EXIT_FAILED
-    from grafana_client.client import GrafanaException
-
+    try:
+        from grafana_client.client import GrafanaException
+    except ImportError:
+        sys.stderr.write(
+            "lfr: pushing needs the grafana extra: URLLIB3_NO_OVERRIDE=1 pip install --no-binary urllib3-future"
+            " 'lfr-cluster[grafana]' (docs/observability.md says why)\n"
+        )
+        return EXIT_FAILED
     try:
         pushed = push(args.url, token, args.folder)
     except GrafanaException as exc:
