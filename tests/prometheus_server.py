@@ -88,7 +88,7 @@ class PrometheusServer:
 
     def query_range(self, promql: str, start: float, end: float, step_s: float = 1.0) -> list[Series]:
         """`promql` evaluated every `step_s` from `start` to `end` (Unix seconds)."""
-        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step_s}s"}
+        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": str(step_s)}
         data = self._api("query_range", params)
         return [Series(r["metric"], tuple((float(t), float(v)) for t, v in r["values"])) for r in data["result"]]
 

@@ -106,6 +106,7 @@ def observed_run(ray_cluster: LocalRayCluster, tmp_path_factory) -> Iterator[Obs
     )
     prometheus = PrometheusServer.start(targets, workdir / "prometheus")
     run = None
+    run_log = workdir / "lfr-run.log"
     try:
         start = time.time()
         run = subprocess.Popen(
@@ -121,25 +122,26 @@ def observed_run(ray_cluster: LocalRayCluster, tmp_path_factory) -> Iterator[Obs
                 "--duration",
                 str(RUN_S),
             ],  # fmt: skip
-            stdout=subprocess.PIPE,
+            stdout=run_log.open("wb"),
             stderr=subprocess.STDOUT,
-            text=True,
             cwd=workdir,
             env={**os.environ, "RAY_AUTH_MODE": "disabled"},
         )
-        alert = wait_for(
-            lambda: run.poll() is None and store.list(AlertFilter(), limit=1).alerts,
-            RUN_DEADLINE_S,
-            "an alert from the run",
-            interval_s=0.5,
-        )[0]
+
+        def first_alert() -> tuple:
+            if run.poll() is not None:
+                pytest.fail(f"lfr run ended before raising an alert:\n{run_log.read_text()[-4000:]}")
+            return store.list(AlertFilter(), limit=1).alerts
+
+        alert = wait_for(first_alert, RUN_DEADLINE_S, "an alert from the run", interval_s=0.5)[0]
         officer = {"Authorization": f"Bearer {key}"}
         for action in ("acknowledge", "reject"):
             url = f"{server.url}/alerts/{alert.alert_id}/{action}"
             decided = requests.post(url, json={"reason": "not them"}, headers=officer, timeout=30)
             assert decided.status_code == 200, decided.text
         assert requests.get(f"{server.url}/alerts", timeout=30).status_code == 401
-        output, _ = run.communicate(timeout=RUN_DEADLINE_S)
+        run.wait(timeout=RUN_DEADLINE_S)
+        output = run_log.read_text()
         assert run.returncode == 0, output[-4000:]
         wait_for(
             lambda: prometheus.query('lfr_stored_alerts{state="rejected"} > 0'),
