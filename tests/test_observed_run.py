@@ -31,6 +31,7 @@ from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
 from cluster.observability import dashboards
 from cluster.observability.conventions import MetricKind
+from cluster.observability.preview import Curve, plot
 from cluster.observability.scrape import CONTROL_ROOM_JOB, RAY_JOB, ScrapeTargets
 from tests.live_deployment import stop_gallery, write_deployment
 from tests.prometheus_server import PROMETHEUS, PrometheusServer, Series
@@ -199,3 +200,19 @@ PANEL_QUERIES = [
 def test_every_dashboard_panel_shows_data_from_the_run(observed_run, expr):
     series = observed_run.over_the_run(expr)
     assert _finite(series), f"no value over the run for {expr} (got {series[:3]})"
+
+
+PREVIEWS_ENV = "LFR_DASHBOARD_PREVIEWS"
+"""Set to a folder (docs/dashboards) to keep the previews; otherwise they go to the test's temp dir."""
+
+
+def test_each_dashboard_has_a_preview_drawn_from_the_run(observed_run, tmp_path):
+    folder = Path(os.environ.get(PREVIEWS_ENV) or tmp_path)
+
+    def curves(query: dashboards.Query) -> list[Curve]:
+        return [Curve(s.labels, s.samples) for s in observed_run.over_the_run(query.expr)]
+
+    for spec in dashboards.DASHBOARDS:
+        drawn = plot(spec, curves, folder / f"{spec.uid}.png")
+        assert drawn.empty_panels == (), f"{spec.uid}: nothing to draw in {drawn.empty_panels}"
+        assert drawn.path.stat().st_size > 10_000
