@@ -234,12 +234,13 @@ MATCHING_AND_ALERTS = DashboardSpec(
         ),
         PanelSpec(
             "Alerts raised and merged",
-            "Alerts raised, sightings merged into an alert already raised, and dead letters, per minute.",
+            "Alerts raised, sightings merged into an alert already raised, and dead letters, since the Coordinator"
+            " started: counts, not rates, since a few alerts an hour make a rate of a counter born at 1 read 0.",
             "none",
             (
-                Query(f"60 * {_rate('lfr_alerts_raised_total')}", "raised"),
-                Query(f"60 * ({_fault('lfr_alerts_merged_total', 'lfr_alerts_raised_total')})", "merged"),
-                Query(f"60 * ({_fault('lfr_alert_dead_letters_total', 'lfr_alerts_raised_total')})", "dead letters"),
+                Query("sum(lfr_alerts_raised_total)", "raised"),
+                Query("sum(lfr_alerts_merged_total) or 0 * sum(lfr_alerts_raised_total)", "merged"),
+                Query("sum(lfr_alert_dead_letters_total) or 0 * sum(lfr_alerts_raised_total)", "dead letters"),
             ),
         ),
         PanelSpec(
