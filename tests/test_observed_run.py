@@ -70,6 +70,9 @@ HEALTHY_RUN_METRICS = (
     ray_side.ALERT_LATENCY,
 )
 """The Ray side's metrics a run without faults produces (errors, drops and reconnects need a fault)."""
+NEED_A_FACE = (ray_side.FACE_FACES, ray_side.TRACKLETS, ray_side.GALLERY_SEARCH)
+"""Reported for a camera once a face was found in its frames: on a loaded machine one camera's few
+faces can all fall in frames the forwarder dropped as stale, so these need only one camera."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,11 @@ def test_the_ray_side_metrics_appear_under_their_lfr_names(observed_run, spec):
     assert series, f"{name} never reached Prometheus from the run (the run said:\n{observed_run.output[-2000:]})"
     assert all(s.labels["job"] == RAY_JOB for s in series)
     if ray_side.CAMERA in spec.labels:
-        assert {s.labels[ray_side.CAMERA] for s in series} == {"cam0", "cam1"}
+        cameras = {s.labels[ray_side.CAMERA] for s in series}
+        if spec in NEED_A_FACE:
+            assert cameras <= {"cam0", "cam1"}, cameras
+        else:
+            assert cameras == {"cam0", "cam1"}, cameras
     assert not observed_run.over_the_run(f"ray_{name}"), "the scrape keeps Ray's prefix: the relabel did not apply"
 
 
