@@ -70,8 +70,13 @@ class _ServiceMetrics:
         self.queue = gauge(FACE_QUEUE)
         self.replicas = gauge(FACE_REPLICAS)
         self.held = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Set the gauges again: Ray exports a gauge only for a while after it was last set, so a replica
+        idle or steady for longer would vanish from its node's metrics."""
         self.replicas.set(1.0)
-        self.queue.set(0.0)
+        self.queue.set(float(self.held))
 
     def hold(self, change: int) -> None:
         """A frame request arrived (+1) or was answered (-1)."""
@@ -115,6 +120,10 @@ class FaceService:
         self._batched.set_max_batch_size(batching.max_batch_size)  # type: ignore[misc, attr-defined]  # see _batched
         self._batched.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)  # type: ignore[misc, attr-defined]
         log.info("face_batching_set", **batching.model_dump())
+
+    def check_health(self) -> None:
+        """Serve's health check, every HEALTH_CHECK_PERIOD_S: it also keeps the replica's gauges exported."""
+        self._metrics.refresh()
 
     def resident_bytes(self) -> int:
         """This replica's resident memory (Linux), so that a run can show it stays flat under load."""

@@ -50,6 +50,8 @@ RUN_S = 45.0
 """How long `lfr run` runs: the face service's start, then the crowd's seconds, then some quiet."""
 RUN_DEADLINE_S = RUN_S + 180.0
 SCRAPE_S = 1.0
+STEADY_SAMPLES = 15
+"""Seconds of the run a face service replica is up at the least (it starts in seconds and runs to the end)."""
 
 HEALTHY_RUN_METRICS = (
     ray_side.CAMERA_STATE,
@@ -186,6 +188,14 @@ def test_the_ray_side_metrics_appear_under_their_lfr_names(observed_run, spec):
         else:
             assert cameras == {"cam0", "cam1"}, cameras
     assert not observed_run.over_the_run(f"ray_{name}"), "the scrape keeps Ray's prefix: the relabel did not apply"
+
+
+def test_the_face_service_gauges_stay_exported_while_its_replica_runs(observed_run):
+    """Ray drops a gauge from its export a while after it was last set; the replica sets its gauges again at
+    each health check, so they do not vanish while it sits idle or steady."""
+    for name in (ray_side.FACE_REPLICAS.name, ray_side.FACE_QUEUE.name):
+        (replicas,) = observed_run.over_the_run(f"sum({name})")
+        assert len(replicas.samples) >= STEADY_SAMPLES, f"{name}: only {len(replicas.samples)} s of the run"
 
 
 def test_the_alerting_rules_evaluate_on_the_run(observed_run):
