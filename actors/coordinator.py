@@ -12,10 +12,13 @@ soon after it is back even when no new sighting comes (matches are rare). Its ca
 actor's are serialised by `AlertCoordinator`'s lock.
 """
 
+import time
+
 import ray
 import structlog
 from ray.actor import ActorHandle
 
+from actors.metrics import CoordinatorMetrics
 from cluster.alerts.model import Sighting
 from cluster.fusion.coordination import CoordinationReport, CoordinatorSettings
 from cluster.periodic import Periodic
@@ -31,11 +34,14 @@ REDELIVER_EVERY_S = 5.0
 class Coordinator:
     def __init__(self, settings: CoordinatorSettings) -> None:
         self._coordinator = settings.build()
+        self._metrics = CoordinatorMetrics()
         self._redelivery = Periodic("dead-letters", self._redeliver_waiting, REDELIVER_EVERY_S, run_at_start=False)
         self._redelivery.start()
 
     def add_sightings(self, sightings: list[Sighting]) -> CoordinationReport:
-        return self._coordinator.add(sightings)
+        report = self._coordinator.add(sightings)
+        self._metrics.record(report, [sighting.last_seen for sighting in sightings], time.time())
+        return report
 
     def redeliver(self) -> int:
         """Offer the dead letters to the store now; how many alerts still wait (the rest stay in the spool)."""

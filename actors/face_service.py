@@ -26,8 +26,19 @@ import structlog
 from pydantic import Field
 from ray import serve
 from ray.serve.deployment import Application
-from ray.util import metrics
 
+from actors.metrics import (
+    FACE_BATCH,
+    FACE_ERRORS,
+    FACE_FACES,
+    FACE_FRAMES,
+    FACE_QUEUE,
+    FACE_REPLICAS,
+    FACE_STAGE,
+    counter,
+    gauge,
+    histogram,
+)
 from cluster.config import load_config
 from cluster.live.config import BatchingConfig, FaceServiceConfig, ReplicaPlan, plan_replicas
 from cluster.live.face_service import (
@@ -51,39 +62,36 @@ DEPLOYMENT_NAME = "FaceService"
 HEALTH_CHECK_PERIOD_S = 2.0
 HEALTH_CHECK_TIMEOUT_S = 10.0
 
-STAGE_BOUNDARIES_S = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
-BATCH_SIZE_BOUNDARIES: list[float] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-
 
 class _ServiceMetrics:
-    """Prometheus metrics of a replica (ray.util.metrics): stage seconds, batch sizes, frames, faces, errors."""
+    """A replica's metrics (specs in `actors.metrics`): stage seconds, batch sizes, frames, faces, errors, queue."""
 
     def __init__(self) -> None:
-        self.stage_seconds = metrics.Histogram(
-            "lfr_face_stage_seconds",
-            description="Seconds a frame spent in each stage of the face service (second_stage: one patch request).",
-            boundaries=STAGE_BOUNDARIES_S,
-            tag_keys=("stage",),
-        )
-        self.batch_size = metrics.Histogram(
-            "lfr_face_batch_size", description="Frames per model call.", boundaries=BATCH_SIZE_BOUNDARIES
-        )
-        self.frames = metrics.Counter(
-            "lfr_face_frames_total", description="Frames processed, by camera.", tag_keys=("camera_id",)
-        )
-        self.faces = metrics.Counter(
-            "lfr_face_faces_total", description="Faces found, by camera.", tag_keys=("camera_id",)
-        )
-        self.errors = metrics.Counter(
-            "lfr_face_frame_errors_total",
-            description="Frames answered with an error, by camera.",
-            tag_keys=("camera_id",),
-        )
+        self.stage_seconds = histogram(FACE_STAGE)
+        self.batch_frames = histogram(FACE_BATCH)
+        self.frames = counter(FACE_FRAMES)
+        self.faces = counter(FACE_FACES)
+        self.errors = counter(FACE_ERRORS)
+        self.queue = gauge(FACE_QUEUE)
+        self.replicas = gauge(FACE_REPLICAS)
+        self.held = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Set the gauges again: Ray exports a gauge only for a while after it was last set, so a replica
+        idle or steady for longer would vanish from its node's metrics."""
+        self.replicas.set(1.0)
+        self.queue.set(float(self.held))
+
+    def hold(self, change: int) -> None:
+        """A frame request arrived (+1) or was answered (-1)."""
+        self.held += change
+        self.queue.set(float(self.held))
 
     def record(self, results: list[FrameResult]) -> None:
         if not results:
             return
-        self.batch_size.observe(len(results))
+        self.batch_frames.observe(len(results))
         for result in results:
             tags = {"camera_id": result.camera_id}
             self.frames.inc(1, tags=tags)
@@ -118,12 +126,20 @@ class FaceService:
         self._batched.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)  # type: ignore[misc, attr-defined]
         log.info("face_batching_set", **batching.model_dump())
 
+    def check_health(self) -> None:
+        """Serve's health check, every HEALTH_CHECK_PERIOD_S: it also keeps the replica's gauges exported."""
+        self._metrics.refresh()
+
     def resident_bytes(self) -> int:
         """This replica's resident memory (Linux), so that a run can show it stays flat under load."""
         return process_memory().resident_bytes
 
     async def __call__(self, request: FrameRequest) -> FrameResult:
-        return await self._batched(request, time.time())  # type: ignore[misc, call-arg]  # see _batched
+        self._metrics.hold(1)
+        try:
+            return await self._batched(request, time.time())  # type: ignore[misc, call-arg]  # see _batched
+        finally:
+            self._metrics.hold(-1)
 
     async def embed_patches(self, request: PatchRequest) -> PatchResult:
         """One pooled second-model vector per tracklet of the request (or its error), run on the model thread."""

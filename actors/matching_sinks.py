@@ -15,7 +15,7 @@ forwarders stay free of torch.
 """
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +27,7 @@ from ray.actor import ActorHandle
 from ray.serve.handle import DeploymentHandle
 
 from actors.coordinator import COORDINATOR_NAME
+from actors.metrics import GALLERY_SEARCH, histogram
 from cluster.alerts.model import Sighting
 from cluster.database.config import DatabaseConfig
 from cluster.deployment.window import DeploymentWindow
@@ -182,4 +183,12 @@ class MatchingSinkFactory:
             self.tracking,
             self.window,
             second_stage=None if self.second_stage is None else self.second_stage.client(camera_id),
+            observe_search=_search_timer(camera_id),
         )
+
+
+def _search_timer(camera_id: str) -> Callable[[float], None]:
+    """Observes a watchlist search's seconds in the camera's `lfr_gallery_search_seconds` (made in this process)."""
+    search_seconds = histogram(GALLERY_SEARCH)
+    tags = {"camera_id": camera_id}
+    return lambda seconds: search_seconds.observe(seconds, tags=tags)

@@ -19,10 +19,13 @@ import structlog
 from ray.actor import ActorHandle
 from ray.serve.handle import DeploymentHandle
 
+from actors.metrics import CameraStreamMetrics
 from cluster.cameras.frames import CameraFrame
+from cluster.cameras.health import CameraHealth
 from cluster.live.config import ForwardingConfig
 from cluster.live.face_service import FrameRequest
 from cluster.live.forwarding import ForwardingWindow, StreamMeter, StreamStats
+from cluster.live.matching import MatchingSummary
 from cluster.live.silence import SilenceTicker
 from cluster.live.sinks import ResultSink
 
@@ -36,6 +39,8 @@ CAMERA_RETRY_S = 0.5
 STOP_DRAIN_S = 5.0
 """How long `stop()` lets open requests finish before it abandons them."""
 STOP_STEP_S = 1.0
+METRICS_EVERY_S = 2.0
+"""How often the camera's health, the forwarding and the match stage's counts are reported as metrics."""
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -60,6 +65,8 @@ class StreamForwarder:
         self._requests: set[asyncio.Task] = set()
         self._slot_freed = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
+        self._metrics = CameraStreamMetrics(camera_id)
+        self._metrics_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Start forwarding; does nothing while it runs."""
@@ -67,10 +74,12 @@ class StreamForwarder:
             self._loop_task = asyncio.create_task(self._pull_loop())
         if self._ticker_task is None or self._ticker_task.done():
             self._ticker_task = asyncio.create_task(self._ticker.run())
+        if self._metrics_task is None or self._metrics_task.done():
+            self._metrics_task = asyncio.create_task(self._report_metrics())
 
     async def stop(self) -> StreamStats:
         """Stop pulling, let open requests finish for a moment, abandon the rest (counted as failed); final figures."""
-        for task in (self._loop_task, self._ticker_task):
+        for task in (self._loop_task, self._ticker_task, self._metrics_task):
             if task is not None:
                 task.cancel()
                 await asyncio.wait([task], timeout=STOP_STEP_S)
@@ -93,6 +102,24 @@ class StreamForwarder:
     async def stats(self, since: float | None = None) -> StreamStats:
         """Current figures; latency percentiles over results after `since` (wall clock) when given."""
         return self._meter.stats(self._window, since=since)
+
+    async def _report_metrics(self) -> None:
+        """Every METRICS_EVERY_S: the camera's health (None when it does not answer), forwarding, matching."""
+        while True:
+            health: CameraHealth | None
+            try:
+                health = await asyncio.wait_for(self._camera.health.remote(), CAMERA_CALL_SLACK_S)
+            except (ray.exceptions.RayError, TimeoutError):
+                health = None
+            try:
+                self._metrics.camera(health)
+                self._metrics.forwarding(self._meter.stats(self._window))
+                summary = self._sink.summary()
+                if isinstance(summary, MatchingSummary):
+                    self._metrics.matching(summary)
+            except Exception:
+                self._log.exception("metrics_report_failed")
+            await asyncio.sleep(METRICS_EVERY_S)
 
     async def _pull_loop(self) -> None:
         while True:
@@ -133,7 +160,11 @@ class StreamForwarder:
             self._meter.failure(reason)
             self._log.warning("face_request_failed", seq=request.frame.seq, reason=reason)
         else:
-            self._meter.result(result, time.time())
+            answered_at = time.time()
+            self._meter.result(result, answered_at)
+            self._metrics.frame_latency.observe(
+                max(0.0, answered_at - request.frame.captured_at), tags=self._metrics.tags
+            )
             self._ticker.heard()
             try:
                 self._sink.accept(result, request.frame.pixels)

@@ -8,6 +8,9 @@ agent's port; `ray start` can), in a temp dir of its own so that `ray.init(addre
 elsewhere on the machine never finds it. `ray start --block` stops every process it started when
 it gets SIGTERM, and they die with it if it is killed, so stopping it leaves nothing behind.
 
+Its metrics agent serves the cluster's metrics on a free port of its own (`metrics_port`), reported
+every METRICS_REPORT_MS so that a short run's metrics reach a scrape within seconds.
+
 The cluster keeps its objects in memory only, as the product's own clusters do
 (`cluster/application/object_memory.py`): a tmpfs directory of its own, no spilling, wiped at the end.
 
@@ -42,6 +45,8 @@ STOP_TIMEOUT_S = 60.0
 AGENT_PORT = 52365
 """Ray's DEFAULT_DASHBOARD_AGENT_LISTEN_PORT, where every cluster started by `ray.init` puts its dashboard agent."""
 AGENT_PORT_WAIT_S = 30.0
+METRICS_REPORT_MS = 1000
+"""How often workers report their metrics to the agent (Ray's default: every 10 s)."""
 
 
 class RayClusterStartError(RuntimeError):
@@ -50,12 +55,14 @@ class RayClusterStartError(RuntimeError):
 
 @dataclass(frozen=True)
 class LocalRayCluster:
-    """A running `ray start --head --block` process, the GCS address to join, its temp dir and object memory."""
+    """A running `ray start --head --block` process, the GCS address to join, its temp dir, object memory and
+    the port where its metrics agent serves Prometheus."""
 
     address: str
     temp_dir: Path
     process: subprocess.Popen
     memory: ObjectMemory
+    metrics_port: int
 
     @classmethod
     def start(cls, num_cpus: int, labels: dict[str, str] | None = None) -> "LocalRayCluster":
@@ -65,10 +72,13 @@ class LocalRayCluster:
         for _ in range(START_ATTEMPTS):
             temp_dir = Path(tempfile.mkdtemp(prefix="ray-tests-"))
             memory = ObjectMemory.create()
-            process = _launch([*_head_arguments(num_cpus, temp_dir, labels), *memory.start_arguments()], temp_dir)
+            metrics_port = closed_port()
+            process = _launch(
+                [*_head_arguments(num_cpus, temp_dir, labels, metrics_port), *memory.start_arguments()], temp_dir
+            )
             address = _wait_for_address(process, temp_dir)
             if address is not None:
-                return cls(address, temp_dir, process, memory)
+                return cls(address, temp_dir, process, memory, metrics_port)
             _stop(process)
             failures.append(_log_tail(temp_dir))
             shutil.rmtree(temp_dir, ignore_errors=True)
@@ -142,19 +152,19 @@ def _signal(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-def _head_arguments(num_cpus: int, temp_dir: Path, labels: dict[str, str] | None) -> list[str]:
+def _head_arguments(num_cpus: int, temp_dir: Path, labels: dict[str, str] | None, metrics_port: int) -> list[str]:
     return [
         str(RAY), "start", "--head", "--block", "--disable-usage-stats", "--include-dashboard", "false",
         "--num-cpus", str(num_cpus), "--temp-dir", str(temp_dir),
         "--port", "0", "--dashboard-port", "0", "--dashboard-agent-listen-port", "0",
-        "--ray-client-server-port", str(closed_port()),
+        "--ray-client-server-port", str(closed_port()), "--metrics-export-port", str(metrics_port),
         *(["--labels", json.dumps(labels)] if labels else []),
     ]  # fmt: skip
 
 
 def _launch(command: list[str], temp_dir: Path, new_session: bool = False) -> subprocess.Popen:
     # Token authentication follows whether ~/.ray holds a token; drivers in tests join without one.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_metrics_report_interval_ms": str(METRICS_REPORT_MS)}
     with open(temp_dir / "ray-start.log", "wb") as log:
         return subprocess.Popen(
             command,

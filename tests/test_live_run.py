@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from cluster.alerts.opening import open_alert_store
 from cluster.api.app import create_app
@@ -24,13 +23,8 @@ from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
 from cluster.audit.actions import AuditAction
 from cluster.config import LfrConfig
-from cluster.crowd.spec import CrowdSpec
-from cluster.crowd.synthesis import make_crowd
-from cluster.database.config import DatabaseConfig
-from cluster.demo.scenario import DemoOptions, cameras_of, demo_deployment, enrol_watchlist
-from cluster.gallery.config import GalleryConfig, LiteBackendConfig
-from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.schema import VECTOR_FIELD, WATCHLIST_COLLECTION, WATCHLIST_FIELDS
+from tests.live_deployment import stop_gallery, write_deployment
 from tests.records import opened_gallery
 
 pytestmark = pytest.mark.slow
@@ -43,24 +37,9 @@ RUN_S = 40.0
 
 @pytest.fixture
 def deployment_config(tmp_path) -> tuple[Path, LfrConfig]:
-    truth = make_crowd(CrowdSpec(cameras=2, seconds=SECONDS, fps=10, width=640, height=360, seed=2), tmp_path / "crowd")
-    config = LfrConfig(
-        gallery=GalleryConfig(backend=LiteBackendConfig(data_dir=tmp_path / "milvus")),
-        database=DatabaseConfig(url=str(tmp_path / "lfr.sqlite3")),
-    )
-    config = config.model_copy(update={"matching": config.matching.model_copy(update={"target_fpir": 1e-2})})
-    version, _ = enrol_watchlist(truth, config)
-    options = DemoOptions(workdir=tmp_path, target_fpir=1e-2)
-    config = config.model_copy(
-        update={
-            "cameras": cameras_of(truth, tmp_path / "crowd"),
-            "deployment": demo_deployment(truth, version, options),
-        }
-    )
-    path = tmp_path / "deployment.yaml"
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    path, config = write_deployment(tmp_path, SECONDS)
     yield path, config
-    EmbeddedMilvus(config.gallery.backend, config.gallery.timeouts).stop()
+    stop_gallery(config)
 
 
 def test_lfr_run_publishes_the_deployment_status_for_the_control_room(deployment_config, tmp_path):

@@ -19,6 +19,7 @@ alerted; at least one alert holds a sighting made after the replica came back; a
 stored before the kill is still there.
 """
 
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import ray._private.state
 
 from cluster.application.live_run import LiveRun, LiveRunSettings, LiveSnapshot
 from cluster.application.ray_runtime import start_ray, stop_ray
+from cluster.audit.config import ANCHOR_SUFFIX
 from cluster.config import LfrConfig
 from cluster.crowd.scoring import AlertScore, score_alerts
 from cluster.crowd.spec import CrowdSpec
@@ -79,7 +81,7 @@ def crowd(tmp_path_factory) -> Iterator[tuple[CrowdTruth, LfrConfig, Path]]:
     truth = make_crowd(CrowdSpec(cameras=2, seconds=SECONDS, fps=FPS, width=640, height=360, seed=1), workdir / "crowd")
     milvus = LiteBackendConfig(data_dir=workdir / "milvus")
     config = LfrConfig(
-        gallery=GalleryConfig(backend=milvus, catalogue_path=workdir / "watchlists.sqlite3"),
+        gallery=GalleryConfig(backend=milvus),
         database=DatabaseConfig(url=str(workdir / "enrolment.sqlite3")),
     )
     config = config.model_copy(update={"matching": config.matching.model_copy(update={"target_fpir": 1e-2})})
@@ -136,7 +138,13 @@ def test_two_nodes_alert_as_one_and_survive_losing_the_face_node(crowd, head):
 def run_deployment(
     config: LfrConfig, database: Path, truth: CrowdTruth, head: LocalRayCluster, worker: RayWorkerNode | None
 ) -> RunOutcome:
-    """One live run of the deployment over the whole crowd; with a worker, the worker is killed once results flow."""
+    """One live run of the deployment over the whole crowd; with a worker, the worker is killed once results flow.
+
+    Each run keeps its alerts in a copy of the enrolment's records (the watchlist catalogue lives there).
+    """
+    enrolment = Path(config.database.url)
+    for suffix in ("", ANCHOR_SUFFIX):
+        shutil.copy(f"{enrolment}{suffix}", f"{database}{suffix}")
     config = config.model_copy(update={"database": DatabaseConfig(url=str(database))})
     run = LiveRun(config, LiveRunSettings(actor="cli:test-two-nodes", address=head.address))
     run.start()

@@ -26,6 +26,7 @@ from cluster.alerts.errors import AlertNotFoundError, AlertStoreError
 from cluster.api import schemas
 from cluster.api.gate import Gate
 from cluster.api.keys import UnknownUserError, UserError
+from cluster.api.metrics import ControlRoomMetrics
 from cluster.api.routers import alerts, deployments, events, page, users
 from cluster.api.services import ControlRoomServices
 from cluster.api.stream import BUFFER_EVENTS, KEEPALIVE_S, POLL_INTERVAL_S, AlertEventHub
@@ -77,6 +78,7 @@ def create_app(
         lifetime_s=serve.stream_max_s,
     )
     tally = RequestTally()
+    metrics = ControlRoomMetrics(services.store, services.retention, hub.clients)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -106,6 +108,7 @@ def create_app(
     app.state.services = services
     app.state.hub = hub
     app.state.tally = tally
+    app.state.metrics = metrics
     for router in (alerts.router, events.router, deployments.router, users.router, page.router):
         app.include_router(router)
     for error, code in _STATUS_OF_ERROR:
@@ -117,6 +120,7 @@ def create_app(
         public_paths=PUBLIC_PATHS,
         throttle=Throttle(serve.requests_per_client, serve.refusals_per_client),
         tally=tally,
+        metrics=metrics,
         max_body_bytes=serve.max_body_bytes,
     )
     return app

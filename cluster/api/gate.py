@@ -21,7 +21,10 @@ path and query are audited (`cluster.api.redaction`).
 It also sets the headers that keep personal data out of caches and the page out of frames.
 """
 
+import hmac
+import ipaddress
 import json
+import os
 from collections.abc import Iterable
 from urllib.parse import unquote
 
@@ -30,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.api.bodies import capped, declared_length, too_large
 from cluster.api.keys import ApiKeys, CredentialError, Principal
+from cluster.api.metrics import CONTENT_TYPE, METRICS_PATH, METRICS_TOKEN_ENV, ControlRoomMetrics
 from cluster.api.redaction import redact
 from cluster.api.tally import REFUSED, SERVED, RequestTally, TallyKey
 from cluster.api.throttle import Throttle, Throttled
@@ -41,6 +45,9 @@ LOGIN_PATH = "/me"
 MAX_SUBJECT_CHARS = 200
 MAX_QUERY_CHARS = 500
 UNKNOWN_CLIENT = "unknown"
+METRICS_REFUSED_DETAIL = (
+    f"metrics are served to a client on this host, or with the token in {METRICS_TOKEN_ENV} as a bearer token"
+)
 REFUSED_DETAIL = (
     "not signed in: send Authorization: Bearer <token> with a current key"
     " (`lfr serve add-user`, or `lfr serve new-key` for a new one)"
@@ -71,6 +78,7 @@ class Gate:
         *,
         throttle: Throttle,
         tally: RequestTally,
+        metrics: ControlRoomMetrics,
         max_body_bytes: int,
     ) -> None:
         self.app = app
@@ -79,6 +87,7 @@ class Gate:
         self.public_paths = frozenset(public_paths)
         self.throttle = throttle
         self.tally = tally
+        self.metrics = metrics
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,6 +98,9 @@ class Gate:
         throttled = self.throttle.admit(client)
         if throttled is not None:
             await self._throttle(scope, send, client, throttled)
+            return
+        if scope["path"] == METRICS_PATH:
+            await self._serve_metrics(scope, send, client)
             return
         if scope["path"] in self.public_paths:
             await self._serve_page(scope, receive, send, client)
@@ -101,6 +113,7 @@ class Gate:
                 await self._throttle(scope, send, client, throttled)
                 return
             self.tally.count(TallyKey(client, REFUSED, refused.reason, 401), _audited_path(scope), refused.key_id)
+            self.metrics.refused(refused.reason, 401)
             await _answer(send, 401, REFUSED_DETAIL, [(b"www-authenticate", b'Bearer realm="lfr"')])
             return
         scope[PRINCIPAL_SCOPE_KEY] = principal
@@ -109,6 +122,7 @@ class Gate:
         async def audited_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
+                self.metrics.request(scope["method"], _route_template(scope), message["status"])
                 await self._record_request(scope, principal, message["status"])
                 started = True
                 message = {**message, "headers": _with_security_headers(message.get("headers", []))}
@@ -127,8 +141,21 @@ class Gate:
 
     async def _throttle(self, scope: Scope, send: Send, client: str, throttled: Throttled) -> None:
         self.tally.count(TallyKey(client, REFUSED, throttled.reason, 429), _audited_path(scope))
+        self.metrics.refused(throttled.reason, 429)
         detail = f"{throttled.reason} from {client}: try again in {throttled.retry_after_s} s"
         await _answer(send, 429, detail, [(b"retry-after", str(throttled.retry_after_s).encode())])
+
+    async def _serve_metrics(self, scope: Scope, send: Send, client: str) -> None:
+        """/metrics: to a loopback client, or one with the metrics token; no personal data, no audit entry."""
+        if not (_is_loopback(client) or _has_metrics_token(scope)):
+            self.tally.count(TallyKey(client, REFUSED, "metrics not allowed", 403), METRICS_PATH)
+            self.metrics.refused("metrics not allowed", 403)
+            await _answer(send, 403, METRICS_REFUSED_DETAIL, [])
+            return
+        body = await to_thread.run_sync(self.metrics.render)
+        headers = [(b"content-type", CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": _with_security_headers(headers)})
+        await send({"type": "http.response.body", "body": body})
 
     async def _serve_page(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
         """A page file: no credential, no data; counted for the audit log rather than written one by one."""
@@ -154,6 +181,27 @@ async def _answer(send: Send, status: int, detail: str, headers: list[tuple[byte
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": _with_security_headers(headers)})
     await send({"type": "http.response.body", "body": body})
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (bounded: never an id), or "unmatched"."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def _is_loopback(client: str) -> bool:
+    try:
+        return ipaddress.ip_address(client).is_loopback
+    except ValueError:
+        return False
+
+
+def _has_metrics_token(scope: Scope) -> bool:
+    expected = os.environ.get(METRICS_TOKEN_ENV)
+    given = _bearer_token(scope)
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def client_address(scope: Scope) -> str:

@@ -184,6 +184,11 @@ class AlertEventHub:
                 if self._watched[key_id] <= 0:
                     del self._watched[key_id]
 
+    def clients(self) -> int:
+        """How many event streams are open now (a metric)."""
+        with self._watched_lock:
+            return sum(self._watched.values())
+
     def read(self, after_id: int) -> EventBatch:
         """Events after `after_id` from the database (at most MAX_EVENTS_PER_READ), with their alerts.
 

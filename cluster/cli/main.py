@@ -10,6 +10,7 @@ from cluster.cli import (
     audit_commands,
     camera_commands,
     crowd_commands,
+    dashboard_commands,
     db_commands,
     demo_commands,
     evaluate_commands,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     social_commands.register(commands)
     retro_commands.register(commands)
     evaluate_commands.register(commands)
+    dashboard_commands.register(commands)
     return parser
 
 

@@ -154,8 +154,11 @@ class MatchingSink:
         window: DeploymentWindow | None = None,
         second_stage: SecondStageClient | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observe_search: Callable[[float], None] | None = None,
     ) -> None:
+        """observe_search: told the seconds of each watchlist search that answered (a latency metric)."""
         self.camera_id = camera_id
+        self._observe_search = observe_search
         keep_patches = 0 if second_stage is None else second_stage.faces_per_tracklet
         self._tracker = Tracker(camera_id, tracking, keep_patches=keep_patches)
         self._matcher = matcher
@@ -289,6 +292,7 @@ class MatchingSink:
         if not batch or (not retry_now and self._clock() < self._retry_at):
             return
         self._awaiting = [t for t in self._awaiting if not self._searchable(t)]
+        started = time.monotonic()
         try:
             sightings = match_and_decide(self._tracker, batch, self._matcher, self._threshold)
         except Exception as exc:
@@ -297,6 +301,8 @@ class MatchingSink:
             self._awaiting.extend(batch)
             self._log.warning("watchlist_search_failed", tracklets=len(batch), error=f"{type(exc).__name__}: {exc}")
             return
+        if self._observe_search is not None:
+            self._observe_search(time.monotonic() - started)
         if sightings:
             self._sightings += len(sightings)
             self._outlet.send(sightings)

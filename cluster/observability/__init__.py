@@ -1,0 +1,1 @@
+"""Metrics names and conventions, Prometheus rules and Grafana dashboards: what a platform engineer watches."""
