@@ -49,16 +49,20 @@ def private_file(path: Path) -> Path:
 
     An existing file that group or others could read is narrowed (and the change logged): records
     of faces are never shared through file permissions; share them through the control room.
+    An existing file is never opened here, only stat'ed and chmod'ed: closing any descriptor of a
+    file drops every POSIX lock this process holds on it, and SQLite's locks on a database (and
+    on its -shm, which another process would then truncate under this one's mapping) are exactly
+    such locks.
     """
-    descriptor = os.open(path, os.O_CREAT | os.O_RDWR, FILE_MODE)
     try:
-        mode = stat.S_IMODE(os.fstat(descriptor).st_mode)
-        if mode != FILE_MODE:
-            os.fchmod(descriptor, FILE_MODE)
-            if mode & 0o077:
-                log.warning("file_mode_narrowed", path=str(path), was=oct(mode), now=oct(FILE_MODE))
-    finally:
-        os.close(descriptor)
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+    except FileExistsError:
+        pass
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode != FILE_MODE:
+        os.chmod(path, FILE_MODE)
+        if mode & 0o077:
+            log.warning("file_mode_narrowed", path=str(path), was=oct(mode), now=oct(FILE_MODE))
     return path
 
 

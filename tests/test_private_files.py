@@ -5,7 +5,10 @@ umask of 0022, which leaves files world-readable unless the code sets their mode
 """
 
 import os
+import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +123,39 @@ def test_retro_reports_are_owner_only(tmp_path, permissive_umask):
     report = RetroReport(version, 0.9, "dlib-resnet-v1", 1.0, "PC 1", 10.0, 20.0, (), ())
     written = [write_json_report(report, tmp_path), write_html_report(report, tmp_path)]
     assert [mode(path) for path in written] == [0o600, 0o600]
+
+
+def test_opening_the_database_again_keeps_this_process_s_sqlite_locks(tmp_path):
+    """Closing any descriptor of a file drops the process's POSIX locks on it: SQLite's locks must survive a reopen.
+
+    A connection here holds the write lock; opening the same database again (as a second store in
+    the same process does) must not release it, or another process could write (or truncate the
+    -shm under this one's mapping: a bus error) while this one believes it holds the lock.
+    """
+    path = tmp_path / "records.sqlite3"
+    with Database(path):
+        pass
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode = WAL")
+        holder.execute("BEGIN IMMEDIATE")
+        with Database(path):
+            pass
+        other = subprocess.run(
+            [sys.executable, "-c", WRITE_AT_ONCE, str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert other.stdout.strip() == "locked", other.stdout + other.stderr
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+WRITE_AT_ONCE = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+try:
+    connection.execute("BEGIN IMMEDIATE")
+    print("written")
+except sqlite3.OperationalError as error:
+    print("locked" if "locked" in str(error) else error)
+"""
