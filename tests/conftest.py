@@ -8,7 +8,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
+from cluster.logging_setup import configure_logging
 from tests.audit_key import KEY_ENV, TEST_AUDIT_KEY
 from tests.lfw10_portraits import Lfw10Portraits
 from tests.ray_cluster import LocalRayCluster, wait_for_agent_port
@@ -132,3 +134,13 @@ def lfw_public_cache(lfw_public, tmp_path_factory):
     cache = tmp_path_factory.mktemp("lfw-public") / "embeddings.npz"
     lfw_public.save(cache)
     return cache
+
+
+@pytest.fixture(autouse=True)
+def logging_to_an_open_stream() -> Iterator[None]:
+    """A test that runs `lfr` in-process points structlog at its captured stderr, which pytest closes after it:
+    later log events would then fail ("I/O operation on closed file"), killing whatever thread logged them."""
+    yield
+    stream = getattr(structlog.get_config()["logger_factory"], "_file", None)
+    if getattr(stream, "closed", False):
+        configure_logging("warning")

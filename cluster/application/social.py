@@ -148,33 +148,37 @@ class SocialService:
 
     def delete_post(self, platform: str, post_id: str, *, officer: str, reason: str) -> int:
         """Delete every stored face of one post; how many were deleted."""
-        check_text(reason, "the reason for the deletion (--reason)", SOURCE_MAX)
-        return audited_change(
-            self.audit,
-            officer,
-            AuditAction.PURGE,
-            SOCIAL_SUBJECT,
+        return self._delete_faces(
+            "post",
+            {"platform": platform, "post_id": post_id},
             lambda: self.gallery.social.delete_post(platform, post_id),
-            lambda deleted: {
-                "change": "post_deleted",
-                "platform": platform,
-                "post_id": post_id,
-                "faces_deleted": deleted,
-            },
-            intent={"change": "delete_post", "platform": platform, "post_id": post_id, "reason": reason},
+            officer=officer,
+            reason=reason,
         )
 
     def delete_ingest(self, ingest_id: str, *, officer: str, reason: str) -> int:
         """Delete every face one ingest stored; how many were deleted."""
+        return self._delete_faces(
+            "ingest",
+            {"ingest_id": ingest_id},
+            lambda: self.gallery.social.delete_ingest(ingest_id),
+            officer=officer,
+            reason=reason,
+        )
+
+    def _delete_faces(
+        self, scope: str, selector: dict[str, str], delete: Callable[[], int], *, officer: str, reason: str
+    ) -> int:
+        """An officer's deletion of the faces `selector` names (one post, one ingest), audited with its reason."""
         check_text(reason, "the reason for the deletion (--reason)", SOURCE_MAX)
         return audited_change(
             self.audit,
             officer,
             AuditAction.PURGE,
             SOCIAL_SUBJECT,
-            lambda: self.gallery.social.delete_ingest(ingest_id),
-            lambda deleted: {"change": "ingest_deleted", "ingest_id": ingest_id, "faces_deleted": deleted},
-            intent={"change": "delete_ingest", "ingest_id": ingest_id, "reason": reason},
+            delete,
+            lambda deleted: {"change": f"{scope}_deleted", **selector, "faces_deleted": deleted},
+            intent={"change": f"delete_{scope}", **selector, "reason": reason},
         )
 
     def purge_expired(self, *, officer: str) -> int:
