@@ -20,8 +20,10 @@ stored before the kill is still there.
 """
 
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +137,12 @@ def test_two_nodes_alert_as_one_and_survive_losing_the_face_node(crowd, head):
     )
 
 
+def copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a live SQLite database with the backup API, so what still sits in its -wal comes along."""
+    with closing(sqlite3.connect(source)) as reading, closing(sqlite3.connect(target)) as writing:
+        reading.backup(writing)
+
+
 def run_deployment(
     config: LfrConfig, database: Path, truth: CrowdTruth, head: LocalRayCluster, worker: RayWorkerNode | None
 ) -> RunOutcome:
@@ -143,8 +151,8 @@ def run_deployment(
     Each run keeps its alerts in a copy of the enrolment's records (the watchlist catalogue lives there).
     """
     enrolment = Path(config.database.url)
-    for suffix in ("", ANCHOR_SUFFIX):
-        shutil.copy(f"{enrolment}{suffix}", f"{database}{suffix}")
+    copy_sqlite(enrolment, database)
+    shutil.copy(f"{enrolment}{ANCHOR_SUFFIX}", f"{database}{ANCHOR_SUFFIX}")
     config = config.model_copy(update={"database": DatabaseConfig(url=str(database))})
     run = LiveRun(config, LiveRunSettings(actor="cli:test-two-nodes", address=head.address))
     run.start()
