@@ -28,6 +28,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from actors.face_service import DeclaredFaceApp, app_from_config
 from cluster.config import LfrConfig
+from cluster.observability import dashboards, scrape
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "lfr-cluster"
@@ -47,7 +48,7 @@ EVERY_SWITCH_ON = (
     "--set=metrics.scrapeConfig.enabled=true",
     "--set=controlRoom.ingress.enabled=true",
     "--set=dashboards.enabled=true",
-    '--set-json=dashboards.json.overview="{\\"title\\": \\"overview\\"}"',
+    '--set-json=dashboards.extra.overview="{\\"title\\": \\"overview\\"}"',
 )
 VALUE_SETS = {
     "default": (),
@@ -354,6 +355,65 @@ def test_dashboards_and_rules_render_from_values() -> None:
     assert yaml.safe_load(scrape["lfr-rules.yaml"])["groups"] == groups
     jobs = yaml.safe_load(scrape["lfr-scrape.yaml"])
     assert [j["job_name"] for j in jobs] == ["west-end-lfr-cluster-control-room", "west-end-lfr-cluster-ray"]
+
+
+def test_the_chart_carries_the_rules_promtool_tests() -> None:
+    """The PrometheusRule holds configs/prometheus/rules.yaml's groups (tested by promtool), not a stand-in."""
+    project_rules = yaml.safe_load((ROOT / "configs" / "prometheus" / "rules.yaml").read_text())["groups"]
+    extra = {"name": "site", "rules": [{"alert": "SiteRule", "expr": "vector(1)"}]}
+    objects = render(*EVERY_SWITCH_ON, f"--set-json=metrics.prometheusRule.extraGroups=[{json.dumps(extra)}]")
+    assert objects.one("PrometheusRule")["spec"]["groups"] == [*project_rules, extra]
+    assert (CHART / "files" / "prometheus-rules.yaml").read_text() == (
+        ROOT / "configs" / "prometheus" / "rules.yaml"
+    ).read_text(), (
+        "the chart's copy of the rules is stale: copy configs/prometheus/rules.yaml to"
+        " helm/lfr-cluster/files/prometheus-rules.yaml"
+    )
+
+
+def test_the_chart_carries_every_dashboard_as_lfr_renders_it(tmp_path: Path) -> None:
+    fresh = {path.name: path.read_text() for path in dashboards.render(tmp_path)}
+    carried = {path.name: path.read_text() for path in (CHART / "files" / "dashboards").glob("*.json")}
+    assert carried == fresh, "the chart's dashboards are stale: lfr dashboards render helm/lfr-cluster/files/dashboards"
+    configmaps = {
+        name: text
+        for cm in render().of_kind("ConfigMap")
+        for name, text in cm.get("data", {}).items()
+        if cm["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+    }
+    assert configmaps == fresh
+
+
+def test_the_ray_prefix_is_stripped_as_the_rules_and_dashboards_expect() -> None:
+    """Ray exports `ray_lfr_*`; the rules and panels ask for `lfr_*`: both scrape paths rename as `lfr run`'s does."""
+    objects = render(*EVERY_SWITCH_ON)
+    endpoint = objects.one("PodMonitor")["spec"]["podMetricsEndpoints"][0]
+    (relabel,) = endpoint["metricRelabelings"]
+    expected = scrape.RAY_PREFIX_RELABEL
+    assert (relabel["sourceLabels"], relabel["regex"], relabel["targetLabel"], relabel["replacement"]) == (
+        expected["source_labels"],
+        expected["regex"],
+        expected["target_label"],
+        expected["replacement"],
+    )
+    jobs = yaml.safe_load(objects.one("ConfigMap", "-scrape-config")["data"]["lfr-scrape.yaml"])
+    ray_job = next(job for job in jobs if job["job_name"].endswith("-ray"))
+    assert ray_job["metric_relabel_configs"] == [dict(expected)]
+
+
+def test_every_ray_node_and_the_live_run_share_the_ray_token_from_the_secret(rendered: Rendered) -> None:
+    containers = [
+        (obj["kind"], container)
+        for obj in rendered.objects
+        if obj["kind"] == "RayService" or obj["metadata"]["name"].endswith("-live-run")
+        for spec in _pod_specs(obj)
+        for container in spec["containers"]
+    ]
+    assert {kind for kind, _ in containers} == {"RayService", "Deployment"}
+    for kind, container in containers:
+        env = {e["name"]: e for e in container["env"]}
+        assert env["RAY_AUTH_MODE"]["value"] == "token", kind
+        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "lfr-secrets", "key": "ray-auth-token"}
 
 
 # --- values.schema.json refuses bad values --------------------------------------------------------

@@ -46,6 +46,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: /var/lib/lfr
 {{- end -}}
 
+{{/*
+Ray token authentication (Ray >= 2.52), the same token on every Ray node and on the live run's Ray
+Client, from the chart's Secret: a token KubeRay generates itself would be out of the live run's reach.
+*/}}
+{{- define "lfr.rayAuthEnv" -}}
+{{- if .Values.ray.authToken -}}
+- name: RAY_AUTH_MODE
+  value: token
+- name: RAY_AUTH_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.secrets.name }}, key: {{ .Values.secrets.keys.rayAuthToken }}}
+{{- end -}}
+{{- end -}}
+
 {{/* Containers run as the image's user, read-only, with no capabilities. */}}
 {{- define "lfr.containerSecurity" -}}
 allowPrivilegeEscalation: false

@@ -25,6 +25,7 @@ containers:
     imagePullPolicy: {{ $root.Values.image.pullPolicy }}
     env:
       {{- include "lfr.secretEnv" $root | nindent 6 }}
+      {{- include "lfr.rayAuthEnv" $root | nindent 6 }}
     ports:
       - {name: metrics, containerPort: {{ $root.Values.metrics.rayPort }}}
     {{- /* KubeRay's default probes call wget, which the slim image lacks: the same checks over HTTP. */}}
