@@ -10,7 +10,7 @@ summaries are `SinkSummary`s; with a factory of `MatchingSink`s, `MatchingSummar
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar, overload
 
 import ray
@@ -18,6 +18,8 @@ import structlog
 from ray import serve
 from ray.actor import ActorHandle
 from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import ApplicationStatus
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from actors.camera_registry import REGISTRY_NAME, CameraRegistry, ReloadResult
 from actors.face_service import APP_NAME, face_app
@@ -65,6 +67,52 @@ def deploy_face_service(
     return handle, plan
 
 
+def attach_face_service(service: FaceServiceConfig, camera_count: int = 0) -> tuple[DeploymentHandle, ReplicaPlan]:
+    """The face service the platform declared (`face_service.declared`): wait until it runs, deploy nothing.
+
+    A RayService's controller owns that application: a `serve.run` here would replace it with our
+    own build until the controller put its declared one back, restarting every replica twice.
+    """
+    waiting = Retrying(
+        stop=stop_after_delay(service.declared_wait_s),
+        wait=wait_fixed(2.0),
+        retry=retry_if_result(lambda status: status != ApplicationStatus.RUNNING),
+    )
+    try:
+        waiting(_declared_app_status)
+    except RetryError as error:
+        raise RuntimeError(
+            f"face_service.declared is set, but the Serve application {APP_NAME!r} is"
+            f" {error.last_attempt.result() or 'absent'} after {service.declared_wait_s:g} s: deploy it (the chart's"
+            " RayService declares it in serveConfigV2; `kubectl describe rayservice` says why it is not running),"
+            " or unset face_service.declared to let the live run deploy it"
+        ) from None
+    resources = ray.cluster_resources()
+    plan = plan_replicas(
+        service,
+        int(resources.get("GPU", 0)),
+        free_cpus=resources.get("CPU", 0.0) - camera_count * CAMERA_ACTOR_CPUS,
+    )
+    plan = replace(plan, num_replicas=_running_replicas())
+    log.info("face_service_attached", replicas=plan.num_replicas, device=plan.device)
+    return serve.get_app_handle(APP_NAME), plan
+
+
+def _declared_app_status() -> str | None:
+    application = serve.status().applications.get(APP_NAME)
+    return None if application is None else application.status
+
+
+def _running_replicas() -> int:
+    application = serve.status().applications[APP_NAME]
+    return sum(
+        count
+        for deployment in application.deployments.values()
+        for state, count in deployment.replica_states.items()
+        if state == "RUNNING"
+    )
+
+
 @dataclass
 class LivePipeline(Generic[SummaryT]):
     """The running cameras, their forwarders and the face service handle."""
@@ -79,6 +127,8 @@ class LivePipeline(Generic[SummaryT]):
     """Where the cameras' forwarders run: beside their cameras, so that frames stay on the node that decoded them."""
     sink_summaries: list[SummaryT] = field(default_factory=list)
     """Each camera's result-sink figures, in camera-id order, filled by `stop()`."""
+    owns_service: bool = True
+    """False when the platform declared the face service: `stop()` leaves it running."""
 
     @overload
     @classmethod
@@ -114,7 +164,10 @@ class LivePipeline(Generic[SummaryT]):
         """Deploy the face service, start the cameras, each with a sink from `sink_factory` (default `SummarySink`)."""
         if not cameras:
             raise ValueError("no cameras to run: list at least one under `cameras:` in the configuration")
-        handle, plan = deploy_face_service(models, service, len(cameras))
+        if service.declared:
+            handle, plan = attach_face_service(service, len(cameras))
+        else:
+            handle, plan = deploy_face_service(models, service, len(cameras))
         cameras_placement = service.placement.cameras
         try:
             # mypy does not apply class decorators: at run time CameraRegistry is an ActorClass.
@@ -128,7 +181,16 @@ class LivePipeline(Generic[SummaryT]):
             ) from exc
         ray.get(registry.reload.remote(cameras), timeout=START_TIMEOUT_S)
         factory: Callable[[str], ResultSink[Any]] = SummarySink if sink_factory is None else sink_factory
-        pipeline = cls(registry, handle, plan, {}, service.forwarding, factory, cameras_placement)
+        pipeline = cls(
+            registry,
+            handle,
+            plan,
+            {},
+            service.forwarding,
+            factory,
+            cameras_placement,
+            owns_service=not service.declared,
+        )
         pipeline._start_forwarders([camera.id for camera in cameras])
         log.info("live_pipeline_started", cameras=len(cameras))
         return pipeline
@@ -190,7 +252,7 @@ class LivePipeline(Generic[SummaryT]):
             ray.kill(forwarder, no_restart=True)
         ray.get(self.registry.stop_all.remote(), timeout=CALL_TIMEOUT_S)
         ray.kill(self.registry, no_restart=True)
-        if remove_service:
+        if remove_service and self.owns_service:
             serve.delete(APP_NAME)
         log.info("live_pipeline_stopped", cameras=len(final))
         return final

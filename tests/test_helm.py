@@ -233,6 +233,7 @@ def test_the_rendered_lfr_yaml_is_a_valid_lfr_configuration(rendered: Rendered) 
     assert config.database.url.startswith("postgresql://")
     assert ":" not in config.database.url.split("//", 1)[1].split("@", 1)[0], "a password in the database URL"
     assert config.gallery.backend.type == "milvus"
+    assert config.face_service.declared, "the live run would deploy over the RayService's face service"
     hook = _lfr_config(rendered, "-db-upgrade")
     assert hook == config, "the upgrade hook must migrate the database the release uses"
 

@@ -16,7 +16,7 @@ import pytest
 import ray
 from ray import serve
 
-from actors.face_service import APP_NAME, DEPLOYMENT_NAME
+from actors.face_service import APP_NAME, DEPLOYMENT_NAME, app_from_config
 from actors.live_pipeline import LivePipeline
 from actors.matching_sinks import SecondStageLink
 from cluster.cameras.frames import CameraFrame
@@ -258,3 +258,29 @@ def test_more_cameras_than_the_cluster_can_schedule_is_a_clear_error(cluster, cr
     cameras = [camera_config(crowd / "cam0.mp4", id=f"many{i}", loop=True) for i in range(16)]
     with pytest.raises(RuntimeError, match="16 cameras reserve 4 logical CPUs .* would never be scheduled"):
         LivePipeline.start(cameras, MODELS, service_config())
+
+
+def test_a_declared_face_service_is_used_as_it_runs_and_left_running(cluster, crowd, tmp_path):
+    """The chart's RayService declares the face service; the live run must attach, never deploy over it or delete it."""
+    config_path = tmp_path / "lfr.yaml"
+    config_path.write_text("face_models: {device: cpu}\nface_service: {threads_per_replica: 2}\n")
+    serve.run(app_from_config({"config": str(config_path)}), name=APP_NAME, route_prefix=None)
+    deployed_at = serve.status().applications[APP_NAME].last_deployed_time_s
+    pipeline = running(cluster, cameras_of(crowd, count=1), service_config(declared=True, declared_wait_s=60))
+    try:
+        wait_until(pipeline, lambda s: all(c.results_ok >= WARM_RESULTS for c in s))
+    finally:
+        final = pipeline.stop()
+    try:
+        assert pipeline.plan.num_replicas == 1
+        assert sum(c.faces for c in final) > 0
+        application = serve.status().applications[APP_NAME]
+        assert application.last_deployed_time_s == deployed_at, "the live run deployed over the declared service"
+        assert application.status == "RUNNING", "the live run's stop removed the platform's face service"
+    finally:
+        serve.delete(APP_NAME)
+
+
+def test_a_declared_face_service_that_never_runs_is_named_with_what_to_do(cluster, crowd):
+    with pytest.raises(RuntimeError, match="face_service.declared is set.*absent.*RayService"):
+        running(cluster, cameras_of(crowd, count=1), service_config(declared=True, declared_wait_s=1))

@@ -87,6 +87,15 @@ class FaceServiceConfig(Section):
     latency_bound_s: float = Field(
         3.0, gt=0.0, le=600.0, description="Frame-to-result latency p99 the pipeline is sized to stay under."
     )
+    declared: bool = Field(
+        False,
+        description="The platform declares the face service (the Helm chart's RayService runs"
+        " actors.face_service:app_from_config): the live run waits for that application and uses it,"
+        " and never deploys, updates or deletes it.",
+    )
+    declared_wait_s: float = Field(
+        600.0, gt=0.0, le=3600.0, description="How long the live run waits for a declared face service to run."
+    )
 
     @model_validator(mode="after")
     def _batches_fit(self) -> "FaceServiceConfig":
