@@ -81,9 +81,10 @@ class PrometheusServer:
             raise AssertionError(f"prometheus refused {params}: {body.get('error', body)}")
         return body["data"]
 
-    def query(self, promql: str) -> list[Series]:
-        """`promql` evaluated now."""
-        data = self._api("query", {"query": promql})
+    def query(self, promql: str, at: float | None = None) -> list[Series]:
+        """`promql` evaluated now, or at `at` (Unix seconds)."""
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        data = self._api("query", params)
         return [Series(r["metric"], ((float(r["value"][0]), float(r["value"][1])),)) for r in data["result"]]
 
     def query_range(self, promql: str, start: float, end: float, step_s: float = 1.0) -> list[Series]:
