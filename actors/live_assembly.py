@@ -6,6 +6,7 @@ watchlist version, its calibrated threshold and the time window; `stop()` stops 
 (their last tracklets are decided and delivered), then the Coordinator.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ray
@@ -37,10 +38,18 @@ class LiveAssembly:
     coordinator: ActorHandle
 
     @classmethod
-    def start(cls, plan: MatchingPlan, version: WatchlistVersion, config: LfrConfig) -> "LiveAssembly":
+    def start(
+        cls,
+        plan: MatchingPlan,
+        version: WatchlistVersion,
+        config: LfrConfig,
+        start_cameras: Sequence[str] | None = None,
+    ) -> "LiveAssembly":
         """Start the Coordinator, then the cameras with their matching forwarders (driver connected to Ray).
 
-        version: the plan's watchlist version, as the driver read it from the catalogue."""
+        version: the plan's watchlist version, as the driver read it from the catalogue.
+        start_cameras: the plan's cameras to start now (None: all); the Coordinator knows every camera
+        of the plan, so those started later by `LivePipeline.reload` fuse like the rest."""
         if version.version_id != plan.watchlist_version:
             raise ValueError(f"the plan binds {plan.watchlist_version}, but version {version.version_id} was given")
         calibration = threshold_in_force(plan, version.calibration)
@@ -71,7 +80,8 @@ class LiveAssembly:
         )
         coordinator = start_coordinator(settings, namespace=NAMESPACE)
         try:
-            pipeline = LivePipeline.start(list(plan.cameras), config.face_models, config.face_service, sinks)
+            cameras = [camera for camera in plan.cameras if start_cameras is None or camera.id in start_cameras]
+            pipeline = LivePipeline.start(cameras, config.face_models, config.face_service, sinks)
         except BaseException:
             ray.kill(coordinator)
             raise
