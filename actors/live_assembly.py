@@ -18,6 +18,7 @@ from actors.coordinator import start_coordinator
 from actors.face_service import APP_NAME
 from actors.live_pipeline import LivePipeline
 from actors.matching_sinks import MatchingSinkFactory, SecondStageLink
+from cluster.cameras.config import CameraConfig
 from cluster.config import LfrConfig
 from cluster.deployment.plan import MatchingPlan, threshold_in_force
 from cluster.fusion.coordination import CoordinatorSettings
@@ -43,13 +44,13 @@ class LiveAssembly:
         plan: MatchingPlan,
         version: WatchlistVersion,
         config: LfrConfig,
-        start_cameras: Sequence[str] | None = None,
+        fusion_cameras: Sequence[CameraConfig] | None = None,
     ) -> "LiveAssembly":
         """Start the Coordinator, then the cameras with their matching forwarders (driver connected to Ray).
 
         version: the plan's watchlist version, as the driver read it from the catalogue.
-        start_cameras: the plan's cameras to start now (None: all); the Coordinator knows every camera
-        of the plan, so those started later by `LivePipeline.reload` fuse like the rest."""
+        fusion_cameras: the cameras whose walking times the Coordinator fuses over (None: the plan's), so
+        that cameras started later by `LivePipeline.reload` fuse like the first."""
         if version.version_id != plan.watchlist_version:
             raise ValueError(f"the plan binds {plan.watchlist_version}, but version {version.version_id} was given")
         calibration = threshold_in_force(plan, version.calibration)
@@ -58,7 +59,7 @@ class LiveAssembly:
             deployment_id=plan.deployment_id,
             threshold=calibration.threshold,
             model=models_name(config.face_models),
-            cameras=plan.cameras,
+            cameras=plan.cameras if fusion_cameras is None else tuple(fusion_cameras),
             fusion=config.fusion,
             database=config.database,
             audit=config.audit,
@@ -80,8 +81,7 @@ class LiveAssembly:
         )
         coordinator = start_coordinator(settings, namespace=NAMESPACE)
         try:
-            cameras = [camera for camera in plan.cameras if start_cameras is None or camera.id in start_cameras]
-            pipeline = LivePipeline.start(cameras, config.face_models, config.face_service, sinks)
+            pipeline = LivePipeline.start(list(plan.cameras), config.face_models, config.face_service, sinks)
         except BaseException:
             ray.kill(coordinator)
             raise

@@ -71,9 +71,10 @@ class LiveRunSettings:
     period_s: float = 1.0
     """How often figures are gathered, shown and published."""
     camera_cpus: float = CAMERA_ACTOR_CPUS
-    start_cameras: tuple[str, ...] | None = None
-    """A deployment's cameras to start with (ids); None starts them all. The others are authorised and in the
-    Coordinator's topology, and start with a later `reload` (as `lfr loadtest` ramps them)."""
+    fusion_cameras: tuple[CameraConfig, ...] | None = None
+    """The cameras (and their neighbours) the Coordinator fuses sightings over; None: the configuration's. A
+    run that starts with some of a deployment's cameras and adds the others by `reload` (as `lfr loadtest`
+    ramps them) names them all here."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class LiveRun:
         gallery: Gallery | None = None
         try:
             gallery = Gallery.open(config.gallery, Catalogue(self._store.database))
-            assembly = LiveAssembly.start(plan, version, config, settings.start_cameras)
+            assembly = LiveAssembly.start(plan, version, config, settings.fusion_cameras)
         except BaseException as exc:
             if gallery is not None:
                 gallery.close()
