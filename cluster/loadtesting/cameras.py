@@ -2,7 +2,7 @@
 
 Camera i replays the crowd's camera i mod k (k cameras in the crowd). The first k are the crowd's own
 cameras, under their own ids and neighbours; beyond that, copy c of the street runs under
-`<id>~c` with its neighbours in the same copy, so the Coordinator fuses each copy of the street
+`<id>_copy<c>` with its neighbours in the same copy, so the Coordinator fuses each copy of the street
 on its own, as a further street where the same people walk. Scoring maps a copy back to the
 crowd's camera it replays.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from cluster.cameras.config import CameraConfig, Neighbour
 from cluster.crowd.truth import CrowdTruth
 
-COPY_MARK = "~"
+COPY_MARK = "_copy"
 
 
 @dataclass(frozen=True)
