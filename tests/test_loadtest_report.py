@@ -55,7 +55,8 @@ def test_a_worse_report_fails_naming_each_regressed_figure():
     assert not any(name.startswith("1 cameras") and "latency" in name for name in named)
     described = [regression.describe() for regression in comparison.regressions]
     assert "1 cameras at 5 fps: frames/s: 5 -> 3 (-40.0%)" in described
-    assert not compare(BASELINE, slower, tolerance=0.9).regressions[0:0] and not compare(BASELINE, slower, 0.9).passed
+    loose = {regression.figure for regression in compare(BASELINE, slower, tolerance=0.5).regressions}
+    assert "1 cameras at 5 fps: frames/s" not in loose and "2 cameras at 5 fps: frame latency p99" in loose
 
 
 def test_accuracy_that_falls_fails():
@@ -85,7 +86,9 @@ def test_the_html_page_stands_alone_with_its_plots_and_tables():
         assert png.startswith(b"\x89PNG") and b"matplotlib.org" not in png
     assert "Saturated at 2 cameras, 5 fps:</strong> drop rate 9.0% is above 5.0%" in page
     assert "face service replicas" in page and "whole run" in page
-    assert "<script>" not in render_html(report((step(0, 1, 5.0),))).replace("&lt;script&gt;", "")
+    odd = report((step(0, 1, 5.0),))
+    odd = odd.model_copy(update={"crowd": odd.crowd.model_copy(update={"folder": "/tmp/<script>x</script>"})})
+    assert "&lt;script&gt;x&lt;/script&gt;" in render_html(odd), "what the report holds is escaped"
 
 
 def test_cli_refuses_bad_input_before_starting_anything(tmp_path, capsys):
