@@ -151,7 +151,10 @@ def run_loadtest(options: LoadTestOptions, config: LfrConfig, progress: Progress
         if milvus.data_dir.exists():
             EmbeddedMilvus(milvus, config.gallery.timeouts).stop()
     store = open_alert_store(database, config.audit)
-    alerts = _alerts(store, AlertFilter(deployment_id=DEPLOYMENT_ID))
+    try:
+        alerts = _alerts(store, AlertFilter(deployment_id=DEPLOYMENT_ID))
+    finally:
+        store.database.close()
     return LoadReport(
         command=options.command,
         started_at=started_at,
@@ -206,7 +209,10 @@ def _ramp(
                     break
     finally:
         progress("stopping the cameras (their last tracklets are decided), the services and Ray")
-        run.stop()
+        try:
+            run.stop()
+        finally:
+            store.database.close()
     if not steps:
         raise RuntimeError("the load test stopped before its first step was measured; nothing to report")
     return steps, ran
