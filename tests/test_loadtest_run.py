@@ -43,7 +43,7 @@ def loadtest(tmp_path_factory) -> tuple[LoadReport, Path, Path, str]:
         timeout=scaled(120),
     )
     assert made.returncode == 0, made.stderr
-    command = [*lfr, "loadtest", str(crowd), "--cameras", "2", "4", "--step-seconds", "8", "--warmup-seconds", "2"]
+    command = [*lfr, "loadtest", str(crowd), "--cameras", "2", "4", "--step-seconds", "6", "--warmup-seconds", "1"]
     command += ["--out", str(out), "--workdir", str(work)]
     run = subprocess.run(
         command,

@@ -52,6 +52,9 @@ ACTOR = "cli:lfr-loadtest"
 SIGNAGE = "Live facial recognition in use (load test on recorded video)"
 PLACE = "Load test (recorded crowd replayed on 127.0.0.1)"
 ALERT_PAGE = 200
+WARMUP_LIMIT_S = 120.0
+"""After its warm-up a step also waits, at most this long, until every camera has had a frame answered (a new
+camera's connection and the face service's first batches take longer on a loaded machine)."""
 
 Progress = Callable[[str], None]
 
@@ -238,6 +241,13 @@ def _step(
         options.period_s,
         stopping,
         lambda left, s: status(f"{label}  warming up {left:3.0f} s  {_live(s)}"),
+    ) or not _hold(
+        run,
+        WARMUP_LIMIT_S,
+        options.period_s,
+        stopping,
+        lambda left, s: status(f"{label}  waiting for every camera's first result  {_live(s)}"),
+        done=lambda s: _all_answered(s, step.cameras),
     ):
         return None
     since, began = time.time(), time.monotonic()
@@ -287,14 +297,23 @@ def _hold(
     period_s: float,
     stopping: threading.Event,
     show: Callable[[float, LiveSnapshot], None],
+    done: Callable[[LiveSnapshot], bool] | None = None,
 ) -> bool:
-    """Let the run go on for `seconds`, showing a status line each period; False when stopped."""
+    """Let the run go on for `seconds` (or until `done` says so), a status line each period; False when stopped."""
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        show(left, run.snapshot())
+        snapshot = run.snapshot()
+        if done is not None and done(snapshot):
+            break
+        show(left, snapshot)
         if stopping.wait(min(period_s, max(0.0, deadline - time.monotonic()))):
             return False
     return not stopping.is_set()
+
+
+def _all_answered(snapshot: LiveSnapshot, cameras: int) -> bool:
+    """Every camera of the step has had a frame answered: the step's measurement starts on a warm pipeline."""
+    return len(snapshot.streams) >= cameras and all(stats.results_ok > 0 for stats in snapshot.streams)
 
 
 def _delta(before: dict[str, _Counters], streams: Sequence[StreamStats]) -> _Counters:
