@@ -3,18 +3,22 @@
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cluster.crowd.truth import CameraTruth, CrowdTruth, Neighbour
+from cluster.alerts.model import Alert, AlertState, Sighting
+from cluster.crowd.truth import Appearance, CameraTruth, CrowdTruth, FaceFrame, Neighbour, PersonTruth
+from cluster.loadtesting.accuracy import alert_latencies, score
 from cluster.loadtesting.cameras import camera_configs, replay_cameras
 from cluster.loadtesting.measurements import CDF_POINTS, Percentiles
 from cluster.loadtesting.ramp import RampPlan, ramp_values
 from cluster.loadtesting.resources import DRIVER, role_of, sample_processes, usage_by_role
 from cluster.loadtesting.saturation import SaturationRule
+from cluster.vision.face import EMBEDDING_SIZE
 from tests.loadtest_reports import step
 
 
@@ -171,3 +175,64 @@ def test_cpu_and_memory_are_summed_per_role_over_the_driver_s_descendants():
     assert usage[DRIVER].processes == 1
     with pytest.raises(ValueError, match="above 0"):
         usage_by_role(before, after, 0)
+
+
+def _sighting(camera: str, person: str, last_seen: float) -> Sighting:
+    return Sighting(
+        sighting_id=f"{camera}:{person}:{last_seen}",
+        camera_id=camera,
+        person_id=person,
+        watchlist_id="wl",
+        similarity=0.9,
+        first_seen=last_seen - 2.0,
+        last_seen=last_seen,
+        frames=5,
+        embedding=np.ones(EMBEDDING_SIZE, np.float32) / np.sqrt(EMBEDDING_SIZE),
+    )
+
+
+def _alert(created_at: float, *sightings: Sighting) -> Alert:
+    return Alert(
+        alert_id=f"a{created_at}",
+        deployment_id="loadtest",
+        person_id=sightings[0].person_id,
+        watchlist_id="wl",
+        state=AlertState.NEW,
+        sightings=sightings,
+        confidence=0.9,
+        created_at=created_at,
+        updated_at=created_at,
+        threshold=0.5,
+        model="m",
+    )
+
+
+def test_alerts_of_a_street_copy_score_as_the_crowd_cameras_they_replay(tmp_path):
+    """An alert on cam0_copy1 is true when the person walked past cam0; the truth of cameras that did not run is out."""
+    face = FaceFrame(
+        frame=0, box=(0, 0, 10, 10), photo=0, turn=1, roll=0, motion_blur=0, defocus=0, brightness=0, contrast=1
+    )
+    truth = _truth(tmp_path)
+    truth = replace(
+        truth,
+        people=(
+            PersonTruth("ann", True, (), ()),
+            PersonTruth("bob", True, (), ()),
+            PersonTruth("cy", False, (), ()),
+        ),
+        appearances=(
+            Appearance(0, "ann", "cam0", 0, (), (face,)),
+            Appearance(1, "bob", "cam2", 0, (), (face,)),
+        ),
+    )
+    cameras = replay_cameras(truth, tmp_path, 4)[::3]  # cam0 and cam0_copy1 ran; cam2 did not
+    alerts = [
+        _alert(100.0, _sighting("cam0_copy1", "ann", 99.5)),
+        _alert(200.0, _sighting("cam0", "ann", 198.0), _sighting("cam0_copy1", "ann", 199.0)),
+        _alert(300.0, _sighting("cam0", "cy", 299.0)),
+    ]
+    result = score(alerts, truth, cameras)
+    assert (result.alerts, result.true_alerts, result.false_alerts) == (3, 2, 1)
+    assert result.watchlist_people_seen == 1, "bob only walked past cam2, which did not run"
+    assert (result.people_alerted, result.people_missed, result.streets) == (1, (), 2)
+    assert alert_latencies(alerts) == pytest.approx([0.5, 2.0, 1.0])
