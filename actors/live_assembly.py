@@ -6,6 +6,7 @@ watchlist version, its calibrated threshold and the time window; `stop()` stops 
 (their last tracklets are decided and delivered), then the Coordinator.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ray
@@ -17,6 +18,7 @@ from actors.coordinator import start_coordinator
 from actors.face_service import APP_NAME
 from actors.live_pipeline import LivePipeline
 from actors.matching_sinks import MatchingSinkFactory, SecondStageLink
+from cluster.cameras.config import CameraConfig
 from cluster.config import LfrConfig
 from cluster.deployment.plan import MatchingPlan, threshold_in_force
 from cluster.fusion.coordination import CoordinatorSettings
@@ -37,10 +39,18 @@ class LiveAssembly:
     coordinator: ActorHandle
 
     @classmethod
-    def start(cls, plan: MatchingPlan, version: WatchlistVersion, config: LfrConfig) -> "LiveAssembly":
+    def start(
+        cls,
+        plan: MatchingPlan,
+        version: WatchlistVersion,
+        config: LfrConfig,
+        fusion_cameras: Sequence[CameraConfig] | None = None,
+    ) -> "LiveAssembly":
         """Start the Coordinator, then the cameras with their matching forwarders (driver connected to Ray).
 
-        version: the plan's watchlist version, as the driver read it from the catalogue."""
+        version: the plan's watchlist version, as the driver read it from the catalogue.
+        fusion_cameras: the cameras whose walking times the Coordinator fuses over (None: the plan's), so
+        that cameras started later by `LivePipeline.reload` fuse like the first."""
         if version.version_id != plan.watchlist_version:
             raise ValueError(f"the plan binds {plan.watchlist_version}, but version {version.version_id} was given")
         calibration = threshold_in_force(plan, version.calibration)
@@ -49,7 +59,7 @@ class LiveAssembly:
             deployment_id=plan.deployment_id,
             threshold=calibration.threshold,
             model=models_name(config.face_models),
-            cameras=plan.cameras,
+            cameras=plan.cameras if fusion_cameras is None else tuple(fusion_cameras),
             fusion=config.fusion,
             database=config.database,
             audit=config.audit,

@@ -1,4 +1,4 @@
-"""What Linux's /proc says about a process: whether it runs, its command line, its children, its memory.
+"""What Linux's /proc says about a process: whether it runs, its command line, its children, its memory and CPU time.
 
 The one place that reads /proc, so that its formats (the command name in parentheses inside
 `stat`, kilobytes in `status`, NUL-separated `cmdline`) are parsed once. Each function raises
@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 
 ZOMBIE = "Z"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+"""The unit of the CPU times in /proc/PID/stat, per second."""
 """The state letter of a process that has exited and waits for its parent to reap it."""
 
 
@@ -49,6 +51,21 @@ def process_memory(pid: int | None = None) -> ProcessMemory:
     return ProcessMemory(kilobytes("VmRSS"), kilobytes("RssShmem"), kilobytes("VmHWM"))
 
 
+def process_cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds process `pid` (this process when None) has used so far, user and system, all its threads.
+
+    ProcessLookupError when it has gone.
+    """
+    path = f"/proc/{'self' if pid is None else pid}/stat"
+    try:
+        with open(path) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError as exc:
+        raise ProcessLookupError(f"no process {pid}: {path} does not exist (it exited, or this is not Linux)") from exc
+    # After the command name: state is field 3 of stat(5), utime and stime fields 14 and 15, in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def process_running(pid: int) -> bool:
     """Whether `pid` is a live process (a zombie, which has exited but is not yet reaped, is not)."""
     try:
@@ -77,6 +94,17 @@ def child_pids(pid: int) -> list[int]:
     except FileNotFoundError:
         return []
     return children
+
+
+def descendant_pids(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...); empty when it has gone or has none."""
+    found: list[int] = []
+    pending = child_pids(pid)
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(child_pids(child))
+    return found
 
 
 def running_pids() -> list[int]:

@@ -12,7 +12,7 @@
    both sides alike.
 2. Resident memory per camera actor after the largest run; target <= 250 MiB. Shared memory
    (Ray's object store pages holding handed-out frames) is reported apart.
-3. Time from an RTSP server (loadtest/rtsp_server.py) coming back after a crash to the
+3. Time from an RTSP server (cluster/replay/rtsp_server.py) coming back after a crash to the
    camera's first new frame, with the default camera config; target <= 3 s.
 
 The 1080p video is generated once into the cache folder (a scrolling texture under a frame
@@ -34,9 +34,9 @@ from cluster.cameras.config import CameraConfig
 from cluster.cameras.health import CameraState
 from cluster.cameras.sampler import FpsSampler
 from cluster.logging_setup import configure_logging
+from cluster.replay.rtsp_server import RtspReplayServer
 from loadtest.counter_video import write_counter_video
 from loadtest.machine import describe_machine
-from loadtest.rtsp_server import RtspReplayServer
 
 SOURCE_FPS = 25
 SAMPLE_FPS = 5

@@ -39,7 +39,7 @@ SERVICE_MODULES = (
     "milvus_lite",
     "cluster.gallery.lite_server",
     "loadtest.milvus_server",
-    "loadtest.rtsp_server",
+    "cluster.replay.rtsp_server",
     "cluster.cli",
     "tests.object_store_probe",
 )

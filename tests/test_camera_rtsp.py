@@ -1,4 +1,4 @@
-"""CameraActors against the real RTSP replay server (GStreamer, loadtest/rtsp_server.py) on 127.0.0.1.
+"""CameraActors against the real RTSP replay server (GStreamer, cluster/replay/rtsp_server.py) on 127.0.0.1.
 
 Two server instances: the one that gets killed serves one camera; the other serves two
 cameras that must not notice. The videos are 25 fps H.264 whose frames carry their index.
@@ -14,8 +14,8 @@ import ray
 
 from actors.camera_actor import CameraActor
 from cluster.cameras.health import CameraState
+from cluster.replay.rtsp_server import RtspReplayServer
 from loadtest.counter_video import read_counter, write_counter_video
-from loadtest.rtsp_server import RtspReplayServer
 from tests.camera_sources import camera_config
 from tests.waiting import scaled
 

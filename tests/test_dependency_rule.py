@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-UPPER_LAYERS = ["cluster.cli", "cluster.demo", "cluster.api", "cluster.application", "actors"]
+UPPER_LAYERS = ["cluster.cli", "cluster.loadtesting", "cluster.demo", "cluster.api", "cluster.application", "actors"]
 
 
 def contracts() -> dict[str, dict]:

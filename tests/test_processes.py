@@ -10,7 +10,15 @@ from multiprocessing import shared_memory
 import numpy as np
 import pytest
 
-from cluster.processes import child_pids, command_line, process_memory, process_running, running_pids
+from cluster.processes import (
+    child_pids,
+    command_line,
+    descendant_pids,
+    process_cpu_seconds,
+    process_memory,
+    process_running,
+    running_pids,
+)
 from tests.waiting import scaled, wait_for
 
 WAIT_S = 10.0
@@ -76,3 +84,37 @@ def test_a_child_is_seen_running_then_a_zombie_is_not_running_then_it_is_gone():
     assert not process_running(child.pid) and command_line(child.pid) == [] and child_pids(child.pid) == []
     with pytest.raises(ProcessLookupError, match=f"no process {child.pid}"):
         process_memory(child.pid)
+
+
+BUSY_CHILD = """
+import subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+started = time.process_time()
+while time.process_time() - started < 0.5:
+    pass
+print(grandchild.pid, time.process_time(), flush=True)
+sys.stdin.read()
+grandchild.stdin.close()
+grandchild.wait()
+"""
+
+
+def test_cpu_seconds_are_what_the_process_itself_counted_and_descendants_reach_grandchildren():
+    """A child burns half a second of CPU and says how much it used; /proc must say the same (to a tick or two)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", BUSY_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        grandchild, own_count = child.stdout.readline().split()
+        used = process_cpu_seconds(child.pid)
+        assert float(own_count) - 0.05 <= used <= float(own_count) + 0.1
+        assert set(descendant_pids(os.getpid())) >= {child.pid, int(grandchild)}
+        assert descendant_pids(child.pid) == [int(grandchild)]
+    finally:
+        child.stdin.close()
+        child.wait(WAIT_S)
+        child.stdout.close()
+    assert process_cpu_seconds() > 0
+    with pytest.raises(ProcessLookupError, match=f"no process {child.pid}"):
+        process_cpu_seconds(child.pid)
+    assert descendant_pids(child.pid) == []

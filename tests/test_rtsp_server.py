@@ -24,9 +24,9 @@ from pathlib import Path
 import av
 import pytest
 
-from loadtest import rtsp_server
+from cluster.replay import rtsp_server
+from cluster.replay.rtsp_server import DEBIAN_PYTHON, RtspReplayServer, RtspServerError
 from loadtest.counter_video import read_counter, write_counter_video
-from loadtest.rtsp_server import DEBIAN_PYTHON, RtspReplayServer, RtspServerError
 from tests.paths import DATA
 from tests.waiting import scaled
 
@@ -360,6 +360,12 @@ def test_a_python_without_gi_names_the_debian_packages(monkeypatch):
         RtspReplayServer([AVI_CLIP]).start()
 
 
+def test_the_packages_named_in_the_hint_are_the_ones_ci_installs():
+    """The installed server names its Debian packages itself; CI's list must hold every one of them."""
+    listed = (Path(__file__).resolve().parent.parent / "loadtest" / "debian-packages.txt").read_text().split()
+    assert set(rtsp_server.GSTREAMER_PACKAGES) <= set(listed)
+
+
 def test_a_missing_debian_python_names_the_debian_packages(monkeypatch, tmp_path):
     monkeypatch.setattr(rtsp_server, "DEBIAN_PYTHON", tmp_path / "python3")
     with pytest.raises(RtspServerError, match="python3 not found.*gir1.2-gst-rtsp-server-1.0"):
@@ -378,7 +384,7 @@ def test_a_busy_port_fails_start_with_the_reason():
 
 @pytest.mark.slow
 def test_command_line_serves_until_interrupted(clips):
-    command = [sys.executable, "-m", "loadtest.rtsp_server", str(clips["mp4"]), "--port", "0"]
+    command = [sys.executable, "-m", "cluster.replay.rtsp_server", str(clips["mp4"]), "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()

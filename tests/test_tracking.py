@@ -471,6 +471,8 @@ def test_matching_sink_delivers_matches_and_deletes_the_rest(photos):
     assert summary.tracker.tracklets_deleted_no_match == 1, "Blair matched nobody and must be deleted"
     assert (summary.holdings.embeddings, summary.holdings.crops) == (0, 0)
     assert outlet.flushes == 1, "closing must wait for what was sent"
+    assert 1 <= len(summary.searches) <= watchlist.searched, "each search that answered is timed for load tests"
+    assert all(search.seconds >= 0 and search.at <= time.time() for search in summary.searches)
 
 
 def test_matching_sink_matches_nothing_outside_the_deployment_window(photos):

@@ -71,6 +71,10 @@ class LiveRunSettings:
     period_s: float = 1.0
     """How often figures are gathered, shown and published."""
     camera_cpus: float = CAMERA_ACTOR_CPUS
+    fusion_cameras: tuple[CameraConfig, ...] | None = None
+    """The cameras (and their neighbours) the Coordinator fuses sightings over; None: the configuration's. A
+    run that starts with some of a deployment's cameras and adds the others by `reload` (as `lfr loadtest`
+    ramps them) names them all here."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ class LiveRun:
         gallery: Gallery | None = None
         try:
             gallery = Gallery.open(config.gallery, Catalogue(self._store.database))
-            assembly = LiveAssembly.start(plan, version, config)
+            assembly = LiveAssembly.start(plan, version, config, settings.fusion_cameras)
         except BaseException as exc:
             if gallery is not None:
                 gallery.close()
@@ -211,14 +215,22 @@ class LiveRun:
             board=StatusBoard(self._store.database),
         )
 
-    def snapshot(self) -> LiveSnapshot:
-        """This period's figures; also publishes the deployment's status board."""
+    def snapshot(self, latency_since: float | None = None) -> LiveSnapshot:
+        """This period's figures (frame latencies over results after `latency_since`, unix seconds, if given);
+        also publishes the deployment's status board."""
         running = self._require_running()
         cameras: tuple[CameraStatus, ...] = tuple(_answer(running.registry.list.remote(), CALL_TIMEOUT_S))
-        streams = tuple(running.pipeline.stats()) if running.pipeline is not None else ()
+        streams = tuple(running.pipeline.stats(latency_since)) if running.pipeline is not None else ()
         if running.board is not None:
             self._publish(running, cameras)
         return LiveSnapshot(time.time(), streams, cameras, self._note)
+
+    def matching(self) -> tuple[MatchingSummary, ...]:
+        """Each running camera's match stage figures now (a deployment's run; empty otherwise)."""
+        running = self._require_running()
+        if running.plan is None or running.pipeline is None:
+            return ()
+        return tuple(s for s in running.pipeline.current_sink_summaries() if isinstance(s, MatchingSummary))
 
     def reload(self, cameras: list[CameraConfig]) -> ReloadResult:
         """Make the running cameras match `cameras` (a deployment's: only those it authorises); audited."""

@@ -14,6 +14,7 @@ from cluster.cli import (
     db_commands,
     demo_commands,
     evaluate_commands,
+    loadtest_commands,
     retro_commands,
     run_commands,
     serve_commands,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.register(commands)
     db_commands.register(commands)
     demo_commands.register(commands)
+    loadtest_commands.register(commands)
     serve_commands.register(commands)
     alerts_commands.register(commands)
     watchlist_commands.register(commands)

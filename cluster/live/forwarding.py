@@ -84,7 +84,11 @@ class ForwardingWindow:
 
 @dataclass(frozen=True)
 class StreamStats:
-    """One camera's live pipeline figures: counts since the start, rates over the last few seconds."""
+    """One camera's live pipeline figures: counts since the start, rates over the last few seconds.
+
+    latencies_s: the frame-to-result latencies the percentiles are over (after `since`, of the most
+    recent LATENCY_SAMPLES), so that a load test can pool every camera's.
+    """
 
     camera_id: str
     frames_in: int
@@ -105,6 +109,7 @@ class StreamStats:
     max_batch_size: int
     mean_timings: FrameTimings | None
     last_failure: str | None
+    latencies_s: tuple[float, ...] = ()
 
     @property
     def dropped(self) -> int:
@@ -186,4 +191,5 @@ class StreamMeter:
             max_batch_size=self.max_batch_size,
             mean_timings=mean,
             last_failure=self.last_failure,
+            latencies_s=tuple(float(latency) for latency in latencies),
         )

@@ -24,6 +24,7 @@ flight when the tracker deletes its tracklets holds their patches until it retur
 """
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
@@ -48,6 +49,8 @@ log = structlog.get_logger(__name__)
 
 SEARCH_RETRY_S = 1.0
 """After a failed watchlist search or second-model call, wait this long before trying again."""
+SEARCH_SAMPLES = 512
+"""The summary carries the timings of this many most recent watchlist searches."""
 CLOSE_WAIT_S = 15.0
 """When the camera stops, how long to wait for a second-model call (each call also has its own timeout)."""
 
@@ -119,8 +122,19 @@ class GalleryMatcher:
 
 
 @dataclass(frozen=True)
+class SearchTiming:
+    """One watchlist search that answered: when it ended (unix seconds) and how long it took."""
+
+    at: float
+    seconds: float
+
+
+@dataclass(frozen=True)
 class MatchingSummary:
-    """What one camera's match stage did: counts only, nothing of any face."""
+    """What one camera's match stage did: counts only, nothing of any face.
+
+    searches: the most recent watchlist searches' timings (at most SEARCH_SAMPLES), for load tests.
+    """
 
     camera_id: str
     tracker: TrackerCounts
@@ -131,6 +145,7 @@ class MatchingSummary:
     search_failures: int
     awaiting_search: int
     second_stage_failures: int
+    searches: tuple[SearchTiming, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,6 +191,7 @@ class MatchingSink:
         self._sightings = 0
         self._search_failures = 0
         self._second_stage_failures = 0
+        self._searches: deque[SearchTiming] = deque(maxlen=SEARCH_SAMPLES)
         self._log = log.bind(camera_id=camera_id)
 
     def accept(self, result: FrameResult, pixels: np.ndarray) -> None:
@@ -222,6 +238,7 @@ class MatchingSink:
             search_failures=self._search_failures,
             awaiting_search=len(self._awaiting) + (0 if self._embedding is None else len(self._embedding.tracklets)),
             second_stage_failures=self._second_stage_failures,
+            searches=tuple(self._searches),
         )
 
     def _advance(self, ready: Sequence[ReadyTracklet], closing: bool = False) -> None:
@@ -301,8 +318,10 @@ class MatchingSink:
             self._awaiting.extend(batch)
             self._log.warning("watchlist_search_failed", tracklets=len(batch), error=f"{type(exc).__name__}: {exc}")
             return
+        seconds = time.monotonic() - started
+        self._searches.append(SearchTiming(time.time(), seconds))
         if self._observe_search is not None:
-            self._observe_search(time.monotonic() - started)
+            self._observe_search(seconds)
         if sightings:
             self._sightings += len(sightings)
             self._outlet.send(sightings)

@@ -1,4 +1,4 @@
-"""Serve video files as looping, real-time RTSP cameras: the GStreamer side of loadtest/rtsp_server.py.
+"""Serve video files as looping, real-time RTSP cameras: the GStreamer side of cluster/replay/rtsp_server.py.
 
 Runs under Debian's /usr/bin/python3, because python3-gi is built for that interpreter only; it
 imports nothing but the standard library and gi. Each camera is one *source* pipeline and one

@@ -1,10 +1,11 @@
 """Replay video files as live RTSP cameras on 127.0.0.1, for tests, load replays and chaos runs.
 
-The GStreamer work happens in loadtest/gst_rtsp_serve.py, a child process under Debian's
+The GStreamer work happens in gst_rtsp_serve.py beside this module, a child process under Debian's
 /usr/bin/python3 (python3-gi is built for that interpreter only, not for our venv's). This
 module starts, watches, crashes and restarts that child from the venv.
 
-Run standalone: python -m loadtest.rtsp_server VIDEO... [--port 8554]
+Run standalone: python -m cluster.replay.rtsp_server VIDEO... [--port 8554]. `lfr loadtest` serves its
+crowd's videos through it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ log = structlog.get_logger(__name__)
 
 DEBIAN_PYTHON = Path("/usr/bin/python3")
 CHILD_PROGRAM = Path(__file__).resolve().parent / "gst_rtsp_serve.py"
-DEBIAN_PACKAGES = Path(__file__).resolve().parent / "debian-packages.txt"
 # gst_rtsp_serve.py exits with this code when gi or a GStreamer element is missing.
 EXIT_MISSING_GSTREAMER = 3
 STOP_GRACE_SECONDS = 5.0
@@ -43,16 +43,24 @@ class RtspServerError(RuntimeError):
     """The replay server could not be started or stopped; the message carries the child's stderr tail."""
 
 
-def debian_packages() -> list[str]:
-    """The Debian packages the GStreamer child needs, as listed for CI in loadtest/debian-packages.txt."""
-    lines = DEBIAN_PACKAGES.read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+GSTREAMER_PACKAGES = (
+    "python3-gi",
+    "gir1.2-gstreamer-1.0",
+    "gir1.2-gst-plugins-base-1.0",
+    "gir1.2-gst-rtsp-server-1.0",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-libav",
+)
+"""The Debian packages the GStreamer child needs; loadtest/debian-packages.txt lists them for CI too (a test
+keeps the two in step). Named here because the installed package does not ship that file."""
 
 
 def install_hint() -> str:
     return (
-        f"install the Debian packages listed in {DEBIAN_PACKAGES.name}: "
-        f"apt-get install -y --no-install-recommends {' '.join(debian_packages())}"
+        "install the Debian packages listed in loadtest/debian-packages.txt: "
+        f"apt-get install -y --no-install-recommends {' '.join(GSTREAMER_PACKAGES)}"
     )
 
 
