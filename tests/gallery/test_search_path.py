@@ -1,5 +1,6 @@
 """The live search path on both backends: a floor makes a probe that matches nobody one round trip without fields,
-and no search, with a floor or without, ever returns an entry outside the frozen version or past its expiry."""
+no search, with a floor or without, ever returns an entry outside the frozen version or past its expiry, and the
+server's watchlist gets its Trie index on `watchlist_id` even when the collection was made without it."""
 
 import time
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ import pytest
 
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import WatchlistCandidate
-from cluster.gallery.schema import WATCHLIST_COLLECTION
+from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_ID_INDEX
 from cluster.live.matching import GalleryMatcher
 from cluster.matching.fusion import ModelNormalisation, ScoreFusion
 from cluster.vision.face import PRIMARY_MODEL
@@ -131,3 +132,32 @@ def test_the_live_matcher_fetches_no_entry_for_a_face_below_the_threshold(galler
     recorder.calls.clear()
     GalleryMatcher(gallery.watchlists, version, top_k=5, fusion=fusion, threshold=threshold).match(probes[1:])
     assert recorder.calls == [("search", ())]
+
+
+def test_a_server_collection_made_before_the_watchlist_index_gets_it_when_opened(backend, gallery):
+    """Galleries made before the Trie index on `watchlist_id` need nothing done: opening one adds it."""
+    if backend.name == "milvus-lite":
+        pytest.skip("milvus-lite has no Trie index; its filter is evaluated in Python")
+    timeout = backend.config.timeouts.request_s
+
+    def drop_index(client) -> None:
+        client.release_collection(WATCHLIST_COLLECTION, timeout=timeout)
+        client.drop_index(WATCHLIST_COLLECTION, WATCHLIST_ID_INDEX.name, timeout=timeout)
+        client.load_collection(WATCHLIST_COLLECTION, timeout=timeout)
+
+    assert WATCHLIST_ID_INDEX.name in gallery.connection.run(WATCHLIST_COLLECTION, "list", _indexes)
+    gallery.connection.run(WATCHLIST_COLLECTION, "drop the index, as before it existed", drop_index)
+    assert WATCHLIST_ID_INDEX.name not in gallery.connection.run(WATCHLIST_COLLECTION, "list", _indexes)
+
+    with Gallery.open(backend.config, gallery.catalogue) as reopened:
+        assert WATCHLIST_ID_INDEX.name in reopened.connection.run(WATCHLIST_COLLECTION, "list", _indexes)
+        vectors = unit_vectors(2, seed=69)
+        watchlist = new_watchlist(reopened)
+        reopened.watchlists.enrol(watchlist.watchlist_id, [entry("p-0", vectors[0]), entry("p-1", vectors[1])])
+        version = reopened.watchlists.freeze(watchlist.watchlist_id)
+        found = reopened.watchlists.search(vectors[[1]], version, top_k=2, min_similarity=FLOOR)
+        assert [c.entry.person_id for c in found[0]] == ["p-1"]
+
+
+def _indexes(client) -> list[str]:
+    return client.list_indexes(WATCHLIST_COLLECTION)
