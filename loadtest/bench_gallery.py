@@ -1,18 +1,29 @@
 """Gallery search latency and recall, insert throughput and memory, on milvus-lite and a real Milvus server.
 
     python -m loadtest.bench_gallery [--sizes 10000 100000 1000000] [--backends milvus-lite milvus]
-                                     [--ef 64 128] [--queries 200] [--batch-queries 50]
+                                     [--ef 64 128] [--queries 200] [--batch-queries 50] [--breakdown]
 
 For each backend and size: a fresh server over a temporary directory; N vectors enrolled into
 one watchlist through `Gallery.watchlists.enrol` (in batches of 20,000, so the insert rate
-includes our checks and pymilvus' conversion); a flush and a wait until the HNSW index covers
+includes our checks and pymilvus' conversion); a flush and a wait until every index covers
 every row; then searches through `Gallery.watchlists.search`, the live match stage itself
 (filter to one frozen version, non-expired entries, top-10), one probe per call and 64 per
-call, at each `--ef`. Recall@10 is measured against exact (numpy) search over the same vectors.
+call, at each `--ef`, by three paths taking turns probe by probe: `all fields` (no floor: every
+candidate with its entry in one round trip, what the match stage did before it passed its
+threshold), `live, stranger` (the live threshold as floor, probes that match nobody: ids and
+scores only) and `live, match` (the floor, probes of enrolled people: plus one read of their
+entries). Recall@10 is measured against exact (numpy) search over the same vectors.
+
+`--breakdown` adds bare server requests (no filter; the watchlist clause alone; the version's
+whole filter; with the 10 entry fields), and on the server a second round at the highest ef
+after taking the Trie index on `watchlist_id` off again (release, drop, load): the collection
+as galleries made before the index had it, timed in the same process.
 
 Vectors are realistic: lfw10 face embeddings from our pipeline, each perturbed with Gaussian
 noise (cosine ~0.9 to its source photo) and re-normalised; probes are second perturbations of
-stored vectors (cosine ~0.95), like a second photo of an enrolled person.
+stored vectors (cosine ~0.95), like a second photo of an enrolled person; strangers are
+perturbations of the lfw10 faces far enough (cosine ~0.8) to stay below the live threshold to
+every entry (the run prints the closest).
 
 The real server listens on all interfaces, so the benchmark runs itself in a loopback-only
 network namespace (re-executing under `unshare --net` when it is not in one); everything,
@@ -33,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import SecretStr
+from pymilvus import MilvusClient
 
 from cluster.audit.log import AuditLog
 from cluster.audit.sealing import Sealer
@@ -44,7 +56,7 @@ from cluster.gallery.expressions import watchlist_filter, watchlist_search_filte
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.records import WatchlistEntry, WatchlistVersion
-from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_FIELDS
+from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_FIELDS, WATCHLIST_ID_INDEX
 from cluster.logging_setup import configure_logging
 from cluster.matching.config import MatchingConfig
 from cluster.processes import process_memory
@@ -90,6 +102,8 @@ class SearchFigures:
     ef: int
     paths: list[PathFigures]
     recall_at_10: float
+    trie: bool = True
+    """Whether the server's Trie index on watchlist_id was there (False: the collection as it was before it)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,17 @@ def wait_for_index(gallery: Gallery, size: int) -> float:
             return time.monotonic() - started
         time.sleep(1.0)
     raise SystemExit(f"the indexes did not cover {size} rows within {INDEX_WAIT_S} s")
+
+
+def drop_watchlist_id_index(gallery: Gallery) -> None:
+    """Take the server's Trie index off again, to time the collection as galleries made before it had it."""
+
+    def drop(client: MilvusClient) -> None:
+        client.release_collection(WATCHLIST_COLLECTION, timeout=600)
+        client.drop_index(WATCHLIST_COLLECTION, WATCHLIST_ID_INDEX.name, timeout=600)
+        client.load_collection(WATCHLIST_COLLECTION, timeout=600)
+
+    gallery.connection.run(WATCHLIST_COLLECTION, "drop the watchlist_id index", drop)
 
 
 def enrol(gallery: Gallery, watchlist_id: str, vectors: np.ndarray) -> tuple[float, list[str]]:
@@ -288,6 +313,14 @@ def run_size(backend: str, size: int, bases: np.ndarray, args: argparse.Namespac
                     paths += server_paths(at_ef, version, probes)
                 timed = measure_paths(paths, args.batch_queries)
                 searches.append(SearchFigures(ef, timed, recall_at_10(at_ef, version, probes, exact, index_of)))
+        if args.breakdown and server is not None:
+            drop_watchlist_id_index(gallery)
+            endpoint = dataclasses.replace(gallery.endpoint, hnsw=HnswConfig(ef=max(args.ef)))
+            with Gallery(config, endpoint, catalogue) as at_ef:
+                paths = gallery_paths(at_ef, version, probes, strangers) + server_paths(at_ef, version, probes)
+                timed = measure_paths(paths, args.batch_queries)
+                recall = recall_at_10(at_ef, version, probes, exact, index_of)
+                searches.append(SearchFigures(max(args.ef), timed, recall, trie=False))
         figures = SizeFigures(backend, size, insert_per_s, index_wait_s, rss_mib(server_pid), searches)
         gallery.close()
     finally:
@@ -306,21 +339,32 @@ def report(figures: SizeFigures) -> None:
         f" server RSS {figures.server_rss_mib:,.0f} MiB, load average {os.getloadavg()[0]:.1f}"
     )
     for search in figures.searches:
-        print(f"    ef {search.ef}: recall@10 {search.recall_at_10:.3f}")
+        index = "" if search.trie else ", without the Trie index"
+        print(f"    ef {search.ef}{index}: recall@10 {search.recall_at_10:.3f}")
         for path in search.paths:
             print(
                 f"      {path.path:28s} 1 probe p50 {path.single.p50_ms:6.2f} ms p99 {path.single.p99_ms:6.2f} ms |"
                 f" {PROBE_BATCH} probes p50 {path.batch.p50_ms:6.2f} ms p99 {path.batch.p99_ms:6.2f} ms"
             )
-        by_name = {path.path: path for path in search.paths}
-        before, after = by_name["all fields"], by_name["live, stranger"]
-        print(
-            "      all fields / live stranger: 1 probe p50"
-            f" {before.single.p50_ms / after.single.p50_ms:.2f}x p99 {before.single.p99_ms / after.single.p99_ms:.2f}x,"
-            f" {PROBE_BATCH} probes p50 {before.batch.p50_ms / after.batch.p50_ms:.2f}x"
-            f" p99 {before.batch.p99_ms / after.batch.p99_ms:.2f}x"
+        paths = {path.path: path for path in search.paths}
+        print_ratio("all fields / live, stranger", paths["all fields"], paths["live, stranger"])
+    untried = [search for search in figures.searches if not search.trie]
+    for before in untried:
+        after = next(s for s in figures.searches if s.trie and s.ef == before.ef)
+        print_ratio(
+            f"ef {before.ef}: all fields without the Trie / live, stranger with it",
+            {p.path: p for p in before.paths}["all fields"],
+            {p.path: p for p in after.paths}["live, stranger"],
         )
     sys.stdout.flush()
+
+
+def print_ratio(what: str, before: PathFigures, after: PathFigures) -> None:
+    print(
+        f"      {what}: 1 probe p50 {before.single.p50_ms / after.single.p50_ms:.2f}x"
+        f" p99 {before.single.p99_ms / after.single.p99_ms:.2f}x, {PROBE_BATCH} probes"
+        f" p50 {before.batch.p50_ms / after.batch.p50_ms:.2f}x p99 {before.batch.p99_ms / after.batch.p99_ms:.2f}x"
+    )
 
 
 def main() -> None:
