@@ -177,7 +177,7 @@ class MatchingSinkFactory:
         coordinator = ray.get_actor(COORDINATOR_NAME, namespace=self.namespace)
         return MatchingSink(
             camera_id,
-            GalleryMatcher(gallery.watchlists, version, fusion=self.fusion),
+            GalleryMatcher(gallery.watchlists, version, fusion=self.fusion, threshold=self.threshold),
             self.threshold,
             CoordinatorOutlet(coordinator, camera_id),
             self.tracking,

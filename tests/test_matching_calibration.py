@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from cluster.matching.calibration import CalibrationRefused, ThresholdCalibration
 from cluster.matching.cohort import CohortError, ImpostorCohort, PairScores
-from cluster.matching.fusion import ModelNormalisation, ScoreFusion, fit_fusion
+from cluster.matching.fusion import COSINE_SLACK, ModelNormalisation, ScoreFusion, fit_fusion
 
 
 def gaussian_pairs(pairs: int = 400_000, people: int = 300, seed: int = 0) -> PairScores:
@@ -83,6 +83,34 @@ def test_fusing_without_a_models_cosine_says_which_is_missing():
     fusion = ScoreFusion((ModelNormalisation("a", 0.5, 0.05, 0.5), ModelNormalisation("b", 0.3, 0.1, 0.5)), 1.0)
     with pytest.raises(ValueError, match="no cosines for b"):
         fusion.fuse({"a": 0.9})
+
+
+@pytest.mark.parametrize("weights", [(1.0,), (0.4, 0.6), (0.05, 0.95), (0.0, 1.0)])
+def test_no_candidate_below_the_lowest_cosine_reaches_the_threshold(weights):
+    """The floor a search may cut at: below it no cosine of the other models lifts the fused score to the threshold."""
+    parts = tuple(
+        ModelNormalisation(name, mean, std, weight)
+        for name, mean, std, weight in zip(("a", "b"), (0.3, 0.1), (0.08, 0.05), weights)
+    )
+    fusion = ScoreFusion(parts, 1.3)
+    threshold = 5.0
+    floor = fusion.lowest_cosine("a", threshold)
+    others_at_best = {part.model: 1.0 + COSINE_SLACK for part in parts[1:]}
+    if floor == -1.0:
+        assert fusion.fuse({"a": -1.0, **others_at_best}) >= threshold, "-1: the other model alone can reach it"
+        return
+    rng = np.random.default_rng(7)
+    below = rng.uniform(-1.0, floor, size=100_000)
+    others = {part.model: rng.uniform(-1.0, 1.0, size=below.size) for part in parts[1:]}
+    assert (fusion.fuse({"a": below, **others}) < threshold).all()
+    assert (fusion.fuse({"a": below, **others_at_best}) < threshold).all()
+    assert fusion.fuse({"a": floor + 2 * COSINE_SLACK, **others_at_best}) >= threshold, "the floor is not too high"
+
+
+def test_the_lowest_cosine_of_a_model_not_fused_is_refused():
+    fusion = ScoreFusion((ModelNormalisation("a", 0.5, 0.05, 1.0),), 1.0)
+    with pytest.raises(ValueError, match="'b' is not fused here"):
+        fusion.lowest_cosine("b", 3.0)
 
 
 def test_a_cohort_without_the_configured_model_says_how_to_rebuild(tmp_path):

@@ -78,12 +78,13 @@ def query_ids(
     ids: Sequence[str],
     output_fields: Sequence[str],
     operation: str,
+    consistency: str = STRONG,
 ) -> list[dict[str, Any]]:
-    """The rows with these primary keys (those that exist)."""
+    """The rows with these primary keys (those that exist); Strong unless the caller found the ids itself."""
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), ID_LOOKUP_CHUNK):
         expression = ids_filter(primary_key, ids[start : start + ID_LOOKUP_CHUNK])
-        rows.extend(query_rows(connection, collection, expression, output_fields, operation))
+        rows.extend(query_rows(connection, collection, expression, output_fields, operation, consistency=consistency))
     return rows
 
 
@@ -94,8 +95,10 @@ def query_rows(
     output_fields: Sequence[str],
     operation: str,
     limit: int | None = None,
+    consistency: str = STRONG,
 ) -> list[dict[str, Any]]:
-    """One Strong query: the rows matching the expression (at most `limit`, which Milvus caps at QUERY_LIMIT)."""
+    """One query (Strong by default): the rows matching the expression (at most `limit`, which Milvus caps at
+    QUERY_LIMIT)."""
     options = {} if limit is None else {"limit": limit}
 
     def query(client: MilvusClient) -> list[dict[str, Any]]:
@@ -103,7 +106,7 @@ def query_rows(
             collection,
             filter=expression,
             output_fields=list(output_fields),
-            consistency_level=STRONG,
+            consistency_level=consistency,
             timeout=connection.timeouts.request_s,
             **options,
         )
@@ -121,7 +124,10 @@ def search_rows(
     consistency: str,
     operation: str,
 ) -> list[list[Any]]:
-    """Each probe's `limit` nearest rows among those matching the expression: pymilvus hits, most similar first."""
+    """Each probe's `limit` nearest rows among those matching the expression: pymilvus hits, most similar first.
+
+    With no `output_fields` a hit carries only its primary key and similarity (the cheapest answer).
+    """
 
     def search(client: MilvusClient) -> list[list[Any]]:
         return client.search(

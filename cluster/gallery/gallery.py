@@ -7,6 +7,7 @@ the caller over the records database (`Catalogue(database)`), which every proces
 The CLI and the Ray actors are thin layers over it.
 """
 
+from collections.abc import Sequence
 from types import TracebackType
 
 import structlog
@@ -22,9 +23,12 @@ from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.gallery.schema import (
     SOCIAL_COLLECTION,
     WATCHLIST_COLLECTION,
+    WATCHLIST_ID_INDEX,
     WATCHLIST_PARTITIONS,
+    ScalarIndex,
+    collection_indexes,
+    scalar_index,
     social_schema,
-    vector_index,
     watchlist_schema,
 )
 from cluster.gallery.server_backend import server_endpoint
@@ -60,11 +64,20 @@ class Gallery:
         return gallery
 
     def ensure_collections(self) -> None:
-        """Create the two collections (schema, HNSW index, shards, partitions) unless they exist; load both."""
-        self._ensure(WATCHLIST_COLLECTION, watchlist_schema(), WATCHLIST_PARTITIONS)
-        self._ensure(SOCIAL_COLLECTION, social_schema(), None)
+        """Create the two collections (schema, indexes, shards, partitions) unless they exist; load both.
 
-    def _ensure(self, name: str, schema: CollectionSchema, partitions: int | None) -> None:
+        On a Milvus server the watchlist also has a Trie index on `watchlist_id` (milvus-lite has
+        none); a collection made before it gets it here, and is then released and loaded again,
+        because Milvus 2.3 applies a new index only on a fresh load (searches meanwhile fail and
+        are retried).
+        """
+        scalars = () if isinstance(self.config.backend, LiteBackendConfig) else (WATCHLIST_ID_INDEX,)
+        self._ensure(WATCHLIST_COLLECTION, watchlist_schema(), WATCHLIST_PARTITIONS, scalars)
+        self._ensure(SOCIAL_COLLECTION, social_schema(), None, ())
+
+    def _ensure(
+        self, name: str, schema: CollectionSchema, partitions: int | None, scalars: Sequence[ScalarIndex]
+    ) -> None:
         timeout = self.config.timeouts.request_s
         expected = [field.name for field in schema.fields]
 
@@ -75,7 +88,7 @@ class Gallery:
                     client.create_collection(
                         name,
                         schema=schema,
-                        index_params=vector_index(self.endpoint.hnsw),
+                        index_params=collection_indexes(self.endpoint.hnsw, scalars),
                         num_shards=self.endpoint.shards,
                         consistency_level=self.config.consistency,
                         timeout=timeout,
@@ -91,9 +104,25 @@ class Gallery:
                     f"collection {name!r} on {self.endpoint.uri} has fields {found}, expected {expected}: another"
                     " program or version made it; drop it or point gallery.backend at another server or data_dir"
                 )
+            existing = client.list_indexes(name, timeout=timeout)
+            missing = [index for index in scalars if index.name not in existing]
+            for index in missing:
+                self._add_index(client, name, index)
+            if missing:
+                client.release_collection(name, timeout=timeout)
             client.load_collection(name, timeout=timeout)
 
         self.connection.run(name, f"prepare collection {name}", ensure)
+
+    def _add_index(self, client: MilvusClient, name: str, index: ScalarIndex) -> None:
+        """Add a scalar index to an existing collection (another process adding it at once is no error)."""
+        timeout = self.config.timeouts.request_s
+        try:
+            client.create_index(name, scalar_index(index), timeout=timeout)
+        except MilvusException:
+            if index.name not in client.list_indexes(name, timeout=timeout):
+                raise
+        log.warning("milvus_index_added", collection=name, index=index.name, field=index.field, reload=True)
 
     def close(self) -> None:
         self.connection.close()

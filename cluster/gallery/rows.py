@@ -7,6 +7,7 @@ similarity, `hit["entity"]` the requested output fields.
 """
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cluster.gallery.fingerprints import FrozenEntry, entry_fingerprint
@@ -19,6 +20,7 @@ from cluster.gallery.records import (
     WatchlistEntry,
 )
 from cluster.gallery.schema import VECTOR_FIELD
+from cluster.vision.face import PRIMARY_MODEL
 
 
 def watchlist_row(
@@ -75,10 +77,44 @@ def _ranked_hits(hits: Iterable[Any], min_similarity: float | None) -> Iterator[
 
 
 def watchlist_candidates(hits: Iterable[Any], min_similarity: float | None) -> list[WatchlistCandidate]:
-    """One probe's hits as candidates, most similar first, without those below `min_similarity`."""
+    """One probe's hits (with every entry field) as candidates, most similar first, without those below
+    `min_similarity`."""
     return [
-        WatchlistCandidate(entry=enrolled_entry(hit["entity"], entry_id=hit.id), similarity=similarity, rank=rank)
+        WatchlistCandidate(
+            entry=enrolled_entry(hit["entity"], entry_id=hit.id),
+            similarity=similarity,
+            rank=rank,
+            model_scores={PRIMARY_MODEL: similarity},
+        )
         for hit, similarity, rank in _ranked_hits(hits, min_similarity)
+    ]
+
+
+@dataclass(frozen=True)
+class ScoredId:
+    """A hit of a search that returned no fields: which entry, and its primary cosine."""
+
+    entry_id: str
+    similarity: float
+
+
+def scored_ids(hits: Iterable[Any], min_similarity: float) -> list[ScoredId]:
+    """One probe's field-less hits at or above `min_similarity`, most similar first."""
+    return [ScoredId(str(hit.id), similarity) for hit, similarity, _ in _ranked_hits(hits, min_similarity)]
+
+
+def candidates_of(scored: Iterable[ScoredId], entries: Mapping[str, EnrolledEntry]) -> list[WatchlistCandidate]:
+    """Candidates from scored ids and the entries fetched for them; an id whose entry is gone (removed since) is
+    left out, and ranks close up."""
+    kept = [hit for hit in scored if hit.entry_id in entries]
+    return [
+        WatchlistCandidate(
+            entry=entries[hit.entry_id],
+            similarity=hit.similarity,
+            rank=rank,
+            model_scores={PRIMARY_MODEL: hit.similarity},
+        )
+        for rank, hit in enumerate(kept, start=1)
     ]
 
 

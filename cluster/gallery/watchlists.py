@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import structlog
@@ -52,7 +53,15 @@ from cluster.gallery.records import (
     check_text,
     check_time,
 )
-from cluster.gallery.rows import FROZEN_FIELDS, enrolled_entry, frozen_entry, watchlist_candidates, watchlist_row
+from cluster.gallery.rows import (
+    FROZEN_FIELDS,
+    candidates_of,
+    enrolled_entry,
+    frozen_entry,
+    scored_ids,
+    watchlist_candidates,
+    watchlist_row,
+)
 from cluster.gallery.schema import WATCHLIST_COLLECTION, WATCHLIST_FIELDS
 from cluster.matching.calibration import CalibratedThreshold
 from cluster.vision.face import PRIMARY_MODEL
@@ -287,8 +296,11 @@ class Watchlists:
 
         embeddings: (n, 128) L2-normalised. Only the version's entries that have not expired
         at `now` are searched; candidates below `min_similarity` (primary cosine) are dropped.
-        extra: second-stage model name -> (n, d) probe vectors; each candidate then carries
-        every model's cosine in `model_scores` (one more round trip per model, for the shortlist).
+        With `min_similarity`, the search returns only ids and scores, and the entries of the
+        candidates at or above it are fetched in a second round trip, made only when there are
+        any (a live probe almost always matches nobody). extra: second-stage model name -> (n, d)
+        probe vectors; each candidate then carries every model's cosine in `model_scores` (one
+        more round trip per model, for the shortlist).
         """
         probes = as_embedding_batch(embeddings, "probe embeddings")
         searched_at = _now(now)
@@ -301,23 +313,52 @@ class Watchlists:
             return []
         limit = top_k or self.config.top_k
         expression = watchlist_search_filter(version, searched_at)
-        hits = search_rows(
+        operation = f"search {version.version_id}"
+        if min_similarity is None:
+            hits = self._search(probes, expression, limit, WATCHLIST_FIELDS, operation)
+            found = [watchlist_candidates(probe_hits, None) for probe_hits in hits]
+        else:
+            hits = self._search(probes, expression, limit, (), operation)
+            scored = [scored_ids(probe_hits, min_similarity) for probe_hits in hits]
+            entries = self._entries_by_id(list(dict.fromkeys(hit.entry_id for row in scored for hit in row)), operation)
+            found = [candidates_of(row, entries) for row in scored]
+        return self._with_model_scores(found, probes, extra or {})
+
+    def _search(
+        self, probes: np.ndarray, expression: str, limit: int, fields: Sequence[str], operation: str
+    ) -> list[list[Any]]:
+        return search_rows(
             self.connection,
             WATCHLIST_COLLECTION,
             probes,
             expression,
             limit,
-            WATCHLIST_FIELDS,
+            fields,
             self.config.consistency,
-            f"search {version.version_id}",
+            operation,
         )
-        found = [watchlist_candidates(probe_hits, min_similarity) for probe_hits in hits]
-        return self._with_model_scores(found, probes, extra or {})
+
+    def _entries_by_id(self, entry_ids: list[str], operation: str) -> dict[str, EnrolledEntry]:
+        """The entries of ids a search just found, read at the search's consistency (none asked: no round trip)."""
+        if not entry_ids:
+            return {}
+        rows = query_ids(
+            self.connection,
+            WATCHLIST_COLLECTION,
+            "entry_id",
+            entry_ids,
+            WATCHLIST_FIELDS,
+            operation,
+            consistency=self.config.consistency,
+        )
+        return {entry.entry_id: entry for entry in map(enrolled_entry, rows)}
 
     def _with_model_scores(
         self, found: list[list[WatchlistCandidate]], probes: np.ndarray, extra: Mapping[str, np.ndarray]
     ) -> list[list[WatchlistCandidate]]:
         """The candidates with every model's cosine; a second-stage model the shortlist lacks is an error."""
+        if not extra:
+            return found
         ids = [candidate.entry.entry_id for candidates in found for candidate in candidates]
         extra_probes = {
             model: as_embedding_batch(vectors, f"{model} probe embeddings", size=np.shape(vectors)[-1])

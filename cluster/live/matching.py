@@ -44,6 +44,7 @@ from cluster.tracking.config import TrackingConfig
 from cluster.tracking.matching import match_and_decide
 from cluster.tracking.patches import FacePatch
 from cluster.tracking.tracker import ReadyTracklet, Tracker, TrackerCounts, TrackerHoldings
+from cluster.vision.face import PRIMARY_MODEL
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +88,9 @@ class GalleryMatcher:
 
     With `fusion`, each candidate's match score is the fusion of every model's cosine (the
     primary model shortlists `top_k` entries, the second-stage models rescore the shortlist);
-    without, it is the primary cosine.
+    without, it is the primary cosine. With `threshold`, candidates whose primary cosine cannot
+    reach it (whatever the other models say) are left out by the gallery, which then fetches no
+    entry at all for a face that matches nobody.
     """
 
     def __init__(
@@ -96,14 +99,20 @@ class GalleryMatcher:
         version: WatchlistVersion,
         top_k: int | None = None,
         fusion: ScoreFusion | None = None,
+        threshold: float | None = None,
     ) -> None:
         self._watchlists = watchlists
         self._version = version
         self._top_k = top_k
         self._fusion = fusion
+        self._floor = None
+        if threshold is not None:
+            self._floor = threshold if fusion is None else fusion.lowest_cosine(PRIMARY_MODEL, threshold)
 
     def match(self, embeddings: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> list[list[Candidate]]:
-        found = self._watchlists.search(embeddings, self._version, top_k=self._top_k, extra=extra)
+        found = self._watchlists.search(
+            embeddings, self._version, top_k=self._top_k, min_similarity=self._floor, extra=extra
+        )
         return [
             sorted(
                 (

@@ -17,6 +17,8 @@ WEIGHT_GRID = np.linspace(0.0, 1.0, 21)
 """Weights tried for the second model when fitting two models (the first gets 1 - w)."""
 FIT_PAIR_RATE = 1e-4
 """Per-pair impostor rate at which fitting maximises the share of genuine pairs accepted."""
+COSINE_SLACK = 1e-4
+"""How far float32 rounding may move a cosine (past 1, or across a floor); `lowest_cosine` allows for it."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,27 @@ class ScoreFusion:
             for part in self.parts
         )
         return np.asarray(total / self.scale, dtype=np.float64)
+
+    def lowest_cosine(self, model: str, threshold: float) -> float:
+        """The lowest cosine of `model` with which a fused score can still reach `threshold`.
+
+        Every other model is taken at its best (cosine 1, plus float32 rounding), so a candidate
+        below this cosine fails the threshold whatever the other models say: a search may leave
+        it out. -1 when `model` has no weight (every cosine may still reach it).
+        """
+        parts = {part.model: part for part in self.parts}
+        if model not in parts:
+            raise ValueError(f"{model!r} is not fused here; the fused models are {', '.join(self.models)}")
+        own = parts[model]
+        best_others = sum(
+            part.weight * (1.0 + COSINE_SLACK - part.impostor_mean) / part.impostor_std
+            for part in self.parts
+            if part.model != model
+        )
+        if own.weight == 0:
+            return -1.0
+        needed = (threshold * self.scale - best_others) * own.impostor_std / own.weight + own.impostor_mean
+        return max(-1.0, needed - COSINE_SLACK)
 
     def describe(self) -> str:
         """'0.40 x dlib + 0.60 x faceres (z-scored)', as reports and alerts show it."""
