@@ -1,0 +1,127 @@
+"""The chaos scenarios' own judgement, without a deployment: the registry, duplicates, trends, the report table.
+
+The scenarios against a running deployment are tests/test_chaos.py.
+"""
+
+import numpy as np
+import pytest
+
+from cluster.alerts.model import Alert, AlertState, Sighting
+from cluster.loadtesting.chaos import (
+    SCENARIOS,
+    ChaosOutcome,
+    SoakSamples,
+    SystemProbe,
+    duplicated_alerts,
+    fitted_growth,
+    outcomes_table,
+    scenario,
+)
+
+T0 = 1_700_000_000.0
+
+
+def sighting(sighting_id: str, person: str, first_seen: float) -> Sighting:
+    embedding = np.zeros(128, dtype=np.float32)
+    embedding[0] = 1.0
+    return Sighting(sighting_id, "cam0", person, "wl", 0.95, first_seen, first_seen + 2.0, 5, embedding)
+
+
+def alert(alert_id: str, *sightings: Sighting, state: AlertState = AlertState.NEW) -> Alert:
+    person = sightings[0].person_id
+    return Alert(alert_id, "demo", person, "wl", state, sightings, 0.9, T0, T0, 0.9, "dlib")
+
+
+def probe(results: dict[str, int]) -> SystemProbe:
+    return SystemProbe(
+        at=T0,
+        results=results,
+        failed_requests=0,
+        cameras=len(results),
+        cameras_streaming=len(results),
+        search_failures=0,
+        awaiting_search=0,
+        decided=0,
+        dead_letters=0,
+        coordinator_answers=True,
+    )
+
+
+def test_every_scenario_of_the_issue_is_registered_by_name():
+    assert set(SCENARIOS) == {
+        "camera-actor",
+        "face-replica",
+        "coordinator",
+        "milvus-restart",
+        "rtsp-drop",
+        "disk-full",
+        "worker-node",
+        "soak",
+    }
+    assert all(scenario(name).name == name and scenario(name).summary for name in SCENARIOS)
+
+
+def test_an_unknown_scenario_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="unknown chaos scenario 'kill-all'; choose from: camera-actor, "):
+        scenario("kill-all")
+
+
+def test_a_second_open_alert_of_a_person_within_the_fusion_gap_is_a_duplicate():
+    first = alert("a1", sighting("cam0:1", "p1", T0))
+    again = alert("a2", sighting("cam0:7", "p1", T0 + 60))
+    much_later = alert("a3", sighting("cam0:9", "p1", T0 + 5000))
+    other = alert("b1", sighting("cam0:2", "p2", T0 + 10))
+    assert duplicated_alerts([first, again, much_later, other], fusion_gap_s=900) == ("a2",)
+
+
+def test_a_sighting_stored_in_two_alerts_is_a_duplicate():
+    shared = sighting("cam0:1", "p1", T0)
+    assert duplicated_alerts([alert("a1", shared), alert("a2", shared, state=AlertState.REJECTED)]) == ("a2",)
+
+
+def test_the_next_alert_after_an_officer_decided_one_is_no_duplicate():
+    decided = alert("a1", sighting("cam0:1", "p1", T0), state=AlertState.CONFIRMED)
+    assert duplicated_alerts([decided, alert("a2", sighting("cam0:3", "p1", T0 + 30))]) == ()
+
+
+def test_results_count_for_the_camera_that_gained_fewest_and_a_vanished_camera_gained_none():
+    before = probe({"cam0": 10, "cam1": 10})
+    assert probe({"cam0": 30, "cam1": 14}).least_results_since(before) == 4
+    assert probe({"cam0": 30}).least_results_since(before) == -10
+
+
+def test_memory_growth_is_the_fitted_trend_not_one_spike():
+    flat_with_spike = [(t, 100.0 + (50.0 if t == 5 else 0.0)) for t in range(11)]
+    assert abs(fitted_growth(flat_with_spike)) < 10
+    assert fitted_growth([(t, 100.0 + 3.0 * t) for t in range(11)]) == pytest.approx(30.0)
+    assert fitted_growth([(0.0, 1.0)]) == 0.0
+
+
+def test_soak_figures_compare_the_first_and_last_thirds_of_latency():
+    samples = SoakSamples()
+    for t in range(0, 91, 5):
+        samples.add(float(t), {"camera": 1000 + t}, 0.1 if t < 60 else 0.4)
+    figures = samples.figures()
+    assert (figures.seconds, figures.samples) == (90.0, 19)
+    assert figures.latency_start_s == pytest.approx(0.1) and figures.latency_end_s == pytest.approx(0.4)
+    assert figures.memory_start_bytes == {"camera": 1000}
+    assert figures.memory_growth_bytes["camera"] == pytest.approx(90.0)
+
+
+def test_the_table_shows_each_outcome_and_what_it_lost():
+    outcome = ChaosOutcome(
+        scenario="coordinator",
+        injected="killed Coordinator 01",
+        fault_seen_s=0.0,
+        recovery_s=4.25,
+        alerts_before=2,
+        alerts_after=3,
+        alerts_lost=(),
+        sightings_lost=1,
+        duplicates=("a9",),
+        people_missed=(),
+        audit_verifies=True,
+        non_match_traces=0,
+    )
+    assert not outcome.nothing_lost and outcome.recovered
+    assert "| coordinator | 0.0 | 4.2 | 2/3 | 1 | 1 | 0 | verifies |" in outcomes_table([outcome])
