@@ -50,6 +50,7 @@ from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth
 from cluster.database.config import DatabaseConfig
 from cluster.demo.scenario import DemoOptions, cameras_of, central_faces, demo_deployment, enrol_watchlist
+from cluster.fusion.topology import CameraTopology
 from cluster.gallery.config import GalleryConfig, ServerBackendConfig
 from cluster.loadtesting.chaos import ChaosOutcome, ChaosSettings, Soak, outcomes_table, scenario
 from loadtest.machine import describe_machine
@@ -209,7 +210,8 @@ def settings(deployment: Deployment) -> ChaosSettings:
         hold_s=scaled(HOLD_S),
         expected_people=deployment.expected,
         confirm_s=scaled(3 * SECONDS),
-        fusion_gap_s=deployment.system.config.fusion.max_gap_s,
+        topology=CameraTopology.from_config(deployment.system.config.cameras),
+        fusion=deployment.system.config.fusion,
     )
 
 
@@ -220,7 +222,7 @@ def run_scenario(deployment: Deployment, name: str) -> ChaosOutcome:
     assert outcome.recovered, f"{name}: not recovered within {RECOVERY_BOUND_S:.0f} s (stretched for load)"
     assert outcome.recovery_s is not None and outcome.recovery_s <= scaled(RECOVERY_BOUND_S)
     assert not outcome.alerts_lost and not outcome.sightings_lost, f"{name}: alerts or sightings stored before lost"
-    assert not outcome.duplicates, f"{name}: duplicated alerts {outcome.duplicates}"
+    assert not outcome.duplicates, f"{name}: duplicated alerts {outcome.duplicates}: {describe(deployment)}"
     assert not outcome.people_missed, (
         f"{name}: watchlist people who walked by after recovery were not sighted: {outcome.people_missed}"
     )
@@ -229,6 +231,17 @@ def run_scenario(deployment: Deployment, name: str) -> ChaosOutcome:
     false = score_alerts(deployment.system.alerts(), deployment.truth).false_alerts
     assert false == 0, f"{name}: {false} false alerts"
     return outcome
+
+
+def describe(deployment: Deployment) -> list[str]:
+    """Each alert's person and sightings (camera, seconds from the first sighting), for a failure's message."""
+    alerts = deployment.system.alerts()
+    t0 = min((s.first_seen for a in alerts for s in a.sightings), default=0.0)
+    return [
+        f"{a.alert_id[:8]} {a.person_id}: "
+        + " ".join(f"{s.camera_id}@{s.first_seen - t0:.1f}-{s.last_seen - t0:.1f}" for s in a.sightings)
+        for a in alerts
+    ]
 
 
 def test_a_killed_camera_actor_is_restarted_and_streams_again(deployment):

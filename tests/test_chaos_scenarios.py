@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from cluster.alerts.model import Alert, AlertState, Sighting
+from cluster.fusion.config import FusionConfig
+from cluster.fusion.topology import CameraTopology
 from cluster.loadtesting.chaos import (
     SCENARIOS,
     ChaosOutcome,
@@ -21,10 +23,14 @@ from cluster.loadtesting.chaos import (
 T0 = 1_700_000_000.0
 
 
-def sighting(sighting_id: str, person: str, first_seen: float) -> Sighting:
+TOPOLOGY = CameraTopology(("cam0", "cam1"), {("cam0", "cam1"): 20.0, ("cam1", "cam0"): 20.0})
+
+
+def sighting(sighting_id: str, person: str, first_seen: float, direction: int = 0) -> Sighting:
     embedding = np.zeros(128, dtype=np.float32)
-    embedding[0] = 1.0
-    return Sighting(sighting_id, "cam0", person, "wl", 0.95, first_seen, first_seen + 2.0, 5, embedding)
+    embedding[direction] = 1.0
+    camera = sighting_id.split(":")[0]
+    return Sighting(sighting_id, camera, person, "wl", 0.95, first_seen, first_seen + 2.0, 5, embedding)
 
 
 def alert(alert_id: str, *sightings: Sighting, state: AlertState = AlertState.NEW) -> Alert:
@@ -66,22 +72,32 @@ def test_an_unknown_scenario_is_refused_naming_the_known_ones():
         scenario("kill-all")
 
 
-def test_a_second_open_alert_of_a_person_within_the_fusion_gap_is_a_duplicate():
+def test_a_second_alert_fusion_would_have_merged_into_the_first_is_a_duplicate():
     first = alert("a1", sighting("cam0:1", "p1", T0))
     again = alert("a2", sighting("cam0:7", "p1", T0 + 60))
     much_later = alert("a3", sighting("cam0:9", "p1", T0 + 5000))
     other = alert("b1", sighting("cam0:2", "p2", T0 + 10))
-    assert duplicated_alerts([first, again, much_later, other], fusion_gap_s=900) == ("a2",)
+    assert duplicated_alerts([first, again, much_later, other], TOPOLOGY, FusionConfig()) == ("a2",)
+
+
+def test_alerts_fusion_keeps_apart_on_purpose_are_no_duplicates():
+    """A walk faster than the cameras allow, or a face unlike the alert's, raises a second alert by design."""
+    first = alert("a1", sighting("cam0:1", "p1", T0))
+    too_fast = alert("a2", sighting("cam1:1", "p1", T0 + 3.0))
+    unlike = alert("a3", sighting("cam0:5", "p1", T0 + 60, direction=1))
+    assert duplicated_alerts([first, too_fast, unlike], TOPOLOGY, FusionConfig()) == ()
 
 
 def test_a_sighting_stored_in_two_alerts_is_a_duplicate():
     shared = sighting("cam0:1", "p1", T0)
-    assert duplicated_alerts([alert("a1", shared), alert("a2", shared, state=AlertState.REJECTED)]) == ("a2",)
+    alerts = [alert("a1", shared), alert("a2", shared, state=AlertState.REJECTED)]
+    assert duplicated_alerts(alerts, TOPOLOGY, FusionConfig()) == ("a2",)
 
 
 def test_the_next_alert_after_an_officer_decided_one_is_no_duplicate():
     decided = alert("a1", sighting("cam0:1", "p1", T0), state=AlertState.CONFIRMED)
-    assert duplicated_alerts([decided, alert("a2", sighting("cam0:3", "p1", T0 + 30))]) == ()
+    alerts = [decided, alert("a2", sighting("cam0:3", "p1", T0 + 30))]
+    assert duplicated_alerts(alerts, TOPOLOGY, FusionConfig()) == ()
 
 
 def test_results_count_for_the_camera_that_gained_fewest_and_a_vanished_camera_gained_none():

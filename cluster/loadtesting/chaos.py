@@ -30,7 +30,9 @@ import numpy as np
 import structlog
 
 from cluster.alerts.model import Alert
-from cluster.fusion.config import MAX_GAP_S
+from cluster.fusion.config import FusionConfig
+from cluster.fusion.fuser import Fuser
+from cluster.fusion.topology import CameraTopology
 
 log = structlog.get_logger(__name__)
 
@@ -147,8 +149,10 @@ class ChaosSettings:
     """Watchlist people who walk by again after recovery and must be sighted then."""
     confirm_s: float = 120.0
     """Longest wait for every expected person's sighting after recovery."""
-    fusion_gap_s: float = MAX_GAP_S
-    """Two alerts of one person closer than this should have been fused into one."""
+    topology: CameraTopology = field(default_factory=lambda: CameraTopology((), {}))
+    """The deployment's cameras, by which fusion decides what is one person's walk (`CameraTopology.from_config`);
+    without them only one camera's sightings count as one walk."""
+    fusion: FusionConfig = FusionConfig()
     poll_s: float = 0.5
 
 
@@ -316,18 +320,21 @@ def _outcome(
         sightings_lost=sum(
             1 for alert in alerts_before for s in alert.sightings if s.sighting_id not in sightings_after
         ),
-        duplicates=duplicated_alerts(after, settings.fusion_gap_s),
+        duplicates=duplicated_alerts(after, settings.topology, settings.fusion),
         people_missed=tuple(sorted(missed)),
         audit_verifies=system.audit_verifies(),
         non_match_traces=system.non_match_traces(),
     )
 
 
-def duplicated_alerts(alerts: Sequence[Alert], fusion_gap_s: float = MAX_GAP_S) -> tuple[str, ...]:
-    """Alerts that repeat another: one sighting stored in two alerts, or a second open alert of the same person
-    whose sightings come within `fusion_gap_s` of the first's (fusion should have grown the first).
+def duplicated_alerts(alerts: Sequence[Alert], topology: CameraTopology, fusion: FusionConfig) -> tuple[str, ...]:
+    """Alerts that repeat another: one sighting stored in two alerts, or an alert with a sighting that fusion
+    would have merged into an earlier open alert of the same person (one alert per person per fused track).
 
-    An alert an officer decided takes no more evidence, so the next one of that person is no duplicate.
+    Fusion is asked with the product's own rules (`Fuser.merge_target`), the earlier alert as it stood when
+    the sighting came (its sightings up to then): so two alerts fusion keeps apart on purpose (a walk that
+    is impossible between the cameras, a face unlike the alert's) are no duplicate, nor is the next alert
+    after one an officer decided.
     """
     repeated: set[str] = set()
     owner: dict[str, str] = {}
@@ -335,18 +342,38 @@ def duplicated_alerts(alerts: Sequence[Alert], fusion_gap_s: float = MAX_GAP_S) 
         for sighting in alert.sightings:
             if owner.setdefault(sighting.sighting_id, alert.alert_id) != alert.alert_id:
                 repeated.add(alert.alert_id)
-    by_person: dict[str, list[Alert]] = defaultdict(list)
+    by_person: dict[tuple[str, str], list[Alert]] = defaultdict(list)
     for alert in alerts:
-        if alert.sightings and not alert.state.is_final:
-            by_person[alert.person_id].append(alert)
+        if alert.sightings:
+            by_person[(alert.person_id, alert.watchlist_id)].append(alert)
     for person_alerts in by_person.values():
-        ordered = sorted(person_alerts, key=lambda alert: min(s.first_seen for s in alert.sightings))
-        last_seen = max(s.last_seen for s in ordered[0].sightings)
-        for alert in ordered[1:]:
-            if min(s.first_seen for s in alert.sightings) - last_seen <= fusion_gap_s:
-                repeated.add(alert.alert_id)
-            last_seen = max(last_seen, max(s.last_seen for s in alert.sightings))
+        ordered = sorted(person_alerts, key=lambda alert: alert.first_seen)
+        for index, later in enumerate(ordered[1:], start=1):
+            if any(_would_merge(earlier, later, topology, fusion) for earlier in ordered[:index]):
+                repeated.add(later.alert_id)
     return tuple(sorted(repeated))
+
+
+def _would_merge(earlier: Alert, later: Alert, topology: CameraTopology, fusion: FusionConfig) -> bool:
+    """Whether fusion would have merged one of `later`'s sightings into `earlier` as it stood then."""
+    if earlier.state.is_final:
+        return False
+    for sighting in later.sightings:
+        then = tuple(s for s in earlier.sightings if s.last_seen <= sighting.last_seen)
+        if not then:
+            continue
+        fuser = Fuser(
+            topology,
+            fusion,
+            deployment_id=earlier.deployment_id,
+            threshold=earlier.threshold,
+            model=earlier.model,
+            perfect_score=max(1.0, earlier.threshold + 1.0),
+        )
+        fuser.restore([replace(earlier, sightings=then)])
+        if fuser.merge_target(sighting) is not None:
+            return True
+    return False
 
 
 class CameraActorKill(ChaosScenario):
