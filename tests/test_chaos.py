@@ -10,9 +10,9 @@ Then each scenario in turn injects its fault, holds it until its effect shows, r
 broke and waits for recovery; afterwards every expected person must be sighted again (they walk by
 again each pass of the loop; a person who passed only during the outage is excused, since
 frames of an outage are dropped, not queued), no alert stored before may be gone, no alert
-duplicated (one alert per person: the loop brings each person back well within the fusion
-window), the audit log must verify with its anchors, and no stored vector may show a face of
-anyone who matched nobody.
+raised since may repeat one stored before (one that the product's fusion rules would have grown
+instead: the deployment lost track of whom it alerted), the audit log must verify with its
+anchors, and no stored vector may show a face of anyone who matched nobody.
 
 - camera-actor: SIGKILL to one camera's actor; Ray restarts it and it reconnects.
 - face-replica: SIGKILL to the face replica; Serve starts another.

@@ -88,6 +88,14 @@ def test_alerts_fusion_keeps_apart_on_purpose_are_no_duplicates():
     assert duplicated_alerts([first, too_fast, unlike], TOPOLOGY, FusionConfig()) == ()
 
 
+def test_after_a_fault_only_new_alerts_that_repeat_one_stored_before_are_duplicates():
+    before = alert("a1", sighting("cam0:1", "p1", T0))
+    split_before = alert("a2", sighting("cam0:2", "p1", T0 + 10))
+    raised_since = alert("a3", sighting("cam0:7", "p1", T0 + 60))
+    alerts = [before, split_before, raised_since]
+    assert duplicated_alerts(alerts, TOPOLOGY, FusionConfig(), existing=frozenset({"a1", "a2"})) == ("a3",)
+
+
 def test_a_sighting_stored_in_two_alerts_is_a_duplicate():
     shared = sighting("cam0:1", "p1", T0)
     alerts = [alert("a1", shared), alert("a2", shared, state=AlertState.REJECTED)]

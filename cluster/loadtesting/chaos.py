@@ -320,21 +320,29 @@ def _outcome(
         sightings_lost=sum(
             1 for alert in alerts_before for s in alert.sightings if s.sighting_id not in sightings_after
         ),
-        duplicates=duplicated_alerts(after, settings.topology, settings.fusion),
+        duplicates=duplicated_alerts(
+            after, settings.topology, settings.fusion, frozenset(alert.alert_id for alert in alerts_before)
+        ),
         people_missed=tuple(sorted(missed)),
         audit_verifies=system.audit_verifies(),
         non_match_traces=system.non_match_traces(),
     )
 
 
-def duplicated_alerts(alerts: Sequence[Alert], topology: CameraTopology, fusion: FusionConfig) -> tuple[str, ...]:
+def duplicated_alerts(
+    alerts: Sequence[Alert],
+    topology: CameraTopology,
+    fusion: FusionConfig,
+    existing: frozenset[str] | None = None,
+) -> tuple[str, ...]:
     """Alerts that repeat another: one sighting stored in two alerts, or an alert with a sighting that fusion
     would have merged into an earlier open alert of the same person (one alert per person per fused track).
 
     Fusion is asked with the product's own rules (`Fuser.merge_target`), the earlier alert as it stood when
     the sighting came (its sightings up to then): so two alerts fusion keeps apart on purpose (a walk that
     is impossible between the cameras, a face unlike the alert's) are no duplicate, nor is the next alert
-    after one an officer decided.
+    after one an officer decided. With `existing` (the alerts stored before a fault), only alerts raised
+    since are checked, against those: a fault must not make the deployment lose track of who it alerted.
     """
     repeated: set[str] = set()
     owner: dict[str, str] = {}
@@ -349,7 +357,10 @@ def duplicated_alerts(alerts: Sequence[Alert], topology: CameraTopology, fusion:
     for person_alerts in by_person.values():
         ordered = sorted(person_alerts, key=lambda alert: alert.first_seen)
         for index, later in enumerate(ordered[1:], start=1):
-            if any(_would_merge(earlier, later, topology, fusion) for earlier in ordered[:index]):
+            if existing is not None and later.alert_id in existing:
+                continue
+            earlier = [a for a in ordered[:index] if existing is None or a.alert_id in existing]
+            if any(_would_merge(candidate, later, topology, fusion) for candidate in earlier):
                 repeated.add(later.alert_id)
     return tuple(sorted(repeated))
 
