@@ -162,9 +162,12 @@ def deployment(request, ray_session, records_disk, milvus, tmp_path_factory, fac
         run.stop()
         server.stop()
         if outcomes:
-            terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+            plugins = request.config.pluginmanager
             load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-            terminal.write_line(f"\nchaos on {describe_machine()}, load average {load}\n{outcomes_table(outcomes)}")
+            with plugins.get_plugin("capturemanager").global_and_fixture_disabled():
+                plugins.get_plugin("terminalreporter").write_line(
+                    f"\nchaos on {describe_machine()}, load average {load}\n{outcomes_table(outcomes)}"
+                )
 
 
 def video_seconds(run: LiveRun) -> float:
