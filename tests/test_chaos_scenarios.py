@@ -3,6 +3,8 @@
 The scenarios against a running deployment are tests/test_chaos.py.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -35,7 +37,8 @@ def sighting(sighting_id: str, person: str, first_seen: float, direction: int = 
 
 def alert(alert_id: str, *sightings: Sighting, state: AlertState = AlertState.NEW) -> Alert:
     person = sightings[0].person_id
-    return Alert(alert_id, "demo", person, "wl", state, sightings, 0.9, T0, T0, 0.9, "dlib")
+    raised = sightings[0].last_seen + 1.0
+    return Alert(alert_id, "demo", person, "wl", state, sightings, 0.9, raised, raised, 0.9, "dlib")
 
 
 def probe(results: dict[str, int]) -> SystemProbe:
@@ -94,6 +97,14 @@ def test_after_a_fault_only_new_alerts_that_repeat_one_stored_before_are_duplica
     raised_since = alert("a3", sighting("cam0:7", "p1", T0 + 60))
     alerts = [before, split_before, raised_since]
     assert duplicated_alerts(alerts, TOPOLOGY, FusionConfig(), existing=frozenset({"a1", "a2"})) == ("a3",)
+
+
+def test_fusion_is_judged_on_the_earlier_alert_as_it_stood_when_the_later_was_raised():
+    """Capture order is not arrival order: a tracklet captured early may be decided late, when the earlier alert
+    has gathered other evidence and no longer looks like it; fusion then keeps them apart, and so does the check."""
+    earlier = alert("a1", sighting("cam0:1", "p1", T0), sighting("cam0:3", "p1", T0 + 30, direction=1))
+    decided_late = replace(alert("a2", sighting("cam0:2", "p1", T0 + 20)), created_at=T0 + 60)
+    assert duplicated_alerts([earlier, decided_late], TOPOLOGY, FusionConfig()) == ()
 
 
 def test_a_sighting_stored_in_two_alerts_is_a_duplicate():

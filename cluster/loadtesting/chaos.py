@@ -339,7 +339,7 @@ def duplicated_alerts(
     would have merged into an earlier open alert of the same person (one alert per person per fused track).
 
     Fusion is asked with the product's own rules (`Fuser.merge_target`), the earlier alert as it stood when
-    the sighting came (its sightings up to then): so two alerts fusion keeps apart on purpose (a walk that
+    the later one was raised (its sightings captured by then): so two alerts fusion keeps apart on purpose (a walk that
     is impossible between the cameras, a face unlike the alert's) are no duplicate, nor is the next alert
     after one an officer decided. With `existing` (the alerts stored before a fault), only alerts raised
     since are checked, against those: a fault must not make the deployment lose track of who it alerted.
@@ -355,7 +355,7 @@ def duplicated_alerts(
         if alert.sightings:
             by_person[(alert.person_id, alert.watchlist_id)].append(alert)
     for person_alerts in by_person.values():
-        ordered = sorted(person_alerts, key=lambda alert: alert.first_seen)
+        ordered = sorted(person_alerts, key=lambda alert: alert.created_at)
         for index, later in enumerate(ordered[1:], start=1):
             if existing is not None and later.alert_id in existing:
                 continue
@@ -366,13 +366,15 @@ def duplicated_alerts(
 
 
 def _would_merge(earlier: Alert, later: Alert, topology: CameraTopology, fusion: FusionConfig) -> bool:
-    """Whether fusion would have merged one of `later`'s sightings into `earlier` as it stood then."""
+    """Whether fusion would have merged one of `later`'s sightings into `earlier` as it stood when `later` was
+    raised: its sightings captured by then (tracklets are decided seconds after their faces were captured, so
+    capture order is not the order the Coordinator saw them in)."""
     if earlier.state.is_final:
         return False
+    then = tuple(s for s in earlier.sightings if s.last_seen <= later.created_at)
+    if not then:
+        return False
     for sighting in later.sightings:
-        then = tuple(s for s in earlier.sightings if s.last_seen <= sighting.last_seen)
-        if not then:
-            continue
         fuser = Fuser(
             topology,
             fusion,
