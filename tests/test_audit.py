@@ -5,10 +5,14 @@ tables, recomputing hashes with the public algorithm where that helps the forger
 """
 
 import argparse
+import errno
 import itertools
 import json
 import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -382,6 +386,37 @@ def test_anchors_are_written_after_commits_rate_bounded_and_at_close(database, t
     keyed.close()
     assert [line.record.seq for line in anchors.read(Sealer(KEY))] == [1, 5]
     assert anchors.path.stat().st_mode & 0o777 == 0o600
+
+
+REPO = Path(__file__).resolve().parent.parent
+SHORT_WRITE = """
+import resource, signal, sys
+from pathlib import Path
+from cluster.audit.anchors import AnchorFile, AnchorRecord
+from cluster.audit.entry import AuditAnchor
+from tests.audit_key import TEST_SEALER
+
+anchors = AnchorFile(Path(sys.argv[1]))
+anchors.append(AnchorRecord.sealed(TEST_SEALER, AuditAnchor(1, "ab" * 32), 1.0))
+room = anchors.path.stat().st_size + 50
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (room, room))
+try:
+    anchors.append(AnchorRecord.sealed(TEST_SEALER, AuditAnchor(2, "cd" * 32), 2.0))
+except OSError as exc:
+    print("refused", exc.errno)
+"""
+
+
+def test_an_anchor_line_a_full_disk_cuts_short_is_taken_back(tmp_path):
+    """A write that only part of a line fits (a full disk; here a file-size limit) used to leave that part in the
+    file, so every later verification failed on a cut line; now the append is refused and the file stays whole."""
+    path = tmp_path / "audit.anchors"
+    child = subprocess.run(
+        [sys.executable, "-c", SHORT_WRITE, str(path)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert child.stdout.strip() == f"refused {errno.ENOSPC}", child.stderr[-2000:]
+    assert [line.record.seq for line in AnchorFile(path).read(TEST_SEALER)] == [1]
 
 
 def test_the_anchor_timer_writes_heads_other_processes_appended(database, tmp_path):

@@ -38,6 +38,7 @@ from cluster.audit.actions import AuditAction
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
 from cluster.cameras.status import CameraStatus
 from cluster.config import ConfigError, LfrConfig, load_config
+from cluster.database.engine import UNAVAILABLE_ERRORS
 from cluster.deployment.plan import MatchingPlan, plan_from_config, threshold_in_force
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.gallery import Gallery
@@ -222,7 +223,12 @@ class LiveRun:
         cameras: tuple[CameraStatus, ...] = tuple(_answer(running.registry.list.remote(), CALL_TIMEOUT_S))
         streams = tuple(running.pipeline.stats(latency_since)) if running.pipeline is not None else ()
         if running.board is not None:
-            self._publish(running, cameras)
+            try:
+                self._publish(running, cameras)
+            except UNAVAILABLE_ERRORS as exc:
+                # A full disk or an unreachable database must not stop the run: alerts wait as dead letters
+                # meanwhile, and the next period publishes again.
+                log.warning("status_board_not_published", error=str(exc).splitlines()[0])
         return LiveSnapshot(time.time(), streams, cameras, self._note)
 
     def matching(self) -> tuple[MatchingSummary, ...]:

@@ -14,6 +14,7 @@ on a timer in long-lived processes (`start`/`stop`), and when the process stops 
 """
 
 import atexit
+import errno
 import json
 import math
 import os
@@ -92,9 +93,13 @@ class AnchorFile:
     def append(self, record: AnchorRecord) -> None:
         """Add one line with a single O_APPEND write, so lines from several processes never interleave."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        line = record.to_line().encode("utf-8")
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, ANCHOR_FILE_MODE)
         try:
-            os.write(descriptor, record.to_line().encode("utf-8"))
+            written = os.write(descriptor, line)
+            if written < len(line):
+                _cut_short_line(descriptor, written)
+                raise OSError(errno.ENOSPC, f"only {written} of {len(line)} bytes of an anchor line fitted", self.path)
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
@@ -136,6 +141,17 @@ class AnchorFile:
         if not numbers_ok or not all(isinstance(value, str) for value in texts):
             raise AnchorFileError(self.path, number, "holds a field of the wrong type: it was edited")
         return AnchorRecord(at=float(at), seq=seq, hash=texts[0], key_id=texts[1], seal=texts[2])
+
+
+def _cut_short_line(descriptor: int, written: int) -> None:
+    """Take back the start of a line that a full disk cut short, so the file holds whole lines only.
+
+    With O_APPEND the offset is the end of what this write put there; the file is cut back only
+    while nothing was appended after it.
+    """
+    end = os.lseek(descriptor, 0, os.SEEK_CUR)
+    if written and os.fstat(descriptor).st_size == end:
+        os.ftruncate(descriptor, end - written)
 
 
 class AnchorWriter:
