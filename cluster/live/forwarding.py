@@ -105,6 +105,8 @@ class StreamStats:
     max_batch_size: int
     mean_timings: FrameTimings | None
     last_failure: str | None
+    overhead_p50_s: float | None = None
+    """Median service time per frame beyond the model stages and the batch wait (routing, transfer, Python)."""
 
     @property
     def dropped(self) -> int:
@@ -127,6 +129,7 @@ class StreamMeter:
         self._arrivals: deque[float] = deque()
         self._completions: deque[tuple[float, int]] = deque()
         self._latencies: deque[tuple[float, float]] = deque(maxlen=LATENCY_SAMPLES)
+        self._overheads: deque[tuple[float, float]] = deque(maxlen=LATENCY_SAMPLES)
         self._timing_sums = np.zeros(len(fields(FrameTimings)))
         self._timed = 0
 
@@ -148,6 +151,7 @@ class StreamMeter:
         self._completions.append((now, len(result.faces)))
         self._latencies.append((now, max(0.0, now - result.captured_at)))
         t = result.timings
+        self._overheads.append((now, max(0.0, t.total_s - t.batch_wait_s - t.detect_s - t.align_s - t.embed_s)))
         self._timing_sums += astuple(t)
         self._timed += 1
 
@@ -165,6 +169,7 @@ class StreamMeter:
         while self._completions and self._completions[0][0] < horizon:
             self._completions.popleft()
         latencies = np.array([latency for at, latency in self._latencies if since is None or at >= since])
+        overheads = np.array([overhead for at, overhead in self._overheads if since is None or at >= since])
         mean = FrameTimings(*(self._timing_sums / self._timed)) if self._timed else None
         return StreamStats(
             camera_id=self.camera_id,
@@ -186,4 +191,5 @@ class StreamMeter:
             max_batch_size=self.max_batch_size,
             mean_timings=mean,
             last_failure=self.last_failure,
+            overhead_p50_s=float(np.percentile(overheads, 50)) if len(overheads) else None,
         )
