@@ -33,6 +33,7 @@ from ray import serve
 from actors.camera_registry import NAMESPACE
 from actors.live_pipeline import LivePipeline
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
+from cluster.cameras.decoding import rgb_pixels
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
 from cluster.live.config import FaceServiceConfig
@@ -78,7 +79,7 @@ def bare_breakdown(files: list[Path], models: FaceModelsConfig, batch: int) -> B
     """Decode, convert and run every frame of every file through one pipeline, `batch` frames per call, timed."""
     pipeline = FacePipeline(models)
     with av.open(str(files[0])) as container:
-        warm = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(batch), container.decode(video=0))]
+        warm = [rgb_pixels(frame) for _, frame in zip(range(batch), container.decode(video=0))]
     pipeline.process(warm)
     frames = faces = 0
     decode = convert = detect = align = embed = 0.0
@@ -104,7 +105,7 @@ def bare_breakdown(files: list[Path], models: FaceModelsConfig, batch: int) -> B
                 decode += t1 - t0
                 if frame is None:
                     break
-                pending.append(frame.to_ndarray(format="rgb24"))
+                pending.append(rgb_pixels(frame))
                 convert += time.perf_counter() - t1
                 if len(pending) == batch:
                     run(pending)
