@@ -11,7 +11,14 @@ from cluster.cameras.frames import CameraFrame
 from cluster.cli import run_commands
 from cluster.config import LfrConfig, load_config
 from cluster.live.config import FaceServiceConfig, ForwardingConfig, plan_replicas
-from cluster.live.face_service import FaceBatchProcessor, FrameRequest, FrameResult, FrameTimings
+from cluster.live.face_service import (
+    FaceBatchProcessor,
+    FrameGroup,
+    FrameRequest,
+    FrameResult,
+    FrameTimings,
+    frames_in,
+)
 from cluster.live.forwarding import ForwardingWindow, StreamMeter
 from cluster.live.sinks import SummarySink
 from cluster.vision.image_io import load_image
@@ -107,6 +114,31 @@ def test_window_keeps_at_most_max_in_flight_and_frees_slots():
     window.done()
     with pytest.raises(RuntimeError, match="no request in flight"):
         window.done()
+
+
+def test_window_hands_out_the_frames_ready_together_as_one_request():
+    """Regression (issue 16): each frame was its own request, and each request cost the forwarder and the
+    replica milliseconds of Serve's work; the frames that find free slots together now go in one group."""
+    window = ForwardingWindow(forwarding(max_in_flight=4, waiting_frames=8))
+    now = time.time()
+    for seq in range(7):
+        window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=seq, captured_at=now - (5 if seq == 0 else 0)))
+    assert [f.seq for f in window.next_group(now, 3)] == [1, 2, 3], "oldest fresh frames first, the stale one dropped"
+    assert [f.seq for f in window.next_group(now, 3)] == [4], "only as many as there are free request slots"
+    assert window.next_group(now, 3) == [] and window.in_flight == 4 and window.dropped_stale == 1
+    window.done()
+    window.done()
+    assert [f.seq for f in window.next_group(now, 3)] == [5, 6]
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        window.next_group(now, 0)
+
+
+def test_frame_groups_count_their_frames_and_refuse_to_be_empty():
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    groups = [FrameGroup((FrameRequest(camera_frame(pixels, seq=s)),) * n) for s, n in ((0, 1), (1, 3))]
+    assert [len(g) for g in groups] == [1, 3] and frames_in(groups) == 4
+    with pytest.raises(ValueError, match="at least one frame request"):
+        FrameGroup(())
 
 
 def test_window_drops_frames_older_than_the_age_bound():

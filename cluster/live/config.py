@@ -68,6 +68,13 @@ class ForwardingConfig(Section):
     request_timeout_s: float = Field(
         10.0, gt=0.0, le=600.0, description="A request unanswered after this counts as failed."
     )
+    max_frames_per_request: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Frames of one camera sent together in one request when several are ready; each request"
+        " costs the forwarder and the replica a few milliseconds. A replica splits a group larger than its batch.",
+    )
 
 
 class FaceServiceConfig(Section):

@@ -41,6 +41,30 @@ class FrameRequest:
     sent_at: float = field(default_factory=time.time)
 
 
+@dataclass(frozen=True, eq=False)
+class FrameGroup:
+    """Frames of one camera sent to the face service in one request, oldest first.
+
+    One request per frame cost the forwarder and the replica more Python and object-store work
+    than the frame's own hand-over (docs/benchmarks.md, "Where a frame's time goes"); the frames
+    of a group still go into the replica's batches frame by frame, beside other cameras' frames.
+    """
+
+    requests: tuple[FrameRequest, ...]
+
+    def __post_init__(self) -> None:
+        if not self.requests:
+            raise ValueError("a FrameGroup needs at least one frame request")
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+
+def frames_in(groups: Sequence[FrameGroup]) -> int:
+    """How many frames some groups hold: the size of a batch of groups."""
+    return sum(len(group) for group in groups)
+
+
 @dataclass(frozen=True)
 class FrameTimings:
     """Seconds one frame spent in each step of the service.

@@ -71,6 +71,15 @@ class ForwardingWindow:
             return frame
         return None
 
+    def next_group(self, now: float, limit: int) -> list[CameraFrame]:
+        """Up to `limit` fresh waiting frames, oldest first, one request slot taken for each: one request's worth."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        group: list[CameraFrame] = []
+        while len(group) < limit and (frame := self.next_to_send(now)) is not None:
+            group.append(frame)
+        return group
+
     def done(self) -> None:
         """A request ended (answered or failed): its slot is free."""
         if self.in_flight == 0:
