@@ -1,7 +1,7 @@
 """Where a frame's time goes: per-stage milliseconds per frame, bare loop against the cluster path.
 
     python -m loadtest.bench_frame_breakdown [--cameras 3] [--seconds 6] [--fps 25] [--width 640 --height 360]
-        [--batch 8] [--wait-ms 50] [--in-flight 4] [--measure-s 10] [--replicas auto] [--threads auto]
+        [--batch 8] [--wait-ms 50] [--in-flight 4] [--measure-s 10] [--variants auto,auto,4 1,1,1 ...]
 
 One process tree, one machine, the same synthesised crowd files. The bare loop (one Ray task at
 the actors' priority) times each of its steps per frame: decoding, colour conversion, detection,
@@ -284,7 +284,7 @@ def cluster_breakdown(
         )
         for i, path in enumerate(files)
     ]
-    pipeline = LivePipeline.start(cameras, models, service, TimingSink, registry_name="breakdown_registry")
+    pipeline = LivePipeline.start(cameras, models, service, TimingSink, registry_name=f"bd_{time.monotonic_ns()}")
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not all(s.results_ok for s in pipeline.stats()):
@@ -385,8 +385,13 @@ def main() -> None:
     parser.add_argument("--wait-ms", type=float, default=50.0)
     parser.add_argument("--in-flight", type=int, default=4, help="requests each camera may have open")
     parser.add_argument("--measure-s", type=float, default=10.0)
-    parser.add_argument("--replicas", default="auto", help="face replicas on CPU (default auto)")
-    parser.add_argument("--threads", default="auto", help="torch threads per replica (default auto)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["auto,auto,4"],
+        help="cluster set-ups to run one after the other, each REPLICAS,THREADS,FRAMES_PER_REQUEST (auto allowed"
+        " for the first two), e.g. 1,1,1 2,1,4",
+    )
     args = parser.parse_args()
     configure_logging("warning")
     print(describe_machine())
@@ -398,14 +403,7 @@ def main() -> None:
         make_crowd(spec, Path(folder))
         files = [Path(folder) / f"cam{i}.mp4" for i in range(args.cameras)]
         models = FaceModelsConfig(device="auto", second_stage=None)
-        service = FaceServiceConfig.model_validate(
-            {
-                "batching": {"max_batch_size": args.batch, "batch_wait_timeout_s": args.wait_ms / 1000},
-                "forwarding": {"max_in_flight": args.in_flight},
-                "threads_per_replica": args.threads if args.threads == "auto" else int(args.threads),
-                "replicas": args.replicas if args.replicas == "auto" else int(args.replicas),
-            }
-        )
+        services = {variant: service_for(variant, args) for variant in args.variants}
         cores = os.cpu_count() or 1
         ray.init(
             num_cpus=max(cores, int(np.ceil(args.cameras * CAMERA_ACTOR_CPUS + 1))),
@@ -417,7 +415,10 @@ def main() -> None:
             bare_task = bare_breakdown.options(num_cpus=cores)
             first = ray.get(bare_task.remote(files, models, args.batch))
             serve.start(proxy_location="Disabled")
-            cluster = cluster_breakdown(files, float(args.fps), models, service, args.measure_s)
+            clusters = {
+                variant: cluster_breakdown(files, float(args.fps), models, service, args.measure_s)
+                for variant, service in services.items()
+            }
             serve.shutdown()
             last = ray.get(bare_task.remote(files, models, args.batch))
         finally:
@@ -427,10 +428,51 @@ def main() -> None:
     print(
         f"bare loop runs: {first.frames_per_s:.1f} and {last.frames_per_s:.1f} frames/s (the faster is the baseline);"
         f" {args.cameras} cameras {args.width}x{args.height} at {args.fps} fps, batch {args.batch},"
-        f" wait {args.wait_ms:g} ms, {args.in_flight} in flight per camera, replicas {args.replicas},"
-        f" threads {args.threads}"
+        f" wait {args.wait_ms:g} ms, {args.in_flight} in flight per camera"
     )
-    print(report(bare, cluster))
+    for variant, cluster in clusters.items():
+        print(f"\n### replicas, threads, frames per request: {variant}\n")
+        print(report(bare, cluster))
+    print("\n" + summary(bare, clusters))
+
+
+def service_for(variant: str, args: argparse.Namespace) -> FaceServiceConfig:
+    """The face service of one REPLICAS,THREADS,FRAMES_PER_REQUEST variant."""
+    try:
+        replicas, threads, group = variant.split(",")
+        return FaceServiceConfig.model_validate(
+            {
+                "batching": {"max_batch_size": args.batch, "batch_wait_timeout_s": args.wait_ms / 1000},
+                "forwarding": {"max_in_flight": args.in_flight, "max_frames_per_request": int(group)},
+                "threads_per_replica": threads if threads == "auto" else int(threads),
+                "replicas": replicas if replicas == "auto" else int(replicas),
+            }
+        )
+    except ValueError as exc:
+        raise SystemExit(f"--variants {variant!r}: expected REPLICAS,THREADS,FRAMES_PER_REQUEST ({exc})") from exc
+
+
+def summary(bare: BareBreakdown, clusters: dict[str, ClusterBreakdown]) -> str:
+    """One line per variant: throughput against the bare loop, service overhead, latency, CPU per frame."""
+    lines = [
+        "| replicas, threads, frames/request | frames/s | faces/s | vs bare (frames) | vs bare (faces)"
+        " | overhead p50 | p50 | p99 | CPU ms/frame (tree) | dropped |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for variant, run in clusters.items():
+        latencies = [s.latency_s for s in run.samples]
+        overheads = [s.overhead_s for s in run.samples]
+        lines.append(
+            f"| {variant} | {run.frames_per_s:.1f} | {run.faces_per_s:.1f} | {run.frames_per_s / bare.frames_per_s:.2f}"
+            f" | {run.faces_per_s / bare.faces_per_s:.2f} | {_ms(float(np.median(overheads)))} ms"
+            f" | {_ms(float(np.median(latencies)))} ms | {_ms(float(np.percentile(latencies, 99)))} ms"
+            f" | {_ms(sum(run.cpu_s.values()) / max(1, run.frames))} | {run.dropped} |"
+        )
+    lines.append(
+        f"| bare loop | {bare.frames_per_s:.1f} | {bare.faces_per_s:.1f} | 1.00 | 1.00 | | | |"
+        f" {_ms(bare.cpu_s / bare.frames)} | |"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
