@@ -56,6 +56,8 @@ from loadtest.machine import describe_machine
 
 NVDEC_CODECS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid"}
 MAX_DROPPED_SHARE = 0.01
+REQUEST_TIMEOUT_BOUNDS = 10
+"""A request unanswered after this many latency bounds counts as failed (so a stalled service ends the step)."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,9 @@ class SimulatedCameras:
 
     async def request(self, frame: CameraFrame) -> None:
         try:
-            result: FrameResult = await self.handle.remote(FrameRequest(frame))
+            result: FrameResult = await asyncio.wait_for(
+                self.handle.remote(FrameRequest(frame)), REQUEST_TIMEOUT_BOUNDS * self.settings.bound_s
+            )
         except Exception:
             self.failed += 1
             return
