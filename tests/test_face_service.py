@@ -215,7 +215,9 @@ def test_replicas_are_sized_to_the_cores_or_the_gpus():
     auto = FaceServiceConfig()
     assert plan_replicas(auto, gpus=0, cores=8) == plan_replicas(auto, 0, 8)
     cpu = plan_replicas(auto, gpus=0, cores=8)
-    assert (cpu.num_replicas, cpu.torch_threads, cpu.num_cpus, cpu.device) == (1, 8, 8.0, "cpu")
+    assert (cpu.num_replicas, cpu.torch_threads, cpu.num_cpus, cpu.device) == (4, 2, 2.0, "cpu")
+    one = plan_replicas(FaceServiceConfig(replicas=1), gpus=0, cores=8)
+    assert (one.num_replicas, one.torch_threads) == (1, 8)
     two = plan_replicas(FaceServiceConfig(replicas=2), gpus=0, cores=8)
     assert two.num_replicas * two.torch_threads == 8
     gpu = plan_replicas(auto, gpus=4, cores=16)
@@ -249,11 +251,22 @@ def test_cpu_replicas_leave_the_cameras_their_logical_cpus():
     """Regression: on 2 logical CPUs a 2-thread replica reserved both and the cameras were never scheduled;
     then, scheduled, they stalled its second torch thread (19 frames/s against 30 with one thread)."""
     plan = plan_replicas(FaceServiceConfig(), gpus=0, cores=2, free_cpus=2 - 3 * 0.25)
-    assert plan.torch_threads == 1 and plan.num_cpus == pytest.approx(1.0)
+    assert plan.torch_threads == 1 and plan.num_replicas * plan.num_cpus == pytest.approx(1.25)
     big = plan_replicas(FaceServiceConfig(), gpus=0, cores=16, free_cpus=16 - 8 * 0.25)
-    assert big.torch_threads == 14
+    assert (big.num_replicas, big.torch_threads) == (4, 3)
+    assert big.num_replicas * big.num_cpus <= 14
     pinned = plan_replicas(FaceServiceConfig(threads_per_replica=2), gpus=0, cores=2, free_cpus=1.25)
-    assert pinned.torch_threads == 2 and pinned.num_cpus == pytest.approx(1.25)
+    assert pinned.num_replicas == 1 and pinned.torch_threads == 2 and pinned.num_cpus == pytest.approx(1.25)
+
+
+def test_cpu_models_get_every_core_the_cameras_leave_in_single_threaded_replicas():
+    """Regression (issue 16): on 2 cores with 3 cameras, auto ran one replica of one thread, so the models had
+    one core and the cluster did half of what one bare process does; two single-threaded replicas use both."""
+    plan = plan_replicas(FaceServiceConfig(), gpus=0, cores=2, free_cpus=2 - 3 * 0.25)
+    assert (plan.num_replicas, plan.torch_threads) == (2, 1)
+    assert plan.num_cpus == pytest.approx(0.625), "each reserves its share, so the cameras are still scheduled"
+    lone = plan_replicas(FaceServiceConfig(), gpus=0, cores=2, free_cpus=2 - 6 * 0.25)
+    assert (lone.num_replicas, lone.torch_threads) == (1, 1), "half a core left: one replica"
 
 
 def test_meter_latency_can_cover_only_recent_results():
