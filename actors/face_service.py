@@ -51,7 +51,6 @@ from cluster.live.face_service import (
     PatchProcessor,
     PatchRequest,
     PatchResult,
-    frames_in,
 )
 from cluster.processes import process_memory
 from cluster.section import Section
@@ -121,12 +120,10 @@ class FaceService:
         second_stage = self._processor.pipeline.second_stage
         self._patches = None if second_stage is None else PatchProcessor(second_stage)
         self._metrics = _ServiceMetrics()
-        self._batching = BatchingConfig()
 
     def reconfigure(self, user_config: dict) -> None:
         """Apply new batching settings (the deployment's user_config) to the running replica."""
         batching = BatchingConfig.model_validate(user_config)
-        self._batching = batching
         self._batched.set_max_batch_size(batching.max_batch_size)  # type: ignore[misc, attr-defined]  # see _batched
         self._batched.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)  # type: ignore[misc, attr-defined]
         log.info("face_batching_set", **batching.model_dump())
@@ -144,18 +141,13 @@ class FaceService:
         return (await self.frames(FrameGroup((request,))))[0]
 
     async def frames(self, group: FrameGroup) -> list[FrameResult]:
-        """The faces of each frame of one camera's group, in order; the frames join the batches one by one.
-
-        A group larger than the batch now allowed (`reconfigure` may have lowered it) is split.
-        """
+        """The faces of each frame of one camera's group, in order: one request, but each frame joins the
+        batches on its own (Serve's size-weighted batching busy-waits whenever a group does not fit)."""
         self._metrics.hold(len(group))
         try:
             received = time.time()
-            limit = self._batching.max_batch_size
-            parts = [FrameGroup(group.requests[i : i + limit]) for i in range(0, len(group), limit)]
-            batched: list[Awaitable[list[FrameResult]]] = [self._batched(part, received) for part in parts]  # type: ignore[misc, call-arg]
-            answers: list[list[FrameResult]] = await asyncio.gather(*batched)
-            return [result for answer in answers for result in answer]
+            batched: list[Awaitable[FrameResult]] = [self._batched(r, received) for r in group.requests]  # type: ignore[misc, call-arg]
+            return list(await asyncio.gather(*batched))
         finally:
             self._metrics.hold(-len(group))
 
@@ -174,22 +166,13 @@ class FaceService:
     # Serve's stubs type @serve.batch for methods of one batched argument and leave out the setters it attaches
     # (set_max_batch_size, set_batch_wait_timeout_s); Serve batches each argument at run time.
     @serve.batch(  # type: ignore[arg-type]
-        max_batch_size=BatchingConfig().max_batch_size,
-        batch_wait_timeout_s=BatchingConfig().batch_wait_timeout_s,
-        batch_size_fn=frames_in,
+        max_batch_size=BatchingConfig().max_batch_size, batch_wait_timeout_s=BatchingConfig().batch_wait_timeout_s
     )
-    async def _batched(self, groups: list[FrameGroup], received_at: list[float]) -> list[list[FrameResult]]:  # type: ignore[misc]
-        """One model call for every frame of the gathered groups (at most max_batch_size frames in all)."""
-        requests = [request for group in groups for request in group.requests]
-        received = [at for group, at in zip(groups, received_at, strict=True) for _ in group.requests]
+    async def _batched(self, requests: list[FrameRequest], received_at: list[float]) -> list[FrameResult]:  # type: ignore[misc]
         loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self._model_thread, self._processor.process, requests, received)
+        results = await loop.run_in_executor(self._model_thread, self._processor.process, requests, received_at)
         self._metrics.record(results)
-        answers, offset = [], 0
-        for group in groups:
-            answers.append(results[offset : offset + len(group)])
-            offset += len(group)
-        return answers
+        return results
 
 
 def face_app(models: FaceModelsConfig, service: FaceServiceConfig, plan: ReplicaPlan) -> Application:

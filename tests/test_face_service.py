@@ -17,7 +17,6 @@ from cluster.live.face_service import (
     FrameRequest,
     FrameResult,
     FrameTimings,
-    frames_in,
 )
 from cluster.live.forwarding import ForwardingWindow, StreamMeter
 from cluster.live.sinks import SummarySink
@@ -136,7 +135,7 @@ def test_window_hands_out_the_frames_ready_together_as_one_request():
 def test_frame_groups_count_their_frames_and_refuse_to_be_empty():
     pixels = np.zeros((16, 16, 3), np.uint8)
     groups = [FrameGroup((FrameRequest(camera_frame(pixels, seq=s)),) * n) for s, n in ((0, 1), (1, 3))]
-    assert [len(g) for g in groups] == [1, 3] and frames_in(groups) == 4
+    assert [len(g) for g in groups] == [1, 3]
     with pytest.raises(ValueError, match="at least one frame request"):
         FrameGroup(())
 

@@ -73,7 +73,7 @@ class ForwardingConfig(Section):
         ge=1,
         le=256,
         description="Frames of one camera sent together in one request when several are ready; each request"
-        " costs the forwarder and the replica a few milliseconds. A replica splits a group larger than its batch.",
+        " costs the forwarder and the replica a few milliseconds. Each frame still joins the batches on its own.",
     )
 
 

@@ -47,7 +47,7 @@ class FrameGroup:
 
     One request per frame cost the forwarder and the replica more Python and object-store work
     than the frame's own hand-over (docs/benchmarks.md, "Where a frame's time goes"); the frames
-    of a group still go into the replica's batches frame by frame, beside other cameras' frames.
+    of a group still join the replica's batches one by one, beside other cameras' frames.
     """
 
     requests: tuple[FrameRequest, ...]
@@ -58,11 +58,6 @@ class FrameGroup:
 
     def __len__(self) -> int:
         return len(self.requests)
-
-
-def frames_in(groups: Sequence[FrameGroup]) -> int:
-    """How many frames some groups hold: the size of a batch of groups."""
-    return sum(len(group) for group in groups)
 
 
 @dataclass(frozen=True)
