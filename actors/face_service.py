@@ -18,6 +18,7 @@ faces, so gathering would only add waiting.
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from cluster.live.config import BatchingConfig, FaceServiceConfig, ReplicaPlan, 
 from cluster.live.face_service import (
     STAGES,
     FaceBatchProcessor,
+    FrameGroup,
     FrameRequest,
     FrameResult,
     PatchProcessor,
@@ -135,11 +137,19 @@ class FaceService:
         return process_memory().resident_bytes
 
     async def __call__(self, request: FrameRequest) -> FrameResult:
-        self._metrics.hold(1)
+        """One frame's faces (see `frames`)."""
+        return (await self.frames(FrameGroup((request,))))[0]
+
+    async def frames(self, group: FrameGroup) -> list[FrameResult]:
+        """The faces of each frame of one camera's group, in order: one request, but each frame joins the
+        batches on its own (Serve's size-weighted batching busy-waits whenever a group does not fit)."""
+        self._metrics.hold(len(group))
         try:
-            return await self._batched(request, time.time())  # type: ignore[misc, call-arg]  # see _batched
+            received = time.time()
+            batched: list[Awaitable[FrameResult]] = [self._batched(r, received) for r in group.requests]  # type: ignore[misc, call-arg]
+            return list(await asyncio.gather(*batched))
         finally:
-            self._metrics.hold(-1)
+            self._metrics.hold(-len(group))
 
     async def embed_patches(self, request: PatchRequest) -> PatchResult:
         """One pooled second-model vector per tracklet of the request (or its error), run on the model thread."""

@@ -23,7 +23,7 @@ from actors.metrics import CameraStreamMetrics
 from cluster.cameras.frames import CameraFrame
 from cluster.cameras.health import CameraHealth
 from cluster.live.config import ForwardingConfig
-from cluster.live.face_service import FrameRequest
+from cluster.live.face_service import FrameGroup, FrameRequest
 from cluster.live.forwarding import ForwardingWindow, StreamMeter, StreamStats
 from cluster.live.matching import MatchingSummary
 from cluster.live.silence import SilenceTicker
@@ -143,35 +143,41 @@ class StreamForwarder:
                 self._send_ready()
 
     def _send_ready(self) -> None:
-        while (frame := self._window.next_to_send(time.time())) is not None:
-            self._meter.frame_sent()
-            task = asyncio.create_task(self._request(FrameRequest(frame)))
+        """Send every frame that has a free slot, up to `max_frames_per_request` of them per request."""
+        while frames := self._window.next_group(time.time(), self._forwarding.max_frames_per_request):
+            for _ in frames:
+                self._meter.frame_sent()
+            task = asyncio.create_task(self._request(FrameGroup(tuple(FrameRequest(frame) for frame in frames))))
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
 
-    async def _request(self, request: FrameRequest) -> None:
+    async def _request(self, group: FrameGroup) -> None:
         try:
-            result = await asyncio.wait_for(self._service.remote(request), self._forwarding.request_timeout_s)
+            results = await asyncio.wait_for(self._service.frames.remote(group), self._forwarding.request_timeout_s)
         except asyncio.CancelledError:
-            self._meter.failure("abandoned at stop")
+            for _ in group.requests:
+                self._meter.failure("abandoned at stop")
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}"
-            self._meter.failure(reason)
-            self._log.warning("face_request_failed", seq=request.frame.seq, reason=reason)
+            for _ in group.requests:
+                self._meter.failure(reason)
+            self._log.warning("face_request_failed", seqs=[r.frame.seq for r in group.requests], reason=reason)
         else:
             answered_at = time.time()
-            self._meter.result(result, answered_at)
-            self._metrics.frame_latency.observe(
-                max(0.0, answered_at - request.frame.captured_at), tags=self._metrics.tags
-            )
             self._ticker.heard()
-            try:
-                self._sink.accept(result, request.frame.pixels)
-            except Exception:
-                self._log.exception("result_sink_failed", seq=result.seq)
+            for request, result in zip(group.requests, results, strict=True):
+                self._meter.result(result, answered_at)
+                self._metrics.frame_latency.observe(
+                    max(0.0, answered_at - request.frame.captured_at), tags=self._metrics.tags
+                )
+                try:
+                    self._sink.accept(result, request.frame.pixels)
+                except Exception:
+                    self._log.exception("result_sink_failed", seq=result.seq)
         finally:
-            self._window.done()
+            for _ in group.requests:
+                self._window.done()
             self._slot_freed.set()
             if self._loop_task is not None and not self._loop_task.done():
                 self._send_ready()

@@ -38,6 +38,7 @@ from actors.face_service import APP_NAME
 from actors.live_pipeline import LivePipeline
 from actors.matching_sinks import SecondStageLink
 from cluster.cameras.config import CameraConfig
+from cluster.cameras.decoding import rgb_pixels
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
 from cluster.live.config import FaceServiceConfig
@@ -68,7 +69,7 @@ def bare_loop(files: list[Path], models: FaceModelsConfig, batch: int) -> Throug
     """Decode every frame of every file and run them through one pipeline, `batch` frames per call."""
     pipeline = FacePipeline(models)
     with av.open(str(files[0])) as container:
-        warm = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(batch), container.decode(video=0))]
+        warm = [rgb_pixels(frame) for _, frame in zip(range(batch), container.decode(video=0))]
     pipeline.process(warm)
     frames = faces = 0
     started = time.perf_counter()
@@ -76,7 +77,7 @@ def bare_loop(files: list[Path], models: FaceModelsConfig, batch: int) -> Throug
         with av.open(str(path)) as container:
             pending: list[np.ndarray] = []
             for frame in container.decode(video=0):
-                pending.append(frame.to_ndarray(format="rgb24"))
+                pending.append(rgb_pixels(frame))
                 if len(pending) == batch:
                     faces += sum(len(found) for found in pipeline.process(pending))
                     frames += len(pending)
@@ -173,7 +174,7 @@ def patch_cost(files: list[Path], models: FaceModelsConfig, faces_per_tracklet: 
     patches = []
     with av.open(str(files[0])) as container:
         for frame in container.decode(video=0):
-            pixels = frame.to_ndarray(format="rgb24")
+            pixels = rgb_pixels(frame)
             patches += [cut_face_patch(pixels, f.landmarks, f.quality.overall) for f in pipeline.process([pixels])[0]]
             if len(patches) >= faces_per_tracklet:
                 break

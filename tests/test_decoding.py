@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from cluster.cameras.decoding import MAX_UNDECODABLE_IN_A_ROW, CorruptVideoError, decode_frames
+from cluster.cameras.decoding import MAX_UNDECODABLE_IN_A_ROW, CorruptVideoError, decode_frames, rgb_pixels
 
 FRAMES = MAX_UNDECODABLE_IN_A_ROW + 20
 
@@ -81,3 +81,24 @@ def test_a_set_stop_event_ends_decoding_before_the_first_frame(video):
     stopping = threading.Event()
     stopping.set()
     assert decode(video, stopping) == ([], 0)
+
+
+VIDEO = Path(__file__).resolve().parent / "data" / "video" / "vtest_3s.avi"
+
+
+@pytest.mark.parametrize("which", ["mpeg4 footage", "h264 noise"])
+def test_rgb_pixels_match_the_default_conversion(which: str, video: Path) -> None:
+    """The camera's conversion (one thread, fast path) gives exactly the pixels PyAV's default gives, at the
+    frame's size; downscaled, those of the default bilinear filter. Contiguous RGB uint8 either way."""
+    with av.open(str(VIDEO if which == "mpeg4 footage" else video)) as container:
+        frames = [decoded.frame for decoded in decode_frames(container, container.streams.video[0])]
+    assert len(frames) > 20
+    for frame in frames:
+        pixels = rgb_pixels(frame)
+        assert pixels.flags.c_contiguous and pixels.dtype == np.uint8
+        assert pixels.shape == (frame.height, frame.width, 3)
+        assert np.array_equal(pixels, frame.to_ndarray(format="rgb24"))
+    width, height = frames[0].width // 2, frames[0].height // 2
+    small = rgb_pixels(frames[0], width, height)
+    assert small.shape == (height, width, 3)
+    assert np.array_equal(small, frames[0].to_ndarray(format="rgb24", width=width, height=height))

@@ -11,7 +11,13 @@ from cluster.cameras.frames import CameraFrame
 from cluster.cli import run_commands
 from cluster.config import LfrConfig, load_config
 from cluster.live.config import FaceServiceConfig, ForwardingConfig, plan_replicas
-from cluster.live.face_service import FaceBatchProcessor, FrameRequest, FrameResult, FrameTimings
+from cluster.live.face_service import (
+    FaceBatchProcessor,
+    FrameGroup,
+    FrameRequest,
+    FrameResult,
+    FrameTimings,
+)
 from cluster.live.forwarding import ForwardingWindow, StreamMeter
 from cluster.live.sinks import SummarySink
 from cluster.vision.image_io import load_image
@@ -109,6 +115,31 @@ def test_window_keeps_at_most_max_in_flight_and_frees_slots():
         window.done()
 
 
+def test_window_hands_out_the_frames_ready_together_as_one_request():
+    """Regression (issue 16): each frame was its own request, and each request cost the forwarder and the
+    replica milliseconds of Serve's work; the frames that find free slots together now go in one group."""
+    window = ForwardingWindow(forwarding(max_in_flight=4, waiting_frames=8))
+    now = time.time()
+    for seq in range(7):
+        window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=seq, captured_at=now - (5 if seq == 0 else 0)))
+    assert [f.seq for f in window.next_group(now, 3)] == [1, 2, 3], "oldest fresh frames first, the stale one dropped"
+    assert [f.seq for f in window.next_group(now, 3)] == [4], "only as many as there are free request slots"
+    assert window.next_group(now, 3) == [] and window.in_flight == 4 and window.dropped_stale == 1
+    window.done()
+    window.done()
+    assert [f.seq for f in window.next_group(now, 3)] == [5, 6]
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        window.next_group(now, 0)
+
+
+def test_frame_groups_count_their_frames_and_refuse_to_be_empty():
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    groups = [FrameGroup((FrameRequest(camera_frame(pixels, seq=s)),) * n) for s, n in ((0, 1), (1, 3))]
+    assert [len(g) for g in groups] == [1, 3]
+    with pytest.raises(ValueError, match="at least one frame request"):
+        FrameGroup(())
+
+
 def test_window_drops_frames_older_than_the_age_bound():
     window = ForwardingWindow(forwarding())
     now = time.time()
@@ -183,7 +214,9 @@ def test_replicas_are_sized_to_the_cores_or_the_gpus():
     auto = FaceServiceConfig()
     assert plan_replicas(auto, gpus=0, cores=8) == plan_replicas(auto, 0, 8)
     cpu = plan_replicas(auto, gpus=0, cores=8)
-    assert (cpu.num_replicas, cpu.torch_threads, cpu.num_cpus, cpu.device) == (1, 8, 8.0, "cpu")
+    assert (cpu.num_replicas, cpu.torch_threads, cpu.num_cpus, cpu.device) == (4, 2, 2.0, "cpu")
+    one = plan_replicas(FaceServiceConfig(replicas=1), gpus=0, cores=8)
+    assert (one.num_replicas, one.torch_threads) == (1, 8)
     two = plan_replicas(FaceServiceConfig(replicas=2), gpus=0, cores=8)
     assert two.num_replicas * two.torch_threads == 8
     gpu = plan_replicas(auto, gpus=4, cores=16)
@@ -217,11 +250,22 @@ def test_cpu_replicas_leave_the_cameras_their_logical_cpus():
     """Regression: on 2 logical CPUs a 2-thread replica reserved both and the cameras were never scheduled;
     then, scheduled, they stalled its second torch thread (19 frames/s against 30 with one thread)."""
     plan = plan_replicas(FaceServiceConfig(), gpus=0, cores=2, free_cpus=2 - 3 * 0.25)
-    assert plan.torch_threads == 1 and plan.num_cpus == pytest.approx(1.0)
+    assert plan.torch_threads == 1 and plan.num_replicas * plan.num_cpus == pytest.approx(1.25)
     big = plan_replicas(FaceServiceConfig(), gpus=0, cores=16, free_cpus=16 - 8 * 0.25)
-    assert big.torch_threads == 14
+    assert (big.num_replicas, big.torch_threads) == (4, 3)
+    assert big.num_replicas * big.num_cpus <= 14
     pinned = plan_replicas(FaceServiceConfig(threads_per_replica=2), gpus=0, cores=2, free_cpus=1.25)
-    assert pinned.torch_threads == 2 and pinned.num_cpus == pytest.approx(1.25)
+    assert pinned.num_replicas == 1 and pinned.torch_threads == 2 and pinned.num_cpus == pytest.approx(1.25)
+
+
+def test_cpu_models_get_every_core_the_cameras_leave_in_single_threaded_replicas():
+    """Regression (issue 16): on 2 cores with 3 cameras, auto ran one replica of one thread, so the models had
+    one core and the cluster did half of what one bare process does; two single-threaded replicas use both."""
+    plan = plan_replicas(FaceServiceConfig(), gpus=0, cores=2, free_cpus=2 - 3 * 0.25)
+    assert (plan.num_replicas, plan.torch_threads) == (2, 1)
+    assert plan.num_cpus == pytest.approx(0.625), "each reserves its share, so the cameras are still scheduled"
+    lone = plan_replicas(FaceServiceConfig(), gpus=0, cores=2, free_cpus=2 - 6 * 0.25)
+    assert (lone.num_replicas, lone.torch_threads) == (1, 1), "half a core left: one replica"
 
 
 def test_meter_latency_can_cover_only_recent_results():

@@ -23,7 +23,7 @@ from cluster.cameras.frames import CameraFrame
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
 from cluster.live.config import FaceServiceConfig
-from cluster.live.face_service import FrameRequest
+from cluster.live.face_service import FrameGroup, FrameRequest
 from cluster.live.forwarding import StreamStats
 from cluster.vision.config import FaceModelsConfig
 from loadtest.passerby_sinks import PasserBySinks
@@ -119,11 +119,15 @@ def test_corrupt_frames_and_resolution_change_do_not_break_the_batch(cluster, cr
     try:
         tiny = FrameRequest(_tiny_frame())
         refused = pipeline.service.remote(tiny).result(timeout_s=WAIT_S)
+        group = FrameGroup(tuple(FrameRequest(_tiny_frame(seq)) for seq in range(11)))
+        grouped = pipeline.service.frames.remote(group).result(timeout_s=WAIT_S)
         stats = wait_until(pipeline, lambda s: all(c.results_ok >= 10 for c in s))
     finally:
         pipeline.stop()
     assert refused.error is not None and "too small" in refused.error
     assert refused.camera_id == "broken"
+    assert [r.seq for r in grouped] == list(range(11)), "more frames than a batch: one result each, in order"
+    assert all(r.error is not None and "too small" in r.error for r in grouped)
     assert all(c.results_error == 0 for c in stats)
 
 
@@ -142,9 +146,9 @@ def _h264_clip(width: int, height: int, frames: int) -> bytes:
     return buffer.getvalue()
 
 
-def _tiny_frame() -> CameraFrame:
+def _tiny_frame(seq: int = 0) -> CameraFrame:
     return CameraFrame(
-        camera_id="broken", seq=0, pts=0.0, captured_at=time.time(), pixels=np.zeros((8, 8, 3), np.uint8)
+        camera_id="broken", seq=seq, pts=0.0, captured_at=time.time(), pixels=np.zeros((8, 8, 3), np.uint8)
     )
 
 

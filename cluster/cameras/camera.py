@@ -24,7 +24,7 @@ from av.video.stream import VideoStream
 
 from cluster.cameras.backoff import Backoff
 from cluster.cameras.config import CameraConfig
-from cluster.cameras.decoding import CorruptVideoError, DecodedFrame, decode_frames
+from cluster.cameras.decoding import CorruptVideoError, DecodedFrame, decode_frames, rgb_pixels
 from cluster.cameras.frame_queue import DropOldestQueue
 from cluster.cameras.frames import CameraFrame, capped_size
 from cluster.cameras.health import CameraHealth, CameraState
@@ -230,7 +230,7 @@ class Camera:
 
     def _pixels(self, frame: VideoFrame) -> np.ndarray:
         width, height = capped_size(frame.width, frame.height, self.config.max_width, self.config.max_height)
-        return np.ascontiguousarray(frame.to_ndarray(format="rgb24", width=width, height=height))
+        return rgb_pixels(frame, width, height)
 
     def _stream_started(self) -> None:
         """The first frame of a connection arrived; the caller holds the lock."""

@@ -68,6 +68,13 @@ class ForwardingConfig(Section):
     request_timeout_s: float = Field(
         10.0, gt=0.0, le=600.0, description="A request unanswered after this counts as failed."
     )
+    max_frames_per_request: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Frames of one camera sent together in one request when several are ready; each request"
+        " costs the forwarder and the replica a few milliseconds. Each frame still joins the batches on its own.",
+    )
 
 
 class FaceServiceConfig(Section):
@@ -116,6 +123,11 @@ class FaceServiceConfig(Section):
         return self
 
 
+MAX_AUTO_CPU_REPLICAS = 4
+"""Most CPU replicas `replicas: auto` starts (each holds its own ~1 GiB of torch and models); more cores
+give each replica more threads."""
+
+
 @dataclass(frozen=True)
 class ReplicaPlan:
     """How many face replicas run and what each one reserves."""
@@ -133,11 +145,14 @@ def plan_replicas(
     """One replica per GPU (fp16 there) when GPUs exist; on CPU, torch threads x replicas never exceed the cores.
 
     free_cpus: the cluster's logical CPUs left once the cameras have theirs. A replica reserves
-    at most its share of them, so that on a small machine the cameras can still be scheduled,
-    and with `threads_per_replica: auto` its torch threads stop at that share too: cameras decode
-    all the time, and a torch thread that has to share its core stalls every other thread of the
-    same parallel loop (on 2 cores with 3 cameras, 1 thread served 30 frames/s where 2 served 19;
-    docs/benchmarks.md).
+    at most its share of them, so that on a small machine the cameras can still be scheduled.
+    With `replicas: auto` and `threads_per_replica: auto` a CPU gets single-threaded replicas,
+    one per core the cameras leave (up to MAX_AUTO_CPU_REPLICAS, beyond which each replica gets
+    more threads): cameras decode all the time, and a torch thread that has to share its core
+    stalls every other thread of its parallel loop (on 2 cores with 3 cameras, one 2-thread
+    replica served 19 frames/s where a 1-thread one served 30), while replicas of one thread each
+    stall nobody but themselves and so use the core one replica would leave idle
+    (docs/benchmarks.md, "Where a frame's time goes").
 
     With autoscaling, CPU replicas are sized for `max_replicas`, so that a scaled-up service
     still does not oversubscribe the cores.
@@ -147,14 +162,18 @@ def plan_replicas(
         replicas = gpus if service.replicas == "auto" else service.replicas
         threads = 1 if service.threads_per_replica == "auto" else service.threads_per_replica
         return ReplicaPlan(replicas, num_cpus=float(threads), num_gpus=1.0, torch_threads=threads, device="cuda")
-    replicas = 1 if service.replicas == "auto" else service.replicas
+    model_cores = cores if free_cpus is None else max(1, min(cores, math.ceil(free_cpus)))
     if service.autoscaling is not None:
         replicas = service.autoscaling.max_replicas
+    elif service.replicas != "auto":
+        replicas = service.replicas
+    elif service.threads_per_replica != "auto":
+        replicas = 1
+    else:
+        replicas = min(MAX_AUTO_CPU_REPLICAS, model_cores)
     if service.threads_per_replica != "auto":
         threads = service.threads_per_replica
-    elif free_cpus is None:
-        threads = max(1, cores // replicas)
     else:
-        threads = max(1, min(cores // replicas, math.floor(free_cpus / replicas)))
+        threads = max(1, model_cores // replicas)
     reserved = float(threads) if free_cpus is None else max(0.1, min(float(threads), free_cpus / replicas))
     return ReplicaPlan(replicas, num_cpus=reserved, num_gpus=0.0, torch_threads=threads, device="cpu")

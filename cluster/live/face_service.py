@@ -41,6 +41,25 @@ class FrameRequest:
     sent_at: float = field(default_factory=time.time)
 
 
+@dataclass(frozen=True, eq=False)
+class FrameGroup:
+    """Frames of one camera sent to the face service in one request, oldest first.
+
+    One request per frame cost the forwarder and the replica more Python and object-store work
+    than the frame's own hand-over (docs/benchmarks.md, "Where a frame's time goes"); the frames
+    of a group still join the replica's batches one by one, beside other cameras' frames.
+    """
+
+    requests: tuple[FrameRequest, ...]
+
+    def __post_init__(self) -> None:
+        if not self.requests:
+            raise ValueError("a FrameGroup needs at least one frame request")
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+
 @dataclass(frozen=True)
 class FrameTimings:
     """Seconds one frame spent in each step of the service.

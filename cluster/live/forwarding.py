@@ -71,6 +71,15 @@ class ForwardingWindow:
             return frame
         return None
 
+    def next_group(self, now: float, limit: int) -> list[CameraFrame]:
+        """Up to `limit` fresh waiting frames, oldest first, one request slot taken for each: one request's worth."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        group: list[CameraFrame] = []
+        while len(group) < limit and (frame := self.next_to_send(now)) is not None:
+            group.append(frame)
+        return group
+
     def done(self) -> None:
         """A request ended (answered or failed): its slot is free."""
         if self.in_flight == 0:
@@ -110,6 +119,8 @@ class StreamStats:
     mean_timings: FrameTimings | None
     last_failure: str | None
     latencies_s: tuple[float, ...] = ()
+    overhead_p50_s: float | None = None
+    """Median service time per frame beyond the model stages and the batch wait (routing, transfer, Python)."""
 
     @property
     def dropped(self) -> int:
@@ -132,6 +143,7 @@ class StreamMeter:
         self._arrivals: deque[float] = deque()
         self._completions: deque[tuple[float, int]] = deque()
         self._latencies: deque[tuple[float, float]] = deque(maxlen=LATENCY_SAMPLES)
+        self._overheads: deque[tuple[float, float]] = deque(maxlen=LATENCY_SAMPLES)
         self._timing_sums = np.zeros(len(fields(FrameTimings)))
         self._timed = 0
 
@@ -153,6 +165,7 @@ class StreamMeter:
         self._completions.append((now, len(result.faces)))
         self._latencies.append((now, max(0.0, now - result.captured_at)))
         t = result.timings
+        self._overheads.append((now, max(0.0, t.total_s - t.batch_wait_s - t.detect_s - t.align_s - t.embed_s)))
         self._timing_sums += astuple(t)
         self._timed += 1
 
@@ -170,6 +183,7 @@ class StreamMeter:
         while self._completions and self._completions[0][0] < horizon:
             self._completions.popleft()
         latencies = np.array([latency for at, latency in self._latencies if since is None or at >= since])
+        overheads = np.array([overhead for at, overhead in self._overheads if since is None or at >= since])
         mean = FrameTimings(*(self._timing_sums / self._timed)) if self._timed else None
         return StreamStats(
             camera_id=self.camera_id,
@@ -192,4 +206,5 @@ class StreamMeter:
             mean_timings=mean,
             last_failure=self.last_failure,
             latencies_s=tuple(float(latency) for latency in latencies),
+            overhead_p50_s=float(np.percentile(overheads, 50)) if len(overheads) else None,
         )

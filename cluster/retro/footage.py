@@ -17,7 +17,7 @@ from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from cluster.cameras.decoding import CorruptVideoError, decode_frames
+from cluster.cameras.decoding import CorruptVideoError, decode_frames, rgb_pixels
 from cluster.cameras.sampler import FpsSampler
 from cluster.vision.errors import InvalidImageError
 from cluster.vision.frames import validate_frame
@@ -115,7 +115,7 @@ def _video_frames(source: FootageSource, sampler: FpsSampler) -> Iterator[Footag
 
 def _frame_pixels(path: Path, frame: VideoFrame) -> np.ndarray:
     try:
-        return validate_frame(np.ascontiguousarray(frame.to_ndarray(format="rgb24")))
+        return validate_frame(rgb_pixels(frame))
     except InvalidImageError as exc:
         raise FootageError(f"{path}: {exc}") from exc
 

@@ -21,6 +21,11 @@ class DetectorConfig(Section):
         ge=64 * 64,
         description="Frames larger than this are detected on a downscaled copy; boxes are mapped back.",
     )
+    compile: Literal["inductor", "cudagraphs"] | None = Field(
+        None,
+        description="Run the nets under torch.compile (inductor: with CUDA graphs on a GPU); each new input shape"
+        " compiles on first use. null: plain eager torch.",
+    )
 
     @model_validator(mode="after")
     def _thresholds_in_range(self) -> "DetectorConfig":

@@ -61,6 +61,13 @@ INT32_SAFE_PIXELS = (2**31 - 1) // 255
 
 CHANNELS = 3
 
+COMPILE_BACKENDS = ("inductor", "cudagraphs", "eager")
+"""torch.compile backends the nets may run under: inductor (CUDA graphs on a GPU), cudagraphs alone, and
+eager (traced only: checks the wrapping on any machine)."""
+COMPILED_SHAPES = 256
+"""Input shapes each compiled net keeps (dynamo's cache): every pyramid level, strip and padded
+crop batch is one, and a recompile beyond the limit would silently fall back to eager."""
+
 
 @dataclass(frozen=True)
 class _Batching:
@@ -375,6 +382,7 @@ class MTCNNDetector:
         device: str = "cpu",
         half: bool = False,
         nms_thresholds: tuple[float, float, float, float] = DEFAULT_NMS_THRESHOLDS,
+        compile_backend: str | None = None,
     ) -> None:
         if isinstance(min_face_size, bool) or not isinstance(min_face_size, int):
             raise ValueError(f"min_face_size must be an int, got {min_face_size!r}")
@@ -392,6 +400,9 @@ class MTCNNDetector:
             log.info("mtcnn_fp16_declined", reason="fp16 moves detections away from the fp32 reference")
         self._batching = CPU_BATCHING if self.device.type == "cpu" else GPU_BATCHING
         self._nets: MTCNNNets = load_nets(self.device)
+        self.compile_backend = compile_backend
+        if compile_backend is not None:
+            self._nets = _compiled(self._nets, compile_backend, self.device)
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Find faces in each RGB uint8 frame; frames may differ in size.
@@ -519,6 +530,21 @@ class MTCNNDetector:
         boxes = _apply_offsets(boxes, all_offsets)
         keep = _nms_min_overlap(boxes, all_scores, frame_ids, self.nms_thresholds[3])
         return boxes[keep], all_scores[keep], landmarks[keep], frame_ids[keep]
+
+
+def _compiled(nets: MTCNNNets, backend: str, device: torch.device) -> MTCNNNets:
+    """The nets under torch.compile: on a GPU the detector is bound by kernel launches, which
+    inductor fuses and CUDA graphs replay in one call per shape (compiled on first use of a shape)."""
+    if backend not in COMPILE_BACKENDS:
+        raise ValueError(f"compile_backend must be one of {', '.join(COMPILE_BACKENDS)} or None, got {backend!r}")
+    if backend == "cudagraphs" and device.type != "cuda":
+        raise ValueError("compile_backend 'cudagraphs' needs a CUDA device; use inductor, eager or None on CPU")
+    import torch._dynamo
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, COMPILED_SHAPES)
+    mode = "reduce-overhead" if backend == "inductor" and device.type == "cuda" else None
+    # torch.compile returns an OptimizedModule that calls like the net it wraps.
+    return MTCNNNets(*(torch.compile(net, backend=backend, mode=mode, dynamic=False) for net in nets))  # type: ignore[arg-type]
 
 
 def _padded_call(net: torch.nn.Module, crops: torch.Tensor, chunk: int) -> tuple[torch.Tensor, ...]:

@@ -78,6 +78,7 @@ class FacePipeline:
             pyramid_factor=detector_config.pyramid_factor,
             device=target.device,
             half=target.half,
+            compile_backend=detector_config.compile,
         )
         self.aligner = FaceAligner(device=target.device)
         self.embedder = FaceEmbedder(
