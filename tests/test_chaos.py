@@ -1,4 +1,4 @@
-"""Chaos scenarios against one real live deployment (cluster/loadtesting/chaos.py), each with its recovery measured.
+"""Chaos scenarios against one real live deployment (cluster/chaos/scenarios.py), each with its recovery measured.
 
 One deployment for the module, as an operator runs one: a recorded crowd on two cameras replayed
 by the RTSP replay server (looping at real time), the watchlist enrolled and frozen on a real
@@ -41,8 +41,10 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from cluster.application.chaos_system import LiveChaosSystem
 from cluster.application.live_run import LiveRun, LiveRunSettings
 from cluster.cameras.config import CameraConfig
+from cluster.chaos.scenarios import ChaosOutcome, ChaosSettings, Soak, outcomes_table, scenario
 from cluster.config import LfrConfig
 from cluster.crowd.scoring import score_alerts
 from cluster.crowd.spec import CrowdSpec
@@ -52,11 +54,9 @@ from cluster.database.config import DatabaseConfig
 from cluster.demo.scenario import DemoOptions, cameras_of, central_faces, demo_deployment, enrol_watchlist
 from cluster.fusion.topology import CameraTopology
 from cluster.gallery.config import GalleryConfig, ServerBackendConfig
-from cluster.loadtesting.chaos import ChaosOutcome, ChaosSettings, Soak, outcomes_table, scenario
 from cluster.replay.rtsp_server import RtspReplayServer
 from loadtest.machine import describe_machine
 from loadtest.milvus_server import MilvusServer
-from tests.chaos_system import LiveChaosSystem
 from tests.waiting import scaled, wait_for
 
 pytestmark = pytest.mark.slow

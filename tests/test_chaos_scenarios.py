@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from cluster.alerts.model import Alert, AlertState, Sighting
-from cluster.fusion.config import FusionConfig
-from cluster.fusion.topology import CameraTopology
-from cluster.loadtesting.chaos import (
+from cluster.chaos.scenarios import (
     SCENARIOS,
     ChaosOutcome,
     SoakSamples,
@@ -21,6 +19,8 @@ from cluster.loadtesting.chaos import (
     outcomes_table,
     scenario,
 )
+from cluster.fusion.config import FusionConfig
+from cluster.fusion.topology import CameraTopology
 
 T0 = 1_700_000_000.0
 

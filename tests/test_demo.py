@@ -21,8 +21,8 @@ from cluster.crowd.truth import CrowdTruth
 from cluster.database.engine import Database
 from cluster.demo.scenario import DemoOptions, DemoReport, central_faces, run_demo
 from cluster.live.status_board import StatusBoard
+from cluster.trace_scan import unit_vectors
 from tests.audit_key import TEST_SEALER
-from tests.privacy_scan import unit_vectors
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_ray]
 

@@ -3,10 +3,13 @@
 import base64
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
+from cluster.chaos.scenarios import ChaosOutcome
 from cluster.cli.main import main
+from cluster.loadtesting.chaos_runs import ChaosFigures, check_chaos_names
 from cluster.loadtesting.comparison import compare
 from cluster.loadtesting.html_report import render_html
 from cluster.loadtesting.report import FORMAT, LoadReport
@@ -43,6 +46,52 @@ def test_an_equal_or_better_report_passes():
     assert comparison.passed and comparison.compared == 2 * 8 + 2
     within = report((step(0, 1, frames_per_s=4.5, latency_s=0.22), step(1, 2, frames_per_s=8.6, latency_s=0.27)))
     assert compare(BASELINE, within, tolerance=0.15).passed, "10 % worse is within a 15 % tolerance"
+
+
+def _chaos(**changes) -> ChaosFigures:
+    outcome = ChaosOutcome(
+        scenario="camera-actor",
+        injected="killed CameraActor 01",
+        fault_seen_s=0.0,
+        recovery_s=6.5,
+        alerts_before=3,
+        alerts_after=3,
+        alerts_lost=(),
+        sightings_lost=0,
+        duplicates=(),
+        people_missed=(),
+        audit_verifies=True,
+        non_match_traces=0,
+    )
+    return ChaosFigures.of(replace(outcome, **changes))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"recovery_s": None}, {"alerts_lost": ("a1",)}, {"duplicates": ("a2",)}, {"audit_verifies": False}],
+    ids=["not recovered", "alert lost", "duplicated", "audit broken"],
+)
+def test_a_chaos_scenario_that_lost_anything_fails_the_comparison(changes):
+    assert compare(BASELINE, BASELINE.model_copy(update={"chaos": (_chaos(),)})).passed
+    failed = compare(BASELINE, BASELINE.model_copy(update={"chaos": (_chaos(**changes),)}))
+    assert [r.figure for r in failed.regressions] == ["chaos camera-actor: recovered with nothing lost"]
+
+
+def test_chaos_figures_round_trip_and_show_in_the_page(tmp_path):
+    with_chaos = BASELINE.model_copy(update={"chaos": (_chaos(), _chaos(scenario="rtsp-drop", people_missed=("p3",)))})
+    path = tmp_path / "report.json"
+    with_chaos.save(path)
+    assert LoadReport.load(path) == with_chaos
+    page = render_html(with_chaos)
+    assert "Chaos on the last step" in page and "nothing lost" in page and "FAILED" in page
+    assert "Chaos on the last step" not in render_html(BASELINE)
+
+
+def test_only_scenarios_a_load_test_can_run_are_accepted():
+    assert check_chaos_names(["camera-actor", "soak"]) == ("camera-actor", "soak")
+    for name in ("disk-full", "worker-node", "milvus-restart", "no-such"):
+        with pytest.raises(ValueError, match=name):
+            check_chaos_names([name])
 
 
 def test_a_worse_report_fails_naming_each_regressed_figure():
@@ -95,7 +144,11 @@ def test_cli_refuses_bad_input_before_starting_anything(tmp_path, capsys):
     crowd = tmp_path / "crowd"
     crowd.mkdir()
     assert main(["loadtest", str(crowd), "--chaos", "kill-coordinator"]) == 2
-    assert "chaos scenario 'kill-coordinator' is not available" in capsys.readouterr().err
+    assert "'kill-coordinator' is no chaos scenario" in capsys.readouterr().err
+    assert main(["loadtest", str(crowd), "--chaos", "coordinator", "--chaos", "milvus-restart"]) == 2
+    refused = capsys.readouterr().err
+    assert "'milvus-restart': the load test keeps its watchlist in embedded milvus-lite" in refused
+    assert "tests/test_chaos.py" in refused and "a load test runs: camera-actor" in refused
     assert main(["loadtest", str(crowd), "--cameras", "4", "2"]) == 2
     assert "only adds load" in capsys.readouterr().err
     assert main(["loadtest", str(crowd), "--cameras", "1.5"]) == 2

@@ -1,8 +1,10 @@
 """`lfr loadtest` as a user runs it: a real process on a short 4-camera crowd, replayed over RTSP through Ray.
 
-One run of two short steps (2 then 4 cameras); its report.json is checked against what the run left
-behind: frames and faces went through, every step's figures are there, the processes of each role
-used CPU, and its accuracy is the alert store's alerts scored against the crowd's truth.
+One run of two short steps (2 then 4 cameras), then a camera actor killed on the last step
+(`--chaos camera-actor`); its report.json is checked against what the run left behind: frames and
+faces went through, every step's figures are there, the processes of each role used CPU, its
+accuracy is the alert store's alerts scored against the crowd's truth, and the chaos outcome says
+the camera came back with nothing lost.
 """
 
 import os
@@ -26,8 +28,9 @@ from tests.waiting import scaled
 pytestmark = pytest.mark.slow
 
 CROWD_S = 10
-RUN_LIMIT_S = 240.0
-"""Enrolment, Ray and the face service starting, two steps, stopping: about two minutes on two quiet cores."""
+RUN_LIMIT_S = 360.0
+"""Enrolment, Ray and the face service starting, two steps, a camera killed and back, stopping: about three
+minutes on two quiet cores."""
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def loadtest(tmp_path_factory) -> tuple[LoadReport, Path, Path, str]:
     )
     assert made.returncode == 0, made.stderr
     command = [*lfr, "loadtest", str(crowd), "--cameras", "2", "4", "--step-seconds", "6", "--warmup-seconds", "1"]
-    command += ["--out", str(out), "--workdir", str(work)]
+    command += ["--out", str(out), "--workdir", str(work), "--chaos", "camera-actor"]
     run = subprocess.run(
         command,
         capture_output=True,
@@ -89,3 +92,15 @@ def test_the_html_report_is_written_beside_the_json(loadtest):
     page = (Path(report.crowd.folder).parent / "out" / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 4
     assert "whole run" in page and work.exists()
+
+
+def test_the_chaos_scenario_ran_on_the_last_step_and_lost_nothing(loadtest):
+    report, _, work, output = loadtest
+    (chaos,) = report.chaos
+    assert chaos.scenario == "camera-actor" and chaos.injected
+    assert chaos.recovery_s is not None, f"the killed camera never streamed again:\n{output[-3000:]}"
+    assert chaos.nothing_lost and chaos.audit_verifies and chaos.non_match_traces == 0, chaos
+    assert chaos.alerts_after >= chaos.alerts_before
+    assert "chaos camera-actor: recovered in" in output
+    page = (Path(report.crowd.folder).parent / "out" / "report.html").read_text()
+    assert "Chaos on the last step" in page and "nothing lost" in page

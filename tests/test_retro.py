@@ -18,9 +18,9 @@ from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth, resolve_asset
 from cluster.gallery.schema import VECTOR_FIELD, WATCHLIST_COLLECTION, WATCHLIST_FIELDS
+from cluster.trace_scan import embeddings_like
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import models_name
-from tests.privacy_scan import embeddings_like
 from tests.records import opened_gallery
 from tests.test_watchlist_cli import (
     audit_entries,

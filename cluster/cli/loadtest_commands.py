@@ -3,7 +3,8 @@
 Prints a status line a second while the steps run, then writes report.json and report.html to the
 output folder; with `--compare BASELINE.json` it exits 1 naming each figure that regressed beyond
 the tolerance (for CI). Bad input (a folder without a ground truth, a ramp that does not rise, an
-unreadable baseline, a chaos scenario) is refused on stderr with exit status 2 before anything starts.
+unreadable baseline, a chaos scenario a load test cannot run) is refused on stderr with exit status 2
+before anything starts.
 """
 
 import argparse
@@ -17,6 +18,7 @@ from pydantic_core import ErrorDetails
 
 from cluster.config import LfrConfig
 from cluster.demo.scenario import DEMO_TARGET_FPIR
+from cluster.loadtesting.chaos_runs import LOAD_TEST_SCENARIOS, check_chaos_names
 from cluster.loadtesting.comparison import DEFAULT_TOLERANCE, compare
 from cluster.loadtesting.html_report import write_html
 from cluster.loadtesting.ramp import RampPlan, ramp_values
@@ -25,8 +27,6 @@ from cluster.loadtesting.runner import LoadTestOptions, load_crowd, run_loadtest
 from cluster.loadtesting.saturation import SaturationRule
 from cluster.matching.rate import rate_argument
 
-CHAOS_SCENARIOS: tuple[str, ...] = ()
-"""The chaos scenarios `--chaos` can run; none yet."""
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 EXIT_REGRESSED = 1
@@ -94,8 +94,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"Share a figure may worsen by before --compare fails ({DEFAULT_TOLERANCE}).",
     )
     loadtest.add_argument(
-        "--chaos", action="append", default=[], metavar="NAME", help="A chaos scenario to run (repeatable)."
+        "--chaos",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"A chaos scenario run after the ramp on its last step (repeatable): {', '.join(LOAD_TEST_SCENARIOS)}.",
     )
+    loadtest.add_argument("--soak-seconds", type=float, default=1800.0, help="How long `--chaos soak` runs (1800).")
     loadtest.set_defaults(handler=run_loadtest_command)
 
 
@@ -139,11 +144,9 @@ def run_loadtest_command(args: argparse.Namespace, config: LfrConfig) -> int:
 
 def _checked(args: argparse.Namespace) -> tuple[RampPlan, SaturationRule, LoadReport | None]:
     """Everything the command line says, checked before anything starts; ValueError says what to change."""
-    for name in args.chaos:
-        if name not in CHAOS_SCENARIOS:
-            raise ValueError(
-                f"chaos scenario {name!r} is not available: this lfr has no chaos scenarios yet; run without --chaos"
-            )
+    check_chaos_names(args.chaos)
+    if args.soak_seconds <= 0:
+        raise ValueError(f"--soak-seconds must be above 0, got {args.soak_seconds}")
     if not 0 <= args.tolerance < 1:
         raise ValueError(f"--tolerance is a share, 0 to below 1 (0.15 = 15 %), got {args.tolerance}")
     try:
@@ -170,6 +173,8 @@ def _options(args: argparse.Namespace, plan: RampPlan, saturation: SaturationRul
         saturation=saturation,
         target_fpir=args.target_fpir,
         command=("lfr", *sys.argv[1:]),
+        chaos=tuple(args.chaos),
+        soak_seconds=args.soak_seconds,
     )
 
 

@@ -4,5 +4,5 @@ One concept per module: the ramp plan (`ramp`), when a step counts as saturated 
 figures each step records (`measurements`), the replayed cameras (`cameras`), CPU and memory per
 process role (`resources`), alerts scored against the crowd's truth (`accuracy`), the run
 (`runner`), the report file (`report`) and its HTML page (`html_report`), and the comparison of two
-reports for CI (`comparison`); named faults injected into a running deployment (`chaos`).
+reports for CI (`comparison`); with `--chaos`, the scenarios of `cluster.chaos` run on the last step.
 """

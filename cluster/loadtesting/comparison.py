@@ -93,6 +93,10 @@ def compare(baseline: LoadReport, current: LoadReport, tolerance: float = DEFAUL
         compared += 1
         if now < was - tolerance:
             regressions.append(Regression(name, was, now))
+    for chaos in current.chaos:
+        compared += 1
+        if not chaos.nothing_lost:
+            regressions.append(Regression(f"chaos {chaos.scenario}: recovered with nothing lost", 1.0, 0.0))
     return Comparison(tuple(regressions), compared)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cluster.loadtesting.chaos_runs import ChaosFigures
 from cluster.loadtesting.measurements import Accuracy, StepFigures
 from cluster.loadtesting.ramp import RampPlan
 from cluster.loadtesting.saturation import SaturationRule
@@ -71,6 +72,8 @@ class LoadReport(BaseModel):
     steps: tuple[StepFigures, ...] = Field(min_length=1)
     accuracy: Accuracy
     """The whole run's alerts, the last tracklets' included, over every camera that ran."""
+    chaos: tuple[ChaosFigures, ...] = ()
+    """The `--chaos` scenarios, in the order they ran after the ramp."""
 
     @property
     def saturated_at(self) -> StepFigures | None:

@@ -8,7 +8,8 @@ the first step's cameras and adds the next step's by reloading the cameras, so t
 the Coordinator and the tracklets in flight carry on across steps. Each step is warmed up, then
 measured from what the run already reports: the forwarders' counters and latency samples, the
 match stage's search timings, the alert store, and /proc. The ramp stops after a saturated step,
-on Ctrl-C (keeping the steps done), or at its end.
+on Ctrl-C (keeping the steps done), or at its end. With `chaos` scenarios named, they then run one
+after another on the last step's deployment (`cluster.loadtesting.chaos_runs`).
 """
 
 import os
@@ -37,6 +38,7 @@ from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.live.forwarding import StreamStats
 from cluster.loadtesting.accuracy import alert_latencies, score
 from cluster.loadtesting.cameras import ReplayCamera, camera_configs, replay_cameras
+from cluster.loadtesting.chaos_runs import ChaosFigures, PrivacyReferences, run_chaos
 from cluster.loadtesting.measurements import Drops, Percentiles, StepFigures
 from cluster.loadtesting.ramp import RampPlan, RampStep
 from cluster.loadtesting.report import CrowdSummary, LoadReport, Machine
@@ -70,6 +72,9 @@ class LoadTestOptions:
     target_fpir: float = DEMO_TARGET_FPIR
     period_s: float = 1.0
     command: tuple[str, ...] = ()
+    chaos: tuple[str, ...] = ()
+    """Chaos scenarios run after the ramp, on its last step's deployment (checked: `check_chaos_names`)."""
+    soak_seconds: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,10 @@ def run_loadtest(options: LoadTestOptions, config: LfrConfig, progress: Progress
         progress("starting embedded Milvus and enrolling the crowd's watchlist")
         version, enrolled = enrol_watchlist(truth, config)
         progress(f"watchlist {version.version_id}: {enrolled} photos of {len(truth.watchlist)} people")
+        references = None
+        if options.chaos:
+            progress("embedding the crowd's faces the chaos checks look for in stored files")
+            references = PrivacyReferences.of(truth, config)
         with RtspReplayServer([camera.video for camera in cameras]) as server:
             progress(f"serving {len(cameras)} RTSP cameras on {server.host}:{server.port}")
             first = options.plan.steps[0]
@@ -149,7 +158,9 @@ def run_loadtest(options: LoadTestOptions, config: LfrConfig, progress: Progress
                     "deployment": _deployment(cameras, version.version_id, options.target_fpir),
                 }
             )
-            steps, run_accuracy_cameras = _ramp(options, config, cameras, server.urls, truth, progress, status)
+            steps, run_accuracy_cameras, chaos = _ramp(
+                options, config, cameras, server, truth, references, progress, status
+            )
     finally:
         if milvus.data_dir.exists():
             EmbeddedMilvus(milvus, config.gallery.timeouts).stop()
@@ -175,6 +186,7 @@ def run_loadtest(options: LoadTestOptions, config: LfrConfig, progress: Progress
         saturation=options.saturation,
         steps=tuple(steps),
         accuracy=score(alerts, truth, run_accuracy_cameras),
+        chaos=tuple(chaos),
     )
 
 
@@ -182,16 +194,19 @@ def _ramp(
     options: LoadTestOptions,
     config: LfrConfig,
     cameras: tuple[ReplayCamera, ...],
-    urls: list[str],
+    server: RtspReplayServer,
     truth: CrowdTruth,
+    references: PrivacyReferences | None,
     progress: Progress,
     status: Progress,
-) -> tuple[list[StepFigures], tuple[ReplayCamera, ...]]:
-    """The steps measured, and the cameras that ran (for the whole run's score)."""
+) -> tuple[list[StepFigures], tuple[ReplayCamera, ...], list[ChaosFigures]]:
+    """The steps measured, the cameras that ran (for the whole run's score), and the chaos scenarios' figures."""
+    urls = server.urls
     fusion = tuple(camera_configs(cameras, urls, options.plan.steps[0].sample_fps, SIGNAGE, neighbours=True))
     run = LiveRun(config, LiveRunSettings(actor=ACTOR, period_s=options.period_s, fusion_cameras=fusion))
     store = open_alert_store(config.database, config.audit)
     steps: list[StepFigures] = []
+    chaos: list[ChaosFigures] = []
     ran: tuple[ReplayCamera, ...] = cameras[: options.plan.steps[0].cameras]
     progress("starting Ray, the face service, matching and the Coordinator")
     run.start(progress)
@@ -210,6 +225,11 @@ def _ramp(
                 progress(_describe(measured, reason))
                 if reason is not None:
                     break
+            if steps and options.chaos and references is not None and not stopping.is_set():
+                scanned = (options.workdir, config.database.dead_letter_folder())
+                chaos = run_chaos(
+                    options.chaos, run, config, fusion, server, references, scanned, options.soak_seconds, progress
+                )
     finally:
         progress("stopping the cameras (their last tracklets are decided), the services and Ray")
         try:
@@ -218,7 +238,7 @@ def _ramp(
             store.database.close()
     if not steps:
         raise RuntimeError("the load test stopped before its first step was measured; nothing to report")
-    return steps, ran
+    return steps, ran, chaos
 
 
 def _step(

@@ -1,10 +1,11 @@
-"""`LiveChaosSystem`: a running `LiveRun` as the chaos scenarios see it (cluster/loadtesting/chaos.py).
+"""`LiveChaosSystem`: a running `LiveRun` as the chaos scenarios see it (cluster/chaos/scenarios.py).
 
 It probes the run through the live run's own figures (each camera's answered frames and state,
 each match stage's searches and decisions), counts the Coordinator's dead letters in its spool,
 kills actors as a crash would (SIGKILL to the process of one live actor of a class, found in the
 GCS's actor table), reads the stored alerts, verifies the audit log with its anchors, and scans
-the run's files for face vectors of the crowd's people who matched nobody (tests/privacy_scan.py).
+the run's files for face vectors of the crowd's people who matched nobody (cluster/trace_scan.py).
+The chaos tests and `lfr loadtest --chaos` both use it.
 """
 
 import contextlib
@@ -22,19 +23,20 @@ import ray._private.state
 from actors.camera_registry import NAMESPACE
 from actors.coordinator import COORDINATOR_NAME
 from cluster.alerts.model import Alert
+from cluster.alerts.opening import open_alert_store
 from cluster.application.live_run import LiveRun
 from cluster.audit.anchors import AnchorFile
 from cluster.audit.opening import open_audit_log
 from cluster.cameras.health import CameraState
+from cluster.chaos.scenarios import Node, ServerProcess, SourceServer, SystemProbe
 from cluster.config import LfrConfig
-from cluster.demo.scenario import read_alerts
 from cluster.fusion.dead_letters import SUFFIX
 from cluster.live.matching import MatchingSummary
-from cluster.loadtesting.chaos import Node, ServerProcess, SourceServer, SystemProbe
 from cluster.processes import process_memory
-from tests.privacy_scan import unit_vectors
+from cluster.trace_scan import unit_vectors
 
 COORDINATOR_CALL_S = 2.0
+ALERT_PAGE = 200
 SAME_PERSON = 0.92
 """Cosine at which a stored vector is taken to be a face of a reference person (the match threshold)."""
 SAME_VECTOR = 0.9999
@@ -83,7 +85,8 @@ class LiveChaosSystem:
     def probe(self) -> SystemProbe:
         snapshot = self.run.snapshot()
         pipeline = self.run.pipeline
-        assert pipeline is not None, "the run has no pipeline: start it with faces on"
+        if pipeline is None:
+            raise RuntimeError("the live run has no pipeline: chaos needs the face service on")
         recent = pipeline.stats(since=self._last_probe)
         summaries = [s for s in pipeline.current_sink_summaries() if isinstance(s, MatchingSummary)]
         latencies = [s.latency_p50_s for s in recent if s.latency_p50_s is not None]
@@ -119,13 +122,25 @@ class LiveChaosSystem:
     def kill_actor(self, class_name: str) -> str:
         """SIGKILL the process of the first live actor of `class_name` (by actor id); its actor id."""
         actors = live_actors(class_name)
-        assert actors, f"no live {class_name} to kill"
+        if not actors:
+            raise RuntimeError(f"no live {class_name} to kill: is the deployment running?")
         actor_id, pid = actors[0]
         os.kill(pid, signal.SIGKILL)
         return actor_id
 
     def alerts(self) -> Sequence[Alert]:
-        return read_alerts(self.config.database, self.config.audit)
+        store = open_alert_store(self.config.database, self.config.audit)
+        try:
+            alerts: list[Alert] = []
+            cursor: str | None = None
+            while True:
+                page = store.list(limit=ALERT_PAGE, cursor=cursor)
+                alerts.extend(page.alerts)
+                if page.next_cursor is None:
+                    return alerts
+                cursor = page.next_cursor
+        finally:
+            store.database.close()
 
     def audit_verifies(self) -> bool:
         log = open_audit_log(self.config.database, self.config.audit)

@@ -1,4 +1,4 @@
-"""Looking for face embeddings in raw bytes: the privacy tests' scanner.
+"""Looking for face embeddings in raw bytes: the scanner behind the privacy tests and `lfr loadtest --chaos`.
 
 An embedding is 128 float32 values of unit length, stored as raw bytes in SQLite blobs, Milvus
 segments or anything else. The scanner views every file as float32 at each of the four byte

@@ -1,0 +1,1 @@
+"""Chaos: named faults injected into a running deployment, and how it came through each (no Ray here)."""
