@@ -32,7 +32,7 @@ from ray import serve
 
 from actors.camera_registry import NAMESPACE
 from actors.live_pipeline import LivePipeline
-from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
+from cluster.cameras.config import CAMERA_ACTOR_CPUS
 from cluster.cameras.decoding import rgb_pixels
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
@@ -42,6 +42,7 @@ from cluster.logging_setup import configure_logging
 from cluster.processes import child_pids, command_line
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
+from loadtest.live_bench import looping_cameras, warm_up
 from loadtest.machine import describe_machine
 
 WARMUP_S = 3.0
@@ -272,26 +273,10 @@ class ClusterBreakdown:
 def cluster_breakdown(
     files: list[Path], fps: float, models: FaceModelsConfig, service: FaceServiceConfig, measure_s: float
 ) -> ClusterBreakdown:
-    cameras = [
-        CameraConfig(
-            id=f"cam{i}",
-            source=str(path),
-            loop=True,
-            sample_fps=min(fps, 60.0),
-            max_width=3840,
-            max_height=2160,
-            signage_notice="Live facial recognition in use (benchmark)",
-        )
-        for i, path in enumerate(files)
-    ]
+    cameras = looping_cameras(files, min(fps, 60.0))
     pipeline = LivePipeline.start(cameras, models, service, TimingSink, registry_name=f"bd_{time.monotonic_ns()}")
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not all(s.results_ok for s in pipeline.stats()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no results from every camera within {STARTUP_TIMEOUT_S:.0f} s: {pipeline.stats()}")
-            time.sleep(0.5)
-        time.sleep(WARMUP_S)
+        warm_up(pipeline, STARTUP_TIMEOUT_S, WARMUP_S)
         before, since, cpu_before, t0 = pipeline.stats(), time.time(), cpu_snapshot(), time.monotonic()
         time.sleep(measure_s)
         cpu_after, t1 = cpu_snapshot(), time.monotonic()

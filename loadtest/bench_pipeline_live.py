@@ -37,7 +37,6 @@ from actors.camera_registry import NAMESPACE
 from actors.face_service import APP_NAME
 from actors.live_pipeline import LivePipeline
 from actors.matching_sinks import SecondStageLink
-from cluster.cameras.config import CameraConfig
 from cluster.cameras.decoding import rgb_pixels
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
@@ -49,6 +48,7 @@ from cluster.logging_setup import configure_logging
 from cluster.tracking.patches import cut_face_patch
 from cluster.vision.config import FaceModelsConfig
 from cluster.vision.pipeline import FacePipeline
+from loadtest.live_bench import looping_cameras, warm_up
 from loadtest.machine import describe_machine
 from loadtest.passerby_sinks import PasserBySinks
 
@@ -114,26 +114,10 @@ def live_run(
     load: str,
     sinks: PasserBySinks | None = None,
 ) -> LiveRun:
-    cameras = [
-        CameraConfig(
-            id=f"cam{i}",
-            source=str(path),
-            loop=True,
-            sample_fps=fps,
-            max_width=3840,
-            max_height=2160,
-            signage_notice="Live facial recognition in use (benchmark)",
-        )
-        for i, path in enumerate(files)
-    ]
+    cameras = looping_cameras(files, fps)
     pipeline = LivePipeline.start(cameras, models, service, sinks, registry_name=f"bench_registry_{load.rstrip('%')}")
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not all(s.results_ok for s in pipeline.stats()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no results from every camera within {STARTUP_TIMEOUT_S:.0f} s: {pipeline.stats()}")
-            time.sleep(0.5)
-        time.sleep(WARMUP_S)
+        warm_up(pipeline, STARTUP_TIMEOUT_S, WARMUP_S)
         before, t0, since = pipeline.stats(), time.monotonic(), time.time()
         decided_before = _decided(pipeline)
         time.sleep(measure_s)
