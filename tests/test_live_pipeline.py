@@ -86,8 +86,9 @@ def running(cluster, crowd_cameras, service, **kwargs) -> LivePipeline:
 
 
 def test_three_cameras_share_batches_and_find_faces(cluster, crowd):
-    """Latency is measured once every camera has had a few results: a fresh replica's first batches (torch
-    allocating and tuning its kernels) take seconds on a busy machine, and the bound is for a warm service."""
+    """Latency is read once every camera has had a few results (a fresh replica's first batches, torch
+    allocating and tuning its kernels, take seconds). Its size is a benchmark's business
+    (`loadtest.bench_pipeline_live`) and its bound the overload test's: here it must be measured per camera."""
     pipeline = running(cluster, cameras_of(crowd), service_config())
     try:
         wait_until(pipeline, lambda s: all(c.results_ok >= WARM_RESULTS for c in s))
@@ -103,7 +104,8 @@ def test_three_cameras_share_batches_and_find_faces(cluster, crowd):
     assert sum(c.faces for c in final) > 0, "no face found in a crowd of real faces"
     assert all(c.results_error == 0 for c in final)
     for camera in warm:
-        assert camera.latency_p99_s is not None and camera.latency_p99_s < 3.0, camera
+        assert camera.latency_p50_s is not None and camera.latency_p99_s is not None, camera
+        assert 0 < camera.latency_p50_s <= camera.latency_p99_s, camera
     for camera in final:
         timings = camera.mean_timings
         assert timings is not None and timings.detect_s > 0 and timings.embed_s > 0 and timings.decode_s > 0
