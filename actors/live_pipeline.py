@@ -165,9 +165,9 @@ class LivePipeline(Generic[SummaryT]):
         if not cameras:
             raise ValueError("no cameras to run: list at least one under `cameras:` in the configuration")
         if service.declared:
-            handle, plan = attach_face_service(service, len(cameras))
+            handle, plan = attach_face_service(service, service.cameras_to_plan_for(len(cameras)))
         else:
-            handle, plan = deploy_face_service(models, service, len(cameras))
+            handle, plan = deploy_face_service(models, service, service.cameras_to_plan_for(len(cameras)))
         cameras_placement = service.placement.cameras
         try:
             # mypy does not apply class decorators: at run time CameraRegistry is an ActorClass.

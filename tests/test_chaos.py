@@ -22,7 +22,7 @@ anchors, and no stored vector may show a face of anyone who matched nobody.
 - milvus-restart: the Milvus server stopped (searches fail, tracklets wait) and started again.
 - disk-full: the records' tmpfs filled; the run goes on, alerts wait in the dead-letter spool and
   are stored once the filler is deleted.
-- soak: `LFR_SOAK_S` seconds (default 120) with no fault: memory per role and latency stay flat.
+- soak: `LFR_SOAK_S` seconds (default 60) with no fault: memory per role and latency stay flat.
 - worker-node: losing a Ray worker node is tests/test_two_nodes.py (two `ray start` nodes, the face
   node killed at once); its scenario object is `WorkerNodeLoss`, not run again here.
 
@@ -74,7 +74,7 @@ FIRST_PASSES = 4
 """Passes of the crowd the first alerts may take (the face service warms up, the machine may be busy)."""
 HOLD_S = 3 * SECONDS
 """Longest a fault is held for its effect to show: a fault seen only when someone walks by may take a pass."""
-SOAK_S = float(os.environ.get("LFR_SOAK_S", "120"))
+SOAK_S = float(os.environ.get("LFR_SOAK_S", "60"))
 SOAK_MEMORY_GROWTH = 64 * 2**20
 """Bytes a role's memory may grow over the soak (fitted trend), beyond a fifth of what it held at the start."""
 

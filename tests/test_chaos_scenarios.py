@@ -17,6 +17,7 @@ from cluster.chaos.scenarios import (
     duplicated_alerts,
     fitted_growth,
     outcomes_table,
+    repeatedly_sighted,
     scenario,
 )
 from cluster.fusion.config import FusionConfig
@@ -117,6 +118,19 @@ def test_the_next_alert_after_an_officer_decided_one_is_no_duplicate():
     decided = alert("a1", sighting("cam0:1", "p1", T0), state=AlertState.CONFIRMED)
     alerts = [decided, alert("a2", sighting("cam0:3", "p1", T0 + 30))]
     assert duplicated_alerts(alerts, TOPOLOGY, FusionConfig()) == ()
+
+
+def test_only_people_sighted_more_than_once_are_expected_after_a_fault():
+    """A person alerted on a single sighting may have been a borderline match; demanding them again after a fault
+    would call a lucky match lost."""
+    alerts = [
+        alert("a1", sighting("cam0:1", "steady", T0), sighting("cam1:2", "steady", T0 + 30.0)),
+        alert("a2", sighting("cam0:3", "lucky", T0)),
+        alert("a3", sighting("cam0:4", "later", T0)),
+        alert("a4", sighting("cam0:5", "later", T0 + 600.0)),
+    ]
+    assert repeatedly_sighted(alerts) == {"steady"}, "two alerts of one sighting each are not one alert of two"
+    assert repeatedly_sighted(alerts, times=1) == {"steady", "lucky", "later"}
 
 
 def test_results_count_for_the_camera_that_gained_fewest_and_a_vanished_camera_gained_none():

@@ -268,6 +268,18 @@ def test_cpu_models_get_every_core_the_cameras_leave_in_single_threaded_replicas
     assert (lone.num_replicas, lone.torch_threads) == (1, 1), "half a core left: one replica"
 
 
+def test_planned_cameras_leave_logical_cpus_for_cameras_added_later():
+    """Regression (issue 16): a load test started 2 cameras, the replicas reserved every logical CPU the 2 left,
+    and its next step's 2 more camera actors waited for a CPU the whole step."""
+    service = FaceServiceConfig(planned_cameras=4)
+    assert service.cameras_to_plan_for(2) == 4 and service.cameras_to_plan_for(6) == 6
+    assert FaceServiceConfig().cameras_to_plan_for(2) == 2
+    plan = plan_replicas(service, gpus=0, cores=2, free_cpus=2 - service.cameras_to_plan_for(2) * 0.25)
+    assert plan.num_replicas * plan.num_cpus + 4 * 0.25 <= 2, "four camera actors still fit beside the replicas"
+    with pytest.raises(ValidationError, match="planned_cameras"):
+        FaceServiceConfig(planned_cameras=0)
+
+
 def test_meter_latency_can_cover_only_recent_results():
     meter, window = StreamMeter("cam0"), ForwardingWindow(forwarding())
     now = time.time()

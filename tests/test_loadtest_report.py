@@ -63,7 +63,7 @@ def _chaos(**changes) -> ChaosFigures:
         audit_verifies=True,
         non_match_traces=0,
     )
-    return ChaosFigures.of(replace(outcome, **changes))
+    return ChaosFigures.of(replace(outcome, **changes), people_expected=2)
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def test_each_step_measured_frames_faces_latency_and_resources(loadtest):
         roles = {usage.role: usage for usage in step.roles}
         for role in ("driver", "camera actors", "forwarders + matching", "face service replicas", "rtsp replay (load)"):
             assert role in roles and roles[role].own_bytes > 0, (role, sorted(roles))
-        assert roles["camera actors"].processes == step.cameras
+        assert roles["camera actors"].processes == step.cameras, step.roles
         assert roles["face service replicas"].cpu_cores > 0.05
     assert sum(step.faces_per_s for step in report.steps) > 0
     assert re.search(r"step 1/2: 2 cameras at 5 fps\s+\d+ s left\s+[\d.]+ frames/s", output), "no live status line"
@@ -99,6 +99,7 @@ def test_the_chaos_scenario_ran_on_the_last_step_and_lost_nothing(loadtest):
     (chaos,) = report.chaos
     assert chaos.scenario == "camera-actor" and chaos.injected
     assert chaos.recovery_s is not None, f"the killed camera never streamed again:\n{output[-3000:]}"
+    assert chaos.people_expected >= 1, "nobody was sighted twice before the fault: nobody was checked after it"
     assert chaos.nothing_lost and chaos.audit_verifies and chaos.non_match_traces == 0, chaos
     assert chaos.alerts_after >= chaos.alerts_before
     assert "chaos camera-actor: recovered in" in output

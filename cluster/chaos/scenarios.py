@@ -285,6 +285,13 @@ def _wait(
         clock.sleep(settings.poll_s)
 
 
+def repeatedly_sighted(alerts: Sequence[Alert], times: int = 2) -> frozenset[str]:
+    """Watchlist people with at least `times` sightings in `alerts`: those a deployment recognises reliably
+    enough to be expected again after a fault. A single sighting may have been a borderline face matched by
+    luck (seen in a load test: alerted once in its first pass, never again in two minutes of the same loop)."""
+    return frozenset(alert.person_id for alert in alerts if len(alert.sightings) >= times)
+
+
 def _people_missed(system: ChaosSystem, settings: ChaosSettings, since: float, clock: Clock) -> frozenset[str]:
     """Expected people still without a sighting that began after `since`, waiting up to `confirm_s` for them."""
     deadline = clock.monotonic() + settings.confirm_s

@@ -103,6 +103,18 @@ class FaceServiceConfig(Section):
     declared_wait_s: float = Field(
         600.0, gt=0.0, le=3600.0, description="How long the live run waits for a declared face service to run."
     )
+    planned_cameras: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="The most cameras this run will hold at once: the face replicas leave logical CPUs for that"
+        " many, so cameras added while it runs (`lfr cameras add`, a reload, a load test's next step) can still be"
+        " scheduled. None: the cameras it starts with, and a camera added beyond them may wait for a CPU.",
+    )
+
+    def cameras_to_plan_for(self, starting: int) -> int:
+        """How many cameras the replicas leave logical CPUs for: `planned_cameras`, or the `starting` ones."""
+        return max(starting, self.planned_cameras or 0)
 
     @model_validator(mode="after")
     def _batches_fit(self) -> "FaceServiceConfig":

@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict
 from cluster.application.chaos_system import LiveChaosSystem
 from cluster.application.live_run import LiveRun
 from cluster.cameras.config import CameraConfig
-from cluster.chaos.scenarios import SCENARIOS, ChaosOutcome, ChaosScenario, ChaosSettings, Soak, scenario
+from cluster.chaos.scenarios import (
+    SCENARIOS,
+    ChaosOutcome,
+    ChaosScenario,
+    ChaosSettings,
+    Soak,
+    repeatedly_sighted,
+    scenario,
+)
 from cluster.config import LfrConfig
 from cluster.crowd.truth import CrowdTruth
 from cluster.demo.scenario import central_faces
@@ -63,6 +71,8 @@ class ChaosFigures(BaseModel):
     alerts_lost: int
     sightings_lost: int
     duplicates: int
+    people_expected: int
+    """Watchlist people sighted repeatedly before the scenario, who must be sighted again after it."""
     people_missed: int
     audit_verifies: bool
     non_match_traces: int
@@ -72,7 +82,7 @@ class ChaosFigures(BaseModel):
     soak_latency_end_s: float | None = None
 
     @classmethod
-    def of(cls, outcome: ChaosOutcome) -> "ChaosFigures":
+    def of(cls, outcome: ChaosOutcome, people_expected: int) -> "ChaosFigures":
         soak = outcome.soak
         return cls(
             scenario=outcome.scenario,
@@ -84,6 +94,7 @@ class ChaosFigures(BaseModel):
             alerts_lost=len(outcome.alerts_lost),
             sightings_lost=outcome.sightings_lost,
             duplicates=len(outcome.duplicates),
+            people_expected=people_expected,
             people_missed=len(outcome.people_missed),
             audit_verifies=outcome.audit_verifies,
             non_match_traces=outcome.non_match_traces,
@@ -129,7 +140,8 @@ def run_chaos(
     soak_seconds: float,
     progress: Callable[[str], None],
 ) -> list[ChaosFigures]:
-    """Each named scenario on the running deployment, in order; the people alerted so far must be sighted again.
+    """Each named scenario on the running deployment, in order; the people sighted repeatedly so far must be
+    sighted again.
 
     cameras: every camera of the deployment, as the Coordinator fuses them (a duplicate is judged by its rules).
     """
@@ -142,7 +154,7 @@ def run_chaos(
         rtsp=server,
     )
     settings = ChaosSettings(
-        expected_people=frozenset(alert.person_id for alert in system.alerts()),
+        expected_people=repeatedly_sighted(system.alerts()),
         topology=CameraTopology.from_config(list(cameras)),
         fusion=config.fusion,
     )
@@ -151,7 +163,7 @@ def run_chaos(
         chosen: ChaosScenario = Soak(seconds=soak_seconds) if name == Soak.name else scenario(name)
         progress(f"chaos {name}: {chosen.summary}")
         outcome = chosen.run(system, settings)
-        figures.append(ChaosFigures.of(outcome))
+        figures.append(ChaosFigures.of(outcome, len(settings.expected_people)))
         recovery = "not recovered" if outcome.recovery_s is None else f"recovered in {outcome.recovery_s:.1f} s"
         progress(f"chaos {name}: {recovery}, {'nothing lost' if outcome.nothing_lost else 'SOMETHING LOST'}")
     return figures

@@ -155,6 +155,10 @@ def run_loadtest(options: LoadTestOptions, config: LfrConfig, progress: Progress
                     # Authorised for every camera of the ramp; the configuration lists the first step's, the
                     # others join by reload.
                     "cameras": _running(cameras, server.urls, first),
+                    # The replicas leave logical CPUs for the last step's cameras, or those would never start.
+                    "face_service": config.face_service.model_copy(
+                        update={"planned_cameras": options.plan.max_cameras}
+                    ),
                     "deployment": _deployment(cameras, version.version_id, options.target_fpir),
                 }
             )
