@@ -27,7 +27,7 @@ from cluster.api import schemas
 from cluster.api.gate import Gate
 from cluster.api.keys import UnknownUserError, UserError
 from cluster.api.metrics import ControlRoomMetrics
-from cluster.api.routers import alerts, deployments, events, page, users
+from cluster.api.routers import alerts, audit, deployments, events, page, users
 from cluster.api.services import ControlRoomServices
 from cluster.api.stream import BUFFER_EVENTS, KEEPALIVE_S, POLL_INTERVAL_S, AlertEventHub
 from cluster.api.tally import RequestTally
@@ -109,7 +109,7 @@ def create_app(
     app.state.hub = hub
     app.state.tally = tally
     app.state.metrics = metrics
-    for router in (alerts.router, events.router, deployments.router, users.router, page.router):
+    for router in (alerts.router, events.router, deployments.router, audit.router, users.router, page.router):
         app.include_router(router)
     for error, code in _STATUS_OF_ERROR:
         app.add_exception_handler(error, _answer_with(code))

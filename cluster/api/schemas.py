@@ -7,7 +7,7 @@ endpoints (and the page fetches them with its credential), never inlined in JSON
 """
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -16,6 +16,8 @@ from cluster.alerts.counts import AlertStats, PurgeResult
 from cluster.alerts.events import AlertEvent, AlertEventKind
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.api.keys import USER_NAME_PATTERN, ApiUser, IssuedKey, Principal, Role
+from cluster.audit.actions import AuditAction
+from cluster.audit.entry import AuditEntry
 from cluster.cameras.health import CameraHealth, CameraState
 from cluster.control_room.config import MAX_KEY_LIFETIME_DAYS
 from cluster.deployment.config import DeploymentConfig
@@ -208,6 +210,25 @@ class AuthorisationOut(Out):
     reason: str
 
 
+class AuditEntryOut(Out):
+    """One entry of the audit log as stored: anyone can recompute `hash` from the fields before it (and the key)."""
+
+    seq: int
+    at: float
+    actor: str
+    action: AuditAction
+    subject: str
+    details: dict[str, Any] = Field(description="Ids, counts, digests and reasons; never a face or an embedding.")
+    key_id: str = Field(description="Id of the HMAC key that sealed the entry (empty: none).")
+    prev_hash: str
+    hash: str
+
+
+class AuditPageOut(Out):
+    entries: list[AuditEntryOut] = Field(description="Oldest first.")
+    next_after: int | None = Field(description="Pass as `after` for the next page; null on the last page.")
+
+
 class UserOut(Out):
     name: str
     role: Role
@@ -348,6 +369,13 @@ def authorisation(deployment: DeploymentConfig) -> AuthorisationOut:
         signage_notice=deployment.signage_notice,
         authorised_by=deployment.authorised_by,
         reason=deployment.reason,
+    )
+
+
+def audit_page(entries: list[AuditEntry], more: bool) -> AuditPageOut:
+    return AuditPageOut(
+        entries=[AuditEntryOut(**entry.to_json()) for entry in entries],
+        next_after=entries[-1].seq if more and entries else None,
     )
 
 
