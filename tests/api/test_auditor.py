@@ -15,6 +15,7 @@ from cluster.alerts.model import AlertState
 from cluster.api.app import PUBLIC_PATHS
 from cluster.api.gate import REFUSED_DETAIL
 from cluster.api.keys import Role
+from cluster.api.routers.public import PUBLIC_PREFIX
 from cluster.audit.actions import AuditAction
 from cluster.deployment.config import DeploymentConfig
 from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, make_alert
@@ -31,9 +32,10 @@ AUDITOR_ROUTES = {
     "GET /deployments/{deployment_id}/authorisation",
     "GET /audit",
     "GET /users",
+    "GET /openapi.json",
 }
-"""What oversight reads: alerts with their adjudications, deployments and their authorisation, the audit log, and
-who has access. Not faces (crops, watchlist photos), not the live stream or camera health, and no change."""
+"""What oversight reads: alerts with their adjudications, deployments and their authorisation, the audit log, who
+has access, and the API's own schema. Not faces (crops, watchlist photos), not the live stream or camera health, and no change."""
 CHANGES = {
     AuditAction.ADJUDICATION,
     AuditAction.ALERT_HELD,
@@ -44,7 +46,7 @@ CHANGES = {
 
 
 def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith("/public/")
+    return path in PUBLIC_PATHS or path.startswith(f"{PUBLIC_PREFIX}/")
 
 
 @pytest.fixture
