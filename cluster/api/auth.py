@@ -1,8 +1,8 @@
 """Role checks for routes: each route depends on the one access it needs, which names the roles that have it.
 
 - `Reader`: the records both live work and oversight read (alerts and their adjudications, deployments'
-  status, who is signed in): operator, supervisor, auditor.
-- `Operator`: live work (faces, the live stream, camera health, adjudication): operator, supervisor.
+  status and cameras, who is signed in): operator, supervisor, auditor.
+- `Operator`: live work (faces, the live stream, adjudication): operator, supervisor.
 - `Overseer`: oversight's own reading (the audit log, deployments' authorisation, who has access):
   supervisor, auditor.
 - `Supervisor`: every other change (holds, purges, users and keys): supervisor only.

@@ -1,6 +1,8 @@
 // The control room page: the alert queue (live), one alert's evidence side by side with the
 // watchlist photo, one-click adjudication with a reason, camera health and deployment figures.
 // Everything comes from the API with the officer's key, kept in sessionStorage for this tab only.
+// An auditor gets the same records read-only: no faces, no decisions, no live stream (the queue
+// is read again with the status instead), as the API allows an auditor (cluster/api/auth.py).
 // The live stream is read with fetch (EventSource cannot send the key), resuming from the last
 // event id after a reconnect, so no event is lost or shown twice.
 "use strict";
@@ -36,6 +38,7 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+const actsLive = () => Boolean(state.me) && state.me.role !== "auditor";
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -146,10 +149,18 @@ async function signIn(token) {
   $("app").hidden = false;
   $("who").textContent = `${state.me.name} · ${state.me.role}`;
   document.querySelectorAll(".supervisor-only").forEach((node) => { node.hidden = state.me.role !== "supervisor"; });
+  document.querySelectorAll(".operator-only").forEach((node) => { node.hidden = !actsLive(); });
+  $("oversight-note").hidden = actsLive();
   await loadQueue();
-  followEvents();
+  if (actsLive()) followEvents();
+  else setLive("read-only");
   loadStatus();
-  state.statusTimer = setInterval(loadStatus, STATUS_PERIOD_MS);
+  state.statusTimer = setInterval(refresh, STATUS_PERIOD_MS);
+}
+
+function refresh() {
+  loadStatus();
+  if (!actsLive()) loadQueue().catch(failed);
 }
 
 function signOut(message) {
@@ -197,7 +208,7 @@ function renderQueue(freshId) {
 
 function queueItem(alert, withThumbnail, fresh) {
   const thumb = el("img", { className: "thumb", alt: "" });
-  if (withThumbnail && alert.best_crop_url) showImage(thumb, alert.best_crop_url);
+  if (withThumbnail && alert.best_crop_url && actsLive()) showImage(thumb, alert.best_crop_url);
   const item = el("li", {
     className: `queue-item${fresh ? " fresh" : ""}`,
     dataset: { alertId: alert.alert_id },
@@ -255,14 +266,15 @@ function renderDetail(detail) {
   const sightings = [...detail.sightings_detail].sort((a, b) => b.similarity - a.similarity);
   const chosen = sightings.find((s) => s.sighting_id === state.selectedSighting) || sightings[0];
   state.selectedSighting = chosen.sighting_id;
-  showImage($("live-crop"), chosen.crop_url);
+  const faces = actsLive();
+  if (faces) showImage($("live-crop"), chosen.crop_url);
   $("live-caption").textContent = `${chosen.camera_id} · ${clock(chosen.first_seen)} · score ${chosen.similarity.toFixed(3)}`;
-  showImage($("watchlist-photo"), detail.watchlist_photo_url);
+  if (faces) showImage($("watchlist-photo"), detail.watchlist_photo_url);
   $("watchlist-caption").textContent = `${detail.person_id} · ${detail.watchlist_id}`;
 
   $("sightings").replaceChildren(...sightings.map((s) => {
     const thumb = el("img", { alt: "" });
-    if (s.crop_url) showImage(thumb, s.crop_url);
+    if (s.crop_url && faces) showImage(thumb, s.crop_url);
     return el("button", {
       type: "button", className: "sighting", "aria-pressed": s.sighting_id === chosen.sighting_id ? "true" : "false",
       title: `${s.camera_id}, ${s.frames} frames`,
@@ -539,9 +551,7 @@ function onKey(event) {
   const actions = {
     j: () => move(1),
     k: () => move(-1),
-    a: acknowledge,
-    c: () => askReason("confirm"),
-    r: () => askReason("reject"),
+    ...(actsLive() ? { a: acknowledge, c: () => askReason("confirm"), r: () => askReason("reject") } : {}),
   };
   const action = actions[event.key];
   if (action) {

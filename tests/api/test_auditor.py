@@ -30,12 +30,14 @@ AUDITOR_ROUTES = {
     "GET /deployments",
     "GET /deployments/{deployment_id}",
     "GET /deployments/{deployment_id}/authorisation",
+    "GET /cameras",
     "GET /audit",
     "GET /users",
     "GET /openapi.json",
 }
-"""What oversight reads: alerts with their adjudications, deployments and their authorisation, the audit log, who
-has access, and the API's own schema. Not faces (crops, watchlist photos), not the live stream or camera health, and no change."""
+"""What oversight reads: alerts with their adjudications, deployments (their status, cameras and authorisation), the
+audit log, who has access, and the API's own schema. Not faces (crops, watchlist photos), not the live stream, and no
+change."""
 CHANGES = {
     AuditAction.ADJUDICATION,
     AuditAction.ALERT_HELD,
@@ -101,7 +103,7 @@ def test_the_auditor_reads_the_oversight_records_and_is_refused_everything_else(
         ), name
         assert entry.details["key_id"] == room.auditor.key_id
     assert answered == AUDITOR_ROUTES, "a route listed for auditors no longer exists"
-    assert {"POST /alerts/{alert_id}/reject", "POST /users", "GET /events", "GET /cameras"} <= refused
+    assert {"POST /alerts/{alert_id}/reject", "POST /retention/purge", "POST /users", "GET /events"} <= refused
     assert any(name.endswith("/crop") for name in refused) and "GET /alerts/{alert_id}/watchlist-photo" in refused
 
     alert = room.store.get("a1")

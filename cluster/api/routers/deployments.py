@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 
 from cluster.api import schemas
-from cluster.api.auth import Operator, Overseer, Reader, Supervisor
+from cluster.api.auth import Overseer, Reader, Supervisor
 from cluster.api.services import ControlRoomServices, services
 from cluster.live.status_board import DeploymentStatus
 
@@ -53,7 +53,7 @@ def get_authorisation(caller: Overseer, svc: Services, deployment_id: Deployment
 
 
 @router.get("/cameras", response_model=list[schemas.DeploymentCameraOut], summary="Every camera's health")
-def list_cameras(caller: Operator, svc: Services) -> list[schemas.DeploymentCameraOut]:
+def list_cameras(caller: Reader, svc: Services) -> list[schemas.DeploymentCameraOut]:
     return [
         schemas.deployment_camera(deployment.deployment_id, health)
         for deployment in svc.board.all_latest()
