@@ -5,7 +5,8 @@ counts: faces seen from the status board, alerts by outcome from the alert store
 size from the catalogue. Nothing else is read, so no person id, crop, officer's or user's name,
 watchlist entry or reason can reach a public answer; the watchlist itself goes out as a size only.
 
-The figures are those the records database holds now: alerts purged by retention no longer count.
+Alerts purged by retention still count (the store keeps a count per deployment and final state);
+an alert awaiting a decision when it was purged stays awaiting.
 """
 
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ def public_deployments(
 def _public(
     record: DeploymentRecord, store: AlertStore, board: StatusBoard, catalogue: Catalogue, now: float
 ) -> PublicDeployment:
-    stats = store.stats(record.deployment_id)
+    stats = store.stats(record.deployment_id, with_purged=True)
     status = board.latest(record.deployment_id)
     return PublicDeployment(
         deployment_id=record.deployment_id,

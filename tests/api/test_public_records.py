@@ -258,3 +258,20 @@ def test_the_public_rate_is_held_per_client_apart_from_the_control_rooms(databas
         assert all(e.action == AuditAction.REQUEST for e in room.audit.latest(10) if e.actor == "anonymous")
     finally:
         server.stop()
+
+
+def test_a_past_deployments_figures_outlive_its_purged_alerts(room):
+    url = f"{PUBLIC_PREFIX}/deployments"
+    before = {r["deployment_id"]: r for r in room.call("GET", url, None).json()["deployments"]}
+    room.store.transition(alert_id(9), AlertState.ACKNOWLEDGED, ADJUDICATORS[1])
+    room.store.transition(alert_id(9), AlertState.REJECTED, ADJUDICATORS[1], "someone else")
+    purged = room.store.purge(older_than_s=7 * 86_400)
+    assert purged.alerts == 1 and room.store.stats("bond_st").alerts == 0, "the alert itself is gone"
+    after = {r["deployment_id"]: r for r in room.call("GET", url, None).json()["deployments"]}
+    assert (before["bond_st"]["alerts"], before["bond_st"]["awaiting_decision"]) == (1, 1)
+    assert (after["bond_st"]["alerts"], after["bond_st"]["false_alerts"], after["bond_st"]["awaiting_decision"]) == (
+        1,
+        1,
+        0,
+    )
+    assert after[DEPLOYMENT] == before[DEPLOYMENT], "alerts within retention are untouched"

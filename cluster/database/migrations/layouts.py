@@ -3,7 +3,8 @@ what an old revision creates, and so an unversioned database can be matched agai
 
 Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds what issue 14 added;
 revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15); revision
-0004_auditor adds the deployment records the public records are read from (issue 17).
+0004_auditor adds the deployment records the public records are read from and the purged alerts' counts
+(issue 17).
 """
 
 import sqlalchemy as sa
@@ -214,8 +215,17 @@ def revision_3_tables() -> sa.MetaData:
 
 
 def revision_4_auditor_tables() -> sa.MetaData:
-    """The deployment records' table as revision 0004_auditor creates it."""
+    """The deployment records' table and the purged alerts' counts as revision 0004_auditor creates them."""
     metadata = sa.MetaData()
+    states = ", ".join(f"'{state}'" for state in ALERT_STATES)
+    sa.Table(
+        "purged_alert_counts",
+        metadata,
+        sa.Column("deployment_id", sa.String, primary_key=True),
+        sa.Column("state", sa.String(16), primary_key=True),
+        sa.Column("alerts", sa.Integer, nullable=False),
+        sa.CheckConstraint(f"state IN ({states})", name="purged_alert_counts_state_known"),
+    )
     sa.Table(
         "deployment_records",
         metadata,

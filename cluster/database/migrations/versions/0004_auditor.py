@@ -1,4 +1,5 @@
-"""Issue 17: the deployment records, from which the public records list past and planned deployments.
+"""Issue 17: the deployment records, from which the public records list past and planned deployments, and the
+counts of purged alerts per deployment and state, so their figures outlive the alerts.
 
 Revision ID: 0004_auditor
 Revises: 0003
