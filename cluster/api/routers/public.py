@@ -4,8 +4,8 @@ Everything here is for anyone to read, so it can be exposed on its own (a revers
 forwards only /public/ to the internet) while the rest of the control room stays inside. The
 gate lets these paths through without a credential, holds each client to the public rate, and
 counts their requests for the audit log; these routes make every answer cacheable (Cache-Control
-with max-age, a strong ETag, 304 to a matching If-None-Match), so a busy day costs the records
-database one read per cache lifetime per client at most.
+with max-age, a strong ETag, 304 to a matching If-None-Match), so browsers and a shared cache in
+front of the server answer repeat requests for max-age seconds without reaching it.
 """
 
 import hashlib
