@@ -196,5 +196,5 @@ def test_the_public_records_page_lists_deployments_to_anyone(control_room, brows
     page.screenshot(path=str(PUBLIC_SCREENSHOT), full_page=True)
     page.click("text=JSON")
     page.wait_for_url("**/public/deployments")
-    assert page.evaluate("JSON.parse(document.body.innerText).deployments.length") == 3
+    assert page.evaluate("JSON.parse(document.querySelector('pre').innerText).deployments.length") == 3
     assert sorted(set(asked) - {"/favicon.ico"}) == ["/public/", "/public/deployments", "/public/records.css"]
