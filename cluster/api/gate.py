@@ -157,12 +157,14 @@ class Gate:
         await _answer(send, 429, detail, [(b"retry-after", str(throttled.retry_after_s).encode())])
 
     async def _serve_metrics(self, scope: Scope, send: Send, client: str) -> None:
-        """/metrics: to a loopback client, or one with the metrics token; no personal data, no audit entry."""
+        """/metrics: to a loopback client, or one with the metrics token; no personal data, so each scrape is counted
+        for the audit log (like the page's files) rather than written one by one."""
         if not (_is_loopback(client) or _has_metrics_token(scope)):
             self.tally.count(TallyKey(client, REFUSED, "metrics not allowed", 403), METRICS_PATH)
             self.metrics.refused("metrics not allowed", 403)
             await _answer(send, 403, METRICS_REFUSED_DETAIL, [])
             return
+        self.tally.count(TallyKey(client, SERVED, "metrics", 200), METRICS_PATH)
         body = await to_thread.run_sync(self.metrics.render)
         headers = [(b"content-type", CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": _with_security_headers(headers)})

@@ -186,3 +186,14 @@ def test_an_auditor_is_issued_like_any_other_user(room, tmp_path, capsys):
     assert lfr(["--config", str(config), "serve", "add-user", "ms.reviewer", "--role", "auditor"]) == 0
     token, explanation = capsys.readouterr().out.splitlines()
     assert token.startswith("lfr_") and "(auditor)" in explanation
+
+
+def test_metrics_scrapes_are_counted_in_the_audit_log_too(room):
+    tally = room.app.state.tally
+    tally.flush(room.audit)
+    for _ in range(3):
+        assert room.call("GET", "/metrics", None).status_code == 200
+    assert tally.flush(room.audit) == 1
+    (counted,) = room.audit.latest(1)
+    assert (counted.actor, counted.details["outcome"], counted.details["reason"]) == ("anonymous", "served", "metrics")
+    assert (counted.details["count"], counted.details["paths"]) == (3, {"/metrics": 3})
