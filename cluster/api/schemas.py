@@ -231,6 +231,9 @@ class AuditEntryOut(Out):
 class AuditPageOut(Out):
     entries: list[AuditEntryOut] = Field(description="Oldest first.")
     next_after: int | None = Field(description="Pass as `after` for the next page; null on the last page.")
+    head_seq: int = Field(
+        description="The last entry's seq when the page was read: start at head_seq - N for the latest."
+    )
 
 
 class PublicDeploymentOut(Out):
@@ -399,10 +402,11 @@ def authorisation(deployment: DeploymentConfig) -> AuthorisationOut:
     )
 
 
-def audit_page(entries: list[AuditEntry], more: bool) -> AuditPageOut:
+def audit_page(entries: list[AuditEntry], more: bool, head_seq: int) -> AuditPageOut:
     return AuditPageOut(
         entries=[AuditEntryOut(**entry.to_json()) for entry in entries],
         next_after=entries[-1].seq if more and entries else None,
+        head_seq=head_seq,
     )
 
 

@@ -15,6 +15,7 @@ const STATUS_PERIOD_MS = 15000;
 const RETRY_MS = 2000;
 const STALE_STATUS_S = 60;
 const STATUS_AFTER_EVENT_MS = 1500;
+const AUDIT_PAGE = 50;
 const REASONS = {
   confirm: ["Identity verified on engagement", "Identity verified against ID document"],
   reject: ["Not the watchlist person", "Poor image quality", "Person not located"],
@@ -39,6 +40,7 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 const actsLive = () => Boolean(state.me) && state.me.role !== "auditor";
+const oversees = () => Boolean(state.me) && ["auditor", "supervisor"].includes(state.me.role);
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -150,6 +152,7 @@ async function signIn(token) {
   $("who").textContent = `${state.me.name} · ${state.me.role}`;
   document.querySelectorAll(".supervisor-only").forEach((node) => { node.hidden = state.me.role !== "supervisor"; });
   document.querySelectorAll(".operator-only").forEach((node) => { node.hidden = !actsLive(); });
+  document.querySelectorAll(".overseer-only").forEach((node) => { node.hidden = !oversees(); });
   $("oversight-note").hidden = actsLive();
   await loadQueue();
   if (actsLive()) followEvents();
@@ -168,6 +171,7 @@ function signOut(message) {
   if (state.stream) state.stream.abort();
   clearInterval(state.statusTimer);
   clearTimeout(state.statusSoon);
+  if ($("audit-dialog").open) $("audit-dialog").close();
   for (const pending of state.images.values()) pending.then((src) => src && URL.revokeObjectURL(src));
   Object.assign(state, {
     token: null, me: null, alerts: new Map(), selectedId: null, detail: null, stream: null, images: new Map(),
@@ -534,6 +538,41 @@ function renderStatus(deployments) {
   $("camera-count").textContent = cameras.length ? `${streaming}/${cameras.length} streaming` : "";
 }
 
+// ---- the audit log (auditors and supervisors) ----------------------------------------------
+
+async function showAudit(after) {
+  try {
+    let start = after;
+    if (start === undefined) {
+      const { head_seq: head } = await api("/audit?limit=1");
+      start = Math.max(0, head - AUDIT_PAGE);
+    }
+    const page = await api(`/audit?after=${start}&limit=${AUDIT_PAGE}`);
+    const entries = [...page.entries].reverse();
+    $("audit-entries").replaceChildren(...entries.map((e) => el("tr", { dataset: { seq: e.seq } },
+      el("td", {}, e.seq),
+      el("td", {}, dateTime(e.at)),
+      el("td", {}, e.actor),
+      el("td", {}, e.action),
+      el("td", { className: "subject", title: e.subject }, e.subject),
+      el("td", {}, auditOutcome(e.details)))));
+    const first = page.entries.length ? page.entries[0].seq : start;
+    $("audit-range").textContent = page.entries.length
+      ? `Entries ${first} to ${page.entries[page.entries.length - 1].seq} of ${page.head_seq}, newest first.`
+      : "No entries.";
+    $("audit-older").disabled = first <= 1;
+    $("audit-older").onclick = () => showAudit(Math.max(0, first - 1 - AUDIT_PAGE));
+    if (!$("audit-dialog").open) $("audit-dialog").showModal();
+  } catch (error) {
+    failed(error);
+  }
+}
+
+function auditOutcome(details) {
+  if (details.status !== undefined) return `${details.method || ""} ${details.status}${details.count ? ` ×${details.count}` : ""}`;
+  return details.change || details.state || details.outcome || "";
+}
+
 // ---- feedback and keys --------------------------------------------------------------------
 
 let toastTimer = null;
@@ -546,7 +585,7 @@ function toast(text, bad) {
 }
 
 function onKey(event) {
-  if ($("app").hidden || $("reason-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
+  if ($("app").hidden || $("reason-dialog").open || $("audit-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
   const actions = {
     j: () => move(1),
@@ -583,6 +622,8 @@ function init() {
   $("act-hold").addEventListener("click", () => askReason("hold"));
   $("act-release").addEventListener("click", () => askReason("release"));
   $("reason-form").addEventListener("submit", submitReason);
+  $("open-audit").addEventListener("click", () => showAudit());
+  $("audit-close").addEventListener("click", () => $("audit-dialog").close());
   $("reason-cancel").addEventListener("click", () => $("reason-dialog").close());
   $("reason").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {

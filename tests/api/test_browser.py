@@ -3,7 +3,8 @@ an alert raised while the page is open appears without a reload, and the officer
 an auditor reads alerts and decisions with no face shown and no decision possible; anyone reads the public
 deployment records.
 
-Also keeps docs/control_room.png, the page as an officer sees it, and docs/public_records.png.
+Also keeps docs/control_room.png, the page as an officer sees it, docs/control_room_auditor.png (an auditor
+reading the audit log) and docs/public_records.png.
 """
 
 import shutil
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "control_room.png"
 PUBLIC_SCREENSHOT = SCREENSHOT.with_name("public_records.png")
+AUDITOR_SCREENSHOT = SCREENSHOT.with_name("control_room_auditor.png")
 WAIT_MS = 10_000
 INSTALL_HINT = (
     "install Debian's Chromium and Playwright for Python: apt-get install -y --no-install-recommends chromium;"
@@ -147,6 +149,15 @@ def test_an_auditor_reads_alerts_and_decisions_but_sees_no_face_and_cannot_decid
     sync_api.expect(page.locator("#cameras .camera")).to_have_count(3)
     page.keyboard.press("r")
     sync_api.expect(page.locator("#reason-dialog")).to_be_hidden()
+    page.click("#open-audit")
+    sync_api.expect(page.locator("#audit-dialog")).to_be_visible()
+    newest = page.locator("#audit-entries tr").first
+    sync_api.expect(newest).to_contain_text("ms.auditor")
+    sync_api.expect(newest).to_contain_text("GET 200")
+    sync_api.expect(page.locator("#audit-entries")).to_contain_text("access_change")
+    AUDITOR_SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(AUDITOR_SCREENSHOT))
+    page.click("#audit-close")
 
     faces_or_live = [url for url in asked if "/crop" in url or "watchlist-photo" in url or url.startswith("/events")]
     assert faces_or_live == [], "the page asks nothing an auditor may not have"

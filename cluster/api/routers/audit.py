@@ -32,5 +32,6 @@ def read_audit_log(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     action: Annotated[list[AuditAction], Query(description="Repeat for several actions; none: any.")] = [],  # noqa: B006
 ) -> schemas.AuditPageOut:
+    head = svc.audit.head().seq
     entries = svc.audit.entries(after_seq=after, limit=limit + 1, actions=action)
-    return schemas.audit_page(entries[:limit], more=len(entries) > limit)
+    return schemas.audit_page(entries[:limit], more=len(entries) > limit, head_seq=head)
