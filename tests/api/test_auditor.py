@@ -157,6 +157,7 @@ def test_the_audit_log_reads_page_by_page_and_by_action(room):
     head = room.audit.head().seq
     first = room.get("/audit?limit=3", token=token).json()
     assert [e["seq"] for e in first["entries"]] == [1, 2, 3] and first["next_after"] == 3
+    assert first["head_seq"] == head
     seen, after = [], 0
     while True:
         page = room.get(f"/audit?after={after}&limit=50", token=token).json()
