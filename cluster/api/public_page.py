@@ -31,6 +31,7 @@ def render_page(deployments: list[PublicDeployment], json_url: str, stylesheet_u
         purposes=list(Purpose),
         when=_when,
         count=_count,
+        faces=_faces,
         json_url=json_url,
         stylesheet_url=stylesheet_url,
     )
@@ -42,3 +43,10 @@ def _when(timestamp: float) -> str:
 
 def _count(value: int | None) -> str:
     return "not yet known" if value is None else f"{value:,}"
+
+
+def _faces(deployment: PublicDeployment) -> str:
+    """Faces seen; a deployment under way or past whose pipeline reported none says so."""
+    if deployment.faces_seen is None and deployment.phase != Phase.PLANNED:
+        return "not reported"
+    return _count(deployment.faces_seen)

@@ -570,7 +570,8 @@ async function showAudit(after) {
 
 function auditOutcome(details) {
   if (details.status !== undefined) return `${details.method || ""} ${details.status}${details.count ? ` ×${details.count}` : ""}`;
-  return details.change || details.state || details.outcome || "";
+  if (details.to !== undefined) return `${details.from} → ${details.to}`;
+  return details.change || details.deployment_id || details.outcome || "";
 }
 
 // ---- feedback and keys --------------------------------------------------------------------

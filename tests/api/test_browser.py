@@ -199,6 +199,7 @@ def test_the_public_records_page_lists_deployments_to_anyone(control_room, brows
     ]
     assert figures == ["3", "1", "1", "1"]
     sync_api.expect(planned.locator(".faces-seen")).to_have_text("not yet known")
+    sync_api.expect(past.locator(".faces-seen")).to_have_text("not reported")
     sync_api.expect(page.locator("link[rel=stylesheet]")).to_have_attribute("href", "/public/records.css")
     assert page.evaluate("getComputedStyle(document.querySelector('.figures th')).fontWeight") == "600", "styled"
     text = page.content()
