@@ -142,6 +142,10 @@ def assert_nothing_personal(response, secrets: dict[str, bytes], what: str) -> N
         assert not where, f"{what} leaks {label!r} in its {' and '.join(where)}"
 
 
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("database", BACKENDS, indirect=True)
 def test_no_public_answer_holds_anything_personal(room):
     secrets = forbidden(room)
     public_routes = [(method, path) for method, path, _ in routes(room.app) if path.startswith(f"{PUBLIC_PREFIX}/")]
@@ -260,6 +264,7 @@ def test_the_public_rate_is_held_per_client_apart_from_the_control_rooms(databas
         server.stop()
 
 
+@pytest.mark.parametrize("database", BACKENDS, indirect=True)
 def test_a_past_deployments_figures_outlive_its_purged_alerts(room):
     url = f"{PUBLIC_PREFIX}/deployments"
     before = {r["deployment_id"]: r for r in room.call("GET", url, None).json()["deployments"]}
