@@ -2,16 +2,22 @@
 and `lfr run` as they start), replaced when the terms change, and every recording audited with what it replaced.
 """
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 from cluster.database.engine import Database
 from cluster.deployment.purpose import Purpose
 from cluster.deployment.records import DeploymentRecords, Phase
-from tests.api.test_serve_cli import lfr
+from tests.api.test_serve_cli import CLI, ROOT, START_TIMEOUT_S, STOP_TIMEOUT_S, lfr
+from tests.waiting import scaled
 
 DEPLOYMENT = """\
 cameras:
@@ -80,3 +86,40 @@ def test_record_deployment_says_what_is_missing(tmp_path, capsys):
     path.write_text(f"database:\n  url: {tmp_path / 'records.sqlite3'}\n")
     assert lfr(["--config", str(path), "serve", "record-deployment"]) == 2
     assert "no `deployment:` section" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lfr_serve_records_its_deployment_and_serves_the_public_records_without_a_key(config):
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", CLI, "--config", config("court_order_conditions"), "serve", "--port", "0"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("control room on http://127.0.0.1:"), line + server.stderr.read()
+        url = line.split()[3].rstrip("/")
+        answer = requests.get(url + "/public/deployments", timeout=scaled(START_TIMEOUT_S))
+        assert answer.status_code == 200 and answer.headers["etag"]
+        (record,) = answer.json()["deployments"]
+        assert (record["deployment_id"], record["phase"], record["purpose"]) == (
+            "oxford_st_next_week",
+            "planned",
+            "court_order_conditions",
+        )
+        assert "Supt. A. Example" not in answer.text and "Wanted for serious violence" not in answer.text
+        page = requests.get(url + "/public/", timeout=5)
+        assert page.status_code == 200 and "Oxford Street, London W1" in page.text
+        assert requests.get(url + "/alerts", timeout=5).status_code == 401
+        server.send_signal(signal.SIGINT)
+        assert server.wait(scaled(STOP_TIMEOUT_S)) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(STOP_TIMEOUT_S)
+        server.stdout.close()
+        server.stderr.close()
