@@ -157,6 +157,7 @@ def test_the_demo_is_audited_like_any_deployment(demo):
         (AuditAction.ENROLMENT, "watchlist:demo_watchlist", None),
         (AuditAction.WATCHLIST_CHANGE, "watchlist:demo_watchlist", "freeze"),
         (AuditAction.WATCHLIST_CHANGE, "watchlist:demo_watchlist", "frozen"),
+        (AuditAction.CONFIG_CHANGE, "deployment:demo", "deployment_recorded"),
         (AuditAction.DEPLOYMENT_STARTED, "deployment:demo", None),
         (AuditAction.DEPLOYMENT_STOPPED, "deployment:demo", None),
     ]

@@ -32,6 +32,7 @@ def deployment_fields(**changes) -> dict:
         "cameras": ["oxford_st_2", "oxford_circus"],
         "watchlist_id": "west_end_wanted",
         "watchlist_version": "2025-06-14.1",
+        "purpose": "wanted_for_offences",
         "signage_notice": "Live facial recognition in use today.",
         "authorised_by": "Superintendent A. Example",
         "reason": "Test deployment.",
@@ -79,6 +80,8 @@ def test_example_file_without_a_deployment_keeps_the_defaults():
         ({"similarity_threshold": 0.9}, r"similarity_threshold\n.*Extra inputs are not permitted"),
         ({"id": "West End!"}, r"id\n.*pattern"),
         ({"signage": "typo"}, r"signage\n.*Extra inputs are not permitted"),
+        ({"purpose": None}, r"purpose\n.*Field required"),
+        ({"purpose": "crowd_control"}, r"purpose\n.*'wanted_for_offences', 'court_order_conditions'"),
     ],
 )
 def test_bad_deployment_names_the_field(changes, expected_error):

@@ -47,6 +47,7 @@ EVERY_SWITCH_ON = (
     "--set=metrics.prometheusRule.enabled=true",
     "--set=metrics.scrapeConfig.enabled=true",
     "--set=controlRoom.ingress.enabled=true",
+    "--set=controlRoom.publicIngress.enabled=true",
     "--set=dashboards.enabled=true",
     '--set-json=dashboards.extra.overview="{\\"title\\": \\"overview\\"}"',
 )
@@ -344,6 +345,14 @@ def test_the_control_room_serves_on_its_service_port(rendered: Rendered) -> None
     service = rendered.one("Service", "-control-room")
     selector = service["spec"]["selector"]
     assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_the_public_records_ingress_forwards_only_the_public_prefix() -> None:
+    public = render(*EVERY_SWITCH_ON).one("Ingress", "-control-room-public")
+    (rule,) = public["spec"]["rules"]
+    assert rule["host"] == "lfr-records.example.org"
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/public/", "Prefix")]
+    assert not render().of_kind("Ingress"), "no ingress unless asked for"
 
 
 def test_dashboards_and_rules_render_from_values() -> None:

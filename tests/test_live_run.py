@@ -87,7 +87,8 @@ def test_lfr_run_publishes_the_deployment_status_for_the_control_room(deployment
     assert run.returncode == 0, err[-3000:]
     assert "faces seen" in out and "deployment demo:" in out, out[-3000:]
 
-    entries = [e for e in store.audit.entries() if e.subject == "deployment:demo"]
+    recorded, *entries = [e for e in store.audit.entries() if e.subject == "deployment:demo"]
+    assert (recorded.action, recorded.details["change"]) == (AuditAction.CONFIG_CHANGE, "deployment_recorded")
     assert [e.action for e in entries] == [AuditAction.DEPLOYMENT_STARTED, AuditAction.DEPLOYMENT_STOPPED]
     started = entries[0].details
     assert started["watchlist_version"] == config.deployment.watchlist_version

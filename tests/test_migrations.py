@@ -32,6 +32,7 @@ from cluster.config import load_config
 from cluster.database.engine import Database
 from cluster.database.migrations.layouts import revision_1_tables
 from cluster.database.schema import SchemaError, head_revision, schema_state
+from cluster.deployment import records as deployment_record_tables
 from cluster.gallery import catalogue_tables
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.catalogue_import import FILE_TABLES
@@ -56,7 +57,16 @@ def lfr(*argv: str) -> int:
 def current_metadata() -> sa.MetaData:
     """Every table the code reads and writes, as its modules define them."""
     combined = sa.MetaData()
-    for module in (alert_tables, alert_event_tables, audit_tables, key_tables, status_tables, catalogue_tables):
+    modules = (
+        alert_tables,
+        alert_event_tables,
+        audit_tables,
+        key_tables,
+        status_tables,
+        catalogue_tables,
+        deployment_record_tables,
+    )
+    for module in modules:
         for table in module.metadata.tables.values():
             table.to_metadata(combined)
     return combined

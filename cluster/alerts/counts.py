@@ -7,6 +7,9 @@ from dataclasses import dataclass
 class AlertStats:
     """A deployment's alerts by state, for the accuracy and bias reporting a deployment owes the public.
 
+    Counts are of the alerts stored unless the store was asked to count purged ones too
+    (`AlertStore.stats(with_purged=True)`, which the public records use).
+
     false_alert_rate: rejected / (confirmed + rejected), the share of adjudicated alerts that were
     wrong; None until an alert has been decided. For the rate per face seen (the figure the NPL
     and the Met publish), divide `rejected` by the deployment's count of faces seen.

@@ -40,7 +40,7 @@ from cluster.alerts.lifecycle import SYSTEM_ACTOR_PREFIX, check_transition
 from cluster.alerts.model import Alert, AlertState
 from cluster.alerts.query import MAX_PAGE_SIZE, AlertFilter, AlertPage, after_cursor, encode_cursor, page_order
 from cluster.alerts.rows import alert_from_rows, alert_row, sighting_row, stored_sighting
-from cluster.alerts.tables import adjudications, alerts, sightings
+from cluster.alerts.tables import adjudications, alerts, purged_alert_counts, sightings
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 from cluster.database.engine import Database
@@ -257,6 +257,7 @@ class AlertStore:
                     sa.select(sa.func.count()).select_from(alerts).where(expired, alerts.c.held.is_(True))
                 ).scalar_one()
                 append_events(connection, AlertEventKind.PURGED, ids, actor, purged_at)
+                _count_purged(connection, ids)
                 counts = self._delete(connection, ids)
                 self.audit.append(
                     connection,
@@ -288,11 +289,16 @@ class AlertStore:
         )
         return result
 
-    def stats(self, deployment_id: str) -> AlertStats:
+    def stats(self, deployment_id: str, *, with_purged: bool = False) -> AlertStats:
+        """The deployment's alerts by state; with_purged: those purged by retention counted too (held is always
+        of the alerts still stored, since a held alert is never purged)."""
         by_state = (
             sa.select(alerts.c.state, sa.func.count())
             .where(alerts.c.deployment_id == deployment_id)
             .group_by(alerts.c.state)
+        )
+        purged = sa.select(purged_alert_counts.c.state, purged_alert_counts.c.alerts).where(
+            purged_alert_counts.c.deployment_id == deployment_id
         )
         held = (
             sa.select(sa.func.count())
@@ -302,6 +308,9 @@ class AlertStore:
         with self.database.reading() as connection:
             counts = {AlertState(state): n for state, n in connection.execute(by_state)}
             held_count = connection.execute(held).scalar_one()
+            if with_purged:
+                for state, n in connection.execute(purged):
+                    counts[AlertState(state)] = counts.get(AlertState(state), 0) + n
         return AlertStats(
             deployment_id=deployment_id,
             alerts=sum(counts.values()),
@@ -468,3 +477,23 @@ def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
     ids = list(ids)
     for start in range(0, len(ids), IDS_PER_QUERY):
         yield ids[start : start + IDS_PER_QUERY]
+
+
+def _count_purged(connection: sa.Connection, ids: Sequence[str]) -> None:
+    """Add the alerts about to be purged to their deployment's counts by final state, in the purge's transaction."""
+    found: dict[tuple[str, str], int] = defaultdict(int)
+    for chunk in _chunks(ids):
+        query = (
+            sa.select(alerts.c.deployment_id, alerts.c.state, sa.func.count())
+            .where(alerts.c.alert_id.in_(chunk))
+            .group_by(alerts.c.deployment_id, alerts.c.state)
+        )
+        for deployment_id, state, n in connection.execute(query):
+            found[(deployment_id, state)] += n
+    for (deployment_id, state), n in found.items():
+        key = sa.and_(purged_alert_counts.c.deployment_id == deployment_id, purged_alert_counts.c.state == state)
+        updated = connection.execute(
+            purged_alert_counts.update().where(key).values(alerts=purged_alert_counts.c.alerts + n)
+        ).rowcount
+        if not updated:
+            connection.execute(purged_alert_counts.insert().values(deployment_id=deployment_id, state=state, alerts=n))

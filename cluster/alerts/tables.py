@@ -1,7 +1,10 @@
-"""The alert store's tables: alerts, the sightings (with crops) that make them up, and adjudications.
+"""The alert store's tables: alerts, the sightings (with crops) that make them up, adjudications, and counts of
+purged alerts.
 
 Crops and embeddings live in `sightings` and nowhere else: faces that matched nobody are never
-stored, and an alert's faces go when the alert is purged.
+stored, and an alert's faces go when the alert is purged. What a purge leaves is a count per
+deployment and final state (`purged_alert_counts`), so a deployment's published figures outlive
+its alerts.
 """
 
 import sqlalchemy as sa
@@ -73,4 +76,13 @@ adjudications = sa.Table(
     sa.Column("at", sa.Double, nullable=False),
     sa.CheckConstraint(f"state IN ({_STATES})", name="adjudications_state_known"),
     sa.Index("adjudications_by_alert", "alert_id", "id"),
+)
+
+purged_alert_counts = sa.Table(
+    "purged_alert_counts",
+    metadata,
+    sa.Column("deployment_id", sa.String, primary_key=True),
+    sa.Column("state", sa.String(16), primary_key=True),
+    sa.Column("alerts", sa.Integer, nullable=False),
+    sa.CheckConstraint(f"state IN ({_STATES})", name="purged_alert_counts_state_known"),
 )

@@ -27,11 +27,12 @@ from cluster.api import schemas
 from cluster.api.gate import Gate
 from cluster.api.keys import UnknownUserError, UserError
 from cluster.api.metrics import ControlRoomMetrics
-from cluster.api.routers import alerts, deployments, events, page, users
+from cluster.api.routers import alerts, audit, deployments, events, page, public, users
+from cluster.api.routers.public import PUBLIC_PREFIX
 from cluster.api.services import ControlRoomServices
 from cluster.api.stream import BUFFER_EVENTS, KEEPALIVE_S, POLL_INTERVAL_S, AlertEventHub
 from cluster.api.tally import RequestTally
-from cluster.api.throttle import Throttle
+from cluster.api.throttle import PublicRate, Throttle
 from cluster.control_room import PAGE_FILES
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,8 @@ log = structlog.get_logger(__name__)
 TITLE = "lfr control room"
 VERSION = "1"
 PUBLIC_PATHS = frozenset(PAGE_FILES)
-"""The only paths served without a credential: the page's own files, which hold no data."""
+"""Paths served without a credential: the page's own files, which hold no data (and everything under PUBLIC_PREFIX,
+the public deployment records, which hold nothing personal)."""
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorResponse, "description": "The body could not be parsed (not UTF-8 JSON)."},
@@ -109,7 +111,15 @@ def create_app(
     app.state.hub = hub
     app.state.tally = tally
     app.state.metrics = metrics
-    for router in (alerts.router, events.router, deployments.router, users.router, page.router):
+    for router in (
+        alerts.router,
+        events.router,
+        deployments.router,
+        audit.router,
+        users.router,
+        page.router,
+        public.router,
+    ):
         app.include_router(router)
     for error, code in _STATUS_OF_ERROR:
         app.add_exception_handler(error, _answer_with(code))
@@ -118,6 +128,8 @@ def create_app(
         keys=services.keys,
         audit=services.audit,
         public_paths=PUBLIC_PATHS,
+        public_prefix=PUBLIC_PREFIX,
+        public_rate=PublicRate(serve.public_requests_per_client),
         throttle=Throttle(serve.requests_per_client, serve.refusals_per_client),
         tally=tally,
         metrics=metrics,

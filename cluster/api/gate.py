@@ -2,9 +2,12 @@
 
 Deny by default: the gate refuses (401) any request without a valid bearer token, whatever
 route it asks for, except the few files of the page itself (`public_paths`), which carry no
-data and must load to show the login form. A route added later is therefore protected even if
-its author forgets; the route's own dependency then checks the role (403). Every refused
-credential gets the same answer, whatever was wrong with it: only the audit log says why.
+data and must load to show the login form, and the public deployment records under
+`public_prefix`, which hold nothing personal and are the public's to read (their own rate limit
+per client, cacheable, counted for the audit log like the page's files). A route added later
+elsewhere is therefore protected even if its author forgets; the route's own dependency then
+checks the role (403). Every refused credential gets the same answer, whatever was wrong with
+it: only the audit log says why.
 
 Every request made with an accepted credential gets an audit entry of its own, written before
 the response starts, so no data leaves the server unrecorded: REQUEST with the user's name, or
@@ -36,7 +39,7 @@ from cluster.api.keys import ApiKeys, CredentialError, Principal
 from cluster.api.metrics import CONTENT_TYPE, METRICS_PATH, METRICS_TOKEN_ENV, ControlRoomMetrics
 from cluster.api.redaction import redact
 from cluster.api.tally import REFUSED, SERVED, RequestTally, TallyKey
-from cluster.api.throttle import Throttle, Throttled
+from cluster.api.throttle import PublicRate, Throttle, Throttled
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 
@@ -76,6 +79,8 @@ class Gate:
         audit: AuditLog,
         public_paths: Iterable[str],
         *,
+        public_prefix: str,
+        public_rate: PublicRate,
         throttle: Throttle,
         tally: RequestTally,
         metrics: ControlRoomMetrics,
@@ -85,6 +90,8 @@ class Gate:
         self.keys = keys
         self.audit = audit
         self.public_paths = frozenset(public_paths)
+        self.public_prefix = public_prefix.rstrip("/")
+        self.public_rate = public_rate
         self.throttle = throttle
         self.tally = tally
         self.metrics = metrics
@@ -95,6 +102,10 @@ class Gate:
             await self.app(scope, receive, send)
             return
         client = client_address(scope)
+        path = scope["path"]
+        if path == self.public_prefix or path.startswith(self.public_prefix + "/"):
+            await self._serve_public_records(scope, receive, send, client)
+            return
         throttled = self.throttle.admit(client)
         if throttled is not None:
             await self._throttle(scope, send, client, throttled)
@@ -146,12 +157,14 @@ class Gate:
         await _answer(send, 429, detail, [(b"retry-after", str(throttled.retry_after_s).encode())])
 
     async def _serve_metrics(self, scope: Scope, send: Send, client: str) -> None:
-        """/metrics: to a loopback client, or one with the metrics token; no personal data, no audit entry."""
+        """/metrics: to a loopback client, or one with the metrics token; no personal data, so each scrape is counted
+        for the audit log (like the page's files) rather than written one by one."""
         if not (_is_loopback(client) or _has_metrics_token(scope)):
             self.tally.count(TallyKey(client, REFUSED, "metrics not allowed", 403), METRICS_PATH)
             self.metrics.refused("metrics not allowed", 403)
             await _answer(send, 403, METRICS_REFUSED_DETAIL, [])
             return
+        self.tally.count(TallyKey(client, SERVED, "metrics", 200), METRICS_PATH)
         body = await to_thread.run_sync(self.metrics.render)
         headers = [(b"content-type", CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": _with_security_headers(headers)})
@@ -164,6 +177,22 @@ class Gate:
             if message["type"] == "http.response.start":
                 self.tally.count(TallyKey(client, SERVED, "page file", message["status"]), _audited_path(scope))
                 message = {**message, "headers": _with_security_headers(message.get("headers", []))}
+            await send(message)
+
+        await self.app(scope, capped(receive, self.max_body_bytes), counted_send)
+
+    async def _serve_public_records(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
+        """The public deployment records: no credential, a rate of their own, the route's own caching headers."""
+        throttled = self.public_rate.admit(client)
+        if throttled is not None:
+            await self._throttle(scope, send, client, throttled)
+            return
+
+        async def counted_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.tally.count(TallyKey(client, SERVED, "public records", message["status"]), _audited_path(scope))
+                headers = _with_security_headers(message.get("headers", []), cacheable=True)
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, capped(receive, self.max_body_bytes), counted_send)
@@ -240,6 +269,12 @@ def _request_details(scope: Scope, status: int) -> dict:
     }
 
 
-def _with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    names = {name for name, _ in SECURITY_HEADERS}
-    return [(name, value) for name, value in headers if name.lower() not in names] + SECURITY_HEADERS
+def _with_security_headers(
+    headers: Iterable[tuple[bytes, bytes]], *, cacheable: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """The response's headers with ours in place of theirs; `cacheable` keeps a Cache-Control the route set."""
+    headers = list(headers)
+    kept = {b"cache-control"} if cacheable and any(name.lower() == b"cache-control" for name, _ in headers) else set()
+    ours = [(name, value) for name, value in SECURITY_HEADERS if name not in kept]
+    replaced = {name for name, _ in ours}
+    return [(name, value) for name, value in headers if name.lower() not in replaced] + ours

@@ -70,13 +70,16 @@ api_keys = sa.Table(
 
 
 class Role(enum.StrEnum):
-    """operator: view alerts and adjudicate them. supervisor: also holds, purges, deployments and users."""
+    """Who a user is to the control room; what each may do is `cluster.api.auth`'s to say.
+
+    operator: view alerts and adjudicate them. supervisor: also holds, purges, deployments' authorisation
+    and users. auditor: independent oversight, read-only: alerts with their adjudications, deployments,
+    the audit log and who has access; no faces, no live stream, no change of any kind.
+    """
 
     OPERATOR = "operator"
     SUPERVISOR = "supervisor"
-
-    def includes(self, required: "Role") -> bool:
-        return self == Role.SUPERVISOR or required == Role.OPERATOR
+    AUDITOR = "auditor"
 
 
 class CredentialError(Exception):

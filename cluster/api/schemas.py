@@ -7,18 +7,24 @@ endpoints (and the page fetches them with its credential), never inlined in JSON
 """
 
 from dataclasses import asdict
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from cluster.alerts.counts import AlertStats, PurgeResult
 from cluster.alerts.events import AlertEvent, AlertEventKind
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.api.keys import USER_NAME_PATTERN, ApiUser, IssuedKey, Principal, Role
+from cluster.api.public_records import PublicDeployment
+from cluster.audit.actions import AuditAction
+from cluster.audit.entry import AuditEntry
 from cluster.cameras.health import CameraHealth, CameraState
 from cluster.control_room.config import MAX_KEY_LIFETIME_DAYS
 from cluster.deployment.config import DeploymentConfig
+from cluster.deployment.purpose import Purpose
+from cluster.deployment.records import Phase
 from cluster.live.status_board import DeploymentStatus
 
 MAX_REASON_CHARS = 2000
@@ -208,6 +214,51 @@ class AuthorisationOut(Out):
     reason: str
 
 
+class AuditEntryOut(Out):
+    """One entry of the audit log as stored: anyone can recompute `hash` from the fields before it (and the key)."""
+
+    seq: int
+    at: float
+    actor: str
+    action: AuditAction
+    subject: str
+    details: dict[str, Any] = Field(description="Ids, counts, digests and reasons; never a face or an embedding.")
+    key_id: str = Field(description="Id of the HMAC key that sealed the entry (empty: none).")
+    prev_hash: str
+    hash: str
+
+
+class AuditPageOut(Out):
+    entries: list[AuditEntryOut] = Field(description="Oldest first.")
+    next_after: int | None = Field(description="Pass as `after` for the next page; null on the last page.")
+    head_seq: int = Field(
+        description="The last entry's seq when the page was read: start at head_seq - N for the latest."
+    )
+
+
+class PublicDeploymentOut(Out):
+    """One deployment in the public records: its published terms and figures, nothing about any person."""
+
+    deployment_id: str
+    place: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    phase: Phase = Field(description="planned (not started), active (in its window now) or past.")
+    purpose: Purpose = Field(description="Whom the watchlist is for: one of the categories in `purposes`.")
+    signage_notice: str = Field(description="What the public was told at the deployment.")
+    watchlist_size: int | None = Field(description="Entries in the watchlist version it used; null: not frozen yet.")
+    faces_seen: int | None = Field(description="Faces its cameras detected; null: not started or not reported.")
+    alerts: int
+    confirmed: int = Field(description="Alerts an officer confirmed as the person sought.")
+    false_alerts: int = Field(description="Alerts an officer rejected as someone else.")
+    awaiting_decision: int = Field(description="Alerts not yet confirmed or rejected.")
+
+
+class PublicRecordsOut(Out):
+    deployments: list[PublicDeploymentOut] = Field(description="The latest to start first.")
+    purposes: dict[Purpose, str] = Field(description="Every purpose category, in words.")
+
+
 class UserOut(Out):
     name: str
     role: Role
@@ -348,6 +399,38 @@ def authorisation(deployment: DeploymentConfig) -> AuthorisationOut:
         signage_notice=deployment.signage_notice,
         authorised_by=deployment.authorised_by,
         reason=deployment.reason,
+    )
+
+
+def audit_page(entries: list[AuditEntry], more: bool, head_seq: int) -> AuditPageOut:
+    return AuditPageOut(
+        entries=[AuditEntryOut(**entry.to_json()) for entry in entries],
+        next_after=entries[-1].seq if more and entries else None,
+        head_seq=head_seq,
+    )
+
+
+def public_records(deployments: list[PublicDeployment]) -> PublicRecordsOut:
+    return PublicRecordsOut(
+        deployments=[
+            PublicDeploymentOut(
+                deployment_id=deployment.deployment_id,
+                place=deployment.place,
+                starts_at=datetime.fromtimestamp(deployment.starts_at, UTC),
+                ends_at=datetime.fromtimestamp(deployment.ends_at, UTC),
+                phase=deployment.phase,
+                purpose=deployment.purpose,
+                signage_notice=deployment.signage_notice,
+                watchlist_size=deployment.watchlist_size,
+                faces_seen=deployment.faces_seen,
+                alerts=deployment.alerts,
+                confirmed=deployment.confirmed,
+                false_alerts=deployment.false_alerts,
+                awaiting_decision=deployment.awaiting_decision,
+            )
+            for deployment in deployments
+        ],
+        purposes={purpose: purpose.label for purpose in Purpose},
     )
 
 

@@ -12,12 +12,15 @@ from cluster.api.photos import WatchlistPhotos
 from cluster.audit.log import AuditLog
 from cluster.control_room.config import ServeConfig
 from cluster.deployment.config import DeploymentConfig
+from cluster.deployment.records import DeploymentRecords
+from cluster.gallery.catalogue import Catalogue
 from cluster.live.status_board import StatusBoard
 
 
 @dataclass(frozen=True)
 class ControlRoomServices:
-    """The alert store, event log, keys, status board and watchlist photos the API serves from.
+    """The alert store, event log, keys, status board and watchlist photos the API serves from, and the deployment
+    records and watchlist catalogue the public records are read from.
 
     deployment: the deployment this server's configuration authorises (None: none configured).
     serve: the server's own limits (stream lifetime, body size, rates, key lifetime).
@@ -29,6 +32,8 @@ class ControlRoomServices:
     board: StatusBoard
     photos: WatchlistPhotos
     retention: RetentionConfig
+    records: DeploymentRecords
+    catalogue: Catalogue
     deployment: DeploymentConfig | None = None
     serve: ServeConfig = ServeConfig()
 
@@ -50,6 +55,8 @@ class ControlRoomServices:
             board=StatusBoard(store.database),
             photos=photos,
             retention=retention or RetentionConfig(),
+            records=DeploymentRecords(store.audit),
+            catalogue=Catalogue(store.database),
             deployment=deployment,
             serve=serve,
         )

@@ -1,4 +1,5 @@
-"""Per-client rate limits: how often one client address may call, and how many refused credentials it may present.
+"""Per-client rate limits: how often one client address may call, how many refused credentials it may present, and
+how often it may read the public deployment records.
 
 A flood of requests, refused or not, must not be able to slow the records database the pipeline
 writes alerts to. The limits are counted in memory with the `limits` library (moving windows, one
@@ -20,6 +21,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 TOO_MANY_REQUESTS = "too many requests"
 TOO_MANY_REFUSALS = "too many refused credentials"
+TOO_MANY_PUBLIC_REQUESTS = "too many requests for the public records"
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,21 @@ class Throttle:
     def _throttled(self, reason: str, limit: RateLimitItem, client: str) -> Throttled:
         reset_at = self._limiter.get_window_stats(limit, client).reset_time
         return Throttled(reason, max(1, math.ceil(reset_at - time.time())))
+
+
+class PublicRate:
+    """One moving-window limit per client address on the public records, which anyone may read without a key.
+
+    Apart from `Throttle`'s, so the public's traffic and the officers' never use up each other's allowance.
+    """
+
+    def __init__(self, requests_per_client: str) -> None:
+        self.requests: RateLimitItem = parse(requests_per_client)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def admit(self, client: str) -> Throttled | None:
+        """Count a request from `client`; None if it may go on, else for how long it may not."""
+        if self._limiter.hit(self.requests, client):
+            return None
+        reset_at = self._limiter.get_window_stats(self.requests, client).reset_time
+        return Throttled(TOO_MANY_PUBLIC_REQUESTS, max(1, math.ceil(reset_at - time.time())))

@@ -40,6 +40,7 @@ from cluster.cameras.status import CameraStatus
 from cluster.config import ConfigError, LfrConfig, load_config
 from cluster.database.engine import UNAVAILABLE_ERRORS
 from cluster.deployment.plan import MatchingPlan, plan_from_config, threshold_in_force
+from cluster.deployment.records import DeploymentRecords
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import WatchlistVersion
@@ -190,6 +191,7 @@ class LiveRun:
             self._audit_cameras(ReloadResult(tuple(c.id for c in config.cameras), (), (), ()), "started")
             return _Running(registry=pipeline.registry, pipeline=pipeline)
         plan, version = bound
+        self._record_deployment()
         self._audit_deployment(AuditAction.DEPLOYMENT_STARTED, plan, version, {})
         gallery: Gallery | None = None
         try:
@@ -370,6 +372,12 @@ class LiveRun:
                 published_at=time.time(),
             )
         )
+
+    def _record_deployment(self) -> None:
+        """Write the deployment into the records the public see (`cluster.deployment.records`), as it starts."""
+        deployment = self._config.deployment
+        assert deployment is not None
+        DeploymentRecords(self._store.audit).record(deployment, actor=self._settings.actor)
 
     def _audit_deployment(
         self, action: AuditAction, plan: MatchingPlan, version: WatchlistVersion, outcome: dict[str, float | str]

@@ -21,7 +21,7 @@ checks the chain against every anchor in it.
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -147,9 +147,11 @@ class AuditLog:
         with self.database.writing() as connection:
             return self.append(connection, actor, action, subject, details)
 
-    def entries(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        """Entries with seq > after_seq, oldest first."""
+    def entries(self, after_seq: int = 0, limit: int = 1000, actions: Collection[AuditAction] = ()) -> list[AuditEntry]:
+        """Entries with seq > after_seq (of these actions; none: any), oldest first."""
         query = sa.select(audit_log).where(audit_log.c.seq > after_seq).order_by(audit_log.c.seq).limit(limit)
+        if actions:
+            query = query.where(audit_log.c.action.in_(sorted(AuditAction(action).value for action in actions)))
         with self.database.reading() as connection:
             return [_entry_from_row(row) for row in connection.execute(query)]
 

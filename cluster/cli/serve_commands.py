@@ -1,17 +1,20 @@
 """`lfr serve`: the control room (HTTP API, live alert stream and page), and its users and keys.
 
     lfr serve [--config FILE] [--host 127.0.0.1] [--port 8600] [--photos-dir DIR] [--trusted-proxy ADDR ...]
-    lfr serve add-user NAME --role operator|supervisor [--expires-in-days N]   prints the new key once
+    lfr serve add-user NAME --role operator|supervisor|auditor [--expires-in-days N]   prints the new key once
     lfr serve new-key NAME [--expires-in-days N]           another key for NAME, printed once
     lfr serve revoke NAME                                  revokes every key of NAME (open streams end too)
     lfr serve users                                        lists users, their active keys and when they expire
+    lfr serve record-deployment                            writes the configured deployment into the public
+                                                           records (a planned one, before it runs)
 
 The server uses the configuration's database, audit key, retention and `serve` section; it
 listens on 127.0.0.1 unless `--host` says otherwise, and believes X-Forwarded-For only from the
 proxies `--trusted-proxy` (or serve.trusted_proxies) names. While it serves, it purges expired
 alerts on its own (`cluster.alerts.retention`: once at start, then every `retention.interval_s`),
 since it is the process that runs for as long as the records are kept, and writes the audit
-chain's head to its anchor file on a timer. Keys expire after serve.key_lifetime_days unless
+chain's head to its anchor file on a timer. It writes its configured deployment, if any, into the
+deployment records that /public/ lists (`cluster.deployment.records`). Keys expire after serve.key_lifetime_days unless
 `--expires-in-days` says otherwise. User changes are audited with the operating-system user who
 ran the command (`cli:NAME`).
 """
@@ -35,6 +38,7 @@ from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 from cluster.control_room.config import ServeConfig
+from cluster.deployment.records import DeploymentRecords
 
 EXIT_OK = 0
 EXIT_FAILED = 2
@@ -84,6 +88,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     users = actions.add_parser("users", help="List users, their roles and active keys.")
     users.set_defaults(handler=run_users)
 
+    record = actions.add_parser(
+        "record-deployment", help="Write the configured deployment into the public deployment records (planned ones)."
+    )
+    record.set_defaults(handler=run_record_deployment)
+
 
 def _audit(config: LfrConfig) -> AuditLog:
     return open_audit_log(config.database, config.audit)
@@ -108,8 +117,10 @@ def run_server(args: argparse.Namespace, config: LfrConfig) -> int:
             config.deployment,
             serve,
         )
+        if config.deployment is not None:
+            DeploymentRecords(audit).record(config.deployment, actor=_cli_actor())
         server = ApiServer(create_app(services), args.host, args.port, serve.trusted_proxies)
-    except (ValueError, OSError, SQLAlchemyError) as exc:
+    except (ValueError, OSError, SQLAlchemyError, AuditLogError) as exc:
         sys.stderr.write(f"lfr: cannot start the control room: {exc}\n")
         return EXIT_FAILED
     if not services.keys.users():
@@ -199,3 +210,15 @@ def run_users(args: argparse.Namespace, config: LfrConfig) -> int:
         return EXIT_OK
 
     return _user_command(show)
+
+
+def run_record_deployment(args: argparse.Namespace, config: LfrConfig) -> int:
+    def record() -> int:
+        deployment = config.deployment
+        if deployment is None:
+            raise ValueError("the configuration has no `deployment:` section: give --config the deployment's file")
+        recorded = DeploymentRecords(_audit(config)).record(deployment, actor=_cli_actor())
+        sys.stdout.write(f"deployment {deployment.id}: {recorded} in the public deployment records\n")
+        return EXIT_OK
+
+    return _user_command(record)

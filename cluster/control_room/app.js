@@ -1,6 +1,8 @@
 // The control room page: the alert queue (live), one alert's evidence side by side with the
 // watchlist photo, one-click adjudication with a reason, camera health and deployment figures.
 // Everything comes from the API with the officer's key, kept in sessionStorage for this tab only.
+// An auditor gets the same records read-only: no faces, no decisions, no live stream (the queue
+// is read again with the status instead), as the API allows an auditor (cluster/api/auth.py).
 // The live stream is read with fetch (EventSource cannot send the key), resuming from the last
 // event id after a reconnect, so no event is lost or shown twice.
 "use strict";
@@ -13,6 +15,7 @@ const STATUS_PERIOD_MS = 15000;
 const RETRY_MS = 2000;
 const STALE_STATUS_S = 60;
 const STATUS_AFTER_EVENT_MS = 1500;
+const AUDIT_PAGE = 50;
 const REASONS = {
   confirm: ["Identity verified on engagement", "Identity verified against ID document"],
   reject: ["Not the watchlist person", "Poor image quality", "Person not located"],
@@ -36,6 +39,8 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+const actsLive = () => Boolean(state.me) && state.me.role !== "auditor";
+const oversees = () => Boolean(state.me) && ["auditor", "supervisor"].includes(state.me.role);
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -146,10 +151,19 @@ async function signIn(token) {
   $("app").hidden = false;
   $("who").textContent = `${state.me.name} · ${state.me.role}`;
   document.querySelectorAll(".supervisor-only").forEach((node) => { node.hidden = state.me.role !== "supervisor"; });
+  document.querySelectorAll(".operator-only").forEach((node) => { node.hidden = !actsLive(); });
+  document.querySelectorAll(".overseer-only").forEach((node) => { node.hidden = !oversees(); });
+  $("oversight-note").hidden = actsLive();
   await loadQueue();
-  followEvents();
+  if (actsLive()) followEvents();
+  else setLive("read-only");
   loadStatus();
-  state.statusTimer = setInterval(loadStatus, STATUS_PERIOD_MS);
+  state.statusTimer = setInterval(refresh, STATUS_PERIOD_MS);
+}
+
+function refresh() {
+  loadStatus();
+  if (!actsLive()) loadQueue().catch(failed);
 }
 
 function signOut(message) {
@@ -157,6 +171,7 @@ function signOut(message) {
   if (state.stream) state.stream.abort();
   clearInterval(state.statusTimer);
   clearTimeout(state.statusSoon);
+  if ($("audit-dialog").open) $("audit-dialog").close();
   for (const pending of state.images.values()) pending.then((src) => src && URL.revokeObjectURL(src));
   Object.assign(state, {
     token: null, me: null, alerts: new Map(), selectedId: null, detail: null, stream: null, images: new Map(),
@@ -197,7 +212,7 @@ function renderQueue(freshId) {
 
 function queueItem(alert, withThumbnail, fresh) {
   const thumb = el("img", { className: "thumb", alt: "" });
-  if (withThumbnail && alert.best_crop_url) showImage(thumb, alert.best_crop_url);
+  if (withThumbnail && alert.best_crop_url && actsLive()) showImage(thumb, alert.best_crop_url);
   const item = el("li", {
     className: `queue-item${fresh ? " fresh" : ""}`,
     dataset: { alertId: alert.alert_id },
@@ -255,14 +270,15 @@ function renderDetail(detail) {
   const sightings = [...detail.sightings_detail].sort((a, b) => b.similarity - a.similarity);
   const chosen = sightings.find((s) => s.sighting_id === state.selectedSighting) || sightings[0];
   state.selectedSighting = chosen.sighting_id;
-  showImage($("live-crop"), chosen.crop_url);
+  const faces = actsLive();
+  if (faces) showImage($("live-crop"), chosen.crop_url);
   $("live-caption").textContent = `${chosen.camera_id} · ${clock(chosen.first_seen)} · score ${chosen.similarity.toFixed(3)}`;
-  showImage($("watchlist-photo"), detail.watchlist_photo_url);
+  if (faces) showImage($("watchlist-photo"), detail.watchlist_photo_url);
   $("watchlist-caption").textContent = `${detail.person_id} · ${detail.watchlist_id}`;
 
   $("sightings").replaceChildren(...sightings.map((s) => {
     const thumb = el("img", { alt: "" });
-    if (s.crop_url) showImage(thumb, s.crop_url);
+    if (s.crop_url && faces) showImage(thumb, s.crop_url);
     return el("button", {
       type: "button", className: "sighting", "aria-pressed": s.sighting_id === chosen.sighting_id ? "true" : "false",
       title: `${s.camera_id}, ${s.frames} frames`,
@@ -522,6 +538,42 @@ function renderStatus(deployments) {
   $("camera-count").textContent = cameras.length ? `${streaming}/${cameras.length} streaming` : "";
 }
 
+// ---- the audit log (auditors and supervisors) ----------------------------------------------
+
+async function showAudit(after) {
+  try {
+    let start = after;
+    if (start === undefined) {
+      const { head_seq: head } = await api("/audit?limit=1");
+      start = Math.max(0, head - AUDIT_PAGE);
+    }
+    const page = await api(`/audit?after=${start}&limit=${AUDIT_PAGE}`);
+    const entries = [...page.entries].reverse();
+    $("audit-entries").replaceChildren(...entries.map((e) => el("tr", { dataset: { seq: e.seq } },
+      el("td", {}, e.seq),
+      el("td", {}, dateTime(e.at)),
+      el("td", {}, e.actor),
+      el("td", {}, e.action),
+      el("td", { className: "subject", title: e.subject }, e.subject),
+      el("td", {}, auditOutcome(e.details)))));
+    const first = page.entries.length ? page.entries[0].seq : start;
+    $("audit-range").textContent = page.entries.length
+      ? `Entries ${first} to ${page.entries[page.entries.length - 1].seq} of ${page.head_seq}, newest first.`
+      : "No entries.";
+    $("audit-older").disabled = first <= 1;
+    $("audit-older").onclick = () => showAudit(Math.max(0, first - 1 - AUDIT_PAGE));
+    if (!$("audit-dialog").open) $("audit-dialog").showModal();
+  } catch (error) {
+    failed(error);
+  }
+}
+
+function auditOutcome(details) {
+  if (details.status !== undefined) return `${details.method || ""} ${details.status}${details.count ? ` ×${details.count}` : ""}`;
+  if (details.to !== undefined) return `${details.from} → ${details.to}`;
+  return details.change || details.deployment_id || details.outcome || "";
+}
+
 // ---- feedback and keys --------------------------------------------------------------------
 
 let toastTimer = null;
@@ -534,14 +586,12 @@ function toast(text, bad) {
 }
 
 function onKey(event) {
-  if ($("app").hidden || $("reason-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
+  if ($("app").hidden || $("reason-dialog").open || $("audit-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
   const actions = {
     j: () => move(1),
     k: () => move(-1),
-    a: acknowledge,
-    c: () => askReason("confirm"),
-    r: () => askReason("reject"),
+    ...(actsLive() ? { a: acknowledge, c: () => askReason("confirm"), r: () => askReason("reject") } : {}),
   };
   const action = actions[event.key];
   if (action) {
@@ -573,6 +623,8 @@ function init() {
   $("act-hold").addEventListener("click", () => askReason("hold"));
   $("act-release").addEventListener("click", () => askReason("release"));
   $("reason-form").addEventListener("submit", submitReason);
+  $("open-audit").addEventListener("click", () => showAudit());
+  $("audit-close").addEventListener("click", () => $("audit-dialog").close());
   $("reason-cancel").addEventListener("click", () => $("reason-dialog").close());
   $("reason").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {

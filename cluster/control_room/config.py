@@ -17,7 +17,8 @@ MAX_KEY_LIFETIME_DAYS = 730
 
 
 class ServeConfig(Section):
-    """Limits on streams, bodies and request rates, which proxies to believe, and how long keys live."""
+    """Limits on streams, bodies and request rates (the public records' apart), which proxies to believe, how long
+    keys live, and how long the public records may be cached."""
 
     stream_max_s: float = Field(
         3600.0,
@@ -37,6 +38,18 @@ class ServeConfig(Section):
         description="Refused credentials one client address may present before it is answered 429 until the window"
         " passes.",
     )
+    public_requests_per_client: str = Field(
+        "60/minute",
+        description="Requests one client address may make to the public deployment records (/public/), which need"
+        " no key; counted apart from the control room's own limit.",
+    )
+    public_max_age_s: int = Field(
+        60,
+        ge=0,
+        le=86_400,
+        description="Seconds browsers and caches may keep a public records answer (Cache-Control max-age); they"
+        " revalidate with its ETag after that.",
+    )
     refusal_audit_interval_s: float = Field(
         60.0,
         gt=0.0,
@@ -55,7 +68,7 @@ class ServeConfig(Section):
         description="Days a new API key is accepted for, unless its issuer says otherwise.",
     )
 
-    @field_validator("requests_per_client", "refusals_per_client")
+    @field_validator("requests_per_client", "refusals_per_client", "public_requests_per_client")
     @classmethod
     def _is_a_rate(cls, value: str) -> str:
         try:

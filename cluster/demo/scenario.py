@@ -41,6 +41,7 @@ from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth, resolve_asset
 from cluster.database.config import DatabaseConfig
 from cluster.deployment.config import DeploymentConfig
+from cluster.deployment.purpose import Purpose
 from cluster.enrolment.faces import PORTRAIT, ChosenFace, choose_each_face
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
@@ -254,6 +255,7 @@ def demo_deployment(truth: CrowdTruth, version: WatchlistVersion, options: DemoO
         watchlist_id=WATCHLIST_ID,
         watchlist_version=version.version_id,
         target_fpir=options.target_fpir,
+        purpose=Purpose.SYSTEM_TEST,
         signage_notice=SIGNAGE,
         authorised_by=OFFICER,
         reason="Demonstration of the live cluster on recorded video",

@@ -2,7 +2,8 @@
 
 It records what the authorisation covers: the place, the window, the cameras (each showing its
 signage notice), the watchlist frozen at one version, the false-alert rate it may accept (the
-version's threshold was calibrated for that rate and its size), who authorised it and why.
+version's threshold was calibrated for that rate and its size), the purpose category the public
+records show, who authorised it and why.
 Nothing is matched outside the window: the pipeline asks `DeploymentWindow.allows` with each
 frame's capture time and drops the frame when the answer is no.
 
@@ -16,6 +17,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from cluster.cameras.config import CAMERA_ID_PATTERN, CameraConfig
+from cluster.deployment.purpose import Purpose
 from cluster.deployment.window import DeploymentWindow
 from cluster.matching.rate import Rate
 from cluster.section import Section
@@ -39,6 +41,11 @@ class DeploymentConfig(Section):
             "False alerts per passer-by not on the list this deployment accepts; default matching.target_fpir."
             " The watchlist version must have been frozen for this rate."
         ),
+    )
+    purpose: Purpose = Field(
+        description="Whom the watchlist is for, as the public records say it: one of "
+        + ", ".join(purpose.value for purpose in Purpose)
+        + " (docs/control_room.md)."
     )
     signage_notice: str = Field(min_length=1, description="What the public is told at the deployment.")
     authorised_by: str = Field(min_length=1, description="The officer who authorised the deployment (name, rank).")

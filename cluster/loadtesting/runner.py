@@ -33,6 +33,7 @@ from cluster.crowd.truth import CrowdTruth
 from cluster.database.config import DatabaseConfig
 from cluster.demo.scenario import DEMO_TARGET_FPIR, OFFICER, WATCHLIST_ID, demo_audit, enrol_watchlist
 from cluster.deployment.config import DeploymentConfig
+from cluster.deployment.purpose import Purpose
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.lite_backend import EmbeddedMilvus
 from cluster.live.forwarding import StreamStats
@@ -384,6 +385,7 @@ def _deployment(cameras: tuple[ReplayCamera, ...], version_id: str, target_fpir:
         watchlist_id=WATCHLIST_ID,
         watchlist_version=version_id,
         target_fpir=target_fpir,
+        purpose=Purpose.SYSTEM_TEST,
         signage_notice=SIGNAGE,
         authorised_by=OFFICER,
         reason=f"Load test of the live cluster on recorded video (pid {os.getpid()})",

@@ -23,7 +23,11 @@ from tests.api.factories import write_watchlist_photos
 REQUEST_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.02
 KEEPALIVE_S = 0.3
-LAX_LIMITS = ServeConfig(requests_per_client="100000/second", refusals_per_client="100000/minute")
+LAX_LIMITS = ServeConfig(
+    requests_per_client="100000/second",
+    refusals_per_client="100000/minute",
+    public_requests_per_client="100000/second",
+)
 """For tests of routes, which make many requests (refused ones too) from one address; the abuse tests use the
 defaults."""
 

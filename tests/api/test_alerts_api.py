@@ -191,6 +191,7 @@ def test_supervisors_read_the_configured_authorisation(room):
         cameras=CAMERAS,
         watchlist_id=WATCHLIST,
         watchlist_version="2025-06-14.1",
+        purpose="wanted_for_offences",
         signage_notice="Live facial recognition in use",
         authorised_by="Supt. A. Example",
         reason="Wanted for serious violence; proportionate at this place and time",

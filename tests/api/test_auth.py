@@ -1,8 +1,9 @@
 """Credentials and roles over a real server: every route the app has is checked, so a new one cannot slip by.
 
 Routes are enumerated from the app itself: each must answer 401 without a credential and with a bad
-one (except the page's own files, which hold no data), in the same words whatever was wrong with it;
-supervisor routes must answer 403 to an operator. Every request with an accepted credential leaves an
+one (except the page's own files and the public records, which hold nothing personal), in the same
+words whatever was wrong with it; supervisor and oversight routes must answer 403 to an operator
+(tests/api/test_auditor.py checks the auditor). Every request with an accepted credential leaves an
 audit entry naming who made it; those without one are counted, and the counts audited.
 """
 
@@ -15,9 +16,10 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from cluster.api.app import PUBLIC_PATHS
-from cluster.api.auth import supervisor
+from cluster.api.auth import overseer, supervisor
 from cluster.api.gate import REFUSED_DETAIL
 from cluster.api.keys import TOKEN_PREFIX
+from cluster.api.routers.public import PUBLIC_PREFIX
 from cluster.audit.actions import AuditAction
 from cluster.control_room import PAGE_FILES, page_file
 from tests.api.factories import PEOPLE, make_alert
@@ -26,13 +28,13 @@ PATH_VALUES = {"alert_id": "a1", "sighting_id": "oxford_st_2:a1", "deployment_id
 SUPERVISOR_ROUTES = {
     "POST /alerts/{alert_id}/hold",
     "POST /alerts/{alert_id}/release",
-    "GET /deployments/{deployment_id}/authorisation",
     "POST /retention/purge",
-    "GET /users",
     "POST /users",
     "POST /users/{name}/keys",
     "POST /users/{name}/revoke",
 }
+OVERSIGHT_ROUTES = {"GET /audit", "GET /deployments/{deployment_id}/authorisation", "GET /users"}
+"""Supervisors and auditors read these; operators do not."""
 BAD_TOKENS = {
     "garbage": "not-a-token",
     "unknown key": "lfr_0123456789ab_" + "A" * 43,
@@ -60,13 +62,14 @@ def concrete(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda match: PATH_VALUES[match[1]], path)
 
 
-def needs_supervisor(route: Route) -> bool:
+def needs(route: Route, access) -> bool:
+    """Whether the route depends on `access` (a role check of cluster.api.auth)."""
     if not isinstance(route, APIRoute):
         return False
     pending = list(route.dependant.dependencies)
     while pending:
         dependency = pending.pop()
-        if dependency.call is supervisor:
+        if dependency.call is access:
             return True
         pending.extend(dependency.dependencies)
     return False
@@ -81,7 +84,8 @@ def room(control_room):
 def test_the_route_table_is_what_these_tests_expect(room):
     paths = {path for _, path, _ in routes(room.app)}
     assert PUBLIC_PATHS == set(PAGE_FILES) and PUBLIC_PATHS <= paths
-    assert {f"{m} {p}" for m, p, r in routes(room.app) if needs_supervisor(r)} == SUPERVISOR_ROUTES
+    assert {f"{m} {p}" for m, p, r in routes(room.app) if needs(r, supervisor)} == SUPERVISOR_ROUTES
+    assert {f"{m} {p}" for m, p, r in routes(room.app) if needs(r, overseer)} == OVERSIGHT_ROUTES
     assert len(routes(room.app)) >= 20
 
 
@@ -89,7 +93,7 @@ def test_no_route_answers_without_a_valid_credential(room):
     wrong_secret = room.operator.token[:-4] + ("AAAA" if not room.operator.token.endswith("AAAA") else "BBBB")
     checked = 0
     for method, path, _route in routes(room.app):
-        if path in PUBLIC_PATHS:
+        if path in PUBLIC_PATHS or path.startswith(f"{PUBLIC_PREFIX}/"):
             continue
         url = concrete(path)
         for label, token in {**BAD_TOKENS, "wrong secret": wrong_secret, "none": None}.items():
@@ -122,14 +126,14 @@ def test_the_page_loads_without_a_credential_and_holds_no_data(room):
         assert response.headers["cache-control"] == "no-store"
 
 
-def test_operators_get_403_on_supervisor_routes_and_supervisors_do_not(room):
+def test_operators_get_403_on_supervisor_and_oversight_routes_and_supervisors_do_not(room):
     for method, path, route in routes(room.app):
-        if not needs_supervisor(route):
+        if not (needs(route, supervisor) or needs(route, overseer)):
             continue
         url = concrete(path)
         as_operator = room.call(method, url, room.operator.token, json={"reason": "checking roles"})
         assert as_operator.status_code == 403, f"{method} {path}: {as_operator.status_code}"
-        assert "supervisor role" in as_operator.json()["detail"]
+        assert "pc.operator is operator; this needs the supervisor" in as_operator.json()["detail"]
         as_supervisor = room.call(method, url, room.supervisor.token, json={"reason": "checking roles"})
         assert as_supervisor.status_code not in (401, 403), f"{method} {path}: {as_supervisor.status_code}"
 

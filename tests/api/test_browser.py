@@ -1,22 +1,32 @@
 """The control room page in headless Chromium (Debian's package, driven by Playwright): an officer signs in,
-an alert raised while the page is open appears without a reload, and the officer confirms it with a reason.
+an alert raised while the page is open appears without a reload, and the officer confirms it with a reason;
+an auditor reads alerts and decisions with no face shown and no decision possible; anyone reads the public
+deployment records.
 
-Also keeps docs/control_room.png, the page as an officer sees it.
+Also keeps docs/control_room.png, the page as an officer sees it, docs/control_room_auditor.png (an auditor
+reading the audit log) and docs/public_records.png.
 """
 
 import shutil
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cluster.alerts.model import AlertState
-from tests.api.factories import CAMERAS, PEOPLE, deployment_status, make_alert
+from cluster.api.keys import Role
+from cluster.deployment.purpose import Purpose
+from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, deployment_status, make_alert
+from tests.api.test_public_records import deployment as public_deployment
+from tests.api.test_public_records import enrol_watchlist
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "control_room.png"
+PUBLIC_SCREENSHOT = SCREENSHOT.with_name("public_records.png")
+AUDITOR_SCREENSHOT = SCREENSHOT.with_name("control_room_auditor.png")
 WAIT_MS = 10_000
 INSTALL_HINT = (
     "install Debian's Chromium and Playwright for Python: apt-get install -y --no-install-recommends chromium;"
@@ -108,3 +118,95 @@ def test_sign_in_see_an_alert_arrive_live_and_confirm_it(control_room, browser_p
     ]
     viewed = [e for e in control_room.audit.latest(200) if e.actor == "pc.operator"]
     assert any(e.subject == "/alerts/live-1/watchlist-photo" for e in viewed)
+
+
+def test_an_auditor_reads_alerts_and_decisions_but_sees_no_face_and_cannot_decide(control_room, browser_page):
+    page = browser_page
+    now = time.time()
+    control_room.services.board.publish(deployment_status(now, alerts=2))
+    control_room.store.save(make_alert("decided", PEOPLE[1], CAMERAS[:2], now - 300))
+    control_room.store.transition("decided", AlertState.ACKNOWLEDGED, "pc.jones")
+    control_room.store.transition("decided", AlertState.REJECTED, "pc.jones", "Not the watchlist person")
+    control_room.store.save(make_alert("open", PEOPLE[2], CAMERAS[:1], now - 60))
+    auditor = control_room.services.keys.add_user("ms.auditor", Role.AUDITOR, actor="cli:test")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url.removeprefix(control_room.url)))
+
+    page.goto(control_room.url + "/")
+    page.fill("#token", auditor.token)
+    page.click("#login-submit")
+    sync_api.expect(page.locator("#who")).to_have_text("ms.auditor · auditor")
+    sync_api.expect(page.locator("#live")).to_have_text("read-only")
+    sync_api.expect(page.locator("#queue .queue-item")).to_have_count(1)
+    page.click('.tabs button[data-filter="all"]')
+    sync_api.expect(page.locator("#queue .queue-item")).to_have_count(2)
+    page.click('#queue .queue-item[data-alert-id="decided"]')
+    sync_api.expect(page.locator("#detail-person")).to_have_text(PEOPLE[1])
+    sync_api.expect(page.locator("#history")).to_contain_text("rejected by pc.jones — Not the watchlist person")
+    sync_api.expect(page.locator("#oversight-note")).to_be_visible()
+    sync_api.expect(page.locator(".actions")).to_be_hidden()
+    sync_api.expect(page.locator(".compare")).to_be_hidden()
+    sync_api.expect(page.locator("#cameras .camera")).to_have_count(3)
+    page.keyboard.press("r")
+    sync_api.expect(page.locator("#reason-dialog")).to_be_hidden()
+    page.click("#open-audit")
+    sync_api.expect(page.locator("#audit-dialog")).to_be_visible()
+    newest = page.locator("#audit-entries tr").first
+    sync_api.expect(newest).to_contain_text("ms.auditor")
+    sync_api.expect(newest).to_contain_text("GET 200")
+    sync_api.expect(page.locator("#audit-entries")).to_contain_text("access_change")
+    AUDITOR_SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(AUDITOR_SCREENSHOT))
+    page.click("#audit-close")
+
+    faces_or_live = [url for url in asked if "/crop" in url or "watchlist-photo" in url or url.startswith("/events")]
+    assert faces_or_live == [], "the page asks nothing an auditor may not have"
+    assert control_room.store.get("decided").state == AlertState.REJECTED
+    refused = [e for e in control_room.audit.latest(100) if e.actor == "ms.auditor" and e.details["status"] != 200]
+    assert refused == [], "nothing the page does as an auditor is refused"
+
+
+def test_the_public_records_page_lists_deployments_to_anyone(control_room, browser_page):
+    page = browser_page
+    now = datetime.now(UTC)
+    enrol_watchlist(control_room)
+    records = control_room.services.records
+    records.record(public_deployment(DEPLOYMENT, now - timedelta(hours=2), 6), actor="cli:insp.hargreaves")
+    records.record(public_deployment("regent_st", now + timedelta(days=3), 8), actor="cli:insp.hargreaves")
+    records.record(public_deployment("bond_st", now - timedelta(days=20), 5), actor="cli:insp.hargreaves")
+    control_room.services.board.publish(deployment_status(now.timestamp(), faces_seen=18_240))
+    for index, person in enumerate(PEOPLE[:3]):
+        control_room.store.save(make_alert(f"public-{index}", person, CAMERAS[:1], now.timestamp() - 100 + index))
+    for alert_id, outcome in (("public-0", AlertState.CONFIRMED), ("public-1", AlertState.REJECTED)):
+        control_room.store.transition(alert_id, AlertState.ACKNOWLEDGED, "pc.jones")
+        control_room.store.transition(alert_id, outcome, "pc.jones", "checked")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url.removeprefix(control_room.url)))
+
+    page.goto(control_room.url + "/public/")
+    sync_api.expect(page.locator("h1")).to_have_text("Live facial recognition: deployment records")
+    now_section, planned, past = (page.locator(f"section#{name} article") for name in ("now", "planned", "past"))
+    sync_api.expect(now_section).to_have_count(1)
+    sync_api.expect(planned).to_have_count(1)
+    sync_api.expect(past).to_have_count(1)
+    west_end = page.locator(f'article[data-deployment-id="{DEPLOYMENT}"]')
+    sync_api.expect(west_end.locator("h3")).to_have_text("West End, London W1")
+    sync_api.expect(west_end.locator(".purpose")).to_have_text(Purpose.WANTED_FOR_OFFENCES.label)
+    sync_api.expect(west_end.locator(".watchlist-size")).to_have_text(str(len(PEOPLE)))
+    sync_api.expect(west_end.locator(".faces-seen")).to_have_text("18,240")
+    figures = [
+        west_end.locator(f".{name}").inner_text() for name in ("alerts", "confirmed", "false-alerts", "awaiting")
+    ]
+    assert figures == ["3", "1", "1", "1"]
+    sync_api.expect(planned.locator(".faces-seen")).to_have_text("not yet known")
+    sync_api.expect(past.locator(".faces-seen")).to_have_text("not reported")
+    sync_api.expect(page.locator("link[rel=stylesheet]")).to_have_attribute("href", "/public/records.css")
+    assert page.evaluate("getComputedStyle(document.querySelector('.figures th')).fontWeight") == "600", "styled"
+    text = page.content()
+    assert not [name for name in (*PEOPLE, "pc.jones", "hargreaves", "Marlowe", "Nightjar") if name in text]
+    PUBLIC_SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(PUBLIC_SCREENSHOT), full_page=True)
+    page.click("text=JSON")
+    page.wait_for_url("**/public/deployments")
+    assert page.evaluate("JSON.parse(document.querySelector('pre').innerText).deployments.length") == 3
+    assert sorted(set(asked) - {"/favicon.ico"}) == ["/public/", "/public/deployments", "/public/records.css"]

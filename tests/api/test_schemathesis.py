@@ -17,6 +17,8 @@ pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 8
 ENDLESS = {("GET", "/events")}
+NOTHING_TO_NEGATE = {("GET", "/public/deployments")}
+"""No parameter, body or credential: no invalid request can be generated for it, only valid ones."""
 
 
 def test_no_server_errors_and_answers_match_the_schema(control_room):
@@ -37,7 +39,10 @@ def test_no_server_errors_and_answers_match_the_schema(control_room):
         operation = result.ok()
         if (operation.method.upper(), operation.path) in ENDLESS:
             continue
-        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+        modes = [schemathesis.GenerationMode.POSITIVE]
+        if (operation.method.upper(), operation.path) not in NOTHING_TO_NEGATE:
+            modes.append(schemathesis.GenerationMode.NEGATIVE)
+        for mode in modes:
 
             @settings(
                 max_examples=MAX_EXAMPLES,

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from cluster.alerts.model import AlertState
 from cluster.alerts.query import AlertFilter
 from cluster.api import schemas
-from cluster.api.auth import Operator, Supervisor
+from cluster.api.auth import Operator, Reader, Supervisor
 from cluster.api.services import ControlRoomServices, services
 
 MAX_LIST_LIMIT = 500
@@ -25,7 +25,7 @@ JPEG_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 @router.get("/alerts", response_model=schemas.AlertPageOut, summary="List alerts, newest first")
 def list_alerts(
-    caller: Operator,
+    caller: Reader,
     svc: Services,
     state: Annotated[list[AlertState], Query(description="Repeat for several states; none: any.")] = [],  # noqa: B006
     deployment_id: Annotated[str | None, Query(max_length=200)] = None,
@@ -67,7 +67,7 @@ def _query_error(name: str, exc: ValueError) -> RequestValidationError:
 
 
 @router.get("/alerts/{alert_id}", response_model=schemas.AlertDetail, summary="One alert with its sightings")
-def get_alert(caller: Operator, svc: Services, alert_id: AlertId) -> schemas.AlertDetail:
+def get_alert(caller: Reader, svc: Services, alert_id: AlertId) -> schemas.AlertDetail:
     return schemas.detail(svc.store.get(alert_id))
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 
 from cluster.api import schemas
-from cluster.api.auth import Operator, Supervisor
+from cluster.api.auth import Overseer, Reader, Supervisor
 from cluster.api.services import ControlRoomServices, services
 from cluster.live.status_board import DeploymentStatus
 
@@ -21,14 +21,14 @@ def _status_out(svc: ControlRoomServices, deployment: DeploymentStatus) -> schem
 
 
 @router.get("/deployments", response_model=list[schemas.DeploymentStatusOut], summary="Every deployment's status")
-def list_deployments(caller: Operator, svc: Services) -> list[schemas.DeploymentStatusOut]:
+def list_deployments(caller: Reader, svc: Services) -> list[schemas.DeploymentStatusOut]:
     return [_status_out(svc, deployment) for deployment in svc.board.all_latest()]
 
 
 @router.get(
     "/deployments/{deployment_id}", response_model=schemas.DeploymentStatusOut, summary="One deployment's status"
 )
-def get_deployment(caller: Operator, svc: Services, deployment_id: DeploymentId) -> schemas.DeploymentStatusOut:
+def get_deployment(caller: Reader, svc: Services, deployment_id: DeploymentId) -> schemas.DeploymentStatusOut:
     deployment = svc.board.latest(deployment_id)
     if deployment is None:
         raise HTTPException(
@@ -40,9 +40,9 @@ def get_deployment(caller: Operator, svc: Services, deployment_id: DeploymentId)
 @router.get(
     "/deployments/{deployment_id}/authorisation",
     response_model=schemas.AuthorisationOut,
-    summary="Who authorised the deployment, why, and on what terms (supervisor)",
+    summary="Who authorised the deployment, why, and on what terms (supervisor, auditor)",
 )
-def get_authorisation(caller: Supervisor, svc: Services, deployment_id: DeploymentId) -> schemas.AuthorisationOut:
+def get_authorisation(caller: Overseer, svc: Services, deployment_id: DeploymentId) -> schemas.AuthorisationOut:
     if svc.deployment is None or svc.deployment.id != deployment_id:
         configured = "none" if svc.deployment is None else repr(svc.deployment.id)
         raise HTTPException(
@@ -53,7 +53,7 @@ def get_authorisation(caller: Supervisor, svc: Services, deployment_id: Deployme
 
 
 @router.get("/cameras", response_model=list[schemas.DeploymentCameraOut], summary="Every camera's health")
-def list_cameras(caller: Operator, svc: Services) -> list[schemas.DeploymentCameraOut]:
+def list_cameras(caller: Reader, svc: Services) -> list[schemas.DeploymentCameraOut]:
     return [
         schemas.deployment_camera(deployment.deployment_id, health)
         for deployment in svc.board.all_latest()

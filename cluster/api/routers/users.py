@@ -1,11 +1,11 @@
-"""Who is signed in, and (supervisors) the users and API keys of the control room."""
+"""Who is signed in, and the users and API keys of the control room (supervisors change them, auditors read them)."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from cluster.api import schemas
-from cluster.api.auth import Operator, Supervisor
+from cluster.api.auth import Overseer, Reader, Supervisor
 from cluster.api.keys import USER_NAME_PATTERN
 from cluster.api.services import ControlRoomServices, services
 from cluster.control_room.config import MAX_KEY_LIFETIME_DAYS
@@ -17,12 +17,12 @@ UserName = Annotated[str, Path(pattern=USER_NAME_PATTERN)]
 
 
 @router.get("/me", response_model=schemas.Identity, summary="Who the credential belongs to (the page's sign-in)")
-def me(caller: Operator) -> schemas.Identity:
+def me(caller: Reader) -> schemas.Identity:
     return schemas.identity(caller)
 
 
-@router.get("/users", response_model=list[schemas.UserOut], summary="Users and their active keys (supervisor)")
-def list_users(caller: Supervisor, svc: Services) -> list[schemas.UserOut]:
+@router.get("/users", response_model=list[schemas.UserOut], summary="Users and their active keys (supervisor, auditor)")
+def list_users(caller: Overseer, svc: Services) -> list[schemas.UserOut]:
     return [schemas.user(account) for account in svc.keys.users()]
 
 

@@ -2,7 +2,9 @@
 what an old revision creates, and so an unversioned database can be matched against them.
 
 Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds what issue 14 added;
-revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15).
+revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15); revision
+0004_auditor adds the deployment records the public records are read from and the purged alerts' counts
+(issue 17).
 """
 
 import sqlalchemy as sa
@@ -212,6 +214,35 @@ def revision_3_tables() -> sa.MetaData:
     return metadata
 
 
+def revision_4_auditor_tables() -> sa.MetaData:
+    """The deployment records' table and the purged alerts' counts as revision 0004_auditor creates them."""
+    metadata = sa.MetaData()
+    states = ", ".join(f"'{state}'" for state in ALERT_STATES)
+    sa.Table(
+        "purged_alert_counts",
+        metadata,
+        sa.Column("deployment_id", sa.String, primary_key=True),
+        sa.Column("state", sa.String(16), primary_key=True),
+        sa.Column("alerts", sa.Integer, nullable=False),
+        sa.CheckConstraint(f"state IN ({states})", name="purged_alert_counts_state_known"),
+    )
+    sa.Table(
+        "deployment_records",
+        metadata,
+        sa.Column("deployment_id", sa.String(64), primary_key=True),
+        sa.Column("place", sa.String, nullable=False),
+        sa.Column("starts_at", sa.Double, nullable=False),
+        sa.Column("ends_at", sa.Double, nullable=False),
+        sa.Column("purpose", sa.String(32), nullable=False),
+        sa.Column("signage_notice", sa.Text, nullable=False),
+        sa.Column("watchlist_version", sa.String, nullable=False),
+        sa.Column("recorded_at", sa.Double, nullable=False),
+        sa.Column("recorded_by", sa.String, nullable=False),
+        sa.Index("deployment_records_by_start", "starts_at"),
+    )
+    return metadata
+
+
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
 """The columns issue 14 added (revision 2), by table."""
 
@@ -221,4 +252,7 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     first = {table.name: frozenset(table.columns.keys()) for table in revision_1_tables().sorted_tables}
     second = {name: columns | set(REVISION_2_COLUMNS.get(name, ())) for name, columns in first.items()}
     third = second | {table.name: frozenset(table.columns.keys()) for table in revision_3_tables().sorted_tables}
-    return {"0001": first, "0002": second, "0003": third}
+    fourth = third | {
+        table.name: frozenset(table.columns.keys()) for table in revision_4_auditor_tables().sorted_tables
+    }
+    return {"0001": first, "0002": second, "0003": third, "0004_auditor": fourth}
