@@ -10,6 +10,10 @@ class AlertStats:
     false_alert_rate: rejected / (confirmed + rejected), the share of adjudicated alerts that were
     wrong; None until an alert has been decided. For the rate per face seen (the figure the NPL
     and the Met publish), divide `rejected` by the deployment's count of faces seen.
+
+    suppressed_repeats: sightings of a person an officer had rejected ("not this person") that were
+    counted instead of alerted. They are not alerts, so they change neither figure above; they are
+    reported beside them because without the suppression each would have been a repeat false alert.
     """
 
     deployment_id: str
@@ -19,6 +23,7 @@ class AlertStats:
     confirmed: int
     rejected: int
     held: int
+    suppressed_repeats: int = 0
 
     @property
     def adjudicated(self) -> int:
@@ -52,3 +57,20 @@ class PurgeResult:
     held_kept: int
     crops_erased: bool
     erasure: str
+
+
+@dataclass(frozen=True)
+class SuppressionEnd:
+    """Suppression embeddings deleted (a deployment stopped, or retention), and whether erased from the files."""
+
+    embeddings_deleted: int
+    erased: bool
+
+
+@dataclass(frozen=True)
+class RejectionExpiry:
+    """What retention took from rejected alerts: crops past the oversight period, suppression embeddings."""
+
+    crops: int
+    suppression_embeddings: int
+    erased: bool

@@ -9,6 +9,11 @@ Officers decide alerts in the store, not here. Before a sighting merges into an 
 that alert's state is read back from the store: one an officer has since confirmed or
 rejected takes no more evidence, and the sighting raises a new alert instead.
 
+"Not this person": before fusion, each sighting is checked against the suppressions that
+rejections left in the store (`cluster.fusion.suppression`), read afresh for its watchlist entry,
+so a Coordinator restarted at any moment suppresses as before. A suppressed sighting is counted
+in the store (once per sighting id) and raises or grows no alert.
+
 A store that is briefly unavailable (a locked, read-only or unreachable database) loses no
 sighting: a save is retried with backoff (`SaveRetry`), and an alert still unsaved after that
 goes to the `DeadLetters` spool. Dead letters are redelivered, oldest first, before the next
@@ -28,7 +33,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from cluster.alerts.errors import AlertClosedError
 from cluster.alerts.model import Alert, Sighting
 from cluster.alerts.opening import open_alert_store
-from cluster.alerts.store import AlertStore
+from cluster.alerts.store import COORDINATOR_ACTOR, AlertStore
+from cluster.alerts.suppression import Suppression
 from cluster.audit.config import AuditConfig
 from cluster.cameras.config import CameraConfig
 from cluster.database.config import DatabaseConfig
@@ -36,6 +42,7 @@ from cluster.database.engine import UNAVAILABLE_ERRORS
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.dead_letters import DeadLetters, DeadLettersFullError
 from cluster.fusion.fuser import Fuser, FusionKind, FusionOutcome
+from cluster.fusion.suppression import SuppressionMatch, SuppressionRule
 from cluster.fusion.topology import CameraTopology
 
 log = structlog.get_logger(__name__)
@@ -46,7 +53,8 @@ class CoordinationReport:
     """What one batch of sightings did: alerts raised or grown (as stored), and duplicates ignored.
 
     dead_lettered: sightings of this batch the store could not take (kept in the spool);
-    waiting: alerts in the spool after this batch, redelivered ones gone.
+    waiting: alerts in the spool after this batch, redelivered ones gone;
+    suppressed: sightings of a person an officer rejected, counted instead of alerted.
     """
 
     raised: tuple[Alert, ...]
@@ -54,6 +62,7 @@ class CoordinationReport:
     duplicates: int
     dead_lettered: int = 0
     waiting: int = 0
+    suppressed: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,14 +91,22 @@ class AlertCoordinator:
         dead_letters: DeadLetters,
         clock: Callable[[], float] = time.time,
         retry: SaveRetry = SaveRetry(),
+        suppression: SuppressionRule | None = None,
     ) -> None:
         self.fuser = fuser
+        self.suppression = suppression or SuppressionRule(fuser.deployment_id, fuser.config.suppression_threshold)
+        if self.suppression.deployment_id != fuser.deployment_id:
+            raise ValueError(
+                f"the suppression rule is for deployment '{self.suppression.deployment_id}', the fuser for"
+                f" '{fuser.deployment_id}': one coordinator serves one deployment"
+            )
         self.store = store
         self.dead_letters = dead_letters
         self._clock = clock
         self._retry = retry
         self._lock = threading.Lock()
         self._store_down = False
+        self._suppressions: dict[tuple[str, str], list[Suppression]] = {}
 
     def restore(self) -> int:
         """Rebuild the Fuser from the store's alerts of this deployment still inside the fusion window."""
@@ -108,8 +125,15 @@ class AlertCoordinator:
             self._redeliver()
             raised: dict[str, Alert] = {}
             grown: dict[str, Alert] = {}
-            duplicates = dead_lettered = 0
+            duplicates = dead_lettered = suppressed = 0
             for sighting in sightings:
+                match = None if self.fuser.holds(sighting.sighting_id) else self._suppression_of(sighting)
+                if match is not None:
+                    if self._count_suppressed(sighting, match):
+                        suppressed += 1
+                    else:
+                        duplicates += 1
+                    continue
                 outcome = self._fuse(sighting)
                 if outcome.kind is FusionKind.DUPLICATE:
                     duplicates += 1
@@ -121,7 +145,12 @@ class AlertCoordinator:
                 target = raised if outcome.kind is FusionKind.NEW_ALERT or stored.alert_id in raised else grown
                 target[stored.alert_id] = stored
             return CoordinationReport(
-                tuple(raised.values()), tuple(grown.values()), duplicates, dead_lettered, len(self.dead_letters)
+                tuple(raised.values()),
+                tuple(grown.values()),
+                duplicates,
+                dead_lettered,
+                len(self.dead_letters),
+                suppressed,
             )
 
     def redeliver(self) -> int:
@@ -154,6 +183,31 @@ class AlertCoordinator:
             delivered += 1
         self._store_down = False
         log.info("dead_letters_redelivered", alerts=delivered, waiting=len(self.dead_letters))
+
+    def _suppression_of(self, sighting: Sighting) -> SuppressionMatch | None:
+        """The suppression the sighting falls under, read from the store (its last answer while it is down)."""
+        key = (sighting.person_id, sighting.watchlist_id)
+        if not self._store_down:
+            try:
+                self._suppressions[key] = self.store.suppressions.in_force(
+                    self.fuser.deployment_id, sighting.person_id, sighting.watchlist_id
+                )
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("suppressions_unreadable", using="last read", error=_describe(exc))
+        return self.suppression.match(sighting, self._suppressions.get(key, ()))
+
+    def _count_suppressed(self, sighting: Sighting, match: SuppressionMatch) -> bool:
+        """Record the suppressed sighting; False if it was counted before (a resend). Never alerted either way."""
+        try:
+            return self.store.suppressions.record(match.suppressed(sighting), COORDINATOR_ACTOR)
+        except UNAVAILABLE_ERRORS as exc:
+            log.error(
+                "suppressed_sighting_not_counted",
+                suppressed_by=match.suppression.alert_id,
+                sighting_id=sighting.sighting_id,
+                error=_describe(exc),
+            )
+            return True
 
     def _fuse(self, sighting: Sighting) -> FusionOutcome:
         """The sighting through the Fuser, after closing an alert an officer decided that it would merge into.
