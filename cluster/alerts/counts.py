@@ -1,6 +1,7 @@
 """What the store reports: a deployment's alert figures, and what a purge removed."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,7 @@ class AlertStats:
     suppressed_repeats: sightings of a person an officer had rejected ("not this person") that were
     counted instead of alerted. They are not alerts, so they change neither figure above; they are
     reported beside them because without the suppression each would have been a repeat false alert.
+    rejected_by_reason: the rejected alerts counted by the reason the officer gave.
     """
 
     deployment_id: str
@@ -24,6 +26,7 @@ class AlertStats:
     rejected: int
     held: int
     suppressed_repeats: int = 0
+    rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def adjudicated(self) -> int:

@@ -302,25 +302,33 @@ class AlertStore:
         self, oversight_s: float, suppression_s: float, now: float | None = None, *, actor: str = RETENTION_ACTOR
     ) -> RejectionExpiry:
         """Delete the crops of alerts rejected more than `oversight_s` ago (unless held) and the embeddings of
-        suppressions made more than `suppression_s` ago; audited, then erased from the files."""
+        suppressions made more than `suppression_s` ago; one audit entry (also when nothing was due), then erased
+        from the files."""
         if not 0 < oversight_s <= MAX_RETENTION_S:
             raise ValueError(f"oversight_s must be within (0, {MAX_RETENTION_S:g}], got {oversight_s}")
+        if not suppression_s > 0:
+            raise ValueError(f"suppression_s must be above 0, got {suppression_s}")
         at = self._time(now)
         with self.database.writing() as connection:
             crops = connection.execute(
                 sightings.update().where(rejected_crops(at - oversight_s)).values(crop_jpeg=None)
             ).rowcount
+            embeddings = self.suppressions.expire_in(connection, at - suppression_s, at)
             self.audit.append(
                 connection,
                 actor,
                 AuditAction.PURGE,
-                "rejected_crops",
-                {"crops": crops, "cutoff": at - oversight_s, "oversight_s": oversight_s},
+                "rejections",
+                {
+                    "crops": crops,
+                    "suppression_embeddings": embeddings,
+                    "crop_cutoff": at - oversight_s,
+                    "suppression_cutoff": at - suppression_s,
+                },
             )
-        ended = self.suppressions.expire(suppression_s, actor, at)
-        erased = self.suppressions.erase_embeddings() if crops else ended.erased
-        log.info("rejections_expired", crops=crops, suppression_embeddings=ended.embeddings_deleted, erased=erased)
-        return RejectionExpiry(crops=crops, suppression_embeddings=ended.embeddings_deleted, erased=erased)
+        erased = self.suppressions.erase_embeddings() if crops or embeddings else True
+        log.info("rejections_expired", crops=crops, suppression_embeddings=embeddings, erased=erased)
+        return RejectionExpiry(crops=crops, suppression_embeddings=embeddings, erased=erased)
 
     def stats(self, deployment_id: str) -> AlertStats:
         by_state = (
@@ -333,9 +341,17 @@ class AlertStore:
             .select_from(alerts)
             .where(alerts.c.deployment_id == deployment_id, alerts.c.held.is_(True))
         )
+        reasons = (
+            sa.select(adjudications.c.reason, sa.func.count())
+            .join(alerts, alerts.c.alert_id == adjudications.c.alert_id)
+            .where(alerts.c.deployment_id == deployment_id, adjudications.c.state == AlertState.REJECTED.value)
+            .group_by(adjudications.c.reason)
+            .order_by(adjudications.c.reason)
+        )
         with self.database.reading() as connection:
             counts = {AlertState(state): n for state, n in connection.execute(by_state)}
             held_count = connection.execute(held).scalar_one()
+            by_reason = {reason: n for reason, n in connection.execute(reasons)}
         return AlertStats(
             deployment_id=deployment_id,
             alerts=sum(counts.values()),
@@ -345,6 +361,7 @@ class AlertStore:
             rejected=counts.get(AlertState.REJECTED, 0),
             held=held_count,
             suppressed_repeats=self.suppressions.count(deployment_id),
+            rejected_by_reason=by_reason,
         )
 
     def _erase_rejected_embeddings(self) -> None:

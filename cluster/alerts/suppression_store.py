@@ -153,14 +153,32 @@ class SuppressionStore:
 
     def end_deployment(self, deployment_id: str, actor: str, at: float | None = None) -> SuppressionEnd:
         """The deployment stopped: delete its suppressions' embeddings (they suppress nothing after), audited."""
-        return self._end(suppressions.c.deployment_id == deployment_id, actor, at, f"deployment:{deployment_id}")
+        ended_at = self._clock() if at is None else at
+        with self.database.writing() as connection:
+            ended = connection.execute(
+                suppressions.update()
+                .where(suppressions.c.deployment_id == deployment_id, suppressions.c.embedding.is_not(None))
+                .values(embedding=None, ended_at=ended_at)
+            ).rowcount
+            self.audit.append(
+                connection,
+                actor,
+                AuditAction.SUPPRESSION_ENDED,
+                f"deployment:{deployment_id}",
+                {"embeddings_deleted": ended},
+            )
+        erased = self.erase_embeddings() if ended else True
+        log.info("suppressions_ended", deployment_id=deployment_id, embeddings_deleted=ended, erased=erased)
+        return SuppressionEnd(embeddings_deleted=ended, erased=erased)
 
-    def expire(self, older_than_s: float, actor: str, now: float | None = None) -> SuppressionEnd:
-        """Retention: delete the embeddings of suppressions made more than `older_than_s` ago, audited."""
-        if not older_than_s > 0:
-            raise ValueError(f"older_than_s must be above 0, got {older_than_s}")
-        at = self._clock() if now is None else now
-        return self._end(suppressions.c.created_at < at - older_than_s, actor, at, "suppressions")
+    @staticmethod
+    def expire_in(connection: sa.Connection, cutoff: float, at: float) -> int:
+        """Inside retention's transaction: delete the embeddings of suppressions made before `cutoff`; how many."""
+        return connection.execute(
+            suppressions.update()
+            .where(suppressions.c.created_at < cutoff, suppressions.c.embedding.is_not(None))
+            .values(embedding=None, ended_at=at)
+        ).rowcount
 
     def erase_embeddings(self) -> bool:
         """Take deleted embeddings off the database files; False if a reader kept it from finishing."""
@@ -173,18 +191,6 @@ class SuppressionStore:
             )
         return erasure.erased
 
-    def _end(self, scope: sa.ColumnElement[bool], actor: str, at: float | None, subject: str) -> SuppressionEnd:
-        ended_at = self._clock() if at is None else at
-        with self.database.writing() as connection:
-            ended = connection.execute(
-                suppressions.update()
-                .where(scope, suppressions.c.embedding.is_not(None))
-                .values(embedding=None, ended_at=ended_at)
-            ).rowcount
-            self.audit.append(connection, actor, AuditAction.SUPPRESSION_ENDED, subject, {"embeddings_deleted": ended})
-        erased = self.erase_embeddings() if ended else True
-        log.info("suppressions_ended", subject=subject, embeddings_deleted=ended, erased=erased)
-        return SuppressionEnd(embeddings_deleted=ended, erased=erased)
 
 
 def rejected_crops(cutoff: float) -> sa.ColumnElement[bool]:

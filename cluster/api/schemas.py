@@ -170,6 +170,13 @@ class AdjudicationFigures(Out):
     rejected: int
     held: int
     false_alert_rate: float | None
+    suppressed_repeats: int = Field(
+        description=(
+            "Sightings of a person an officer rejected (\"not this person\") counted instead of alerted again;"
+            " not alerts, so not in the figures above."
+        )
+    )
+    rejected_by_reason: dict[str, int] = Field(description="Rejected (false) alerts by the reason the officer gave.")
 
 
 class DeploymentStatusOut(Out):
@@ -331,6 +338,8 @@ def deployment_status(status: DeploymentStatus, stats: AlertStats, age_s: float)
             rejected=stats.rejected,
             held=stats.held,
             false_alert_rate=stats.false_alert_rate,
+            suppressed_repeats=stats.suppressed_repeats,
+            rejected_by_reason=dict(stats.rejected_by_reason),
         ),
     )
 

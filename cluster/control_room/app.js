@@ -506,6 +506,7 @@ function renderStatus(deployments) {
       ["Open", count(d.adjudication.new + d.adjudication.acknowledged)],
       ["Held", count(d.adjudication.held)],
       ["False-alert rate", percent(d.adjudication.false_alert_rate)],
+      ["Repeats suppressed", count(d.adjudication.suppressed_repeats)],
     ];
     $("figures").replaceChildren(...figures.flatMap(([label, value]) => [
       el("span", { className: "label" }, label), el("span", { className: "value" }, value)]));

@@ -16,11 +16,11 @@ SUPPRESSION_THRESHOLD = 0.95
 the person the officer rejected ("not this person"), and is counted instead of alerted.
 
 Suppressing the wrong person hides a wanted one for the rest of the deployment, so this errs
-high. It is the lowest cosine (in steps of 0.005) at which at most 1 in 1000 pairs of different
+high. It is the lowest cosine (in steps of 0.005) at which at most 1 in 2000 pairs of different
 people who both match one third person's face (primary cosine >= 0.92, as two people matching
 one watchlist entry do) would be taken for one person, on the impostor cohort
-(cluster/matching/data/cohort.npz, 137 people in no test set): 1 pair in 3032 reaches 0.95, none
-0.955; of all 283,340 impostor photo pairs, 1 reaches 0.95. Same-person photos taken on
+(cluster/matching/data/cohort.npz, 137 people in no test set): 1 pair in 3032 reaches 0.95 (3
+reach 0.945, none 0.955); of all 283,340 impostor photo pairs, 1 reaches 0.95. Same-person photos taken on
 different occasions reach it in half the pairs, a pool of two photos against a third in 82%;
 sightings of one passer-by in one deployment (same day, clothes and cameras) are closer still.
 `cluster.evaluation.suppression_calibration` recomputes it; a test holds it to the cohort.
