@@ -422,7 +422,12 @@ class AlertStore:
             for r in connection.execute(sa.select(sightings).where(sightings.c.alert_id == alert_id))
         }
         added = [sid for sid in new_sightings if sid not in existing]
-        changed = [sid for sid in new_sightings if sid in existing and existing[sid] != new_sightings[sid]]
+        deleted = AlertState(stored.state) is AlertState.REJECTED
+        changed = [
+            sid
+            for sid in new_sightings
+            if sid in existing and existing[sid] != _as_stored(new_sightings[sid], existing[sid], deleted)
+        ]
         if not added and not changed and row["confidence"] == stored.confidence:
             return
         if AlertState(stored.state).is_final:
@@ -515,6 +520,13 @@ def _state(value: AlertState | str) -> AlertState:
         return AlertState(value)
     except ValueError:
         raise ValueError(f"unknown alert state {value!r}; use one of {', '.join(AlertState)}") from None
+
+
+def _as_stored(new: dict[str, Any], stored: dict[str, Any], rejected: bool) -> dict[str, Any]:
+    """A resent sighting as the store would hold it now: a rejected alert's deleted embedding and crop stay deleted."""
+    if not rejected:
+        return new
+    return {**new, **{name: None for name in ("embedding", "crop_jpeg") if stored[name] is None}}
 
 
 def _require_text(alert_id: str, name: str, value: str) -> None:
