@@ -311,7 +311,8 @@ def test_lifecycle(request, tmp_path, backend, steps, error, match):
             assert after.adjudications[-1].officer == "PC 1234 Khan" and after.adjudications[-1].at == T0 + 200
             *_, entry, last = store.audit.entries()
             if last_state == "rejected":
-                assert (last.actor, last.action, last.subject) == ("PC 1234 Khan", AuditAction.SUPPRESSION_CREATED, "alert-1")
+                suppression = ("PC 1234 Khan", AuditAction.SUPPRESSION_CREATED, "alert-1")
+                assert (last.actor, last.action, last.subject) == suppression
             else:
                 entry = last
             assert (entry.actor, entry.action, entry.subject) == ("PC 1234 Khan", AuditAction.ADJUDICATION, "alert-1")

@@ -1,4 +1,4 @@
-""""Not this person": a rejected alert's person is counted, not alerted, for the rest of the deployment.
+""" "Not this person": a rejected alert's person is counted, not alerted, for the rest of the deployment.
 
 Real lfw10 faces pooled as the tracker pools them, a real SQLite records database and the real
 Coordinator (`AlertCoordinator`, rebuilt from the database for a restart). The attacks: a

@@ -192,7 +192,6 @@ class SuppressionStore:
         return erasure.erased
 
 
-
 def rejected_crops(cutoff: float) -> sa.ColumnElement[bool]:
     """Sightings of alerts nobody holds that an officer rejected before `cutoff`: their crops' oversight is over."""
     rejected_before = sa.select(adjudications.c.alert_id).where(

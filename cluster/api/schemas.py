@@ -172,7 +172,7 @@ class AdjudicationFigures(Out):
     false_alert_rate: float | None
     suppressed_repeats: int = Field(
         description=(
-            "Sightings of a person an officer rejected (\"not this person\") counted instead of alerted again;"
+            'Sightings of a person an officer rejected ("not this person") counted instead of alerted again;'
             " not alerts, so not in the figures above."
         )
     )
