@@ -356,7 +356,7 @@ function askReason(action) {
   state.dialogAction = action;
   const titles = {
     confirm: "Confirm: this is the watchlist person",
-    reject: "Reject: false alert",
+    reject: "Reject: false alert (not this person: their repeats here are counted, not alerted)",
     hold: "Hold for an investigation",
     release: "Release the hold",
   };
