@@ -116,9 +116,7 @@ def figure(page, label: str):
     return page.locator("#figures .label", has_text=label).locator("xpath=following-sibling::span[1]")
 
 
-def test_a_rejection_in_the_page_stops_that_person_and_the_figures_count_suppressed_repeats(
-    control_room, browser_page
-):
+def test_a_rejection_in_the_page_stops_that_person_and_the_figures_count_suppressed_repeats(control_room, browser_page):
     page = browser_page
     now = time.time()
     control_room.services.board.publish(deployment_status(now, alerts=2))
