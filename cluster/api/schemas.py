@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from cluster.alerts.counts import AlertStats, PurgeResult
+from cluster.alerts.counts import AlertStats, PurgeResult, RejectionExpiry
 from cluster.alerts.events import AlertEvent, AlertEventKind
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.api.keys import USER_NAME_PATTERN, ApiUser, IssuedKey, Principal, Role
@@ -246,6 +246,8 @@ class PurgeOut(Out):
     held_kept: int
     crops_erased: bool
     erasure: str
+    rejected_crops: int = Field(description="Crops of rejected alerts whose oversight period was over.")
+    suppression_embeddings: int = Field(description='"Not this person" embeddings older than allowed.')
 
 
 def alert_url(alert_id: str) -> str:
@@ -377,15 +379,17 @@ def issued_key(issued: IssuedKey) -> IssuedKeyOut:
     )
 
 
-def purge(result: PurgeResult) -> PurgeOut:
+def purge(result: PurgeResult, expired: RejectionExpiry) -> PurgeOut:
     return PurgeOut(
+        rejected_crops=expired.crops,
+        suppression_embeddings=expired.suppression_embeddings,
         cutoff=result.cutoff,
         alerts=result.alerts,
         sightings=result.sightings,
         crops=result.crops,
         adjudications=result.adjudications,
         held_kept=result.held_kept,
-        crops_erased=result.crops_erased,
+        crops_erased=result.crops_erased and expired.erased,
         erasure=result.erasure,
     )
 
