@@ -15,6 +15,7 @@ import pytest
 
 from cluster.alerts.config import RetentionConfig
 from cluster.alerts.model import AlertState, Sighting
+from cluster.alerts.retention import RetentionScheduler
 from cluster.alerts.store import AlertStore
 from cluster.alerts.suppression import Suppression, pooled_embedding
 from cluster.audit.actions import AuditAction
@@ -182,8 +183,11 @@ def test_retention_takes_rejected_crops_after_the_oversight_period_and_stale_sup
     config = RetentionConfig(days=31, oversight_days=7, suppression_hours=12)
     soon = officers.expire_rejections(config.oversight_s, config.suppression_s, now=time.time() + 3600)
     assert (soon.crops, soon.suppression_embeddings) == (0, 0)
-    later = officers.expire_rejections(config.oversight_s, config.suppression_s, now=time.time() + 8 * DAY)
-    assert (later.crops, later.suppression_embeddings) == (1, 2) and later.erased
+    later = time.time() + 8 * DAY
+    assert RetentionScheduler(officers, config, clock=lambda: later).run_once().alerts == 0
+    entry = officers.audit.entries()[-1]
+    assert (entry.action, entry.subject) == (AuditAction.PURGE, "rejections")
+    assert (entry.details["crops"], entry.details["suppression_embeddings"]) == (1, 2)
     crops = {a.alert_id: a.sightings[0].crop_jpeg for a in officers.list().alerts}
     assert crops == {
         rejected.raised[0].alert_id: None,
@@ -191,7 +195,6 @@ def test_retention_takes_rejected_crops_after_the_oversight_period_and_stale_sup
         confirmed.raised[0].alert_id: crop["confirmed"],
     }
     assert not any(crop["rejected"] in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
-    assert officers.audit.entries()[-1].action is AuditAction.PURGE
 
 
 def test_oversight_cannot_outlast_the_alert():
