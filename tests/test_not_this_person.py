@@ -9,6 +9,7 @@ sightings at once, and the suppression's own copy goes when the deployment stops
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ from cluster.fusion.topology import CameraTopology
 from cluster.matching.cohort import ImpostorCohort
 from cluster.trace_scan import embeddings_like
 from cluster.vision.face import EMBEDDING_SIZE
+from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.street_sightings import THRESHOLD, sighting, street_cameras
 
 DEPLOYMENT = "west_end"
@@ -49,15 +51,31 @@ def topology() -> CameraTopology:
     return CameraTopology.from_config(street_cameras())
 
 
-def open_store(path) -> AlertStore:
-    database = Database(path)
+@pytest.fixture(scope="module")
+def postgres():
+    if find_bin_dir() is None:
+        pytest.skip(f"PostgreSQL is not installed: {install_hint()}")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def records(request, tmp_path) -> str:
+    """An empty records database: a SQLite file, or a database on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "alerts.sqlite3")
+    return request.getfixturevalue("postgres").empty_database()
+
+
+def open_store(target) -> AlertStore:
+    database = Database(target)
     return AlertStore(database, AuditLog(database))
 
 
-def coordinator_over(path, topology, deployment_id: str = DEPLOYMENT) -> AlertCoordinator:
+def coordinator_over(target, topology, spool: Path, deployment_id: str = DEPLOYMENT) -> AlertCoordinator:
     """The Coordinator as the actor builds it: a fresh Fuser restored from the store (as after a restart)."""
     fuser = Fuser(topology, FusionConfig(), deployment_id=deployment_id, threshold=THRESHOLD, model="dlib-resnet-v1")
-    coordinator = AlertCoordinator(fuser, open_store(path), DeadLetters(path.parent / f"{deployment_id}.dead-letters"))
+    coordinator = AlertCoordinator(fuser, open_store(target), DeadLetters(spool / f"{deployment_id}.dead-letters"))
     coordinator.restore()
     return coordinator
 
@@ -78,7 +96,7 @@ def test_the_rejected_person_is_counted_not_alerted_while_others_matching_the_en
 ):
     path = tmp_path / "records" / "alerts.sqlite3"
     path.parent.mkdir()
-    coordinator = coordinator_over(path, topology)
+    coordinator = coordinator_over(path, topology, tmp_path)
     officers = open_store(path)
     rejected = reject_first_alert(faces, coordinator, officers)
 
@@ -102,30 +120,28 @@ def test_the_rejected_person_is_counted_not_alerted_while_others_matching_the_en
     assert officers.audit.verify().ok
 
 
-def test_suppression_survives_a_restart_and_a_resend_is_not_counted_twice(faces, topology, tmp_path):
-    path = tmp_path / "alerts.sqlite3"
-    officers = open_store(path)
-    reject_first_alert(faces, coordinator_over(path, topology), officers)
+def test_suppression_survives_a_restart_and_a_resend_is_not_counted_twice(faces, topology, records, tmp_path):
+    officers = open_store(records)
+    reject_first_alert(faces, coordinator_over(records, topology, tmp_path), officers)
     repeat = look_alike(faces, "st_2", 200.0, (4, 5, 6))
-    assert coordinator_over(path, topology).add([repeat]).suppressed == 1
+    assert coordinator_over(records, topology, tmp_path).add([repeat]).suppressed == 1
 
-    restarted = coordinator_over(path, topology)
+    restarted = coordinator_over(records, topology, tmp_path)
     report = restarted.add([repeat, look_alike(faces, "st_3", 430.0, (3, 5, 6))])
     assert report.suppressed == 1 and report.duplicates == 1 and not report.raised
     assert officers.stats(DEPLOYMENT).suppressed_repeats == 2
 
 
-def test_a_suppression_leaks_into_no_other_deployment_and_no_other_entry(faces, topology, tmp_path):
-    path = tmp_path / "alerts.sqlite3"
-    officers = open_store(path)
-    reject_first_alert(faces, coordinator_over(path, topology), officers)
+def test_a_suppression_leaks_into_no_other_deployment_and_no_other_entry(faces, topology, records, tmp_path):
+    officers = open_store(records)
+    reject_first_alert(faces, coordinator_over(records, topology, tmp_path), officers)
 
-    elsewhere = coordinator_over(path, topology, deployment_id="east_end")
+    elsewhere = coordinator_over(records, topology, tmp_path, deployment_id="east_end")
     report = elsewhere.add([look_alike(faces, "st_2", 200.0, (4, 5, 6))])
     assert report.suppressed == 0 and len(report.raised) == 1
 
     other_entry = sighting(faces, "Tony_Blair", "st_2", 210.0, photos=(4, 5, 6), matched_as="Jacques_Chirac")
-    report = coordinator_over(path, topology).add([other_entry])
+    report = coordinator_over(records, topology, tmp_path).add([other_entry])
     assert report.suppressed == 0 and len(report.raised) == 1
     assert officers.stats("east_end").suppressed_repeats == 0
 
@@ -135,7 +151,7 @@ def test_the_rejected_face_leaves_the_sightings_at_once_and_the_suppression_when
 ):
     path = tmp_path / "records" / "alerts.sqlite3"
     path.parent.mkdir()
-    coordinator = coordinator_over(path, topology)
+    coordinator = coordinator_over(path, topology, tmp_path)
     officers = open_store(path)
     track = [look_alike(faces, "st_1", 0.0, (1, 2, 3)), look_alike(faces, "st_2", 200.0, (4, 5, 6))]
     alert = coordinator.add(track).raised[0]
@@ -162,7 +178,7 @@ def test_the_rejected_face_leaves_the_sightings_at_once_and_the_suppression_when
 
 def test_retention_takes_rejected_crops_after_the_oversight_period_and_stale_suppressions(faces, topology, tmp_path):
     path = tmp_path / "alerts.sqlite3"
-    coordinator = coordinator_over(path, topology)
+    coordinator = coordinator_over(path, topology, tmp_path)
     officers = open_store(path)
     crop = {name: b"\xff\xd8 %s face crop \xff\xd9" % name.encode() for name in ("rejected", "held", "confirmed")}
     rejected = coordinator.add(
