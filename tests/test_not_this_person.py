@@ -8,6 +8,7 @@ sightings at once, and the suppression's own copy goes when the deployment stops
 """
 
 import dataclasses
+import sqlite3
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from cluster.audit.log import AuditLog
 from cluster.database.engine import Database
 from cluster.evaluation.suppression_calibration import calibrate_suppression
 from cluster.fusion.config import SUPPRESSION_THRESHOLD, FusionConfig
-from cluster.fusion.coordination import AlertCoordinator
+from cluster.fusion.coordination import AlertCoordinator, SaveRetry
 from cluster.fusion.dead_letters import DeadLetters
 from cluster.fusion.fuser import Fuser
 from cluster.fusion.suppression import SuppressionRule
@@ -67,15 +68,22 @@ def records(request, tmp_path) -> str:
     return request.getfixturevalue("postgres").empty_database()
 
 
-def open_store(target) -> AlertStore:
-    database = Database(target)
+def open_store(target, busy_timeout_s: float = 30.0) -> AlertStore:
+    database = Database(target, busy_timeout_s=busy_timeout_s)
     return AlertStore(database, AuditLog(database))
 
 
-def coordinator_over(target, topology, spool: Path, deployment_id: str = DEPLOYMENT) -> AlertCoordinator:
+def coordinator_over(
+    target, topology, spool: Path, deployment_id: str = DEPLOYMENT, busy_timeout_s: float = 30.0
+) -> AlertCoordinator:
     """The Coordinator as the actor builds it: a fresh Fuser restored from the store (as after a restart)."""
     fuser = Fuser(topology, FusionConfig(), deployment_id=deployment_id, threshold=THRESHOLD, model="dlib-resnet-v1")
-    coordinator = AlertCoordinator(fuser, open_store(target), DeadLetters(spool / f"{deployment_id}.dead-letters"))
+    coordinator = AlertCoordinator(
+        fuser,
+        open_store(target, busy_timeout_s),
+        DeadLetters(spool / f"{deployment_id}.dead-letters"),
+        retry=SaveRetry(attempts=2, initial_wait_s=0.01, max_wait_s=0.05),
+    )
     coordinator.restore()
     return coordinator
 
@@ -144,6 +152,24 @@ def test_a_suppression_leaks_into_no_other_deployment_and_no_other_entry(faces, 
     report = coordinator_over(records, topology, tmp_path).add([other_entry])
     assert report.suppressed == 0 and len(report.raised) == 1
     assert officers.stats("east_end").suppressed_repeats == 0
+
+
+def test_a_locked_database_delays_the_count_but_lets_no_rejected_person_through(faces, topology, tmp_path):
+    """Fault injected on purpose: another connection holds SQLite's write lock while the person walks by again."""
+    path = tmp_path / "alerts.sqlite3"
+    officers = open_store(path)
+    reject_first_alert(faces, coordinator_over(path, topology, tmp_path), officers)
+    coordinator = coordinator_over(path, topology, tmp_path, busy_timeout_s=0.05)
+    lock = sqlite3.connect(path, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        report = coordinator.add([look_alike(faces, "st_2", 200.0, (4, 5, 6))])
+        assert report.suppressed == 1 and not report.raised and not report.dead_lettered
+        assert coordinator.counts_waiting == 1 and officers.stats(DEPLOYMENT).suppressed_repeats == 0
+    finally:
+        lock.close()
+    assert coordinator.redeliver() == 0 and coordinator.counts_waiting == 0
+    assert officers.stats(DEPLOYMENT).suppressed_repeats == 1
 
 
 def test_the_rejected_face_leaves_the_sightings_at_once_and_the_suppression_when_the_deployment_stops(

@@ -12,7 +12,9 @@ rejected takes no more evidence, and the sighting raises a new alert instead.
 "Not this person": before fusion, each sighting is checked against the suppressions that
 rejections left in the store (`cluster.fusion.suppression`), read afresh for its watchlist entry,
 so a Coordinator restarted at any moment suppresses as before. A suppressed sighting is counted
-in the store (once per sighting id) and raises or grows no alert.
+in the store (once per sighting id) and raises or grows no alert. While the store is unavailable
+the suppressions last read are applied, and the counts wait in memory until it is back (a
+restart in between loses those counts, never an alert).
 
 A store that is briefly unavailable (a locked, read-only or unreachable database) loses no
 sighting: a save is retried with backoff (`SaveRetry`), and an alert still unsaved after that
@@ -34,7 +36,7 @@ from cluster.alerts.errors import AlertClosedError
 from cluster.alerts.model import Alert, Sighting
 from cluster.alerts.opening import open_alert_store
 from cluster.alerts.store import COORDINATOR_ACTOR, AlertStore
-from cluster.alerts.suppression import Suppression
+from cluster.alerts.suppression import SuppressedSighting, Suppression
 from cluster.audit.config import AuditConfig
 from cluster.cameras.config import CameraConfig
 from cluster.database.config import DatabaseConfig
@@ -107,6 +109,12 @@ class AlertCoordinator:
         self._lock = threading.Lock()
         self._store_down = False
         self._suppressions: dict[tuple[str, str], list[Suppression]] = {}
+        self._uncounted: list[SuppressedSighting] = []
+
+    @property
+    def counts_waiting(self) -> int:
+        """Suppressed sightings not yet counted in the store (it was unavailable)."""
+        return len(self._uncounted)
 
     def restore(self) -> int:
         """Rebuild the Fuser from the store's alerts of this deployment still inside the fusion window."""
@@ -160,6 +168,11 @@ class AlertCoordinator:
             return len(self.dead_letters)
 
     def _redeliver(self) -> None:
+        self._redeliver_letters()
+        if not self._store_down:
+            self._count_waiting()
+
+    def _redeliver_letters(self) -> None:
         pending = self.dead_letters.pending()
         if not pending:
             self._store_down = False
@@ -198,16 +211,28 @@ class AlertCoordinator:
 
     def _count_suppressed(self, sighting: Sighting, match: SuppressionMatch) -> bool:
         """Record the suppressed sighting; False if it was counted before (a resend). Never alerted either way."""
-        try:
-            return self.store.suppressions.record(match.suppressed(sighting), COORDINATOR_ACTOR)
-        except UNAVAILABLE_ERRORS as exc:
-            log.error(
-                "suppressed_sighting_not_counted",
-                suppressed_by=match.suppression.alert_id,
-                sighting_id=sighting.sighting_id,
-                error=_describe(exc),
-            )
+        suppressed = match.suppressed(sighting)
+        if self._store_down:
+            self._uncounted.append(suppressed)
             return True
+        try:
+            return self.store.suppressions.record(suppressed, COORDINATOR_ACTOR)
+        except UNAVAILABLE_ERRORS as exc:
+            self._store_down = True
+            self._uncounted.append(suppressed)
+            log.warning("suppressed_sighting_count_waiting", waiting=len(self._uncounted), error=_describe(exc))
+            return True
+
+    def _count_waiting(self) -> None:
+        """Count the suppressed sightings that waited for the store, oldest first."""
+        while self._uncounted:
+            try:
+                self.store.suppressions.record(self._uncounted[0], COORDINATOR_ACTOR)
+            except UNAVAILABLE_ERRORS as exc:
+                self._store_down = True
+                log.warning("suppressed_sighting_count_waiting", waiting=len(self._uncounted), error=_describe(exc))
+                return
+            self._uncounted.pop(0)
 
     def _fuse(self, sighting: Sighting) -> FusionOutcome:
         """The sighting through the Fuser, after closing an alert an officer decided that it would merge into.
