@@ -188,6 +188,8 @@ def test_the_rejected_face_leaves_the_sightings_at_once_and_the_suppression_when
 
     rejected = officers.transition(alert.alert_id, AlertState.REJECTED, OFFICER, NOT_THE_PERSON)
     assert all(s.embedding is None for s in rejected.sightings)
+    assert coordinator.forget_rejected() == 1 and coordinator.forget_rejected() == 0
+    assert all(s.embedding is None for s in coordinator.fuser.alert(alert.alert_id).sightings), "kept in memory"
     assert on_disk() == [], "a rejected sighting's embedding is still in the database files"
     pooled = pooled_embedding(track)
     assert pooled is not None

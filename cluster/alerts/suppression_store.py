@@ -98,6 +98,16 @@ class SuppressionStore:
         with self.database.reading() as connection:
             return [_suppression(row) for row in connection.execute(query)]
 
+    def made_since(self, deployment_id: str, since: float) -> list[tuple[str, float]]:
+        """(rejected alert id, when) of the deployment's suppressions made after `since`, oldest first."""
+        query = (
+            sa.select(suppressions.c.alert_id, suppressions.c.created_at)
+            .where(suppressions.c.deployment_id == deployment_id, suppressions.c.created_at > since)
+            .order_by(suppressions.c.created_at, suppressions.c.alert_id)
+        )
+        with self.database.reading() as connection:
+            return [(row.alert_id, row.created_at) for row in connection.execute(query)]
+
     def record(self, suppressed: SuppressedSighting, actor: str) -> bool:
         """Count a suppressed sighting, audited; False (nothing written) if it was counted before."""
         with self.database.writing() as connection:

@@ -14,7 +14,9 @@ rejections left in the store (`cluster.fusion.suppression`), read afresh for its
 so a Coordinator restarted at any moment suppresses as before. A suppressed sighting is counted
 in the store (once per sighting id) and raises or grows no alert. While the store is unavailable
 the suppressions last read are applied, and the counts wait in memory until it is back (a
-restart in between loses those counts, never an alert).
+restart in between loses those counts, never an alert). `forget_rejected` (the actor calls it on
+its timer) drops the embeddings of alerts rejected since from the Fuser's memory, as the store
+deleted them.
 
 A store that is briefly unavailable (a locked, read-only or unreachable database) loses no
 sighting: a save is retried with backoff (`SaveRetry`), and an alert still unsaved after that
@@ -110,6 +112,7 @@ class AlertCoordinator:
         self._store_down = False
         self._suppressions: dict[tuple[str, str], list[Suppression]] = {}
         self._uncounted: list[SuppressedSighting] = []
+        self._rejections_read_until = float("-inf")
 
     @property
     def counts_waiting(self) -> int:
@@ -160,6 +163,21 @@ class AlertCoordinator:
                 len(self.dead_letters),
                 suppressed,
             )
+
+    def forget_rejected(self) -> int:
+        """Drop from memory the embeddings of held alerts rejected since the last call; how many alerts."""
+        with self._lock:
+            try:
+                made = self.store.suppressions.made_since(self.fuser.deployment_id, self._rejections_read_until)
+                forgotten = 0
+                for alert_id, created_at in made:
+                    if self.fuser.alert(alert_id) is not None:
+                        forgotten += self.fuser.update_alert(self.store.get(alert_id))
+                    self._rejections_read_until = max(self._rejections_read_until, created_at)
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("rejections_unread", error=_describe(exc))
+                return 0
+            return forgotten
 
     def redeliver(self) -> int:
         """Save the dead letters the store takes now, oldest first; returns how many alerts still wait."""
