@@ -174,7 +174,7 @@ class SuppressionStore:
                 connection,
                 actor,
                 AuditAction.SUPPRESSION_ENDED,
-                f"deployment:{deployment_id}",
+                f"suppressions:{deployment_id}",
                 {"embeddings_deleted": ended},
             )
         erased = self.erase_embeddings() if ended else True
