@@ -6,10 +6,11 @@ state from the alert store, and sightings are idempotent by id, so a crash loses
 no alert. Cameras call `add_sightings` without waiting on each other; the actor runs one call
 at a time, which keeps fusion in order.
 
-Alerts the store could not take (a locked or unreachable database) wait as dead letters; a
-thread of the actor's own redelivers them every `REDELIVER_EVERY_S`, so they reach the store
-soon after it is back even when no new sighting comes (matches are rare). Its calls and the
-actor's are serialised by `AlertCoordinator`'s lock.
+Alerts the store could not take (a locked or unreachable database) wait as dead letters (and
+suppressed sightings' counts in memory); a thread of the actor's own redelivers them every
+`REDELIVER_EVERY_S`, so they reach the store soon after it is back even when no new sighting
+comes (matches are rare). The same timer drops rejected alerts' embeddings from the Fuser's
+memory (`forget_rejected`). Its calls and the actor's are serialised by `AlertCoordinator`'s lock.
 """
 
 import time
@@ -55,8 +56,9 @@ class Coordinator:
         return True
 
     def _redeliver_waiting(self) -> None:
-        if len(self._coordinator.dead_letters):
+        if len(self._coordinator.dead_letters) or self._coordinator.counts_waiting:
             self._coordinator.redeliver()
+        self._coordinator.forget_rejected()
 
 
 def start_coordinator(settings: CoordinatorSettings, namespace: str | None = None) -> ActorHandle:

@@ -134,6 +134,11 @@ ALERTS_DEAD = MetricSpec(
     MetricKind.COUNTER,
     "Sightings the alert store could not take (spooled, redelivered later).",
 )
+SIGHTINGS_SUPPRESSED = MetricSpec(
+    "lfr_sightings_suppressed_total",
+    MetricKind.COUNTER,
+    "Sightings of a person an officer rejected, counted instead of alerted again (not this person).",
+)
 ALERT_LATENCY = MetricSpec(
     "lfr_alert_latency_seconds",
     MetricKind.HISTOGRAM,
@@ -169,6 +174,7 @@ SPECS: tuple[MetricSpec, ...] = (
     ALERTS_RAISED,
     ALERTS_MERGED,
     ALERTS_DEAD,
+    SIGHTINGS_SUPPRESSED,
     ALERT_LATENCY,
 )
 
@@ -293,6 +299,7 @@ class CoordinatorMetrics:
         self._raised = counter(ALERTS_RAISED)
         self._merged = counter(ALERTS_MERGED)
         self._dead = counter(ALERTS_DEAD)
+        self._suppressed = counter(SIGHTINGS_SUPPRESSED)
         self._latency = histogram(ALERT_LATENCY)
 
     def record(self, report: CoordinationReport, last_seen: list[float], now: float) -> None:
@@ -302,6 +309,8 @@ class CoordinatorMetrics:
             self._merged.inc(len(report.grown))
         if report.dead_lettered:
             self._dead.inc(report.dead_lettered)
+        if report.suppressed:
+            self._suppressed.inc(report.suppressed)
         stored = len(report.raised) + len(report.grown)
         if stored:
             for seen in last_seen:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from cluster.cameras.config import CameraConfig
 from cluster.config import LfrConfig
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
@@ -45,3 +46,19 @@ def write_deployment(workdir: Path, seconds: float, cameras: int = 2) -> tuple[P
 def stop_gallery(config: LfrConfig) -> None:
     """Stop the milvus-lite server the enrolment started."""
     EmbeddedMilvus(config.gallery.backend, config.gallery.timeouts).stop()
+
+
+def rtsp_cameras(cameras: list[CameraConfig], urls: list[str]) -> list[CameraConfig]:
+    """The crowd's cameras read from the replay server, reconnecting quickly after it comes back."""
+    return [
+        CameraConfig.model_validate(
+            {
+                **camera.model_dump(),
+                "source": url,
+                "timeouts": {"open_s": 3.0, "read_s": 2.0},
+                "backoff": {"initial_s": 0.1, "max_s": 1.0, "jitter": 0.2},
+                "restart_budget": {"max_failures": 1000, "window_s": 60, "failed_retry_s": 5},
+            }
+        )
+        for camera, url in zip(cameras, urls, strict=True)
+    ]

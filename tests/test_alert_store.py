@@ -135,14 +135,20 @@ def make_alert(
     )
 
 
-def assert_same_sightings(actual: tuple[Sighting, ...], expected: tuple[Sighting, ...]) -> None:
+def assert_same_sightings(
+    actual: tuple[Sighting, ...], expected: tuple[Sighting, ...], embeddings_deleted: bool = False
+) -> None:
+    """The stored sightings are the saved ones; a rejected alert's have lost their embeddings ("not this person")."""
     by_id = {s.sighting_id: s for s in actual}
     assert sorted(by_id) == sorted(s.sighting_id for s in expected)
     for want in expected:
         got = by_id[want.sighting_id]
         for name in ("camera_id", "person_id", "watchlist_id", "similarity", "first_seen", "last_seen", "frames"):
             assert getattr(got, name) == getattr(want, name), name
-        assert got.embedding.dtype == np.float32 and np.array_equal(got.embedding, want.embedding)
+        if embeddings_deleted:
+            assert got.embedding is None
+        else:
+            assert got.embedding.dtype == np.float32 and np.array_equal(got.embedding, want.embedding)
         assert got.crop_jpeg == want.crop_jpeg
         assert (got.box is None) == (want.box is None)
         if want.box is not None:
@@ -303,7 +309,12 @@ def test_lifecycle(request, tmp_path, backend, steps, error, match):
             assert after.state == AlertState(last_state) and after.updated_at == T0 + 200
             assert [(a.state.value, a.reason) for a in after.adjudications] == steps
             assert after.adjudications[-1].officer == "PC 1234 Khan" and after.adjudications[-1].at == T0 + 200
-            entry = store.audit.entries()[-1]
+            *_, entry, last = store.audit.entries()
+            if last_state == "rejected":
+                suppression = ("PC 1234 Khan", AuditAction.SUPPRESSION_CREATED, "alert-1")
+                assert (last.actor, last.action, last.subject) == suppression
+            else:
+                entry = last
             assert (entry.actor, entry.action, entry.subject) == ("PC 1234 Khan", AuditAction.ADJUDICATION, "alert-1")
             assert entry.details["to"] == last_state
             assert entry.details["reason_digest"] == store.audit.sealer.reason_digest(last_reason)
@@ -464,6 +475,9 @@ def test_retention_scheduler_survives_a_failed_purge(store, clock):
                 raise sa.exc.OperationalError("purge", {}, ConnectionError("database unreachable"))
             return store.purge(older_than_s, now)
 
+        def expire_rejections(self, oversight_s, suppression_s, now=None):
+            return store.expire_rejections(oversight_s, suppression_s, now)
+
     store.save(make_alert("old", created_at=T0 - 40 * DAY))
     with RetentionScheduler(FailsOnce(), RetentionConfig(interval_s=0.05), clock=clock):
         wait_until(lambda: store.count() == 0)
@@ -582,7 +596,7 @@ def test_list_with_filters_pages_through_every_match_newest_first(listed, alert_
         for alert in page.alerts:
             want, state, held = truth[alert.alert_id]
             assert (alert.state, alert.held) == (state, held)
-            assert_same_sightings(alert.sightings, want.sightings)
+            assert_same_sightings(alert.sightings, want.sightings, state is AlertState.REJECTED)
         if page.next_cursor is None:
             break
         cursor = page.next_cursor

@@ -68,8 +68,9 @@ def test_purge_deletes_expired_alerts_keeps_held_ones_and_is_audited(config, sto
     assert ran.out.startswith("purged 1 alert raised before ")
     assert "1 sightings, 1 crops, 0 decisions; 1 held alert kept" in ran.out
     assert sorted(a.alert_id for a in store.list().alerts) == ["expired-held", "recent"]
-    (entry,) = store.audit.entries(start)
+    entry, rejections = store.audit.entries(start)
     assert (entry.action, entry.subject, entry.actor) == (AuditAction.PURGE, "alerts", OFFICER)
+    assert (rejections.action, rejections.subject, rejections.actor) == (AuditAction.PURGE, "rejections", OFFICER)
     assert entry.details["alert_ids"] == ["expired"]
 
     shorter = lfr(config, "alerts", "purge", "--older-than-days", "1")

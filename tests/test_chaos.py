@@ -43,7 +43,6 @@ from pydantic import SecretStr
 
 from cluster.application.chaos_system import LiveChaosSystem
 from cluster.application.live_run import LiveRun, LiveRunSettings
-from cluster.cameras.config import CameraConfig
 from cluster.chaos.scenarios import ChaosOutcome, ChaosSettings, Soak, outcomes_table, scenario
 from cluster.config import LfrConfig
 from cluster.crowd.scoring import score_alerts
@@ -57,6 +56,7 @@ from cluster.gallery.config import GalleryConfig, ServerBackendConfig
 from cluster.replay.rtsp_server import RtspReplayServer
 from loadtest.machine import describe_machine
 from loadtest.milvus_server import MilvusServer
+from tests.live_deployment import rtsp_cameras
 from tests.waiting import scaled, wait_for
 
 pytestmark = pytest.mark.slow
@@ -189,22 +189,6 @@ def faces_of(face_pipeline, people, enrolment: bool = False) -> np.ndarray:
             for face in central_faces(face_pipeline, person.enrolment_photos if enrolment else person.appearance_photos)
         ]
     )
-
-
-def rtsp_cameras(cameras: list[CameraConfig], urls: list[str]) -> list[CameraConfig]:
-    """The crowd's cameras read from the replay server, reconnecting quickly after it comes back."""
-    return [
-        CameraConfig.model_validate(
-            {
-                **camera.model_dump(),
-                "source": url,
-                "timeouts": {"open_s": 3.0, "read_s": 2.0},
-                "backoff": {"initial_s": 0.1, "max_s": 1.0, "jitter": 0.2},
-                "restart_budget": {"max_failures": 1000, "window_s": 60, "failed_retry_s": 5},
-            }
-        )
-        for camera, url in zip(cameras, urls, strict=True)
-    ]
 
 
 def settings(deployment: Deployment) -> ChaosSettings:

@@ -127,7 +127,8 @@ def test_an_alert_an_officer_decided_takes_no_more_evidence(faces, topology, tmp
     sightings = walk(faces)
     alert = coordinator.add(sightings[:1]).raised[0]
     officers = open_store(path)
-    officers.transition(alert.alert_id, AlertState.REJECTED, "PC 123 Example", "not the person on the watchlist")
+    officers.transition(alert.alert_id, AlertState.ACKNOWLEDGED, "PC 123 Example")
+    officers.transition(alert.alert_id, AlertState.CONFIRMED, "PC 123 Example", "spoke to him, ID checked")
     report = coordinator.add(sightings[2:3])
     assert len(report.raised) == 1 and report.raised[0].alert_id != alert.alert_id
     assert [s.sighting_id for s in officers.get(alert.alert_id).sightings] == [sightings[0].sighting_id]

@@ -1,6 +1,7 @@
 """What the store reports: a deployment's alert figures, and what a purge removed."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,11 @@ class AlertStats:
     false_alert_rate: rejected / (confirmed + rejected), the share of adjudicated alerts that were
     wrong; None until an alert has been decided. For the rate per face seen (the figure the NPL
     and the Met publish), divide `rejected` by the deployment's count of faces seen.
+
+    suppressed_repeats: sightings of a person an officer had rejected ("not this person") that were
+    counted instead of alerted. They are not alerts, so they change neither figure above; they are
+    reported beside them because without the suppression each would have been a repeat false alert.
+    rejected_by_reason: the rejected alerts counted by the reason the officer gave.
     """
 
     deployment_id: str
@@ -22,6 +28,8 @@ class AlertStats:
     confirmed: int
     rejected: int
     held: int
+    suppressed_repeats: int = 0
+    rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def adjudicated(self) -> int:
@@ -55,3 +63,20 @@ class PurgeResult:
     held_kept: int
     crops_erased: bool
     erasure: str
+
+
+@dataclass(frozen=True)
+class SuppressionEnd:
+    """Suppression embeddings deleted (a deployment stopped, or retention), and whether erased from the files."""
+
+    embeddings_deleted: int
+    erased: bool
+
+
+@dataclass(frozen=True)
+class RejectionExpiry:
+    """What retention took from rejected alerts: crops past the oversight period, suppression embeddings."""
+
+    crops: int
+    suppression_embeddings: int
+    erased: bool

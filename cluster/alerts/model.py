@@ -37,7 +37,9 @@ class Sighting:
     """One camera's evidence that a watchlist person was seen.
 
     sighting_id: unique (`camera_id:tracklet_id`), so a resent sighting is recognised.
-    embedding: (128,) float32 L2-normalised pooled primary-model embedding of the tracklet's best faces.
+    embedding: (128,) float32 L2-normalised pooled primary-model embedding of the tracklet's best faces;
+        None once deleted (an officer rejected the alert: see `cluster.alerts.suppression`). A
+        sighting from a camera always carries one.
     similarity: the match score that decided it, on the scale of the threshold in force (the
         fused score of every model when the watchlist version is calibrated, else a cosine).
     model_scores: each model's cosine to the watchlist entry, by model name.
@@ -54,13 +56,13 @@ class Sighting:
     first_seen: float
     last_seen: float
     frames: int
-    embedding: np.ndarray
+    embedding: np.ndarray | None
     crop_jpeg: bytes | None = None
     box: np.ndarray | None = None
     model_scores: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if np.shape(self.embedding) != (EMBEDDING_SIZE,):
+        if self.embedding is not None and np.shape(self.embedding) != (EMBEDDING_SIZE,):
             raise ValueError(f"Sighting.embedding: expected shape ({EMBEDDING_SIZE},), got {np.shape(self.embedding)}")
         if self.box is not None and np.shape(self.box) != (4,):
             raise ValueError(f"Sighting.box: expected shape (4,), got {np.shape(self.box)}")

@@ -1,5 +1,9 @@
 """Purging expired alerts on its own: a thread that calls the store's purge every interval.
 
+Each run also takes from rejected alerts what has outlived its purpose: their crops once the
+oversight period (`oversight_days`) is over, and suppression embeddings older than
+`suppression_hours` (a deployment that stopped cleanly deleted its own already).
+
 It purges once at start (a restart after downtime must not wait an interval with expired
 crops still on disk), then every `interval_s`. A failed purge (the database unreachable, say)
 is logged and retried at the next interval; it never stops the scheduler. So is a purge whose
@@ -14,7 +18,7 @@ from typing import Protocol
 import structlog
 
 from cluster.alerts.config import RetentionConfig
-from cluster.alerts.counts import PurgeResult
+from cluster.alerts.counts import PurgeResult, RejectionExpiry
 from cluster.periodic import Periodic
 
 log = structlog.get_logger(__name__)
@@ -22,6 +26,10 @@ log = structlog.get_logger(__name__)
 
 class Purger(Protocol):
     def purge(self, older_than_s: float, now: float | None = None) -> PurgeResult: ...
+
+    def expire_rejections(
+        self, oversight_s: float, suppression_s: float, now: float | None = None
+    ) -> RejectionExpiry: ...
 
 
 class RetentionScheduler(Periodic):
@@ -34,11 +42,13 @@ class RetentionScheduler(Periodic):
         self._clock = clock
 
     def run_once(self) -> PurgeResult:
-        result = self._store.purge(self._config.older_than_s, self._clock())
-        if not result.crops_erased:
+        now = self._clock()
+        result = self._store.purge(self._config.older_than_s, now)
+        expiry = self._store.expire_rejections(self._config.oversight_s, self._config.suppression_s, now)
+        if not (result.crops_erased and expiry.erased):
             log.error(
                 "retention_crops_not_erased",
-                detail=result.erasure,
+                detail=result.erasure if not result.crops_erased else "rejected alerts' crops or embeddings",
                 retry_in_s=self._config.interval_s,
                 consequence="deleted face crops may still be readable from the database files",
             )

@@ -1,6 +1,7 @@
 """The one adapter between database rows and `Alert`s: nothing else in the store touches raw rows.
 
-Embeddings are stored as 128 little-endian float32 (512 bytes); boxes as four columns; times
+Embeddings are stored as 128 little-endian float32 (512 bytes), NULL once deleted (a rejected
+alert's: see `cluster.alerts.suppression`); boxes as four columns; times
 as unix seconds in double precision, which both backends keep exactly.
 """
 
@@ -43,8 +44,8 @@ def sighting_row(alert_id: str, sighting: Sighting) -> dict[str, Any]:
     where = f"sighting {sighting.sighting_id}"
     for name in ("first_seen", "last_seen"):
         _require_finite(f"{where}: {name}", getattr(sighting, name))
-    embedding = np.asarray(sighting.embedding, dtype=EMBEDDING_DTYPE)
-    if not np.isfinite(embedding).all():
+    embedding = None if sighting.embedding is None else np.asarray(sighting.embedding, dtype=EMBEDDING_DTYPE)
+    if embedding is not None and not np.isfinite(embedding).all():
         raise ValueError(f"{where}: the embedding holds NaN or infinite values")
     box: list[float | None] = [None] * 4
     if sighting.box is not None:
@@ -62,7 +63,7 @@ def sighting_row(alert_id: str, sighting: Sighting) -> dict[str, Any]:
         "first_seen": float(sighting.first_seen),
         "last_seen": float(sighting.last_seen),
         "frames": int(sighting.frames),
-        "embedding": embedding.tobytes(),
+        "embedding": None if embedding is None else embedding.tobytes(),
         "crop_jpeg": None if sighting.crop_jpeg is None else bytes(sighting.crop_jpeg),
         **dict(zip(BOX_COLUMNS, box)),
         "model_scores": json.dumps({model: round(float(v), 6) for model, v in sorted(sighting.model_scores.items())}),
@@ -103,8 +104,9 @@ def alert_from_rows(row: sa.Row, sighting_rows: Iterable[sa.Row], adjudication_r
 
 def _sighting(row: sa.Row) -> Sighting:
     values = row._mapping
-    embedding = np.frombuffer(bytes(values["embedding"]), dtype=EMBEDDING_DTYPE)
-    if embedding.shape != (EMBEDDING_SIZE,):
+    stored = values["embedding"]
+    embedding = None if stored is None else np.frombuffer(bytes(stored), dtype=EMBEDDING_DTYPE)
+    if embedding is not None and embedding.shape != (EMBEDDING_SIZE,):
         raise ValueError(
             f"sighting {values['sighting_id']}: stored embedding has {embedding.size} values, not {EMBEDDING_SIZE}"
         )

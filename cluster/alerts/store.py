@@ -11,9 +11,14 @@ never disagree about what happened. Who may change what:
   `transition`, `hold` and `release`. `save` never touches them, so a resend cannot undo a
   decision, and new evidence for a decided alert is refused (the Coordinator raises a new one).
 - threshold and model record what was in force when the alert was raised: the first write wins.
+- A rejection is also "not this person": in its transaction the alert becomes a suppression and
+  its sightings' embeddings are deleted (`cluster.alerts.suppression_store`), then erased from
+  the files. `suppressions` reads and counts them afterwards.
 
-Retention: `purge` deletes alerts (with their sightings, crops and adjudications) raised more
-than `older_than_s` ago, at most 31 days, unless an officer holds them for an investigation.
+Retention: `purge` deletes alerts (with their sightings, crops, adjudications and suppressions)
+raised more than `older_than_s` ago, at most 31 days, unless an officer holds them for an
+investigation. `expire_rejections` deletes rejected alerts' crops once their oversight period is
+over and suppression embeddings older than allowed (a deployment that never stopped cleanly).
 The audit log is kept for ever, so its entries about an alert hold the alert id and facts
 that identify no one: counts instead of cameras and sighting ids (which name the camera), a
 keyed pseudonym instead of the person id, a keyed digest instead of a reason, whose text stays
@@ -33,14 +38,22 @@ import sqlalchemy as sa
 import structlog
 
 from cluster.alerts.config import RETENTION_MAX_DAYS, SECONDS_PER_DAY
-from cluster.alerts.counts import AlertStats, PurgeResult
+from cluster.alerts.counts import AlertStats, PurgeResult, RejectionExpiry
 from cluster.alerts.errors import AlertClosedError, AlertConflictError, AlertNotFoundError, HoldError
 from cluster.alerts.events import AlertEventKind, append_events
 from cluster.alerts.lifecycle import SYSTEM_ACTOR_PREFIX, check_transition
 from cluster.alerts.model import Alert, AlertState
 from cluster.alerts.query import MAX_PAGE_SIZE, AlertFilter, AlertPage, after_cursor, encode_cursor, page_order
 from cluster.alerts.rows import alert_from_rows, alert_row, sighting_row, stored_sighting
-from cluster.alerts.tables import adjudications, alerts, purged_alert_counts, sightings
+from cluster.alerts.suppression_store import SuppressionStore, rejected_crops, suppress_rejected
+from cluster.alerts.tables import (
+    adjudications,
+    alerts,
+    purged_alert_counts,
+    sightings,
+    suppressed_sightings,
+    suppressions,
+)
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
 from cluster.database.engine import Database
@@ -57,7 +70,7 @@ IDS_PER_QUERY = 500
 """Ids bound into one IN (...) list: far below SQLite's and PostgreSQL's parameter limits."""
 PURGE_BATCH = 1000
 """Alerts deleted per purge transaction."""
-ERASED_TABLES = (sightings.name, adjudications.name, alerts.name)
+ERASED_TABLES = (sightings.name, adjudications.name, alerts.name, suppressions.name, suppressed_sightings.name)
 """The tables a purge deletes from, whose deleted rows are then erased from the files."""
 
 
@@ -71,6 +84,7 @@ class AlertStore:
         self.audit = audit
         self._clock = clock
         require_current(database)
+        self.suppressions = SuppressionStore(database, audit, clock=clock)
 
     def save(self, alert: Alert, *, actor: str = COORDINATOR_ACTOR) -> Alert:
         """Insert the alert or add its new evidence; returns the alert as stored (state as officers left it)."""
@@ -165,6 +179,9 @@ class AlertStore:
                 },
             )
             append_events(connection, AlertEventKind.ADJUDICATED, [alert_id], officer, decided_at)
+            if target is AlertState.REJECTED:
+                suppress_rejected(connection, self.audit, alert_id, officer, decided_at)
+                self.database.after_commit(connection, self._erase_rejected_embeddings)
             log.info("alert_adjudicated", alert_id=alert_id, state=target.value, officer=officer)
             return self._load(connection, alert_id)
 
@@ -289,6 +306,38 @@ class AlertStore:
         )
         return result
 
+    def expire_rejections(
+        self, oversight_s: float, suppression_s: float, now: float | None = None, *, actor: str = RETENTION_ACTOR
+    ) -> RejectionExpiry:
+        """Delete the crops of alerts rejected more than `oversight_s` ago (unless held) and the embeddings of
+        suppressions made more than `suppression_s` ago; one audit entry (also when nothing was due), then erased
+        from the files."""
+        if not 0 < oversight_s <= MAX_RETENTION_S:
+            raise ValueError(f"oversight_s must be within (0, {MAX_RETENTION_S:g}], got {oversight_s}")
+        if not suppression_s > 0:
+            raise ValueError(f"suppression_s must be above 0, got {suppression_s}")
+        at = self._time(now)
+        with self.database.writing() as connection:
+            crops = connection.execute(
+                sightings.update().where(rejected_crops(at - oversight_s)).values(crop_jpeg=None)
+            ).rowcount
+            embeddings = self.suppressions.expire_in(connection, at - suppression_s, at)
+            self.audit.append(
+                connection,
+                actor,
+                AuditAction.PURGE,
+                "rejections",
+                {
+                    "crops": crops,
+                    "suppression_embeddings": embeddings,
+                    "crop_cutoff": at - oversight_s,
+                    "suppression_cutoff": at - suppression_s,
+                },
+            )
+        erased = self.suppressions.erase_embeddings() if crops or embeddings else True
+        log.info("rejections_expired", crops=crops, suppression_embeddings=embeddings, erased=erased)
+        return RejectionExpiry(crops=crops, suppression_embeddings=embeddings, erased=erased)
+
     def stats(self, deployment_id: str, *, with_purged: bool = False) -> AlertStats:
         """The deployment's alerts by state; with_purged: those purged by retention counted too (held is always
         of the alerts still stored, since a held alert is never purged)."""
@@ -305,12 +354,20 @@ class AlertStore:
             .select_from(alerts)
             .where(alerts.c.deployment_id == deployment_id, alerts.c.held.is_(True))
         )
+        reasons = (
+            sa.select(adjudications.c.reason, sa.func.count())
+            .join(alerts, alerts.c.alert_id == adjudications.c.alert_id)
+            .where(alerts.c.deployment_id == deployment_id, adjudications.c.state == AlertState.REJECTED.value)
+            .group_by(adjudications.c.reason)
+            .order_by(adjudications.c.reason)
+        )
         with self.database.reading() as connection:
             counts = {AlertState(state): n for state, n in connection.execute(by_state)}
             held_count = connection.execute(held).scalar_one()
             if with_purged:
                 for state, n in connection.execute(purged):
                     counts[AlertState(state)] = counts.get(AlertState(state), 0) + n
+            by_reason = {reason: n for reason, n in connection.execute(reasons)}
         return AlertStats(
             deployment_id=deployment_id,
             alerts=sum(counts.values()),
@@ -319,7 +376,13 @@ class AlertStore:
             confirmed=counts.get(AlertState.CONFIRMED, 0),
             rejected=counts.get(AlertState.REJECTED, 0),
             held=held_count,
+            suppressed_repeats=self.suppressions.count(deployment_id),
+            rejected_by_reason=by_reason,
         )
+
+    def _erase_rejected_embeddings(self) -> None:
+        """After a rejection commits: its deleted embeddings off the files (a failure is logged, retried next time)."""
+        self.suppressions.erase_embeddings()
 
     def _insert(
         self,
@@ -375,7 +438,12 @@ class AlertStore:
             for r in connection.execute(sa.select(sightings).where(sightings.c.alert_id == alert_id))
         }
         added = [sid for sid in new_sightings if sid not in existing]
-        changed = [sid for sid in new_sightings if sid in existing and existing[sid] != new_sightings[sid]]
+        deleted = AlertState(stored.state) is AlertState.REJECTED
+        changed = [
+            sid
+            for sid in new_sightings
+            if sid in existing and existing[sid] != _as_stored(new_sightings[sid], existing[sid], deleted)
+        ]
         if not added and not changed and row["confidence"] == stored.confidence:
             return
         if AlertState(stored.state).is_final:
@@ -423,6 +491,8 @@ class AlertStore:
             counts["adjudications"] += connection.execute(
                 adjudications.delete().where(adjudications.c.alert_id.in_(chunk))
             ).rowcount
+            connection.execute(suppressed_sightings.delete().where(suppressed_sightings.c.alert_id.in_(chunk)))
+            connection.execute(suppressions.delete().where(suppressions.c.alert_id.in_(chunk)))
             counts["sightings"] += connection.execute(sightings.delete().where(of_chunk)).rowcount
             counts["alerts"] += connection.execute(alerts.delete().where(alerts.c.alert_id.in_(chunk))).rowcount
         return counts
@@ -466,6 +536,13 @@ def _state(value: AlertState | str) -> AlertState:
         return AlertState(value)
     except ValueError:
         raise ValueError(f"unknown alert state {value!r}; use one of {', '.join(AlertState)}") from None
+
+
+def _as_stored(new: dict[str, Any], stored: dict[str, Any], rejected: bool) -> dict[str, Any]:
+    """A resent sighting as the store would hold it now: a rejected alert's deleted embedding and crop stay deleted."""
+    if not rejected:
+        return new
+    return {**new, **{name: None for name in ("embedding", "crop_jpeg") if stored[name] is None}}
 
 
 def _require_text(alert_id: str, name: str, value: str) -> None:

@@ -1,10 +1,12 @@
-"""The alert store's tables: alerts, the sightings (with crops) that make them up, adjudications, and counts of
-purged alerts.
+"""The alert store's tables: alerts, the sightings (with crops) that make them up, adjudications, the
+"not this person" suppressions that rejections leave, and counts of purged alerts.
 
-Crops and embeddings live in `sightings` and nowhere else: faces that matched nobody are never
-stored, and an alert's faces go when the alert is purged. What a purge leaves is a count per
-deployment and final state (`purged_alert_counts`), so a deployment's published figures outlive
-its alerts.
+Crops and embeddings live in `sightings` and nowhere else, but for one pooled embedding per
+rejected alert in `suppressions`: faces that matched nobody are never stored, a rejected alert's
+sightings lose their embeddings at once, and an alert's faces go when the alert is purged. A
+suppression's embedding goes when its deployment stops or retention finds it older than allowed.
+What a purge leaves is a count per deployment and final state (`purged_alert_counts`), so a
+deployment's published figures outlive its alerts.
 """
 
 import sqlalchemy as sa
@@ -53,7 +55,7 @@ sightings = sa.Table(
     sa.Column("first_seen", sa.Double, nullable=False),
     sa.Column("last_seen", sa.Double, nullable=False),
     sa.Column("frames", sa.Integer, nullable=False),
-    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Column("embedding", sa.LargeBinary),
     sa.Column("crop_jpeg", sa.LargeBinary),
     sa.Column("box_x1", sa.Double),
     sa.Column("box_y1", sa.Double),
@@ -85,4 +87,34 @@ purged_alert_counts = sa.Table(
     sa.Column("state", sa.String(16), primary_key=True),
     sa.Column("alerts", sa.Integer, nullable=False),
     sa.CheckConstraint(f"state IN ({_STATES})", name="purged_alert_counts_state_known"),
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("alert_id", sa.String, sa.ForeignKey("alerts.alert_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("deployment_id", sa.String, nullable=False),
+    sa.Column("person_id", sa.String, nullable=False),
+    sa.Column("watchlist_id", sa.String, nullable=False),
+    sa.Column("embedding", sa.LargeBinary),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("officer", sa.String, nullable=False),
+    sa.Column("ended_at", sa.Double),
+    sa.Index("suppressions_by_entry", "deployment_id", "person_id", "watchlist_id"),
+)
+
+suppressed_sightings = sa.Table(
+    "suppressed_sightings",
+    metadata,
+    sa.Column("sighting_id", sa.String, primary_key=True),
+    sa.Column("alert_id", sa.String, sa.ForeignKey("suppressions.alert_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("deployment_id", sa.String, nullable=False),
+    sa.Column("camera_id", sa.String, nullable=False),
+    sa.Column("first_seen", sa.Double, nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+    sa.Column("frames", sa.Integer, nullable=False),
+    sa.Column("similarity", sa.Double, nullable=False),
+    sa.Column("suppressed_at", sa.Double, nullable=False),
+    sa.Index("suppressed_by_alert", "alert_id"),
+    sa.Index("suppressed_by_deployment", "deployment_id"),
 )

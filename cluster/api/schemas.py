@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from cluster.alerts.counts import AlertStats, PurgeResult
+from cluster.alerts.counts import AlertStats, PurgeResult, RejectionExpiry
 from cluster.alerts.events import AlertEvent, AlertEventKind
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.api.keys import USER_NAME_PATTERN, ApiUser, IssuedKey, Principal, Role
@@ -176,6 +176,13 @@ class AdjudicationFigures(Out):
     rejected: int
     held: int
     false_alert_rate: float | None
+    suppressed_repeats: int = Field(
+        description=(
+            'Sightings of a person an officer rejected ("not this person") counted instead of alerted again;'
+            " not alerts, so not in the figures above."
+        )
+    )
+    rejected_by_reason: dict[str, int] = Field(description="Rejected (false) alerts by the reason the officer gave.")
 
 
 class DeploymentStatusOut(Out):
@@ -290,6 +297,8 @@ class PurgeOut(Out):
     held_kept: int
     crops_erased: bool
     erasure: str
+    rejected_crops: int = Field(description="Crops of rejected alerts whose oversight period was over.")
+    suppression_embeddings: int = Field(description='"Not this person" embeddings older than allowed.')
 
 
 def alert_url(alert_id: str) -> str:
@@ -382,6 +391,8 @@ def deployment_status(status: DeploymentStatus, stats: AlertStats, age_s: float)
             rejected=stats.rejected,
             held=stats.held,
             false_alert_rate=stats.false_alert_rate,
+            suppressed_repeats=stats.suppressed_repeats,
+            rejected_by_reason=dict(stats.rejected_by_reason),
         ),
     )
 
@@ -451,15 +462,17 @@ def issued_key(issued: IssuedKey) -> IssuedKeyOut:
     )
 
 
-def purge(result: PurgeResult) -> PurgeOut:
+def purge(result: PurgeResult, expired: RejectionExpiry) -> PurgeOut:
     return PurgeOut(
+        rejected_crops=expired.crops,
+        suppression_embeddings=expired.suppression_embeddings,
         cutoff=result.cutoff,
         alerts=result.alerts,
         sightings=result.sightings,
         crops=result.crops,
         adjudications=result.adjudications,
         held_kept=result.held_kept,
-        crops_erased=result.crops_erased,
+        crops_erased=result.crops_erased and expired.erased,
         erasure=result.erasure,
     )
 

@@ -148,7 +148,9 @@ class LiveChaosSystem:
 
     def non_match_traces(self) -> int:
         """Stored vectors that are neither an enrolment nor an alert's evidence, yet show a stranger's face."""
-        accounted = np.stack([*self.enrolled, *(s.embedding for a in self.alerts() for s in a.sightings)])
+        accounted = np.stack(
+            [*self.enrolled, *(s.embedding for a in self.alerts() for s in a.sightings if s.embedding is not None)]
+        )
         found = 0
         for folder in self.scanned:
             for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):

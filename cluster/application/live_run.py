@@ -7,7 +7,8 @@ and watch (`lfr cameras ...`). While it runs it publishes the deployment's statu
 control room, runs alert and gallery retention (expired watchlist entries and social-media
 faces deleted from the gallery it serves), reloads the cameras when the configuration file changes or
 on request (SIGHUP), and hands each period's figures to whoever shows them. A deployment's
-start and stop, and every camera change, are written to the audit log with who made them, and
+start and stop, and every camera change, are written to the audit log with who made them (at the
+stop, its "not this person" suppressions lose their face embeddings, also audited), and
 the audit chain's head is written to its anchor file on a timer while the run lasts. A
 deployment starts only on a frozen watchlist version whose rows in Milvus are still the ones it
 froze (`Watchlists.verify`).
@@ -329,6 +330,7 @@ class LiveRun:
                         "sightings": sum(m.sightings for m in matching),
                     },
                 )
+                self._store.suppressions.end_deployment(running.plan.deployment_id, self._settings.actor)
             else:
                 self._audit_cameras(ReloadResult((), tuple(sorted(running_ids)), (), ()), "stopped")
             return result

@@ -21,3 +21,6 @@ class AuditAction(enum.StrEnum):
     LOGIN = "login"
     REQUEST = "request"
     ACCESS_CHANGE = "access_change"
+    SUPPRESSION_CREATED = "suppression_created"
+    SIGHTING_SUPPRESSED = "sighting_suppressed"
+    SUPPRESSION_ENDED = "suppression_ended"

@@ -47,15 +47,18 @@ def run_purge(args: argparse.Namespace, config: LfrConfig) -> int:
     try:
         store = open_alert_store(config.database, config.audit)
         result = store.purge(days * SECONDS_PER_DAY, actor=officer_of(args))
+        retention = config.retention
+        expired = store.expire_rejections(retention.oversight_s, retention.suppression_s, actor=officer_of(args))
     except (ValueError, AuditLogError, SQLAlchemyError, OSError) as exc:
         sys.stderr.write(f"lfr: nothing purged: {exc}\n")
         return EXIT_FAILED
     sys.stdout.write(
         f"purged {result.alerts} alert{'s' if result.alerts != 1 else ''} raised before {iso(result.cutoff)}:"
         f" {result.sightings} sightings, {result.crops} crops, {result.adjudications} decisions;"
-        f" {result.held_kept} held alert{'s' if result.held_kept != 1 else ''} kept\n"
+        f" {result.held_kept} held alert{'s' if result.held_kept != 1 else ''} kept; {expired.crops} crops of"
+        f" rejected alerts past their oversight period, {expired.suppression_embeddings} expired suppressions\n"
     )
-    if not result.crops_erased:
+    if not (result.crops_erased and expired.erased):
         sys.stderr.write(
             f"lfr: the deleted crops may still be on disk: {result.erasure}; run `lfr alerts purge` again once"
             " the reader has finished\n"

@@ -372,7 +372,7 @@ function askReason(action) {
   state.dialogAction = action;
   const titles = {
     confirm: "Confirm: this is the watchlist person",
-    reject: "Reject: false alert",
+    reject: "Reject: false alert (not this person: their repeats here are counted, not alerted)",
     hold: "Hold for an investigation",
     release: "Release the hold",
   };
@@ -522,6 +522,7 @@ function renderStatus(deployments) {
       ["Open", count(d.adjudication.new + d.adjudication.acknowledged)],
       ["Held", count(d.adjudication.held)],
       ["False-alert rate", percent(d.adjudication.false_alert_rate)],
+      ["Repeats suppressed", count(d.adjudication.suppressed_repeats)],
     ];
     $("figures").replaceChildren(...figures.flatMap(([label, value]) => [
       el("span", { className: "label" }, label), el("span", { className: "value" }, value)]));

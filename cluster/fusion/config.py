@@ -11,6 +11,20 @@ Both already matched the same watchlist entry; this keeps apart two people who d
 match and a look-alike). On lfw10, pooled embeddings of 4 photos: same person >= 0.968, two
 people <= 0.936 (99th percentile 0.924).
 """
+SUPPRESSION_THRESHOLD = 0.95
+"""Cosine between a sighting's embedding and a rejected alert's pooled one at or above which the sighting is
+the person the officer rejected ("not this person"), and is counted instead of alerted.
+
+Suppressing the wrong person hides a wanted one for the rest of the deployment, so this errs
+high. It is the lowest cosine (in steps of 0.005) at which at most 1 in 2000 pairs of different
+people who both match one third person's face (primary cosine >= 0.92, as two people matching
+one watchlist entry do) would be taken for one person, on the impostor cohort
+(cluster/matching/data/cohort.npz, 137 people in no test set): 1 pair in 3032 reaches 0.95 (3
+reach 0.945, none 0.955); of all 283,340 impostor photo pairs, 1 reaches 0.95. Same-person photos taken on
+different occasions reach it in half the pairs, a pool of two photos against a third in 82%;
+sightings of one passer-by in one deployment (same day, clothes and cameras) are closer still.
+`cluster.evaluation.suppression_calibration` recomputes it; a test holds it to the cohort.
+"""
 MIN_TRAVEL_FRACTION = 0.5
 """A gap between two cameras shorter than this fraction of the walking time is impossible.
 
@@ -43,6 +57,15 @@ class FusionConfig(Section):
     )
     open_window_s: float = Field(
         OPEN_WINDOW_S, gt=0.0, le=7 * 86_400.0, description="How long an alert stays open after its last sighting."
+    )
+    suppression_threshold: float = Field(
+        SUPPRESSION_THRESHOLD,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "Cosine of a sighting to a rejected alert's pooled embedding at or above which it is the person the"
+            " officer rejected and is counted, not alerted, for the rest of the deployment."
+        ),
     )
 
     @model_validator(mode="after")

@@ -9,6 +9,15 @@ Officers decide alerts in the store, not here. Before a sighting merges into an 
 that alert's state is read back from the store: one an officer has since confirmed or
 rejected takes no more evidence, and the sighting raises a new alert instead.
 
+"Not this person": before fusion, each sighting is checked against the suppressions that
+rejections left in the store (`cluster.fusion.suppression`), read afresh for its watchlist entry,
+so a Coordinator restarted at any moment suppresses as before. A suppressed sighting is counted
+in the store (once per sighting id) and raises or grows no alert. While the store is unavailable
+the suppressions last read are applied, and the counts wait in memory until it is back (a
+restart in between loses those counts, never an alert). `forget_rejected` (the actor calls it on
+its timer) drops the embeddings of alerts rejected since from the Fuser's memory, as the store
+deleted them.
+
 A store that is briefly unavailable (a locked, read-only or unreachable database) loses no
 sighting: a save is retried with backoff (`SaveRetry`), and an alert still unsaved after that
 goes to the `DeadLetters` spool. Dead letters are redelivered, oldest first, before the next
@@ -28,7 +37,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from cluster.alerts.errors import AlertClosedError
 from cluster.alerts.model import Alert, Sighting
 from cluster.alerts.opening import open_alert_store
-from cluster.alerts.store import AlertStore
+from cluster.alerts.store import COORDINATOR_ACTOR, AlertStore
+from cluster.alerts.suppression import SuppressedSighting, Suppression
 from cluster.audit.config import AuditConfig
 from cluster.cameras.config import CameraConfig
 from cluster.database.config import DatabaseConfig
@@ -36,6 +46,7 @@ from cluster.database.engine import UNAVAILABLE_ERRORS
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.dead_letters import DeadLetters, DeadLettersFullError
 from cluster.fusion.fuser import Fuser, FusionKind, FusionOutcome
+from cluster.fusion.suppression import SuppressionMatch, SuppressionRule
 from cluster.fusion.topology import CameraTopology
 
 log = structlog.get_logger(__name__)
@@ -46,7 +57,8 @@ class CoordinationReport:
     """What one batch of sightings did: alerts raised or grown (as stored), and duplicates ignored.
 
     dead_lettered: sightings of this batch the store could not take (kept in the spool);
-    waiting: alerts in the spool after this batch, redelivered ones gone.
+    waiting: alerts in the spool after this batch, redelivered ones gone;
+    suppressed: sightings of a person an officer rejected, counted instead of alerted.
     """
 
     raised: tuple[Alert, ...]
@@ -54,6 +66,7 @@ class CoordinationReport:
     duplicates: int
     dead_lettered: int = 0
     waiting: int = 0
+    suppressed: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,14 +95,29 @@ class AlertCoordinator:
         dead_letters: DeadLetters,
         clock: Callable[[], float] = time.time,
         retry: SaveRetry = SaveRetry(),
+        suppression: SuppressionRule | None = None,
     ) -> None:
         self.fuser = fuser
+        self.suppression = suppression or SuppressionRule(fuser.deployment_id, fuser.config.suppression_threshold)
+        if self.suppression.deployment_id != fuser.deployment_id:
+            raise ValueError(
+                f"the suppression rule is for deployment '{self.suppression.deployment_id}', the fuser for"
+                f" '{fuser.deployment_id}': one coordinator serves one deployment"
+            )
         self.store = store
         self.dead_letters = dead_letters
         self._clock = clock
         self._retry = retry
         self._lock = threading.Lock()
         self._store_down = False
+        self._suppressions: dict[tuple[str, str], list[Suppression]] = {}
+        self._uncounted: list[SuppressedSighting] = []
+        self._rejections_read_until = float("-inf")
+
+    @property
+    def counts_waiting(self) -> int:
+        """Suppressed sightings not yet counted in the store (it was unavailable)."""
+        return len(self._uncounted)
 
     def restore(self) -> int:
         """Rebuild the Fuser from the store's alerts of this deployment still inside the fusion window."""
@@ -108,8 +136,15 @@ class AlertCoordinator:
             self._redeliver()
             raised: dict[str, Alert] = {}
             grown: dict[str, Alert] = {}
-            duplicates = dead_lettered = 0
+            duplicates = dead_lettered = suppressed = 0
             for sighting in sightings:
+                match = None if self.fuser.holds(sighting.sighting_id) else self._suppression_of(sighting)
+                if match is not None:
+                    if self._count_suppressed(sighting, match):
+                        suppressed += 1
+                    else:
+                        duplicates += 1
+                    continue
                 outcome = self._fuse(sighting)
                 if outcome.kind is FusionKind.DUPLICATE:
                     duplicates += 1
@@ -121,8 +156,28 @@ class AlertCoordinator:
                 target = raised if outcome.kind is FusionKind.NEW_ALERT or stored.alert_id in raised else grown
                 target[stored.alert_id] = stored
             return CoordinationReport(
-                tuple(raised.values()), tuple(grown.values()), duplicates, dead_lettered, len(self.dead_letters)
+                tuple(raised.values()),
+                tuple(grown.values()),
+                duplicates,
+                dead_lettered,
+                len(self.dead_letters),
+                suppressed,
             )
+
+    def forget_rejected(self) -> int:
+        """Drop from memory the embeddings of held alerts rejected since the last call; how many alerts."""
+        with self._lock:
+            try:
+                made = self.store.suppressions.made_since(self.fuser.deployment_id, self._rejections_read_until)
+                forgotten = 0
+                for alert_id, created_at in made:
+                    if self.fuser.alert(alert_id) is not None:
+                        forgotten += self.fuser.update_alert(self.store.get(alert_id))
+                    self._rejections_read_until = max(self._rejections_read_until, created_at)
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("rejections_unread", error=_describe(exc))
+                return 0
+            return forgotten
 
     def redeliver(self) -> int:
         """Save the dead letters the store takes now, oldest first; returns how many alerts still wait."""
@@ -131,6 +186,11 @@ class AlertCoordinator:
             return len(self.dead_letters)
 
     def _redeliver(self) -> None:
+        self._redeliver_letters()
+        if not self._store_down:
+            self._count_waiting()
+
+    def _redeliver_letters(self) -> None:
         pending = self.dead_letters.pending()
         if not pending:
             self._store_down = False
@@ -154,6 +214,43 @@ class AlertCoordinator:
             delivered += 1
         self._store_down = False
         log.info("dead_letters_redelivered", alerts=delivered, waiting=len(self.dead_letters))
+
+    def _suppression_of(self, sighting: Sighting) -> SuppressionMatch | None:
+        """The suppression the sighting falls under, read from the store (its last answer while it is down)."""
+        key = (sighting.person_id, sighting.watchlist_id)
+        if not self._store_down:
+            try:
+                self._suppressions[key] = self.store.suppressions.in_force(
+                    self.fuser.deployment_id, sighting.person_id, sighting.watchlist_id
+                )
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("suppressions_unreadable", using="last read", error=_describe(exc))
+        return self.suppression.match(sighting, self._suppressions.get(key, ()))
+
+    def _count_suppressed(self, sighting: Sighting, match: SuppressionMatch) -> bool:
+        """Record the suppressed sighting; False if it was counted before (a resend). Never alerted either way."""
+        suppressed = match.suppressed(sighting)
+        if self._store_down:
+            self._uncounted.append(suppressed)
+            return True
+        try:
+            return self.store.suppressions.record(suppressed, COORDINATOR_ACTOR)
+        except UNAVAILABLE_ERRORS as exc:
+            self._store_down = True
+            self._uncounted.append(suppressed)
+            log.warning("suppressed_sighting_count_waiting", waiting=len(self._uncounted), error=_describe(exc))
+            return True
+
+    def _count_waiting(self) -> None:
+        """Count the suppressed sightings that waited for the store, oldest first."""
+        while self._uncounted:
+            try:
+                self.store.suppressions.record(self._uncounted[0], COORDINATOR_ACTOR)
+            except UNAVAILABLE_ERRORS as exc:
+                self._store_down = True
+                log.warning("suppressed_sighting_count_waiting", waiting=len(self._uncounted), error=_describe(exc))
+                return
+            self._uncounted.pop(0)
 
     def _fuse(self, sighting: Sighting) -> FusionOutcome:
         """The sighting through the Fuser, after closing an alert an officer decided that it would merge into.

@@ -164,7 +164,7 @@ def _encode(queued_at: float, alert: Alert) -> bytes:
                 "first_seen": float(s.first_seen),
                 "last_seen": float(s.last_seen),
                 "frames": int(s.frames),
-                "embedding": _bytes(np.asarray(s.embedding, dtype="<f4").tobytes()),
+                "embedding": None if s.embedding is None else _bytes(np.asarray(s.embedding, dtype="<f4").tobytes()),
                 "crop_jpeg": _bytes(s.crop_jpeg),
                 "box": None if s.box is None else [float(v) for v in np.asarray(s.box, dtype=np.float64)],
                 "model_scores": {model: float(score) for model, score in s.model_scores.items()},
@@ -185,9 +185,7 @@ def _decode(data: bytes) -> _Letter:
     for values in document["sightings"]:
         values = dict(values)
         embedding = _unbytes(values.pop("embedding"))
-        if embedding is None:
-            raise ValueError(f"sighting {values['sighting_id']} has no embedding")
-        values["embedding"] = np.frombuffer(embedding, dtype="<f4").copy()
+        values["embedding"] = None if embedding is None else np.frombuffer(embedding, dtype="<f4").copy()
         values["crop_jpeg"] = _unbytes(values["crop_jpeg"])
         values["box"] = None if values["box"] is None else np.array(values["box"], dtype=np.float64)
         sightings.append(Sighting(**values))

@@ -33,6 +33,7 @@ from cluster.fusion.confidence import CameraEvidence, alert_confidence
 from cluster.fusion.config import FusionConfig
 from cluster.fusion.timing import fits_in_time
 from cluster.fusion.topology import CameraTopology
+from cluster.vision.face import EMBEDDING_SIZE
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,7 @@ class _HeldAlert:
     def __init__(self, alert: Alert) -> None:
         self.alert = alert
         self.key = (alert.person_id, alert.watchlist_id)
-        self.embedding_sum: np.ndarray = np.zeros(alert.sightings[0].embedding.shape, dtype=np.float32)
+        self.embedding_sum: np.ndarray = np.zeros(EMBEDDING_SIZE, dtype=np.float32)
         self.mean = self.embedding_sum
         self.cameras: dict[str, CameraEvidence] = {}
         for sighting in alert.sightings:
@@ -74,11 +75,12 @@ class _HeldAlert:
         return not self.alert.state.is_final
 
     def absorb(self, sighting: Sighting) -> None:
-        """Add a sighting's embedding and frames to the pooled figures (not to `alert`)."""
-        self.embedding_sum = self.embedding_sum + np.float32(sighting.frames) * sighting.embedding
-        norm = math.sqrt(float(self.embedding_sum @ self.embedding_sum))
-        if norm > 0.0:
-            self.mean = self.embedding_sum * np.float32(1.0 / norm)
+        """Add a sighting's embedding (unless deleted) and frames to the pooled figures (not to `alert`)."""
+        if sighting.embedding is not None:
+            self.embedding_sum = self.embedding_sum + np.float32(sighting.frames) * sighting.embedding
+            norm = math.sqrt(float(self.embedding_sum @ self.embedding_sum))
+            if norm > 0.0:
+                self.mean = self.embedding_sum * np.float32(1.0 / norm)
         seen = self.cameras.get(sighting.camera_id)
         if seen is None:
             self.cameras[sighting.camera_id] = CameraEvidence(sighting.frames, sighting.similarity)
@@ -151,8 +153,10 @@ class Fuser:
         known = self._alert_of_sighting.get(sighting.sighting_id)
         if known is not None:
             return FusionOutcome(FusionKind.DUPLICATE, sighting.sighting_id, self._held[known].alert)
-        if not np.all(np.isfinite(sighting.embedding)):
-            raise ValueError(f"sighting {sighting.sighting_id}: its embedding has non-finite values; drop it upstream")
+        if sighting.embedding is None or not np.all(np.isfinite(sighting.embedding)):
+            raise ValueError(
+                f"sighting {sighting.sighting_id}: its embedding is missing or has non-finite values; drop it upstream"
+            )
         if not self.topology.knows(sighting.camera_id) and sighting.camera_id not in self._unknown_cameras:
             self._unknown_cameras.add(sighting.camera_id)
             log.warning("sighting_from_unknown_camera", camera_id=sighting.camera_id, fuses="same camera only")
@@ -171,6 +175,10 @@ class Fuser:
         self._remember(target, sighting)
         log.debug("sighting_merged", alert_id=target.alert.alert_id, sighting_id=sighting.sighting_id)
         return FusionOutcome(FusionKind.MERGED, sighting.sighting_id, target.alert)
+
+    def holds(self, sighting_id: str) -> bool:
+        """Whether a held alert already has this sighting (adding it again would be a duplicate)."""
+        return sighting_id in self._alert_of_sighting
 
     def merge_target(self, sighting: Sighting) -> str | None:
         """The id of the open alert `sighting` would merge into now, or None; changes nothing."""
@@ -210,7 +218,8 @@ class Fuser:
     def update_alert(self, alert: Alert) -> bool:
         """Take an alert's state, adjudications and hold as changed elsewhere (the officer's decision).
 
-        A confirmed or rejected alert takes no further sightings. False if the alert is not held.
+        A confirmed or rejected alert takes no further sightings; a rejected one's embeddings are
+        dropped from memory too, as the store deleted them. False if the alert is not held.
         """
         held = self._held.get(alert.alert_id)
         if held is None:
@@ -219,6 +228,9 @@ class Fuser:
         held.alert = replace(held.alert, state=alert.state, adjudications=alert.adjudications, held=alert.held)
         if was_open and not held.is_open:
             self._close(held)
+        if alert.state is AlertState.REJECTED:
+            held.alert = replace(held.alert, sightings=tuple(replace(s, embedding=None) for s in held.alert.sightings))
+            held.embedding_sum = held.mean = np.zeros(EMBEDDING_SIZE, dtype=np.float32)
         return True
 
     def _best_open_alert(self, sighting: Sighting) -> _HeldAlert | None:

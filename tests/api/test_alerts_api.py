@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cluster.alerts.model import AlertState
+from cluster.alerts.suppression import SuppressedSighting
 from cluster.api.app import create_app
 from cluster.api.server import ApiServer
 from cluster.deployment.config import DeploymentConfig
@@ -162,6 +163,10 @@ def test_deployment_status_cameras_and_adjudication_figures(room):
     now = time.time()
     room.services.board.publish(deployment_status(now, faces_seen=5000, alerts=4))
     room.post("/alerts/al-0/reject", {"reason": "not him"}).raise_for_status()
+    assert all(s.embedding is None for s in room.store.get("al-0").sightings), "the rejected face's embedding stays"
+    (suppression,) = room.store.suppressions.in_force(DEPLOYMENT, PEOPLE[0], WATCHLIST)
+    repeat = SuppressedSighting("cam:repeat", "al-0", DEPLOYMENT, CAMERAS[1], now - 5, now - 2, 6, 0.97)
+    assert suppression.alert_id == "al-0" and room.store.suppressions.record(repeat, "system:coordinator")
     (status,) = room.get("/deployments").json()
     assert status["deployment_id"] == DEPLOYMENT
     assert (status["faces_seen"], status["non_match_deletions"], status["alerts"]) == (5000, 4960, 4)
@@ -169,6 +174,7 @@ def test_deployment_status_cameras_and_adjudication_figures(room):
     assert (status["target_fpir"], status["expected_tpir"]) == (factories.TARGET_FPIR, factories.EXPECTED_TPIR)
     assert status["adjudication"] == {
         "alerts": 4, "new": 3, "acknowledged": 0, "confirmed": 0, "rejected": 1, "held": 0, "false_alert_rate": 1.0,
+        "suppressed_repeats": 1, "rejected_by_reason": {"not him": 1},
     }  # fmt: skip
     assert 0 <= status["age_s"] < 30
     one = room.get(f"/deployments/{DEPLOYMENT}").json()

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from cluster.alerts.model import AlertState
+from cluster.alerts.suppression import SuppressedSighting
 from cluster.api.keys import Role
 from cluster.deployment.purpose import Purpose
-from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, deployment_status, make_alert
+from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, make_alert
 from tests.api.test_public_records import deployment as public_deployment
 from tests.api.test_public_records import enrol_watchlist
 
@@ -210,3 +211,37 @@ def test_the_public_records_page_lists_deployments_to_anyone(control_room, brows
     page.wait_for_url("**/public/deployments")
     assert page.evaluate("JSON.parse(document.querySelector('pre').innerText).deployments.length") == 3
     assert sorted(set(asked) - {"/favicon.ico"}) == ["/public/", "/public/deployments", "/public/records.css"]
+
+
+def figure(page, label: str):
+    """The value beside `label` in the deployment's figures panel."""
+    return page.locator("#figures .label", has_text=label).locator("xpath=following-sibling::span[1]")
+
+
+def test_a_rejection_in_the_page_stops_that_person_and_the_figures_count_suppressed_repeats(control_room, browser_page):
+    page = browser_page
+    now = time.time()
+    control_room.services.board.publish(deployment_status(now, alerts=2))
+    store = control_room.store
+    store.save(make_alert("rejected-earlier", PEOPLE[1], CAMERAS[:1], now - 900))
+    store.transition("rejected-earlier", AlertState.REJECTED, "pc.another", "Not the watchlist person")
+    repeat = SuppressedSighting("cam:repeat", "rejected-earlier", DEPLOYMENT, CAMERAS[1], now - 60, now - 55, 9, 0.97)
+    assert store.suppressions.record(repeat, "system:coordinator")
+    store.save(make_alert("look-alike", PEOPLE[2], CAMERAS[:1], now - 300))
+
+    page.goto(control_room.url + "/")
+    page.fill("#token", control_room.operator.token)
+    page.click("#login-submit")
+    sync_api.expect(figure(page, "Repeats suppressed")).to_have_text("1")
+    sync_api.expect(figure(page, "Rejected")).to_have_text("1")
+    page.locator('#queue .queue-item[data-alert-id="look-alike"]').click()
+    page.keyboard.press("r")
+    sync_api.expect(page.locator("#reason-title")).to_contain_text("not this person")
+    page.locator("#reason-chips button", has_text="Not the watchlist person").click()
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#detail-state")).to_have_text("rejected")
+    sync_api.expect(figure(page, "Rejected")).to_have_text("2")
+
+    (suppression,) = store.suppressions.in_force(DEPLOYMENT, PEOPLE[2], WATCHLIST)
+    assert suppression.alert_id == "look-alike" and suppression.officer == "pc.operator"
+    assert all(s.embedding is None for s in store.get("look-alike").sightings)

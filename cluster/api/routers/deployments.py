@@ -61,6 +61,13 @@ def list_cameras(caller: Reader, svc: Services) -> list[schemas.DeploymentCamera
     ]
 
 
-@router.post("/retention/purge", response_model=schemas.PurgeOut, summary="Purge expired alerts now (supervisor)")
+@router.post(
+    "/retention/purge",
+    response_model=schemas.PurgeOut,
+    summary="Purge expired alerts, and rejected alerts' expired crops and suppressions, now (supervisor)",
+)
 def purge_now(caller: Supervisor, svc: Services) -> schemas.PurgeOut:
-    return schemas.purge(svc.store.purge(svc.retention.older_than_s, actor=caller.name))
+    purged = svc.store.purge(svc.retention.older_than_s, actor=caller.name)
+    retention = svc.retention
+    expired = svc.store.expire_rejections(retention.oversight_s, retention.suppression_s, actor=caller.name)
+    return schemas.purge(purged, expired)

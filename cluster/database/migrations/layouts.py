@@ -2,9 +2,9 @@
 what an old revision creates, and so an unversioned database can be matched against them.
 
 Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds what issue 14 added;
-revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15); revision
-0004_auditor adds the deployment records the public records are read from and the purged alerts' counts
-(issue 17).
+revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15). Issue 17:
+0004_auditor adds the deployment records the public records are read from and the purged alerts' counts;
+0005_suppression adds the "not this person" suppressions (and lets a sighting's embedding be deleted).
 """
 
 import sqlalchemy as sa
@@ -243,6 +243,45 @@ def revision_4_auditor_tables() -> sa.MetaData:
     return metadata
 
 
+def revision_5_suppression_tables() -> sa.MetaData:
+    """The "not this person" tables as revision 0005_suppression creates them (issue 17)."""
+    metadata = sa.MetaData()
+    sa.Table("alerts", metadata, sa.Column("alert_id", sa.String, primary_key=True))
+    sa.Table(
+        "suppressions",
+        metadata,
+        sa.Column("alert_id", sa.String, sa.ForeignKey("alerts.alert_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("deployment_id", sa.String, nullable=False),
+        sa.Column("person_id", sa.String, nullable=False),
+        sa.Column("watchlist_id", sa.String, nullable=False),
+        sa.Column("embedding", sa.LargeBinary),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("officer", sa.String, nullable=False),
+        sa.Column("ended_at", sa.Double),
+        sa.Index("suppressions_by_entry", "deployment_id", "person_id", "watchlist_id"),
+    )
+    sa.Table(
+        "suppressed_sightings",
+        metadata,
+        sa.Column("sighting_id", sa.String, primary_key=True),
+        sa.Column("alert_id", sa.String, sa.ForeignKey("suppressions.alert_id", ondelete="CASCADE"), nullable=False),
+        sa.Column("deployment_id", sa.String, nullable=False),
+        sa.Column("camera_id", sa.String, nullable=False),
+        sa.Column("first_seen", sa.Double, nullable=False),
+        sa.Column("last_seen", sa.Double, nullable=False),
+        sa.Column("frames", sa.Integer, nullable=False),
+        sa.Column("similarity", sa.Double, nullable=False),
+        sa.Column("suppressed_at", sa.Double, nullable=False),
+        sa.Index("suppressed_by_alert", "alert_id"),
+        sa.Index("suppressed_by_deployment", "deployment_id"),
+    )
+    return metadata
+
+
+SUPPRESSION_TABLES = ("suppressions", "suppressed_sightings")
+"""The tables revision 0005_suppression adds (the `alerts` stub above only anchors their foreign keys)."""
+
+
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
 """The columns issue 14 added (revision 2), by table."""
 
@@ -255,4 +294,6 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     fourth = third | {
         table.name: frozenset(table.columns.keys()) for table in revision_4_auditor_tables().sorted_tables
     }
-    return {"0001": first, "0002": second, "0003": third, "0004_auditor": fourth}
+    added = revision_5_suppression_tables().tables
+    suppression = fourth | {name: frozenset(added[name].columns.keys()) for name in SUPPRESSION_TABLES}
+    return {"0001": first, "0002": second, "0003": third, "0004_auditor": fourth, "0005_suppression": suppression}
