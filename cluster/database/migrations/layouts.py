@@ -2,7 +2,8 @@
 what an old revision creates, and so an unversioned database can be matched against them.
 
 Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds what issue 14 added;
-revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15).
+revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15); revision
+0006_report what enrolment records about each watchlist person, for the deployment report (issue 17).
 """
 
 import sqlalchemy as sa
@@ -212,6 +213,26 @@ def revision_3_tables() -> sa.MetaData:
     return metadata
 
 
+def revision_6_report_tables() -> sa.MetaData:
+    """The table revision 0006_report adds: each watchlist person's category and recorded attributes."""
+    metadata = sa.MetaData()
+    sa.Table("watchlists", metadata, sa.Column("watchlist_id", sa.String, primary_key=True))
+    sa.Table(
+        "watchlist_people",
+        metadata,
+        sa.Column("watchlist_id", sa.String, sa.ForeignKey("watchlists.watchlist_id"), primary_key=True),
+        sa.Column("person_id", sa.String, primary_key=True),
+        sa.Column("category", sa.String, nullable=False),
+        sa.Column("attributes", sa.Text, nullable=False),
+        sa.Column("recorded_by", sa.String, nullable=False),
+        sa.Column("recorded_at", sa.BigInteger, nullable=False),
+    )
+    return metadata
+
+
+REVISION_6_TABLES = ("watchlist_people",)
+
+
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
 """The columns issue 14 added (revision 2), by table."""
 
@@ -221,4 +242,6 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     first = {table.name: frozenset(table.columns.keys()) for table in revision_1_tables().sorted_tables}
     second = {name: columns | set(REVISION_2_COLUMNS.get(name, ())) for name, columns in first.items()}
     third = second | {table.name: frozenset(table.columns.keys()) for table in revision_3_tables().sorted_tables}
-    return {"0001": first, "0002": second, "0003": third}
+    added = revision_6_report_tables().tables
+    sixth = third | {name: frozenset(added[name].columns.keys()) for name in REVISION_6_TABLES}
+    return {"0001": first, "0002": second, "0003": third, "0006_report": sixth}
