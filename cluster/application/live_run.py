@@ -323,8 +323,18 @@ class LiveRun:
                     {
                         "seconds": round(result.seconds, 1),
                         "faces_seen": sum(m.tracker.faces_seen for m in matching),
+                        "tracklets_searched": sum(m.tracker.tracklets_searched for m in matching),
                         "tracklets_deleted_no_match": sum(m.tracker.tracklets_deleted_no_match for m in matching),
                         "sightings": sum(m.sightings for m in matching),
+                        "per_camera": {
+                            m.camera_id: {
+                                "faces_seen": m.tracker.faces_seen,
+                                "tracklets_searched": m.tracker.tracklets_searched,
+                                "tracklets_deleted_no_match": m.tracker.tracklets_deleted_no_match,
+                                "sightings": m.sightings,
+                            }
+                            for m in matching
+                        },
                     },
                 )
             else:
@@ -383,10 +393,12 @@ class LiveRun:
             f"deployment:{plan.deployment_id}",
             {
                 "place": deployment.place,
+                "signage_notice": deployment.signage_notice,
                 "authorised_by": deployment.authorised_by,
                 "reason": deployment.reason,
                 "starts_at": deployment.starts_at.isoformat(),
                 "ends_at": deployment.ends_at.isoformat(),
+                "watchlist_id": version.watchlist_id,
                 "watchlist_version": version.version_id,
                 "watchlist_digest": version.digest,
                 "entries": version.entry_count,
