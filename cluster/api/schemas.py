@@ -20,6 +20,7 @@ from cluster.cameras.health import CameraHealth, CameraState
 from cluster.control_room.config import MAX_KEY_LIFETIME_DAYS
 from cluster.deployment.config import DeploymentConfig
 from cluster.live.status_board import DeploymentStatus
+from cluster.oversight.report import DeploymentReport
 
 MAX_REASON_CHARS = 2000
 MAX_EVENT_ID = 2**63 - 1
@@ -239,6 +240,11 @@ class PurgeOut(Out):
     held_kept: int
     crops_erased: bool
     erasure: str
+
+
+DeploymentReportOut = DeploymentReport
+"""A deployment's report goes out as the document report.json holds (`cluster.oversight.report`): one shape for the
+file an oversight body is handed and the API's answer, checked against the OpenAPI schema like every other."""
 
 
 def alert_url(alert_id: str) -> str:

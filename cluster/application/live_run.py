@@ -16,7 +16,7 @@ froze (`Watchlists.verify`).
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -382,7 +382,7 @@ class LiveRun:
         )
 
     def _audit_deployment(
-        self, action: AuditAction, plan: MatchingPlan, version: WatchlistVersion, outcome: dict[str, float | str]
+        self, action: AuditAction, plan: MatchingPlan, version: WatchlistVersion, outcome: Mapping[str, object]
     ) -> None:
         deployment = self._config.deployment
         assert deployment is not None

@@ -61,7 +61,7 @@ class OutcomesOut(Document):
     """Rejected among adjudicated alerts."""
 
 
-class AuthorisationOut(Document):
+class ReportAuthorisation(Document):
     place: str
     starts_at: str
     ends_at: str
@@ -133,7 +133,7 @@ class HeldOut(Document):
     held_at: float
 
 
-class PurgeOut(Document):
+class ReportPurge(Document):
     at: float
     actor: str
     deployment_alerts: int
@@ -159,7 +159,7 @@ class DeploymentReport(Document):
     report_version: int
     deployment_id: str
     generated_at: float
-    authorisation: AuthorisationOut
+    authorisation: ReportAuthorisation
     runs: list[RunOut]
     watchlist: WatchlistOut
     matching: MatchingOut
@@ -175,7 +175,7 @@ class DeploymentReport(Document):
     cameras: list[CameraOut]
     held: list[HeldOut]
     retention_runs: int
-    purges: list[PurgeOut]
+    purges: list[ReportPurge]
     """Purges that deleted alerts of this deployment."""
     breakdowns: list[BreakdownOut]
     limits: list[str]
@@ -213,7 +213,7 @@ def build_report(records: DeploymentRecords, now: float | None = None) -> Deploy
         report_version=REPORT_VERSION,
         deployment_id=records.deployment_id,
         generated_at=time.time() if now is None else now,
-        authorisation=AuthorisationOut(
+        authorisation=ReportAuthorisation(
             place=authorisation.place,
             starts_at=authorisation.starts_at,
             ends_at=authorisation.ends_at,
@@ -273,7 +273,7 @@ def build_report(records: DeploymentRecords, now: float | None = None) -> Deploy
         ],
         retention_runs=len(records.purges),
         purges=[
-            PurgeOut(
+            ReportPurge(
                 at=p.at, actor=p.actor, deployment_alerts=p.deployment_alerts, alerts=p.alerts, held_kept=p.held_kept
             )
             for p in records.purges

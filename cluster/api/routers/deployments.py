@@ -1,4 +1,4 @@
-"""Deployments and cameras: what the pipeline last published, and the deployment's authorisation."""
+"""Deployments and cameras: what the pipeline last published, the deployment's authorisation and its report."""
 
 from typing import Annotated
 
@@ -7,7 +7,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from cluster.api import schemas
 from cluster.api.auth import Operator, Supervisor
 from cluster.api.services import ControlRoomServices, services
+from cluster.application.reports import DeploymentReports
 from cluster.live.status_board import DeploymentStatus
+from cluster.oversight.records import NoDeploymentRecordsError
 
 router = APIRouter(tags=["deployments"])
 
@@ -50,6 +52,19 @@ def get_authorisation(caller: Supervisor, svc: Services, deployment_id: Deployme
             f"deployment {deployment_id!r} is not this server's configured deployment ({configured})",
         )
     return schemas.authorisation(svc.deployment)
+
+
+@router.get(
+    "/deployments/{deployment_id}/report",
+    response_model=schemas.DeploymentReportOut,
+    summary="The deployment's report from its records: authorisation, outcomes, rates, breakdowns (supervisor)",
+)
+def get_report(caller: Supervisor, svc: Services, deployment_id: DeploymentId) -> schemas.DeploymentReportOut:
+    """Read-only; making it is audited (a REQUEST entry with the report's SHA-256), as `lfr report deployment` is."""
+    try:
+        return DeploymentReports(svc.store).make(deployment_id, officer=caller.name, channel="api")
+    except NoDeploymentRecordsError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
 
 @router.get("/cameras", response_model=list[schemas.DeploymentCameraOut], summary="Every camera's health")
