@@ -71,7 +71,7 @@ def _false_alert_rate(report: DeploymentReport) -> Figure:
     """The expected FPIR against the observed rate with its interval (and the rate if every undecided alert were
     false), on a log axis: the rates are small and differ by factors."""
     rates = report.false_alert_rate
-    figure = Figure(figsize=(7.5, 2.2), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(7.5, 2.8), dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     shown = [("observed", rates.observed, "tab:red"), ("if all undecided were false", rates.if_undecided_false, "0.5")]
     floor = rates.expected_fpir / 10
@@ -96,7 +96,7 @@ def _false_alert_rate(report: DeploymentReport) -> Figure:
     axes.set_ylim(-0.6, len(shown) - 0.4)
     axes.invert_yaxis()
     axes.set_xlabel("false matches per watchlist search (0 is drawn at the left edge)")
-    axes.legend(fontsize=7, loc="upper right")
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3, frameon=False)
     return figure
 
 

@@ -27,6 +27,7 @@ SUPERVISOR_ROUTES = {
     "POST /alerts/{alert_id}/hold",
     "POST /alerts/{alert_id}/release",
     "GET /deployments/{deployment_id}/authorisation",
+    "GET /deployments/{deployment_id}/report",
     "POST /retention/purge",
     "GET /users",
     "POST /users",

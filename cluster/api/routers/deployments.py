@@ -2,12 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 
 from cluster.api import schemas
 from cluster.api.auth import Operator, Supervisor
 from cluster.api.services import ControlRoomServices, services
-from cluster.application.reports import DeploymentReports
+from cluster.application.reports import DeploymentReports, report_json
 from cluster.live.status_board import DeploymentStatus
 from cluster.oversight.records import NoDeploymentRecordsError
 
@@ -59,12 +59,16 @@ def get_authorisation(caller: Supervisor, svc: Services, deployment_id: Deployme
     response_model=schemas.DeploymentReportOut,
     summary="The deployment's report from its records: authorisation, outcomes, rates, breakdowns (supervisor)",
 )
-def get_report(caller: Supervisor, svc: Services, deployment_id: DeploymentId) -> schemas.DeploymentReportOut:
-    """Read-only; making it is audited (a REQUEST entry with the report's SHA-256), as `lfr report deployment` is."""
+def get_report(caller: Supervisor, svc: Services, deployment_id: DeploymentId) -> Response:
+    """Read-only; making it is audited (a REQUEST entry with the report's SHA-256), as `lfr report deployment` is.
+
+    The body is byte for byte what report.json would hold, so the digest in the audit entry checks it.
+    """
     try:
-        return DeploymentReports(svc.store).make(deployment_id, officer=caller.name, channel="api")
+        report = DeploymentReports(svc.store).make(deployment_id, officer=caller.name, channel="api")
     except NoDeploymentRecordsError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return Response(report_json(report), media_type="application/json")
 
 
 @router.get("/cameras", response_model=list[schemas.DeploymentCameraOut], summary="Every camera's health")
