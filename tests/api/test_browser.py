@@ -4,28 +4,22 @@ an alert raised while the page is open appears without a reload, and the officer
 Also keeps docs/control_room.png, the page as an officer sees it.
 """
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from cluster.alerts.model import AlertState
 from tests.api.factories import CAMERAS, PEOPLE, deployment_status, make_alert
+from tests.chromium import CHROMIUM, DOCS, INSTALL_HINT, chromium_missing
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "control_room.png"
+SCREENSHOT = DOCS / "control_room.png"
 WAIT_MS = 10_000
-INSTALL_HINT = (
-    "install Debian's Chromium and Playwright for Python: apt-get install -y --no-install-recommends chromium;"
-    " pip install playwright (no browser download: the test launches /usr/bin/chromium)"
-)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
-if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
-    pytest.skip(f"no Chromium at {CHROMIUM}: {INSTALL_HINT}", allow_module_level=True)
+if chromium_missing():
+    pytest.skip(chromium_missing(), allow_module_level=True)
 
 
 @pytest.fixture
