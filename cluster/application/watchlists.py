@@ -471,20 +471,34 @@ class WatchlistService:
             categories[category] = categories.get(category, 0) + 1
         return {"people": len(category_of), "categories": dict(sorted(categories.items()))}
 
+    def _purge_expired(self, purged_at: int) -> int:
+        watchlists = self.gallery.watchlists
+        deleted = watchlists.purge_expired(now=purged_at)
+        if deleted:
+            for watchlist in watchlists.all():
+                left = {entry.person_id for entry in watchlists.entries(watchlist.watchlist_id)}
+                for person in watchlists.catalogue.people(watchlist.watchlist_id):
+                    if person.person_id not in left:
+                        watchlists.catalogue.forget_person(watchlist.watchlist_id, person.person_id)
+        return deleted
+
     def _remove_person(self, watchlist_id: str, person_id: str) -> int:
         deleted = self.gallery.watchlists.remove_person(watchlist_id, person_id)
         self.gallery.watchlists.catalogue.forget_person(watchlist_id, person_id)
         return deleted
 
     def purge_expired(self, *, officer: str) -> int:
-        """Delete every entry whose expiry has passed, from every watchlist; how many were deleted."""
+        """Delete every entry whose expiry has passed, from every watchlist; how many were deleted.
+
+        What enrolment recorded about a person goes with their last entry.
+        """
         purged_at = int(time.time())
         return audited_change(
             self.audit,
             officer,
             AuditAction.PURGE,
             "watchlist entries",
-            lambda: self.gallery.watchlists.purge_expired(now=purged_at),
+            lambda: self._purge_expired(purged_at),
             lambda deleted: {"expired_before": iso(purged_at), "entries_deleted": deleted},
             intent={"change": "purge_expired", "expired_before": iso(purged_at)},
         )
