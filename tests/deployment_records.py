@@ -73,15 +73,15 @@ def record_deployment(store: AlertStore, *, alerts: bool = True, stopped: bool =
         {"change": "frozen", "version": VERSION, "entries": 9, "people": 3, "categories": {"missing": 1, "wanted": 2}},
     )
     for number, counts in enumerate(RUN_COUNTS):
-        _start(store)
+        record_start(store)
         if stopped or number == 0:
-            _stop(store, counts)
+            record_stop(store, counts)
     if alerts:
         _alerts(store, t0)
     return Recorded(DEPLOYMENT, t0)
 
 
-def _start(store: AlertStore) -> None:
+def record_start(store: AlertStore) -> None:
     store.audit.record(
         "cli:test",
         AuditAction.DEPLOYMENT_STARTED,
@@ -105,7 +105,7 @@ def _start(store: AlertStore) -> None:
     )
 
 
-def _stop(store: AlertStore, counts: dict[str, tuple[int, int, int, int]]) -> None:
+def record_stop(store: AlertStore, counts: dict[str, tuple[int, int, int, int]]) -> None:
     per_camera = {
         camera: {"faces_seen": f, "tracklets_searched": s, "tracklets_deleted_no_match": d, "sightings": g}
         for camera, (f, s, d, g) in counts.items()
@@ -136,3 +136,9 @@ def _alerts(store: AlertStore, t0: float) -> None:
     store.save(make_alert("purged-1", PEOPLE[0], CAMERAS[:1], created_at=t0 - 1000))
     store.save(make_alert("other-1", PEOPLE[1], CAMERAS[:1], created_at=t0 - 1000, deployment_id="elsewhere"))
     store.purge(3600, now=t0 - 500 + 3600)
+
+
+def record_failed_start(store: AlertStore, error: str) -> None:
+    """A run refused as it started (its stop entry holds only the error), as `LiveRun` records one."""
+    record_start(store)
+    store.audit.record("cli:test", AuditAction.DEPLOYMENT_STOPPED, f"deployment:{DEPLOYMENT}", {"error": error})

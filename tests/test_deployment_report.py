@@ -31,7 +31,16 @@ from cluster.oversight.html_report import render_html
 from cluster.oversight.records import NoDeploymentRecordsError
 from cluster.oversight.report import DeploymentReport, decision_seconds
 from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, TARGET_FPIR
-from tests.deployment_records import ATTRIBUTES, OFFICER, RUN_COUNTS, SIGNAGE, SUPERVISOR, VERSION, record_deployment
+from tests.deployment_records import (
+    ATTRIBUTES,
+    OFFICER,
+    RUN_COUNTS,
+    SIGNAGE,
+    SUPERVISOR,
+    VERSION,
+    record_deployment,
+    record_failed_start,
+)
 from tests.test_watchlist_cli import Ran
 
 
@@ -242,3 +251,14 @@ def test_what_enrolment_recorded_is_kept_per_person_and_forgotten_with_them(stor
     assert {pid: p.attributes for pid, p in people.items()} == ATTRIBUTES
     catalogue.forget_person("west_end_wanted", PEOPLE[0])
     assert PEOPLE[0] not in {p.person_id for p in catalogue.people("west_end_wanted")}
+
+
+def test_a_run_that_failed_at_its_start_counts_as_nothing_seen(store):
+    record_deployment(store, alerts=False)
+    record_failed_start(store, "watchlist version west_end_wanted@v1 changed since it was frozen")
+    report = DeploymentReports(store).make(DEPLOYMENT, officer=SUPERVISOR, channel="cli")
+    failed = report.runs[-1]
+    assert failed.error is not None and (failed.faces_seen, failed.watchlist_searches) == (0, 0)
+    assert report.faces_seen == sum(counts[0] for run in RUN_COUNTS for counts in run.values())
+    assert all(camera.faces_seen is not None for camera in report.cameras)
+    assert "changed since it was frozen" in render_html(report)

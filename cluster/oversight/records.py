@@ -49,6 +49,7 @@ class Run:
     """One start of the deployment and its stop (None: no stop recorded; it is still running or was killed).
 
     error: why it stopped at its start, when it failed to. Counts are the stop entry's (None when absent).
+    cameras: each camera's counts, when the stop entry holds them (empty for an older entry or a failed start).
     """
 
     started_at: float
@@ -228,12 +229,15 @@ def _runs(starts: list[AuditEntry], stops: list[AuditEntry]) -> Iterator[Run]:
             )
             for camera_id, counts in details.get("per_camera", {}).items()
         }
+        error = details.get("error")
+        # A run that failed at its start matched nothing: its counts are zeros, not unknowns.
+        nothing = 0 if error is not None else None
         yield Run(
             started_at=start.at,
             stopped_at=None if stop is None else stop.at,
-            error=details.get("error"),
-            faces_seen=details.get("faces_seen"),
-            tracklets_searched=details.get("tracklets_searched"),
+            error=error,
+            faces_seen=details.get("faces_seen", nothing),
+            tracklets_searched=details.get("tracklets_searched", nothing),
             cameras=cameras,
         )
 

@@ -29,7 +29,7 @@ from cluster.oversight.figures import (
     percentiles,
     rate_of,
 )
-from cluster.oversight.records import DeploymentRecords
+from cluster.oversight.records import CameraCounts, DeploymentRecords, Run
 
 REPORT_VERSION = 1
 Outcome = Literal["confirmed", "rejected", "not adjudicated"]
@@ -351,7 +351,7 @@ def _cameras(records: DeploymentRecords) -> list[CameraOut]:
         named += [camera for camera in alert.cameras if camera not in named]
     rows = []
     for camera in named:
-        counts = [run.cameras.get(camera) for run in records.runs]
+        counts = [_camera_counts(run, camera) for run in records.runs]
         seen = [alert for alert in records.alerts if camera in alert.cameras]
         rows.append(
             CameraOut(
@@ -363,6 +363,16 @@ def _cameras(records: DeploymentRecords) -> list[CameraOut]:
             )
         )
     return rows
+
+
+def _camera_counts(run: Run, camera: str) -> CameraCounts | None:
+    """A camera's counts in one run: zeros when the run recorded other cameras but not this one (it did not run
+    then), None when the run recorded no per-camera counts (no stop entry, or one from before they were kept)."""
+    if camera in run.cameras:
+        return run.cameras[camera]
+    if run.cameras or (run.error is not None and run.faces_seen == 0):
+        return CameraCounts(faces_seen=0, tracklets_searched=0, tracklets_deleted_no_match=0, sightings=0)
+    return None
 
 
 def _breakdowns(records: DeploymentRecords) -> list[BreakdownOut]:
