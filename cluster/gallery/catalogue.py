@@ -56,6 +56,7 @@ VERSION_ID_PATTERN = re.compile(r"^(?P<watchlist_id>.+)@v(?P<number>[1-9][0-9]*)
 KNOWN_IDS_IN_ERRORS = 10
 KEY_LOOKUP_CHUNK = 500
 """Person ids per lookup of enrolled keys (SQLite allows 999 parameters in older builds)."""
+NO_ATTRIBUTES = PersonAttributes().canonical()
 PENDING_BATCH_TIMEOUT_S = 3600
 """An enrolment batch pending longer than this was abandoned by a process that died."""
 
@@ -259,7 +260,11 @@ class Catalogue:
         return found
 
     def record_people(self, records: Sequence[PersonRecord]) -> None:
-        """Record each person's category and attributes; a person recorded before keeps their first recorded_at."""
+        """Record each person's category and attributes.
+
+        A person recorded before keeps their first recorded_at, and their attributes when this enrolment records
+        none (a later photo enrolled without `--attribute` does not erase what was recorded).
+        """
         if not records:
             return
         dialect = postgresql if self.database.backend == "postgresql" else sqlite
@@ -268,7 +273,9 @@ class Catalogue:
             index_elements=[people.c.watchlist_id, people.c.person_id],
             set_={
                 "category": insert.excluded.category,
-                "attributes": insert.excluded.attributes,
+                "attributes": sa.case(
+                    (insert.excluded.attributes == NO_ATTRIBUTES, people.c.attributes), else_=insert.excluded.attributes
+                ),
                 "recorded_by": insert.excluded.recorded_by,
             },
         )
