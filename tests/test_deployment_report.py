@@ -26,7 +26,6 @@ from cluster.database.config import DatabaseConfig
 from cluster.evaluation.openset import wilson_interval
 from cluster.gallery.attributes import NOT_RECORDED, PersonAttributes, attributes_from, parse_attributes
 from cluster.gallery.catalogue import Catalogue
-from cluster.gallery.records import PersonRecord
 from cluster.oversight.figures import Outcomes, breakdown, percentiles, rate_of
 from cluster.oversight.html_report import render_html
 from cluster.oversight.records import NoDeploymentRecordsError
@@ -263,22 +262,3 @@ def test_a_run_that_failed_at_its_start_counts_as_nothing_seen(store):
     assert report.faces_seen == sum(counts[0] for run in RUN_COUNTS for counts in run.values())
     assert all(camera.faces_seen is not None for camera in report.cameras)
     assert "changed since it was frozen" in render_html(report)
-
-
-def test_a_later_enrolment_without_attributes_keeps_those_recorded(store):
-    record_deployment(store, alerts=False)
-    catalogue = Catalogue(store.database)
-    before = {p.person_id: p for p in catalogue.people("west_end_wanted")}[PEOPLE[0]]
-    later = before.recorded_at + 60
-    catalogue.record_people(
-        [PersonRecord("west_end_wanted", PEOPLE[0], "missing", PersonAttributes(), "PC 9 Later", later)]
-    )
-    after = {p.person_id: p for p in catalogue.people("west_end_wanted")}[PEOPLE[0]]
-    assert (after.attributes, after.recorded_at) == (before.attributes, before.recorded_at)
-    assert (after.category, after.recorded_by) == ("missing", "PC 9 Later")
-    catalogue.record_people(
-        [PersonRecord("west_end_wanted", PEOPLE[0], "missing", PersonAttributes(sex="female"), "PC 9 Later", 1)]
-    )
-    assert {p.person_id: p for p in catalogue.people("west_end_wanted")}[PEOPLE[0]].attributes.recorded() == {
-        "sex": "female"
-    }, "an enrolment that records attributes replaces them"
