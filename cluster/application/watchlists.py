@@ -355,7 +355,13 @@ class WatchlistService:
             target.officer,
             AuditAction.ENROLMENT,
             watchlist_subject(target.watchlist_id),
-            lambda: self._enrol_people(target.watchlist_id, chunk.entries, {}, target.officer, keys=chunk.keys),
+            lambda: self._enrol_people(
+                target.watchlist_id,
+                chunk.entries,
+                {row.person_id: row.attributes for row, _ in chunk.rows if row.attributes.recorded()},
+                target.officer,
+                keys=chunk.keys,
+            ),
             lambda enrolment: [
                 {
                     "manifest": str(target.manifest),
@@ -369,6 +375,7 @@ class WatchlistService:
                     "face_index": face.index,
                     "faces_found": face.faces_found,
                     "expires_at": None if row.expires_at is None else iso(row.expires_at),
+                    **self._attributes_record([row.attributes]),
                     "batch": enrolment.batch,
                     "entry_id": entry_id,
                 }

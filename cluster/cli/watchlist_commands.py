@@ -169,7 +169,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         required=True,
         type=Path,
         metavar="FILE.csv",
-        help="CSV with a header: person_id,photo (required), label,category,expiry,source,face (optional);"
+        help="CSV with a header: person_id,photo (required), label,category,expiry,source,face,sex,ethnicity,age_band"
+        " (optional);"
         " photo paths relative to the manifest's folder, or absolute.",
     )
     bulk.add_argument("--dry-run", action="store_true", help="Check every row and find its face; enrol nothing.")
