@@ -224,7 +224,7 @@ def enrol_watchlist(truth: CrowdTruth, config: LfrConfig) -> tuple[WatchlistVers
             WATCHLIST_ID,
             entries,
             officer=OFFICER,
-            attributes={person.id: DEMO_ATTRIBUTES for person in truth.watchlist},
+            attributes={entry.person_id: DEMO_ATTRIBUTES for entry in entries},
         )
         version = watchlists.freeze(WATCHLIST_ID, target_fpir=config.matching.target_fpir, officer=OFFICER)
         return version, len(entries)
