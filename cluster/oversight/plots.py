@@ -12,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cluster.evaluation.plots import plot_text
+from cluster.gallery.attributes import NOT_RECORDED
 from cluster.oversight.report import BreakdownOut, DeploymentReport, OutcomesOut
 
 DPI = 100
@@ -19,13 +20,16 @@ COLOURS = {"confirmed": "tab:blue", "rejected": "tab:red", "not adjudicated": "0
 
 
 def report_plots(report: DeploymentReport) -> dict[str, str]:
-    """Each plot that has something to show, by name, as base64 PNG."""
+    """Each plot that has something to show, by name, as base64 PNG (a breakdown only where some alerted person's
+    value was recorded: all of them in "not recorded" is said as well by its table)."""
     plots = {"outcomes": _png(_outcomes(report))}
     if report.false_alert_rate.observed is not None:
         plots["false_alert_rate"] = _png(_false_alert_rate(report))
     if report.adjudication_time.seconds:
         plots["adjudication_time"] = _png(_adjudication_time(report))
-    drawn = [b for b in report.breakdowns if any(group.outcomes.alerts for group in b.groups)]
+    drawn = [
+        b for b in report.breakdowns if any(group.outcomes.alerts for group in b.groups if group.group != NOT_RECORDED)
+    ]
     if drawn:
         plots["breakdowns"] = _png(_breakdowns(drawn))
     return plots
@@ -74,11 +78,12 @@ def _false_alert_rate(report: DeploymentReport) -> Figure:
     figure = Figure(figsize=(7.5, 2.8), dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     shown = [("observed", rates.observed, "tab:red"), ("if all undecided were false", rates.if_undecided_false, "0.5")]
-    floor = rates.expected_fpir / 10
+    drawn = [rate for _, rate, _ in shown if rate is not None]
+    # The left edge: below the expected rate, every lower bound above 0, and a tenth of one event in the sample.
+    floor = min([rates.expected_fpir / 10, *(r.low / 2 for r in drawn if r.low > 0), *(0.1 / r.total for r in drawn)])
     for row, (label, rate, colour) in enumerate(shown):
         if rate is None:
             continue
-        floor = min(floor, max(rate.low, 1e-7) / 2)
         point = max(rate.rate, floor)
         axes.errorbar(
             [point],
