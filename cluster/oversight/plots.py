@@ -67,7 +67,7 @@ def _outcomes(report: DeploymentReport) -> Figure:
     _stacked(axes, labels, rows)
     axes.set_xlabel("alerts (an alert seen by several cameras counts for each)")
     axes.set_title("Outcomes of alerts")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     return figure
 
 
@@ -136,5 +136,5 @@ def _breakdowns(breakdowns: list[BreakdownOut]) -> Figure:
         _stacked(axes, [g.group for g in found.groups], [g.outcomes for g in found.groups])
         axes.set_title(f"Alerts by the alerted person's {found.attribute.replace('_', ' ')}", fontsize=9)
         if index == 0:
-            axes.legend(loc="lower right", fontsize=7)
+            axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     return figure
