@@ -3,6 +3,8 @@ store's figures, byte for byte the report.json its audit entry's digest covers, 
 
 import hashlib
 
+import pytest
+
 from cluster.alerts.query import AlertFilter
 from cluster.audit.actions import AuditAction
 from cluster.oversight.report import DeploymentReport
@@ -10,6 +12,7 @@ from tests.api.factories import DEPLOYMENT, PEOPLE
 from tests.deployment_records import record_deployment
 
 
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True)
 def test_a_supervisor_reads_the_report_and_its_making_is_audited(control_room):
     record_deployment(control_room.store)
     response = control_room.get(f"/deployments/{DEPLOYMENT}/report", control_room.supervisor.token)
