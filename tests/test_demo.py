@@ -4,25 +4,40 @@ One run of a short synthetic crowd: the watchlist people who walk by are alerted
 is, each person's cameras fuse into one alert, and afterwards nothing of anyone who matched
 nobody is held in memory or stored: the scanner looks for their face embeddings in every byte
 the run wrote (alert store, watchlist catalogue, Milvus data) and for vectors in Ray's logs.
+Then officers decide its alerts, and `lfr report deployment demo` reports the deployment from its
+records: every figure is checked against the store's own, and docs/deployment_report.png shows
+the page in Chromium.
 """
 
+import hashlib
+import io
 import re
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cluster.alerts.model import AlertState
+from cluster.alerts.opening import open_alert_store
+from cluster.alerts.query import AlertFilter
 from cluster.audit.actions import AuditAction
 from cluster.audit.anchors import AnchorFile
 from cluster.audit.config import default_anchor_path
 from cluster.audit.log import AuditLog
+from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
+from cluster.crowd.scoring import score_alerts
 from cluster.crowd.truth import CrowdTruth
+from cluster.database.config import DatabaseConfig
 from cluster.database.engine import Database
-from cluster.demo.scenario import DemoOptions, DemoReport, central_faces, run_demo
+from cluster.demo.scenario import OFFICER, PLACE, SIGNAGE, DemoOptions, DemoReport, central_faces, run_demo
+from cluster.gallery.attributes import NOT_RECORDED
 from cluster.live.status_board import StatusBoard
+from cluster.oversight.report import DeploymentReport
 from cluster.trace_scan import unit_vectors
 from tests.audit_key import TEST_SEALER
+from tests.chromium import CHROMIUM, DOCS, INSTALL_HINT, chromium_missing
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_ray]
 
@@ -167,3 +182,120 @@ def test_the_demo_is_audited_like_any_deployment(demo):
     assert started.details["authorised_by"] and len(started.details["watchlist_digest"]) == 64
     stopped = next(e for e in entries if e.action is AuditAction.DEPLOYMENT_STOPPED)
     assert stopped.details["faces_seen"] == report.faces_seen
+
+
+DECIDING_OFFICER = "PC 2001 Demo"
+SUPERVISOR = "Insp 7 Demo"
+REPORT_PICTURE = DOCS / "deployment_report.png"
+
+
+@pytest.fixture(scope="module")
+def demo_report(demo) -> tuple[DeploymentReport, Path]:
+    """The demo deployment's report, as `lfr report deployment demo` writes it after officers decided its alerts
+    by the crowd's truth (the latest left undecided when there are several), a supervisor held the first and
+    retention ran (a fresh deployment's alerts are not yet old enough to go)."""
+    report, workdir = demo
+    truth = CrowdTruth.load(workdir / "crowd" / "ground_truth.json")
+    config = LfrConfig(database=DatabaseConfig(url=str(report.alert_db)))
+    store = open_alert_store(config.database, config.audit)
+    ordered = sorted(report.alerts, key=lambda alert: alert.created_at)
+    for alert in ordered[:-1] if len(ordered) > 1 else ordered:
+        store.transition(alert.alert_id, AlertState.ACKNOWLEDGED, DECIDING_OFFICER, "taken on")
+        true = score_alerts([alert], truth).true_alerts == 1
+        outcome, reason = (AlertState.CONFIRMED, "spoken to: it is him") if true else (AlertState.REJECTED, "not him")
+        store.transition(alert.alert_id, outcome, DECIDING_OFFICER, reason)
+    if ordered:
+        store.hold(ordered[0].alert_id, SUPERVISOR, "kept for the demonstration's case file")
+    store.purge()
+    out = workdir / "report"
+    args = build_parser().parse_args(["report", "deployment", "demo", "--out", str(out), "--officer", SUPERVISOR])
+    printed, errors = io.StringIO(), io.StringIO()
+    with redirect_stdout(printed), redirect_stderr(errors):
+        assert args.handler(args, config) == 0, errors.getvalue()
+    return DeploymentReport.model_validate_json((out / "report.json").read_text()), out
+
+
+def test_the_demo_deployment_report_matches_the_store_figure_by_figure(demo, demo_report):
+    report, workdir = demo
+    made, out = demo_report
+    truth = CrowdTruth.load(workdir / "crowd" / "ground_truth.json")
+    store = open_alert_store(DatabaseConfig(url=str(report.alert_db)), LfrConfig().audit)
+    alerts = store.list(AlertFilter(deployment_id="demo"), limit=1000).alerts
+    stats = store.stats("demo")
+    assert len(alerts) == len(report.alerts) >= 1, "the demo must raise an alert for its report to say something"
+
+    assert (made.authorisation.place, made.authorisation.signage_notice) == (PLACE, SIGNAGE)
+    assert made.authorisation.authorised_by == OFFICER
+    assert set(made.authorisation.cameras) == {summary.camera_id for summary in report.cameras}
+    assert (made.watchlist.version, made.watchlist.entries) == (report.watchlist_version, report.enrolled)
+    assert made.watchlist.people == len(truth.watchlist)
+    assert made.watchlist.categories == {"wanted": len(truth.watchlist)}
+    assert made.matching.threshold == report.calibration.threshold
+    assert (made.matching.target_fpir, made.matching.expected_tpir) == (
+        DemoOptions.target_fpir,
+        report.calibration.expected_tpir,
+    )
+
+    assert made.faces_seen == report.faces_seen > 0
+    searches = sum(summary.tracker.tracklets_searched for summary in report.cameras)
+    assert made.watchlist_searches == searches
+    assert made.alerts_raised == stats.alerts and made.alerts_purged == 0 and made.retention_runs >= 1
+    assert made.outcomes.alerts == stats.alerts
+    assert (made.outcomes.confirmed, made.outcomes.rejected) == (stats.confirmed, stats.rejected)
+    assert made.outcomes.not_adjudicated == stats.new + stats.acknowledged
+    assert len(made.held) == stats.held == 1
+    assert made.adjudication_time.decided == stats.confirmed + stats.rejected
+
+    confirmed = sum(len(a.sightings) for a in alerts if a.state is AlertState.CONFIRMED)
+    rejected = sum(len(a.sightings) for a in alerts if a.state is AlertState.REJECTED)
+    observed = made.false_alert_rate.observed
+    assert observed is not None and (observed.count, observed.total) == (rejected, searches - confirmed)
+    assert made.false_alert_rate.expected_fpir == DemoOptions.target_fpir
+
+    by_camera = {camera.camera_id: camera for camera in made.cameras}
+    for summary in report.cameras:
+        camera = by_camera[summary.camera_id]
+        assert camera.faces_seen == summary.tracker.faces_seen
+        assert camera.watchlist_searches == summary.tracker.tracklets_searched
+        assert camera.outcomes.alerts == store.count(AlertFilter(deployment_id="demo", camera_id=summary.camera_id))
+        assert camera.sightings == sum(1 for a in alerts for s in a.sightings if s.camera_id == summary.camera_id)
+
+    groups = {b.attribute: {g.group: g for g in b.groups} for b in made.breakdowns}
+    male = groups["sex"]["male"]
+    assert male.outcomes.alerts == stats.alerts and male.people == len(truth.watchlist)
+    assert groups["sex"]["female"].outcomes.alerts == 0
+    assert groups["ethnicity"][NOT_RECORDED].outcomes.alerts == stats.alerts
+    assert male.outcomes.rejected == stats.rejected
+
+    with Database(report.alert_db) as database:
+        entries = AuditLog(database, TEST_SEALER, create=False).entries(limit=100_000)
+    making = [e for e in entries if e.action is AuditAction.REQUEST and e.details.get("command") == "report deployment"]
+    assert [e.actor for e in making] == [SUPERVISOR]
+    assert making[0].details["report_sha256"] == hashlib.sha256((out / "report.json").read_bytes()).hexdigest()
+
+
+def test_the_report_page_shows_in_chromium_with_nothing_fetched_and_docs_keep_a_picture(demo_report):
+    """report.html opens from the file alone: every plot decodes, no request leaves the page. The picture in
+    docs/ is this page."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
+    if chromium_missing():
+        pytest.skip(chromium_missing())
+    made, out = demo_report
+    fetched: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="en-GB", timezone_id="UTC")
+            page.on("request", lambda request: fetched.append(request.url))
+            page.goto((out / "report.html").as_uri())
+            images = page.locator("img")
+            assert images.count() >= 3
+            for index in range(images.count()):
+                assert images.nth(index).evaluate("image => image.complete && image.naturalWidth > 0"), index
+            sync_api.expect(page.locator("h1")).to_contain_text(PLACE)
+            sync_api.expect(page.locator("#limits")).to_contain_text("cannot show why")
+            page.screenshot(path=str(REPORT_PICTURE), full_page=True)
+        finally:
+            browser.close()
+    assert [url for url in fetched if not url.startswith(("file:", "data:"))] == []
+    assert REPORT_PICTURE.stat().st_size > 50_000

@@ -157,7 +157,10 @@ def test_a_manifest_whose_header_or_file_cannot_be_used_is_refused_whole(tmp_pat
         read(manifest)
     error = str(caught.value)
     assert error.startswith(str(manifest)) and message in error
-    known = "the columns are person_id, photo (required) and label, category, expiry, source, face (optional)"
+    known = (
+        "the columns are person_id, photo (required) and label, category, expiry, source, face, sex, ethnicity,"
+        " age_band (optional)"
+    )
     assert (known in error) == lists_columns
 
 
@@ -168,3 +171,18 @@ def test_a_manifest_that_is_not_utf8_or_not_there_is_refused(tmp_path):
         read(latin)
     with pytest.raises(ManifestError, match="no such manifest"):
         read(tmp_path / "absent.csv")
+
+
+def test_attribute_columns_are_recorded_when_given_and_a_bad_value_refuses_its_row(tmp_path, photos):
+    manifest = write(
+        tmp_path,
+        "person_id,photo,sex,ethnicity,age_band\n"
+        "A1,photos/a.jpg,female,black,\n"
+        "B2,photos/b.jpg,,,\n"
+        "C3,photos/a.jpg,,martian,\n",
+    )
+    first, second, third = read(manifest)
+    assert isinstance(first, ManifestRow) and first.attributes.recorded() == {"sex": "female", "ethnicity": "black"}
+    assert isinstance(second, ManifestRow) and second.attributes.recorded() == {}
+    assert isinstance(third, RowRefusal) and third.column == "ethnicity"
+    assert third.describe() == "row 4, ethnicity: ethnicity 'martian' is not one of asian, black, mixed, white, other"

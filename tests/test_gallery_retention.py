@@ -18,7 +18,8 @@ from cluster.audit.actions import AuditAction
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import parse_expiry
-from cluster.gallery.records import SocialFace, WatchlistEntry
+from cluster.gallery.attributes import PersonAttributes
+from cluster.gallery.records import PersonRecord, SocialFace, WatchlistEntry
 from cluster.vision.image_io import load_image
 from tests.records import opened_gallery
 from tests.test_watchlist_cli import audit_entries, audit_head, lite_lfr_config, photo
@@ -66,6 +67,9 @@ def test_expired_entries_and_faces_are_purged_on_their_own_and_audited(lfr_confi
             ],  # fmt: skip
             now=now - 100,
         )
+        gallery.watchlists.catalogue.record_people(
+            [PersonRecord("retained", "Hugo_Chavez", "wanted", PersonAttributes(sex="male"), "Supt. A. Example", now)]
+        )
         gallery.social.insert(
             [
                 social_face(blair.embedding, blair.box, "kept", now + 3600),
@@ -82,6 +86,8 @@ def test_expired_entries_and_faces_are_purged_on_their_own_and_audited(lfr_confi
                 "the expired entry and face purged by the timer",
             )
         assert [e.person_id for e in gallery.watchlists.entries("retained")] == ["Tony_Blair"]
+        recorded = [person.person_id for person in gallery.watchlists.catalogue.people("retained")]
+        assert recorded == ["Tony_Blair"], "what enrolment recorded about a person goes with their last entry"
         (kept,) = gallery.social.search(blair.embedding[None], platform="x")
         assert [m.face.post_id for m in kept] == ["kept"]
 

@@ -161,6 +161,32 @@ def create(config: LfrConfig, name: str, *extra: str) -> Ran:
     return ran
 
 
+def test_attributes_recorded_at_enrolment_are_validated_audited_and_forgotten_with_the_person(lfr_config):
+    """What the deployment report's breakdown rests on: the values stay in the catalogue (deleted with the
+    person), the audit log gets their names and a keyed digest, and a bad value enrols nothing."""
+    create(lfr_config, "attributes")
+    start = audit_head(lfr_config)
+    bad = lfr(lfr_config, "watchlist", "add", "attributes", "Colin_Powell", photo("Colin_Powell", 1),
+              "--attribute", "sex=man")  # fmt: skip
+    assert bad.code == 2 and "--attribute: sex 'man' is not one of female, male" in bad.err
+    assert audit_head(lfr_config) == start, "a refused attribute writes nothing, not even an intent"
+    added = lfr(lfr_config, "watchlist", "add", "attributes", "Colin_Powell", photo("Colin_Powell", 1),
+                "--attribute", "sex=male", "--attribute", "age_band=65_plus", "--category", "missing")  # fmt: skip
+    assert added.code == 0, added.err
+    with opened_gallery(lfr_config) as gallery:
+        (person,) = gallery.watchlists.catalogue.people("attributes")
+    assert (person.person_id, person.category) == ("Colin_Powell", "missing")
+    assert person.attributes.recorded() == {"sex": "male", "age_band": "65_plus"}
+    (enrolled,) = [e for e in audit_entries(lfr_config, start) if e.action is AuditAction.ENROLMENT]
+    assert enrolled.details["attributes"] == ["age_band", "sex"]
+    assert enrolled.details["attributes_digest"] == TEST_SEALER.reason_digest(person.attributes.canonical())
+    assert "65_plus" not in json.dumps(enrolled.details), "the values stay out of the log, which is kept for ever"
+    removed = lfr(lfr_config, "watchlist", "remove", "attributes", "Colin_Powell")
+    assert removed.code == 0, removed.err
+    with opened_gallery(lfr_config) as gallery:
+        assert gallery.watchlists.catalogue.people("attributes") == []
+
+
 def test_enrol_list_show_freeze_remove_are_done_and_audited(lfr_config):
     start = audit_head(lfr_config)
     created = create(lfr_config, "west_end")
@@ -225,6 +251,8 @@ def test_enrol_list_show_freeze_remove_are_done_and_audited(lfr_config):
         "change": "frozen",
         "version": "west_end@v1",
         "entries": 3,
+        "people": 2,
+        "categories": {"missing": 1, "wanted": 1},
         "digest": version.digest,
         "calibration": version.calibration.record(),
     }

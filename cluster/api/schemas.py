@@ -26,6 +26,7 @@ from cluster.deployment.config import DeploymentConfig
 from cluster.deployment.purpose import Purpose
 from cluster.deployment.records import Phase
 from cluster.live.status_board import DeploymentStatus
+from cluster.oversight.report import DeploymentReport
 
 MAX_REASON_CHARS = 2000
 MAX_EVENT_ID = 2**63 - 1
@@ -299,6 +300,11 @@ class PurgeOut(Out):
     erasure: str
     rejected_crops: int = Field(description="Crops of rejected alerts whose oversight period was over.")
     suppression_embeddings: int = Field(description='"Not this person" embeddings older than allowed.')
+
+
+DeploymentReportOut = DeploymentReport
+"""A deployment's report goes out as the document report.json holds (`cluster.oversight.report`): one shape for the
+file an oversight body is handed and the API's answer, checked against the OpenAPI schema like every other."""
 
 
 def alert_url(alert_id: str) -> str:

@@ -17,7 +17,7 @@ froze (`Watchlists.verify`).
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,8 +326,18 @@ class LiveRun:
                     {
                         "seconds": round(result.seconds, 1),
                         "faces_seen": sum(m.tracker.faces_seen for m in matching),
+                        "tracklets_searched": sum(m.tracker.tracklets_searched for m in matching),
                         "tracklets_deleted_no_match": sum(m.tracker.tracklets_deleted_no_match for m in matching),
                         "sightings": sum(m.sightings for m in matching),
+                        "per_camera": {
+                            m.camera_id: {
+                                "faces_seen": m.tracker.faces_seen,
+                                "tracklets_searched": m.tracker.tracklets_searched,
+                                "tracklets_deleted_no_match": m.tracker.tracklets_deleted_no_match,
+                                "sightings": m.sightings,
+                            }
+                            for m in matching
+                        },
                     },
                 )
                 self._store.suppressions.end_deployment(running.plan.deployment_id, self._settings.actor)
@@ -382,7 +392,7 @@ class LiveRun:
         DeploymentRecords(self._store.audit).record(deployment, actor=self._settings.actor)
 
     def _audit_deployment(
-        self, action: AuditAction, plan: MatchingPlan, version: WatchlistVersion, outcome: dict[str, float | str]
+        self, action: AuditAction, plan: MatchingPlan, version: WatchlistVersion, outcome: Mapping[str, object]
     ) -> None:
         deployment = self._config.deployment
         assert deployment is not None
@@ -393,10 +403,12 @@ class LiveRun:
             f"deployment:{plan.deployment_id}",
             {
                 "place": deployment.place,
+                "signage_notice": deployment.signage_notice,
                 "authorised_by": deployment.authorised_by,
                 "reason": deployment.reason,
                 "starts_at": deployment.starts_at.isoformat(),
                 "ends_at": deployment.ends_at.isoformat(),
+                "watchlist_id": version.watchlist_id,
                 "watchlist_version": version.version_id,
                 "watchlist_digest": version.digest,
                 "entries": version.entry_count,

@@ -9,7 +9,7 @@ shown. Audit details hold ids, counts and bounded summaries of file lists, never
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,17 @@ from cluster.enrolment.expiry import iso
 from cluster.enrolment.faces import ChosenFace, RefusedPhoto, choose_faces, watchlist_entry
 from cluster.enrolment.manifest import ManifestRow, RowRefusal, read_manifest
 from cluster.enrolment.manifest_import import ChunkToEnrol, ImportTarget, ManifestImport, RowOutcome, RowStatus
+from cluster.gallery.attributes import PersonAttributes
+from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.gallery import Gallery
-from cluster.gallery.records import EnrolledEntry, Enrolment, Watchlist, WatchlistEntry, WatchlistVersion
+from cluster.gallery.records import (
+    EnrolledEntry,
+    Enrolment,
+    PersonRecord,
+    Watchlist,
+    WatchlistEntry,
+    WatchlistVersion,
+)
 from cluster.matching.scoring import match_scoring
 from cluster.vision.pipeline import FacePipeline
 
@@ -41,6 +50,8 @@ class Person:
     """Who the photos of one `add_photos` call show, and what their entries carry.
 
     source: where the photos came from (None: each photo's own path). expires_at: None for the watchlist's expiry.
+    attributes: what the enrolling officer recorded about the person (sex, ethnicity, age band; each optional),
+    for the deployment reports' breakdown of alerts.
     """
 
     person_id: str
@@ -48,6 +59,7 @@ class Person:
     category: str = DEFAULT_CATEGORY
     source: str | None = None
     expires_at: int | None = None
+    attributes: PersonAttributes = PersonAttributes()
 
 
 @dataclass(frozen=True)
@@ -224,11 +236,16 @@ class WatchlistService:
             officer,
             AuditAction.ENROLMENT,
             watchlist_subject(watchlist.watchlist_id),
-            lambda: self.gallery.watchlists.enrol(watchlist_id, entries) if entries else None,
+            lambda: (
+                self._enrol_people(watchlist_id, entries, {person.person_id: person.attributes}, officer)
+                if entries
+                else None
+            ),
             lambda enrolment: {
                 "person_id": person.person_id,
                 "label": person.label,
                 "category": person.category,
+                **self._attributes_record([person.attributes]),
                 "entries": len(entries),
                 "batch": enrolment.batch if enrolment else None,
                 "photos": name_summary([str(face.path) for face in chosen]),
@@ -239,19 +256,34 @@ class WatchlistService:
         )
         return PhotoEnrolment(watchlist, officer, enrolment, tuple(chosen), tuple(refused))
 
-    def enrol_entries(self, watchlist_id: str, entries: Sequence[WatchlistEntry], *, officer: str) -> Enrolment:
-        """Enrol prepared entries (faces already embedded, such as the demo's) as one batch, and audit it."""
+    def enrol_entries(
+        self,
+        watchlist_id: str,
+        entries: Sequence[WatchlistEntry],
+        *,
+        officer: str,
+        attributes: Mapping[str, PersonAttributes] | None = None,
+    ) -> Enrolment:
+        """Enrol prepared entries (faces already embedded, such as the demo's) as one batch, and audit it.
+
+        attributes: what was recorded about each person, by person id (a person not named: nothing recorded).
+        """
         watchlist = self.open_for_enrolment(watchlist_id)
+        recorded = dict(attributes or {})
+        unknown = sorted(set(recorded) - {entry.person_id for entry in entries})
+        if unknown:
+            raise ValueError(f"attributes given for {', '.join(unknown)}, who have no entry to enrol; drop them")
         return audited_change(
             self.audit,
             officer,
             AuditAction.ENROLMENT,
             watchlist_subject(watchlist.watchlist_id),
-            lambda: self.gallery.watchlists.enrol(watchlist_id, entries),
+            lambda: self._enrol_people(watchlist_id, entries, recorded, officer),
             lambda enrolment: {
                 "people": len({entry.person_id for entry in entries}),
                 "entries": len(entries),
                 "batch": enrolment.batch,
+                **self._attributes_record(recorded.values()),
             },
             intent={"change": "enrol", "entries": len(entries)},
         )
@@ -323,7 +355,13 @@ class WatchlistService:
             target.officer,
             AuditAction.ENROLMENT,
             watchlist_subject(target.watchlist_id),
-            lambda: self.gallery.watchlists.enrol(target.watchlist_id, chunk.entries, keys=chunk.keys),
+            lambda: self._enrol_people(
+                target.watchlist_id,
+                chunk.entries,
+                {row.person_id: row.attributes for row, _ in chunk.rows if row.attributes.recorded()},
+                target.officer,
+                keys=chunk.keys,
+            ),
             lambda enrolment: [
                 {
                     "manifest": str(target.manifest),
@@ -337,6 +375,7 @@ class WatchlistService:
                     "face_index": face.index,
                     "faces_found": face.faces_found,
                     "expires_at": None if row.expires_at is None else iso(row.expires_at),
+                    **self._attributes_record([row.attributes]),
                     "batch": enrolment.batch,
                     "entry_id": entry_id,
                 }
@@ -372,6 +411,7 @@ class WatchlistService:
                 "change": "frozen",
                 "version": version.version_id,
                 "entries": version.entry_count,
+                **self._composition(version),
                 "digest": version.digest,
                 "calibration": version.calibration.record() if version.calibration else None,
                 **({"reason": reason} if reason else {}),
@@ -386,20 +426,86 @@ class WatchlistService:
             officer,
             AuditAction.WATCHLIST_CHANGE,
             watchlist_subject(watchlist_id),
-            lambda: self.gallery.watchlists.remove_person(watchlist_id, person_id),
+            lambda: self._remove_person(watchlist_id, person_id),
             lambda deleted: {"change": "person_removed", "person_id": person_id, "entries_deleted": deleted},
             intent={"change": "remove_person", "person_id": person_id},
         )
 
+    def _enrol_people(
+        self,
+        watchlist_id: str,
+        entries: Sequence[WatchlistEntry],
+        attributes: Mapping[str, PersonAttributes],
+        officer: str,
+        keys: Sequence[EnrolmentKey] | None = None,
+    ) -> Enrolment:
+        """Enrol the entries, then record each person's category and attributes beside the catalogue."""
+        enrolment = self.gallery.watchlists.enrol(watchlist_id, entries, keys=keys)
+        first_of = {entry.person_id: entry for entry in reversed(entries)}
+        now = int(time.time())
+        self.gallery.watchlists.catalogue.record_people(
+            [
+                PersonRecord(
+                    watchlist_id=watchlist_id,
+                    person_id=person_id,
+                    category=entry.category,
+                    attributes=attributes.get(person_id, PersonAttributes()),
+                    recorded_by=officer,
+                    recorded_at=now,
+                )
+                for person_id, entry in sorted(first_of.items())
+            ]
+        )
+        return enrolment
+
+    def _attributes_record(self, recorded: Iterable[PersonAttributes]) -> dict[str, Any]:
+        """What the audit entry says of recorded attributes: which were recorded, and a keyed digest of the values
+        (the values themselves stay in the catalogue, and go with the person; the log is kept for ever)."""
+        recorded = list(recorded)
+        attributes = [each.canonical() for each in recorded]
+        names = sorted({name for each in recorded for name in each.recorded()})
+        if not names:
+            return {}
+        return {"attributes": names, "attributes_digest": self.audit.sealer.reason_digest("\n".join(attributes))}
+
+    def _composition(self, version: WatchlistVersion) -> dict[str, Any]:
+        """How many people the version holds, and how many of each category (from its entries in the gallery)."""
+        frozen = {entry.entry_id for entry in self.gallery.watchlists.catalogue.version_entries(version)}
+        held = [entry for entry in self.gallery.watchlists.entries(version.watchlist_id) if entry.entry_id in frozen]
+        category_of = {entry.person_id: entry.category for entry in held}
+        categories: dict[str, int] = {}
+        for category in category_of.values():
+            categories[category] = categories.get(category, 0) + 1
+        return {"people": len(category_of), "categories": dict(sorted(categories.items()))}
+
+    def _purge_expired(self, purged_at: int) -> int:
+        watchlists = self.gallery.watchlists
+        deleted = watchlists.purge_expired(now=purged_at)
+        if deleted:
+            for watchlist in watchlists.all():
+                left = {entry.person_id for entry in watchlists.entries(watchlist.watchlist_id)}
+                for person in watchlists.catalogue.people(watchlist.watchlist_id):
+                    if person.person_id not in left:
+                        watchlists.catalogue.forget_person(watchlist.watchlist_id, person.person_id)
+        return deleted
+
+    def _remove_person(self, watchlist_id: str, person_id: str) -> int:
+        deleted = self.gallery.watchlists.remove_person(watchlist_id, person_id)
+        self.gallery.watchlists.catalogue.forget_person(watchlist_id, person_id)
+        return deleted
+
     def purge_expired(self, *, officer: str) -> int:
-        """Delete every entry whose expiry has passed, from every watchlist; how many were deleted."""
+        """Delete every entry whose expiry has passed, from every watchlist; how many were deleted.
+
+        What enrolment recorded about a person goes with their last entry.
+        """
         purged_at = int(time.time())
         return audited_change(
             self.audit,
             officer,
             AuditAction.PURGE,
             "watchlist entries",
-            lambda: self.gallery.watchlists.purge_expired(now=purged_at),
+            lambda: self._purge_expired(purged_at),
             lambda deleted: {"expired_before": iso(purged_at), "entries_deleted": deleted},
             intent={"change": "purge_expired", "expired_before": iso(purged_at)},
         )

@@ -15,6 +15,7 @@ from cluster.cli import (
     demo_commands,
     evaluate_commands,
     loadtest_commands,
+    report_commands,
     retro_commands,
     run_commands,
     serve_commands,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     retro_commands.register(commands)
     evaluate_commands.register(commands)
     dashboard_commands.register(commands)
+    report_commands.register(commands)
     return parser
 
 

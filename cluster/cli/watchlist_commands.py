@@ -1,7 +1,8 @@
 """`lfr watchlist ...`: authorised watchlists, their enrolled people and frozen versions; `lfr gallery stop`.
 
     lfr watchlist create NAME --authorised-by OFFICER --reason TEXT --expires 2026-12-31|+90
-    lfr watchlist add NAME PERSON_ID PHOTO_OR_FOLDER... [--label --category --source --expires --face N]
+    lfr watchlist add NAME PERSON_ID PHOTO_OR_FOLDER... [--label --category --source --expires --face N
+                      --attribute sex=female ...]
     lfr watchlist import NAME --manifest FILE.csv [--dry-run] [--report FILE.csv]
     lfr watchlist list | show NAME [--json] | freeze NAME | remove NAME PERSON_ID | purge-expired
     lfr gallery stop                       stops the embedded milvus-lite server
@@ -51,6 +52,7 @@ from cluster.config import LfrConfig
 from cluster.enrolment.expiry import iso, parse_expiry
 from cluster.enrolment.faces import ChosenFace, RefusedPhoto
 from cluster.enrolment.manifest_import import ImportReport, RowOutcome, RowStatus
+from cluster.gallery.attributes import describe_choices, parse_attributes
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import LiteBackendConfig
 from cluster.gallery.errors import GalleryError
@@ -148,6 +150,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     add.add_argument(
         "--face", type=int, default=None, metavar="N", help="Enrol face N of each photo (as `lfr faces` numbers them)."
     )
+    add.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Record an attribute of the person for the deployment reports' breakdown of alerts (repeatable): "
+        + describe_choices()
+        + ". Only as the person defined it or as recorded at custody; leave it out when not known.",
+    )
     add_officer_argument(add, default="the officer who authorised the watchlist")
     add.set_defaults(handler=run_add)
 
@@ -158,7 +169,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         required=True,
         type=Path,
         metavar="FILE.csv",
-        help="CSV with a header: person_id,photo (required), label,category,expiry,source,face (optional);"
+        help="CSV with a header: person_id,photo (required), label,category,expiry,source,face,sex,ethnicity,age_band"
+        " (optional);"
         " photo paths relative to the manifest's folder, or absolute.",
     )
     bulk.add_argument("--dry-run", action="store_true", help="Check every row and find its face; enrol nothing.")
@@ -242,6 +254,10 @@ def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
         check_id(args.person_id, "PERSON_ID")
         check_id(args.category, "--category")
         check_text(args.label or args.person_id, "--label", LABEL_MAX)
+        try:
+            attributes = parse_attributes(args.attribute)
+        except ValueError as exc:
+            raise ValueError(f"--attribute: {exc}") from None
         photos = find_images(args.photos)
         if not photos:
             raise ValueError(f"no photos found in {', '.join(str(p) for p in args.photos)}; pass JPEG or PNG files")
@@ -251,6 +267,7 @@ def run_add(args: argparse.Namespace, config: LfrConfig) -> int:
             args.category,
             source=args.source,
             expires_at=expires_at,
+            attributes=attributes,
         )
         with (
             gallery_service(config, WatchlistService) as service,

@@ -43,6 +43,7 @@ from cluster.database.config import DatabaseConfig
 from cluster.deployment.config import DeploymentConfig
 from cluster.deployment.purpose import Purpose
 from cluster.enrolment.faces import PORTRAIT, ChosenFace, choose_each_face
+from cluster.gallery.attributes import PersonAttributes
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.gallery import Gallery
@@ -67,6 +68,9 @@ DEMO_TARGET_FPIR = 1e-2
 a 3-person list at the product default of 1 in 6,000 alerts about one person in two (its expected
 TPIR, 0.65, says as much); 1 in 100 shows every watchlist person on a crowd of a few dozen people."""
 PLACE = "Demo street (recorded crowd)"
+DEMO_ATTRIBUTES = PersonAttributes(sex="male")
+"""What the demo's enrolment records about each watchlist person, for its report's breakdown: every lfw10 person is
+a man; ethnicity and age band are left unrecorded, as nobody asked them (the report shows them as not recorded)."""
 SAMPLE_FPS = 5.0
 DRAIN_S = 5.0
 """After the videos end, how long results may still be in flight before the cameras stop."""
@@ -217,7 +221,12 @@ def enrol_watchlist(truth: CrowdTruth, config: LfrConfig) -> tuple[WatchlistVers
             authorised_by=OFFICER,
             expires_at=int(time.time()) + 24 * 3600,
         )
-        watchlists.enrol_entries(WATCHLIST_ID, entries, officer=OFFICER)
+        watchlists.enrol_entries(
+            WATCHLIST_ID,
+            entries,
+            officer=OFFICER,
+            attributes={entry.person_id: DEMO_ATTRIBUTES for entry in entries},
+        )
         version = watchlists.freeze(WATCHLIST_ID, target_fpir=config.matching.target_fpir, officer=OFFICER)
         return version, len(entries)
 

@@ -2,16 +2,18 @@
 
 The format (UTF-8, a byte-order mark allowed, as spreadsheets save "CSV UTF-8"):
 
-    person_id,photo,label,category,expiry,source,face
-    A1234,photos/a1234.jpg,Alex Example,wanted,+30,custody 2025-03-01,
-    B5678,/evidence/b5678.png,,missing,,,1
+    person_id,photo,label,category,expiry,source,face,sex,ethnicity,age_band
+    A1234,photos/a1234.jpg,Alex Example,wanted,+30,custody 2025-03-01,,male,white,25_34
+    B5678,/evidence/b5678.png,,missing,,,1,,,
 
 `person_id` and `photo` are required; the other columns are optional, in any order, and an
 empty value takes its default: `label` the person id, `category` the caller's default,
 `expiry` the watchlist's, `source` the photo's path, `face` none (the photo must then show
 exactly one face; `face` N picks face N as `lfr faces` numbers them, as `--face` does for
 `lfr watchlist add`). A relative photo path is taken from the manifest's folder. `expiry`
-is written as `--expires` takes it (+DAYS, a date or a date-time).
+is written as `--expires` takes it (+DAYS, a date or a date-time). `sex`, `ethnicity` and
+`age_band` record what is known of the person for deployment reports (`cluster.gallery.attributes`
+lists the values), as `--attribute` does; empty: not recorded.
 
 A header that cannot be used (unknown, missing or repeated columns, an empty file) refuses the
 whole manifest with `ManifestError`: nothing could be imported from it safely. A bad row is
@@ -33,12 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.enrolment.expiry import iso, parse_expiry
+from cluster.gallery.attributes import ATTRIBUTE_VALUES, PersonAttributes, attributes_from
 from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import InvalidRecordError
 from cluster.gallery.records import LABEL_MAX, SOURCE_MAX, check_id, check_text
 
 REQUIRED_COLUMNS = ("person_id", "photo")
-OPTIONAL_COLUMNS = ("label", "category", "expiry", "source", "face")
+OPTIONAL_COLUMNS = ("label", "category", "expiry", "source", "face", *ATTRIBUTE_VALUES)
 HEADER_ROW = 1
 
 
@@ -68,6 +71,7 @@ class ManifestRow:
     category: str
     source: str
     expires_at: int | None
+    attributes: PersonAttributes = PersonAttributes()
 
     @property
     def key(self) -> EnrolmentKey:
@@ -188,6 +192,7 @@ def _row(
     category = _checked("category", lambda: check_id(fields.get("category") or default_category, "category"))
     source = _checked("source", lambda: check_text(fields.get("source") or str(photo), "source", SOURCE_MAX))
     expires_at = _expiry(fields.get("expiry", ""), watchlist_expires_at, now)
+    attributes = _attributes(fields)
     return ManifestRow(
         number=number,
         person_id=person_id,
@@ -198,7 +203,19 @@ def _row(
         category=category,
         source=source,
         expires_at=expires_at,
+        attributes=attributes,
     )
+
+
+def _attributes(fields: dict[str, str]) -> PersonAttributes:
+    """The row's recorded attributes (empty columns: not recorded); RowError naming the first bad column."""
+    given = {name: fields[name] for name in ATTRIBUTE_VALUES if fields.get(name)}
+    for name, value in given.items():
+        try:
+            attributes_from({name: value})
+        except ValueError as exc:
+            raise RowError(name, str(exc).split(";")[0]) from None
+    return attributes_from(given)
 
 
 def _checked(column: str, check: Callable[[], str]) -> str:

@@ -36,10 +36,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from cluster.database.config import DatabaseConfig
 from cluster.database.engine import Database
 from cluster.database.schema import require_current
+from cluster.gallery.attributes import PersonAttributes
 from cluster.gallery.catalogue_tables import (
     batches,
     calibrations,
     enrolled_photos,
+    people,
     version_entries,
     versions,
     watchlists,
@@ -47,13 +49,14 @@ from cluster.gallery.catalogue_tables import (
 from cluster.gallery.enrolment_keys import EnrolmentKey
 from cluster.gallery.errors import UnknownWatchlistError, WatchlistExistsError
 from cluster.gallery.fingerprints import FrozenEntry
-from cluster.gallery.records import Watchlist, WatchlistVersion
+from cluster.gallery.records import PersonRecord, Watchlist, WatchlistVersion
 from cluster.matching.calibration import CalibratedThreshold
 
 VERSION_ID_PATTERN = re.compile(r"^(?P<watchlist_id>.+)@v(?P<number>[1-9][0-9]*)$")
 KNOWN_IDS_IN_ERRORS = 10
 KEY_LOOKUP_CHUNK = 500
 """Person ids per lookup of enrolled keys (SQLite allows 999 parameters in older builds)."""
+NO_ATTRIBUTES = PersonAttributes().canonical()
 PENDING_BATCH_TIMEOUT_S = 3600
 """An enrolment batch pending longer than this was abandoned by a process that died."""
 
@@ -255,6 +258,63 @@ class Catalogue:
                     if key in wanted:
                         found[key] = entry_id
         return found
+
+    def record_people(self, records: Sequence[PersonRecord]) -> None:
+        """Record each person's category and attributes.
+
+        A person recorded before keeps their first recorded_at, and their attributes when this enrolment records
+        none (a later photo enrolled without `--attribute` does not erase what was recorded).
+        """
+        if not records:
+            return
+        dialect = postgresql if self.database.backend == "postgresql" else sqlite
+        insert = dialect.insert(people)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[people.c.watchlist_id, people.c.person_id],
+            set_={
+                "category": insert.excluded.category,
+                "attributes": sa.case(
+                    (insert.excluded.attributes == NO_ATTRIBUTES, people.c.attributes), else_=insert.excluded.attributes
+                ),
+                "recorded_by": insert.excluded.recorded_by,
+            },
+        )
+        with self.database.writing() as db:
+            db.execute(
+                upsert,
+                [
+                    {
+                        "watchlist_id": record.watchlist_id,
+                        "person_id": record.person_id,
+                        "category": record.category,
+                        "attributes": record.attributes.canonical(),
+                        "recorded_by": record.recorded_by,
+                        "recorded_at": record.recorded_at,
+                    }
+                    for record in records
+                ],
+            )
+
+    def people(self, watchlist_id: str) -> list[PersonRecord]:
+        """Every person recorded on the watchlist, by person id (none for people enrolled before revision 0006)."""
+        query = sa.select(people).where(people.c.watchlist_id == watchlist_id).order_by(people.c.person_id)
+        with self.database.reading() as db:
+            return [
+                PersonRecord(
+                    watchlist_id=row.watchlist_id,
+                    person_id=row.person_id,
+                    category=row.category,
+                    attributes=PersonAttributes.from_canonical(row.attributes),
+                    recorded_by=row.recorded_by,
+                    recorded_at=row.recorded_at,
+                )
+                for row in db.execute(query)
+            ]
+
+    def forget_person(self, watchlist_id: str, person_id: str) -> None:
+        """Delete what enrolment recorded about the person, as their entries are deleted."""
+        with self.database.writing() as db:
+            db.execute(people.delete().where(people.c.watchlist_id == watchlist_id, people.c.person_id == person_id))
 
     def frozen_bounds(self, watchlist_id: str, now: int) -> tuple[int, tuple[int, ...]]:
         """(max_batch, failed batches up to it) for a version frozen now: everything before the first pending batch.

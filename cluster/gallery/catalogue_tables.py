@@ -88,5 +88,18 @@ calibrations = sa.Table(
     ),
 )
 
+people = sa.Table(
+    "watchlist_people",
+    metadata,
+    sa.Column("watchlist_id", sa.String, sa.ForeignKey("watchlists.watchlist_id"), primary_key=True),
+    sa.Column("person_id", sa.String, primary_key=True),
+    sa.Column("category", sa.String, nullable=False),
+    sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("recorded_by", sa.String, nullable=False),
+    sa.Column("recorded_at", sa.BigInteger, nullable=False),
+)
+"""What enrolment recorded about each person beyond their photos (revision 0006_report): the category and the
+attributes a deployment's report breaks its alerts down by. Deleted with the person."""
+
 TABLES = (watchlists, batches, versions, enrolled_photos, version_entries, calibrations)
-"""Every catalogue table, parents before children."""
+"""Every catalogue table a per-host catalogue file held (and `lfr db import-catalogue` copies), parents first."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cluster.gallery.attributes import PersonAttributes
 from cluster.gallery.embeddings import as_embedding
 from cluster.gallery.errors import InvalidRecordError
 from cluster.matching.calibration import CalibratedThreshold
@@ -107,6 +108,29 @@ class EnrolledEntry:
     expires_at: int
     enrolled_at: int
     batch: int
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """What enrolment recorded about one watchlist person beyond their photos: category and attributes.
+
+    recorded_at: when the person was first recorded on this watchlist (unix seconds); recorded_by: the
+    officer who last recorded them (a later enrolment of the same person replaces category and attributes).
+    """
+
+    watchlist_id: str
+    person_id: str
+    category: str
+    attributes: PersonAttributes
+    recorded_by: str
+    recorded_at: int
+
+    def __post_init__(self) -> None:
+        check_id(self.watchlist_id, "watchlist_id")
+        check_id(self.person_id, "person_id")
+        check_id(self.category, "category")
+        check_text(self.recorded_by, "recorded_by", OFFICER_MAX)
+        object.__setattr__(self, "recorded_at", check_time(self.recorded_at, "recorded_at"))
 
 
 @dataclass(frozen=True)

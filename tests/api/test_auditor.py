@@ -30,14 +30,15 @@ AUDITOR_ROUTES = {
     "GET /deployments",
     "GET /deployments/{deployment_id}",
     "GET /deployments/{deployment_id}/authorisation",
+    "GET /deployments/{deployment_id}/report",
     "GET /cameras",
     "GET /audit",
     "GET /users",
     "GET /openapi.json",
 }
-"""What oversight reads: alerts with their adjudications, deployments (their status, cameras and authorisation), the
-audit log, who has access, and the API's own schema. Not faces (crops, watchlist photos), not the live stream, and no
-change."""
+"""What oversight reads: alerts with their adjudications, deployments (their status, cameras, authorisation and
+report), the audit log, who has access, and the API's own schema. Not faces (crops, watchlist photos), not the live
+stream, and no change."""
 CHANGES = {
     AuditAction.ADJUDICATION,
     AuditAction.ALERT_HELD,

@@ -33,7 +33,12 @@ SUPERVISOR_ROUTES = {
     "POST /users/{name}/keys",
     "POST /users/{name}/revoke",
 }
-OVERSIGHT_ROUTES = {"GET /audit", "GET /deployments/{deployment_id}/authorisation", "GET /users"}
+OVERSIGHT_ROUTES = {
+    "GET /audit",
+    "GET /deployments/{deployment_id}/authorisation",
+    "GET /deployments/{deployment_id}/report",
+    "GET /users",
+}
 """Supervisors and auditors read these; operators do not."""
 BAD_TOKENS = {
     "garbage": "not-a-token",

@@ -7,10 +7,8 @@ Also keeps docs/control_room.png, the page as an officer sees it, docs/control_r
 reading the audit log) and docs/public_records.png.
 """
 
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,22 +19,18 @@ from cluster.deployment.purpose import Purpose
 from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, make_alert
 from tests.api.test_public_records import deployment as public_deployment
 from tests.api.test_public_records import enrol_watchlist
+from tests.chromium import CHROMIUM, DOCS, INSTALL_HINT, chromium_missing
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "control_room.png"
+SCREENSHOT = DOCS / "control_room.png"
 PUBLIC_SCREENSHOT = SCREENSHOT.with_name("public_records.png")
 AUDITOR_SCREENSHOT = SCREENSHOT.with_name("control_room_auditor.png")
 WAIT_MS = 10_000
-INSTALL_HINT = (
-    "install Debian's Chromium and Playwright for Python: apt-get install -y --no-install-recommends chromium;"
-    " pip install playwright (no browser download: the test launches /usr/bin/chromium)"
-)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
-if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
-    pytest.skip(f"no Chromium at {CHROMIUM}: {INSTALL_HINT}", allow_module_level=True)
+if chromium_missing():
+    pytest.skip(chromium_missing(), allow_module_level=True)
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ import pytest
 from cluster.database.config import DatabaseConfig
 from cluster.database.engine import Database
 from cluster.database.schema import SchemaError
+from cluster.gallery.attributes import PersonAttributes
 from cluster.gallery.catalogue import PENDING_BATCH_TIMEOUT_S, Catalogue
 from cluster.gallery.errors import UnknownWatchlistError, WatchlistExistsError
 from cluster.gallery.fingerprints import FrozenEntry
-from cluster.gallery.records import Watchlist
+from cluster.gallery.records import PersonRecord, Watchlist
 from cluster.matching.calibration import CalibratedThreshold
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.records import RECORDS_FILE, records_database
@@ -117,7 +118,8 @@ CHILD = """
 import sys
 from cluster.database.config import DatabaseConfig
 from cluster.gallery.catalogue import Catalogue
-from cluster.gallery.records import Watchlist
+from cluster.gallery.attributes import PersonAttributes
+from cluster.gallery.records import PersonRecord, Watchlist
 
 catalogue = Catalogue.from_config(DatabaseConfig(url=sys.argv[1]))
 batch = catalogue.begin_batch("wl-a", 1_800_000_000)
@@ -150,3 +152,18 @@ def test_a_database_without_the_catalogue_tables_is_refused_with_what_to_run(tmp
     with Database(tmp_path / "empty.sqlite3") as empty:
         with pytest.raises(SchemaError, match="run `lfr db upgrade`"):
             Catalogue(empty)
+
+
+def test_what_enrolment_records_of_a_person_is_kept_until_replaced_and_forgotten_with_them(catalogue):
+    """A later enrolment without attributes keeps those recorded (and the first recorded_at); one with attributes
+    replaces them; forgetting the person deletes the record."""
+    first = PersonRecord("wl-a", "p1", "wanted", PersonAttributes(sex="female", ethnicity="asian"), "PC 1", NOW)
+    catalogue.record_people([first, PersonRecord("wl-a", "p2", "missing", PersonAttributes(), "PC 1", NOW)])
+    catalogue.record_people([PersonRecord("wl-a", "p1", "missing", PersonAttributes(), "PC 9", NOW + 60)])
+    p1, p2 = catalogue.people("wl-a")
+    assert (p1.attributes, p1.recorded_at, p1.category, p1.recorded_by) == (first.attributes, NOW, "missing", "PC 9")
+    assert p2.attributes.recorded() == {}
+    catalogue.record_people([PersonRecord("wl-a", "p1", "missing", PersonAttributes(age_band="18_24"), "PC 9", NOW)])
+    assert catalogue.people("wl-a")[0].attributes.recorded() == {"age_band": "18_24"}
+    catalogue.forget_person("wl-a", "p1")
+    assert [person.person_id for person in catalogue.people("wl-a")] == ["p2"]

@@ -1,13 +1,15 @@
-"""Deployments and cameras: what the pipeline last published, and the deployment's authorisation."""
+"""Deployments and cameras: what the pipeline last published, the deployment's authorisation and its report."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 
 from cluster.api import schemas
 from cluster.api.auth import Overseer, Reader, Supervisor
 from cluster.api.services import ControlRoomServices, services
+from cluster.application.reports import DeploymentReports, report_json
 from cluster.live.status_board import DeploymentStatus
+from cluster.oversight.records import NoDeploymentRecordsError
 
 router = APIRouter(tags=["deployments"])
 
@@ -50,6 +52,23 @@ def get_authorisation(caller: Overseer, svc: Services, deployment_id: Deployment
             f"deployment {deployment_id!r} is not this server's configured deployment ({configured})",
         )
     return schemas.authorisation(svc.deployment)
+
+
+@router.get(
+    "/deployments/{deployment_id}/report",
+    response_model=schemas.DeploymentReportOut,
+    summary="The deployment's report: authorisation, outcomes, rates, breakdowns (supervisor, auditor)",
+)
+def get_report(caller: Overseer, svc: Services, deployment_id: DeploymentId) -> Response:
+    """Read-only; making it is audited (a REQUEST entry with the report's SHA-256), as `lfr report deployment` is.
+
+    The body is byte for byte what report.json would hold, so the digest in the audit entry checks it.
+    """
+    try:
+        report = DeploymentReports(svc.store).make(deployment_id, officer=caller.name, channel="api")
+    except NoDeploymentRecordsError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return Response(report_json(report), media_type="application/json")
 
 
 @router.get("/cameras", response_model=list[schemas.DeploymentCameraOut], summary="Every camera's health")

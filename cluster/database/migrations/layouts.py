@@ -4,7 +4,8 @@ what an old revision creates, and so an unversioned database can be matched agai
 Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds what issue 14 added;
 revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15). Issue 17:
 0004_auditor adds the deployment records the public records are read from and the purged alerts' counts;
-0005_suppression adds the "not this person" suppressions (and lets a sighting's embedding be deleted).
+0005_suppression adds the "not this person" suppressions (and lets a sighting's embedding be deleted);
+0006_report what enrolment records about each watchlist person, for the deployment report.
 """
 
 import sqlalchemy as sa
@@ -282,6 +283,27 @@ SUPPRESSION_TABLES = ("suppressions", "suppressed_sightings")
 """The tables revision 0005_suppression adds (the `alerts` stub above only anchors their foreign keys)."""
 
 
+def revision_6_report_tables() -> sa.MetaData:
+    """The table revision 0006_report adds: each watchlist person's category and recorded attributes."""
+    metadata = sa.MetaData()
+    sa.Table("watchlists", metadata, sa.Column("watchlist_id", sa.String, primary_key=True))
+    sa.Table(
+        "watchlist_people",
+        metadata,
+        sa.Column("watchlist_id", sa.String, sa.ForeignKey("watchlists.watchlist_id"), primary_key=True),
+        sa.Column("person_id", sa.String, primary_key=True),
+        sa.Column("category", sa.String, nullable=False),
+        sa.Column("attributes", sa.Text, nullable=False),
+        sa.Column("recorded_by", sa.String, nullable=False),
+        sa.Column("recorded_at", sa.BigInteger, nullable=False),
+    )
+    return metadata
+
+
+REVISION_6_TABLES = ("watchlist_people",)
+"""The table revision 0006_report adds (the `watchlists` stub above only anchors its foreign key)."""
+
+
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
 """The columns issue 14 added (revision 2), by table."""
 
@@ -296,4 +318,13 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     }
     added = revision_5_suppression_tables().tables
     suppression = fourth | {name: frozenset(added[name].columns.keys()) for name in SUPPRESSION_TABLES}
-    return {"0001": first, "0002": second, "0003": third, "0004_auditor": fourth, "0005_suppression": suppression}
+    report = revision_6_report_tables().tables
+    sixth = suppression | {name: frozenset(report[name].columns.keys()) for name in REVISION_6_TABLES}
+    return {
+        "0001": first,
+        "0002": second,
+        "0003": third,
+        "0004_auditor": fourth,
+        "0005_suppression": suppression,
+        "0006_report": sixth,
+    }
