@@ -21,6 +21,7 @@ from cluster.deployment.config import DeploymentConfig
 from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, make_alert
 from tests.api.test_auth import concrete, routes
 from tests.api.test_serve_cli import lfr
+from tests.deployment_records import record_start
 
 AUDITOR = "ms.auditor"
 AUDITOR_ROUTES = {
@@ -54,12 +55,13 @@ def is_public(path: str) -> bool:
 
 @pytest.fixture
 def room(control_room):
-    """A confirmed alert, a deployment on the board and configured, and an auditor's key."""
+    """A confirmed alert, a deployment on the board, configured and with a run in its records, and an auditor's key."""
     now = datetime.now(UTC).timestamp()
     control_room.store.save(make_alert("a1", PEOPLE[0]))
     control_room.store.transition("a1", AlertState.ACKNOWLEDGED, "pc.operator")
     control_room.store.transition("a1", AlertState.CONFIRMED, "pc.operator", "matched the custody photo")
     control_room.services.board.publish(deployment_status(now))
+    record_start(control_room.store)
     deployment = DeploymentConfig(
         id=DEPLOYMENT,
         place="Oxford Circus, London W1",
