@@ -95,7 +95,7 @@ def test_purged_alerts_leave_no_person_camera_or_reason_in_the_audit_log(databas
     about_person = [
         e.subject for e in entries if e.details.get("person_pseudonym") == TEST_SEALER.person_pseudonym(PERSON)
     ]
-    assert about_person == ["alert-1"], "with the key, an investigator finds the person's alerts by pseudonym"
+    assert set(about_person) == {"alert-1"}, "with the key, an investigator finds the person's alerts by pseudonym"
     decision = next(e for e in entries if e.action == AuditAction.ADJUDICATION)
     assert decision.details["reason_digest"] == TEST_SEALER.reason_digest(DECISION_REASON)
     assert store.audit.verify().ok

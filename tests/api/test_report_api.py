@@ -41,7 +41,7 @@ def test_a_supervisor_reads_the_report_and_its_making_is_audited(control_room):
 def test_operators_are_refused_and_an_unknown_deployment_is_404(control_room):
     record_deployment(control_room.store, alerts=False)
     refused = control_room.get(f"/deployments/{DEPLOYMENT}/report", control_room.operator.token)
-    assert refused.status_code == 403 and "supervisor role" in refused.json()["detail"]
+    assert refused.status_code == 403 and "supervisor or auditor role" in refused.json()["detail"]
     missing = control_room.get("/deployments/nowhere/report", control_room.supervisor.token)
     assert missing.status_code == 404 and "no start of deployment 'nowhere'" in missing.json()["detail"]
     assert not [e for e in control_room.audit.entries() if e.details.get("command") == "report deployment"]
