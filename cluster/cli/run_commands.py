@@ -147,6 +147,7 @@ def matching_summary(sinks: tuple[MatchingSummary, ...]) -> str:
         lines.append(
             f"  {sink.camera_id}: {counts.faces_seen} faces seen, {counts.tracklets_searched} tracklets searched,"
             f" {counts.tracklets_deleted_no_match} deleted (no match), {sink.sightings} sightings,"
-            f" {sink.frames_outside_window} frames outside the deployment window"
+            f" {sink.frames_outside_window} frames outside the deployment window,"
+            f" {sink.frames_excluded} frames in an exclusion window"
         )
     return "".join(f"{line}\n" for line in lines)

@@ -4,8 +4,9 @@ It records what the authorisation covers: the place, the window, the cameras (ea
 signage notice), the watchlist frozen at one version, the false-alert rate it may accept (the
 version's threshold was calibrated for that rate and its size), the purpose category the public
 records show, who authorised it and why.
-Nothing is matched outside the window: the pipeline asks `DeploymentWindow.allows` with each
-frame's capture time and drops the frame when the answer is no.
+Nothing is matched outside the window, nor inside its exclusion windows: the match stage asks
+`DeploymentWindow.admission` with each frame's capture time and drops the frame unless it is allowed.
+A deployment at a protest or assembly says so (`assembly`), with its supervisor-level authorisation.
 
 `DeploymentConfig` checks what it can alone; `verify_deployment` checks it against the
 cameras section. Neither does any I/O.
@@ -17,6 +18,8 @@ from datetime import datetime
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from cluster.cameras.config import CAMERA_ID_PATTERN, CameraConfig
+from cluster.deployment.assembly import AssemblyAuthorisation
+from cluster.deployment.exclusion import ExclusionWindowConfig
 from cluster.deployment.purpose import Purpose
 from cluster.deployment.window import DeploymentWindow
 from cluster.matching.rate import Rate
@@ -50,6 +53,16 @@ class DeploymentConfig(Section):
     signage_notice: str = Field(min_length=1, description="What the public is told at the deployment.")
     authorised_by: str = Field(min_length=1, description="The officer who authorised the deployment (name, rank).")
     reason: str = Field(min_length=1, description="Why it is necessary and proportionate.")
+    assembly: AssemblyAuthorisation | None = Field(
+        None,
+        description="Present when the deployment is at a protest or assembly: the supervisor-level authorisation"
+        " (authorised_by_supervisor, rank, necessity, proportionality) it needs.",
+    )
+    exclusion_windows: tuple[ExclusionWindowConfig, ...] = Field(
+        (),
+        description="Stretches inside the window during which nothing is matched ({starts_at, ends_at, reason}),"
+        " in time order, not overlapping.",
+    )
 
     @field_validator("place", "watchlist_id", "watchlist_version", "signage_notice", "authorised_by", "reason")
     @classmethod
@@ -76,12 +89,40 @@ class DeploymentConfig(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _exclusions_fit(self) -> "DeploymentConfig":
+        previous: ExclusionWindowConfig | None = None
+        for index, exclusion in enumerate(self.exclusion_windows):
+            where = f"exclusion_windows[{index}]"
+            if exclusion.starts_at < self.starts_at or exclusion.ends_at > self.ends_at:
+                raise ValueError(
+                    f"{where} ({exclusion.starts_at.isoformat()} to {exclusion.ends_at.isoformat()})"
+                    f" must lie inside the deployment's window"
+                    f" ({self.starts_at.isoformat()} to {self.ends_at.isoformat()})"
+                )
+            if previous is not None and exclusion.starts_at < previous.ends_at:
+                raise ValueError(
+                    f"{where} starts at {exclusion.starts_at.isoformat()}, before exclusion_windows[{index - 1}] ends"
+                    f" ({previous.ends_at.isoformat()}): list them in time order without overlap"
+                    " (merge overlapping ones)"
+                )
+            previous = exclusion
+        return self
+
     @property
     def window(self) -> DeploymentWindow:
-        return DeploymentWindow(self.starts_at.timestamp(), self.ends_at.timestamp())
+        return DeploymentWindow(
+            self.starts_at.timestamp(),
+            self.ends_at.timestamp(),
+            tuple(exclusion.exclusion() for exclusion in self.exclusion_windows),
+        )
+
+    @property
+    def at_assembly(self) -> bool:
+        return self.assembly is not None
 
     def is_active(self, at: datetime) -> bool:
-        """Whether the deployment may match faces at `at` (a timezone-aware datetime)."""
+        """Whether the deployment may match faces at `at` (a timezone-aware datetime): in its window, no exclusion."""
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError(f"is_active needs a timezone-aware datetime, got naive {at.isoformat()}")
         return self.window.allows(at.timestamp())

@@ -4,8 +4,9 @@
 that camera's `Tracker` (a failed frame only moves its clock on), searches the tracklets that
 have enough evidence against the deployment's watchlist in one batched call, answers the
 tracker (which deletes a non-match on the spot) and hands the sightings of possible matches to
-its outlet (the Coordinator, in the cluster). Frames captured outside the deployment's window
-are not tracked or matched at all; only their count is kept. `GalleryMatcher` is the search:
+its outlet (the Coordinator, in the cluster). Frames captured outside the deployment's window,
+or inside one of its exclusion windows, are not tracked or matched at all: their faces are never
+searched nor kept; only the two counts are. `GalleryMatcher` is the search:
 the deployment's frozen watchlist version in Milvus, one round trip per batch of tracklets.
 
 When the watchlist cannot be searched (the gallery is down), the tracklets stay awaiting a
@@ -34,7 +35,7 @@ import numpy as np
 import structlog
 
 from cluster.alerts.model import Sighting
-from cluster.deployment.window import DeploymentWindow
+from cluster.deployment.window import Admission, DeploymentWindow
 from cluster.gallery.records import WatchlistVersion
 from cluster.gallery.watchlists import Watchlists
 from cluster.live.face_service import FrameResult
@@ -142,6 +143,8 @@ class SearchTiming:
 class MatchingSummary:
     """What one camera's match stage did: counts only, nothing of any face.
 
+    frames_outside_window: frames captured before the deployment's window or after it.
+    frames_excluded: frames captured inside one of its exclusion windows.
     searches: the most recent watchlist searches' timings (at most SEARCH_SAMPLES), for load tests.
     """
 
@@ -150,6 +153,7 @@ class MatchingSummary:
     holdings: TrackerHoldings
     frames_failed: int
     frames_outside_window: int
+    frames_excluded: int
     sightings: int
     search_failures: int
     awaiting_search: int
@@ -197,6 +201,7 @@ class MatchingSink:
         self._embed_retry_at = 0.0
         self._frames_failed = 0
         self._outside_window = 0
+        self._excluded = 0
         self._sightings = 0
         self._search_failures = 0
         self._second_stage_failures = 0
@@ -209,8 +214,12 @@ class MatchingSink:
                 f"this sink serves camera '{self.camera_id}' but got a result of '{result.camera_id}';"
                 " build one MatchingSink per camera"
             )
-        if self._window is not None and not self._window.allows(result.captured_at):
+        admission = Admission.ALLOWED if self._window is None else self._window.admission(result.captured_at)
+        if admission is Admission.OUTSIDE:
             self._outside_window += 1
+            return
+        if admission is Admission.EXCLUDED:
+            self._excluded += 1
             return
         if result.ok:
             update = self._tracker.update(result.faces, result.captured_at, pixels)
@@ -243,6 +252,7 @@ class MatchingSink:
             holdings=self._tracker.holdings(),
             frames_failed=self._frames_failed,
             frames_outside_window=self._outside_window,
+            frames_excluded=self._excluded,
             sightings=self._sightings,
             search_failures=self._search_failures,
             awaiting_search=len(self._awaiting) + (0 if self._embedding is None else len(self._embedding.tracklets)),

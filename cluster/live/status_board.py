@@ -136,5 +136,5 @@ def _decode(text: str) -> DeploymentStatus:
     cameras = tuple(
         CameraHealth(**{**camera, "state": CameraState(camera["state"])}) for camera in document.pop("cameras")
     )
-    window = DeploymentWindow(**document.pop("window"))
+    window = DeploymentWindow.from_document(document.pop("window"))
     return DeploymentStatus(**document, window=window, cameras=cameras)
