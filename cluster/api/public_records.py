@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from cluster.alerts.store import AlertStore
 from cluster.deployment.purpose import Purpose
 from cluster.deployment.records import DeploymentRecord, DeploymentRecords, Phase
+from cluster.deployment.window import Exclusion
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.errors import UnknownWatchlistError
 from cluster.live.status_board import StatusBoard
@@ -25,7 +26,8 @@ class PublicDeployment:
 
     faces_seen: None until the pipeline has published a count. watchlist_size: None when the bound
     version is not in the catalogue (not frozen yet). false_alerts: alerts officers rejected;
-    awaiting_decision: alerts not yet confirmed or rejected.
+    awaiting_decision: alerts not yet confirmed or rejected. at_assembly: at a protest or assembly;
+    exclusion_windows: when nothing was matched, and why (times and reason only).
     """
 
     deployment_id: str
@@ -41,6 +43,8 @@ class PublicDeployment:
     confirmed: int
     false_alerts: int
     awaiting_decision: int
+    at_assembly: bool
+    exclusion_windows: tuple[Exclusion, ...]
 
 
 def public_deployments(
@@ -69,6 +73,8 @@ def _public(
         confirmed=stats.confirmed,
         false_alerts=stats.rejected,
         awaiting_decision=stats.new + stats.acknowledged,
+        at_assembly=record.at_assembly,
+        exclusion_windows=record.window.exclusions,
     )
 
 

@@ -244,6 +244,14 @@ class AuditPageOut(Out):
     )
 
 
+class PublicExclusionOut(Out):
+    """An exclusion window as the public sees it: when, and why (nothing personal)."""
+
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: str = Field(description="Why nothing was matched then, e.g. a remembrance service.")
+
+
 class PublicDeploymentOut(Out):
     """One deployment in the public records: its published terms and figures, nothing about any person."""
 
@@ -260,6 +268,12 @@ class PublicDeploymentOut(Out):
     confirmed: int = Field(description="Alerts an officer confirmed as the person sought.")
     false_alerts: int = Field(description="Alerts an officer rejected as someone else.")
     awaiting_decision: int = Field(description="Alerts not yet confirmed or rejected.")
+    at_assembly: bool = Field(
+        description="At a protest or assembly: authorised at superintendent rank or above, with its reasons recorded."
+    )
+    exclusion_windows: list[PublicExclusionOut] = Field(
+        description="Stretches of the deployment during which nothing was matched, in time order."
+    )
 
 
 class PublicRecordsOut(Out):
@@ -444,6 +458,15 @@ def public_records(deployments: list[PublicDeployment]) -> PublicRecordsOut:
                 confirmed=deployment.confirmed,
                 false_alerts=deployment.false_alerts,
                 awaiting_decision=deployment.awaiting_decision,
+                at_assembly=deployment.at_assembly,
+                exclusion_windows=[
+                    PublicExclusionOut(
+                        starts_at=datetime.fromtimestamp(window.starts_at, UTC),
+                        ends_at=datetime.fromtimestamp(window.ends_at, UTC),
+                        reason=window.reason,
+                    )
+                    for window in deployment.exclusion_windows
+                ],
             )
             for deployment in deployments
         ],

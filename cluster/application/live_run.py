@@ -7,7 +7,9 @@ and watch (`lfr cameras ...`). While it runs it publishes the deployment's statu
 control room, runs alert and gallery retention (expired watchlist entries and social-media
 faces deleted from the gallery it serves), reloads the cameras when the configuration file changes or
 on request (SIGHUP), and hands each period's figures to whoever shows them. A deployment's
-start and stop, and every camera change, are written to the audit log with who made them (at the
+start and stop, and every camera change, are written to the audit log with who made them (the start
+with the authorisation, an assembly's supervisor-level authorisation and its reasons, and the
+exclusion windows; the stop with the frames dropped outside the window or inside an exclusion; at the
 stop, its "not this person" suppressions lose their face embeddings, also audited), and
 the audit chain's head is written to its anchor file on a timer while the run lasts. A
 deployment starts only on a frozen watchlist version whose rows in Milvus are still the ones it
@@ -329,12 +331,15 @@ class LiveRun:
                         "tracklets_searched": sum(m.tracker.tracklets_searched for m in matching),
                         "tracklets_deleted_no_match": sum(m.tracker.tracklets_deleted_no_match for m in matching),
                         "sightings": sum(m.sightings for m in matching),
+                        "frames_outside_window": sum(m.frames_outside_window for m in matching),
+                        "frames_excluded": sum(m.frames_excluded for m in matching),
                         "per_camera": {
                             m.camera_id: {
                                 "faces_seen": m.tracker.faces_seen,
                                 "tracklets_searched": m.tracker.tracklets_searched,
                                 "tracklets_deleted_no_match": m.tracker.tracklets_deleted_no_match,
                                 "sightings": m.sightings,
+                                "frames_excluded": m.frames_excluded,
                             }
                             for m in matching
                         },
@@ -416,6 +421,8 @@ class LiveRun:
                 "target_fpir": plan.target_fpir,
                 "model": models_name(self._config.face_models),
                 "cameras": [camera.id for camera in plan.cameras],
+                "assembly": None if deployment.assembly is None else deployment.assembly.model_dump(mode="json"),
+                "exclusion_windows": [window.model_dump(mode="json") for window in deployment.exclusion_windows],
                 **outcome,
             },
         )

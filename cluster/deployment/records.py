@@ -3,14 +3,16 @@
 A deployment's configuration lives in a file on the hosts that run it; the public records must
 outlive it and list the deployments still to come. So each deployment is written down here when
 `lfr serve` starts with it configured, when `lfr run` (or the demo) starts it, and when
-`lfr serve record-deployment` plans one ahead: its place, window, purpose category, signage text
-and watchlist version, and nothing else (who authorised it and why stay in the configuration and
-the audit log). A deployment recorded again with other terms (planned again, or run again under
-the same id) replaces its record; each recording and each change is audited as CONFIG_CHANGE,
+`lfr serve record-deployment` plans one ahead: its place, window, purpose category, signage text,
+watchlist version, whether it is at a protest or assembly and its exclusion windows (times and
+reason), and nothing else (who authorised it and why stay in the configuration and the audit
+log). A deployment recorded again with other terms (planned again, or run again under the same id)
+replaces its record; each recording and each change is audited as CONFIG_CHANGE,
 the change with the terms it replaced, so the history stays in the audit log.
 """
 
 import enum
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from cluster.audit.log import AuditLog
 from cluster.database.schema import require_current
 from cluster.deployment.config import DeploymentConfig
 from cluster.deployment.purpose import Purpose
-from cluster.deployment.window import DeploymentWindow
+from cluster.deployment.window import DeploymentWindow, Exclusion
 
 metadata = sa.MetaData()
 
@@ -38,10 +40,22 @@ deployment_records = sa.Table(
     sa.Column("watchlist_version", sa.String, nullable=False),
     sa.Column("recorded_at", sa.Double, nullable=False),
     sa.Column("recorded_by", sa.String, nullable=False),
+    sa.Column("at_assembly", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("exclusions", sa.Text, nullable=False, server_default="[]"),
     sa.Index("deployment_records_by_start", "starts_at"),
 )
+"""exclusions: the exclusion windows as JSON, [{"starts_at": unix s, "ends_at": unix s, "reason": text}, ...]."""
 
-TERMS = ("place", "starts_at", "ends_at", "purpose", "signage_notice", "watchlist_version")
+TERMS = (
+    "place",
+    "starts_at",
+    "ends_at",
+    "purpose",
+    "signage_notice",
+    "watchlist_version",
+    "at_assembly",
+    "exclusions",
+)
 """The columns that say what a deployment is; the others say when and by whom it was written down."""
 
 
@@ -63,7 +77,7 @@ class Recorded(enum.StrEnum):
 
 @dataclass(frozen=True)
 class DeploymentRecord:
-    """One deployment as the public records hold it."""
+    """One deployment as the public records hold it; its window carries its exclusion windows."""
 
     deployment_id: str
     place: str
@@ -73,6 +87,7 @@ class DeploymentRecord:
     watchlist_version: str
     recorded_at: float
     recorded_by: str
+    at_assembly: bool = False
 
     def phase(self, now: float) -> Phase:
         if now < self.window.starts_at:
@@ -125,7 +140,7 @@ class DeploymentRecords:
             return [_record(row) for row in connection.execute(query)]
 
 
-def _terms(deployment: DeploymentConfig) -> dict[str, str | float]:
+def _terms(deployment: DeploymentConfig) -> dict[str, str | float | bool]:
     window = deployment.window
     return {
         "place": deployment.place,
@@ -134,6 +149,11 @@ def _terms(deployment: DeploymentConfig) -> dict[str, str | float]:
         "purpose": deployment.purpose.value,
         "signage_notice": deployment.signage_notice,
         "watchlist_version": deployment.watchlist_version,
+        "at_assembly": deployment.at_assembly,
+        "exclusions": json.dumps(
+            [{"starts_at": e.starts_at, "ends_at": e.ends_at, "reason": e.reason} for e in window.exclusions],
+            sort_keys=True,
+        ),
     }
 
 
@@ -141,10 +161,13 @@ def _record(row: sa.Row) -> DeploymentRecord:
     return DeploymentRecord(
         deployment_id=row.deployment_id,
         place=row.place,
-        window=DeploymentWindow(row.starts_at, row.ends_at),
+        window=DeploymentWindow(
+            row.starts_at, row.ends_at, tuple(Exclusion(**exclusion) for exclusion in json.loads(row.exclusions))
+        ),
         purpose=Purpose(row.purpose),
         signage_notice=row.signage_notice,
         watchlist_version=row.watchlist_version,
         recorded_at=row.recorded_at,
         recorded_by=row.recorded_by,
+        at_assembly=bool(row.at_assembly),
     )

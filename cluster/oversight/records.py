@@ -61,6 +61,25 @@ class Run:
 
 
 @dataclass(frozen=True)
+class AssemblyAuthorisationRecord:
+    """The supervisor-level authorisation a deployment at a protest or assembly recorded at its start."""
+
+    authorised_by_supervisor: str
+    rank: str
+    necessity: str
+    proportionality: str
+
+
+@dataclass(frozen=True)
+class ExclusionRecord:
+    """An exclusion window as recorded at the start: ISO 8601 times and why nothing was matched then."""
+
+    starts_at: str
+    ends_at: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Authorisation:
     """The deployment as its first start recorded it: place, window, who authorised it and why, what it searched."""
 
@@ -77,6 +96,8 @@ class Authorisation:
     threshold: float | None
     target_fpir: float
     model: str
+    assembly: AssemblyAuthorisationRecord | None = None
+    exclusion_windows: tuple[ExclusionRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,6 +232,23 @@ def _authorisation(details: Mapping[str, Any]) -> Authorisation:
         threshold=details.get("threshold"),
         target_fpir=float(details["target_fpir"]),
         model=str(details["model"]),
+        assembly=_assembly(details.get("assembly")),
+        exclusion_windows=tuple(
+            ExclusionRecord(str(window["starts_at"]), str(window["ends_at"]), str(window["reason"]))
+            for window in details.get("exclusion_windows") or ()
+        ),
+    )
+
+
+def _assembly(details: Mapping[str, Any] | None) -> AssemblyAuthorisationRecord | None:
+    """The assembly authorisation of a start entry; None for a deployment not at an assembly (or audited before)."""
+    if not details:
+        return None
+    return AssemblyAuthorisationRecord(
+        authorised_by_supervisor=str(details["authorised_by_supervisor"]),
+        rank=str(details["rank"]),
+        necessity=str(details["necessity"]),
+        proportionality=str(details["proportionality"]),
     )
 
 

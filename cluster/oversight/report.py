@@ -12,6 +12,7 @@ neither, so the report also gives the rate if every one of them were false.
 
 import time
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -61,6 +62,23 @@ class OutcomesOut(Document):
     """Rejected among adjudicated alerts."""
 
 
+class AssemblyOut(Document):
+    """The supervisor-level authorisation of a deployment at a protest or assembly, with its reasons."""
+
+    authorised_by_supervisor: str
+    rank: str
+    necessity: str
+    proportionality: str
+
+
+class ExclusionOut(Document):
+    """A stretch of the deployment during which nothing was matched."""
+
+    starts_at: str
+    ends_at: str
+    reason: str
+
+
 class ReportAuthorisation(Document):
     place: str
     starts_at: str
@@ -69,6 +87,9 @@ class ReportAuthorisation(Document):
     reason: str
     signage_notice: str | None
     cameras: list[str]
+    assembly: AssemblyOut | None = None
+    """Present when the deployment was at a protest or assembly."""
+    exclusion_windows: list[ExclusionOut] = []
 
 
 class RunOut(Document):
@@ -221,6 +242,8 @@ def build_report(records: DeploymentRecords, now: float | None = None) -> Deploy
             reason=authorisation.reason,
             signage_notice=authorisation.signage_notice,
             cameras=list(authorisation.cameras),
+            assembly=None if authorisation.assembly is None else AssemblyOut(**asdict(authorisation.assembly)),
+            exclusion_windows=[ExclusionOut(**asdict(window)) for window in authorisation.exclusion_windows],
         ),
         runs=[
             RunOut(

@@ -36,6 +36,10 @@ DECISION_REASONS = ("matched the custody photo, tattoo on left hand", "not him: 
 HOLD_REASON = "Investigation 4471/25 into Nightjar"
 USERS = ("pc.operator", "sgt.supervisor", "ms.auditor", *ADJUDICATORS)
 SIGNAGE = "Live facial recognition in use on Oxford Street today; ask an officer."
+ASSEMBLY_SUPERVISOR = "Chief Superintendent Octavia Pemberton-Lisle"
+NECESSITY = "Intelligence that Nightjar's suspects will join the march"
+PROPORTIONALITY = "Two cameras at the dispersal point; Nightjar only"
+REMEMBRANCE = "Remembrance service at the memorial"
 PURPOSE_FOR = {
     DEPLOYMENT: Purpose.WANTED_FOR_OFFENCES,
     "regent_st": Purpose.MISSING_PERSONS,
@@ -47,7 +51,8 @@ def alert_id(index: int) -> str:
     return f"ALERT-ZQ{index}"
 
 
-def deployment(deployment_id: str, starts: datetime, hours: int) -> DeploymentConfig:
+def deployment(deployment_id: str, starts: datetime, hours: int, **assembly) -> DeploymentConfig:
+    """A deployment; `assembly` as DeploymentConfig takes it (assembly=..., exclusion_windows=...)."""
     return DeploymentConfig(
         id=deployment_id,
         place=f"{deployment_id.replace('_', ' ').title()}, London W1",
@@ -60,7 +65,23 @@ def deployment(deployment_id: str, starts: datetime, hours: int) -> DeploymentCo
         signage_notice=SIGNAGE,
         authorised_by=AUTHORISING_OFFICER,
         reason=AUTHORISATION_REASON,
+        **assembly,
     )
+
+
+def at_a_march(starts: datetime) -> dict:
+    """A deployment at a march, with its supervisor's authorisation and a remembrance service excluded."""
+    return {
+        "assembly": {
+            "authorised_by_supervisor": ASSEMBLY_SUPERVISOR,
+            "rank": "chief_superintendent",
+            "necessity": NECESSITY,
+            "proportionality": PROPORTIONALITY,
+        },
+        "exclusion_windows": [
+            {"starts_at": starts + timedelta(hours=2), "ends_at": starts + timedelta(hours=3), "reason": REMEMBRANCE}
+        ],
+    }
 
 
 def enrol_watchlist(room) -> None:
@@ -84,7 +105,8 @@ def room(control_room):
     enrol_watchlist(control_room)
     records = control_room.services.records
     records.record(deployment(DEPLOYMENT, now - timedelta(hours=2), 6), actor=RECORDED_BY)
-    records.record(deployment("regent_st", now + timedelta(days=3), 8), actor=RECORDED_BY)
+    march = now + timedelta(days=3)
+    records.record(deployment("regent_st", march, 8, **at_a_march(march)), actor=RECORDED_BY)
     records.record(deployment("bond_st", now - timedelta(days=20), 5), actor=RECORDED_BY)
     control_room.services.board.publish(deployment_status(now.timestamp(), faces_seen=18_240))
     store = control_room.store
@@ -113,6 +135,11 @@ def forbidden(room) -> dict[str, bytes]:
         "Marlowe",
         AUTHORISATION_REASON,
         "Nightjar",
+        ASSEMBLY_SUPERVISOR,
+        "Pemberton",
+        NECESSITY,
+        PROPORTIONALITY,
+        "chief_superintendent",
         WATCHLIST_NAME,
         WATCHLIST_OFFICER,
         "Threadgold",
@@ -208,6 +235,8 @@ def test_the_records_list_past_current_and_planned_deployments_with_their_figure
         "confirmed": 1,
         "false_alerts": 1,
         "awaiting_decision": 3,
+        "at_assembly": False,
+        "exclusion_windows": [],
     }
     stats = room.store.stats(DEPLOYMENT)
     assert (west_end["confirmed"], west_end["false_alerts"]) == (stats.confirmed, stats.rejected)
@@ -216,6 +245,25 @@ def test_the_records_list_past_current_and_planned_deployments_with_their_figure
     )
     assert (by_id["bond_st"]["alerts"], by_id["bond_st"]["faces_seen"]) == (1, None)
     assert (by_id["regent_st"]["alerts"], by_id["regent_st"]["purpose"]) == (0, "missing_persons")
+
+
+def test_the_records_show_a_deployment_at_an_assembly_and_its_exclusion_windows(room):
+    """The flag and the windows' times and reason reach the JSON and the page; the supervisor and reasons do not."""
+    answer = room.call("GET", f"{PUBLIC_PREFIX}/deployments", None).json()
+    by_id = {record["deployment_id"]: record for record in answer["deployments"]}
+    march = by_id["regent_st"]
+    assert march["at_assembly"] is True and by_id[DEPLOYMENT]["at_assembly"] is False
+    (window,) = march["exclusion_windows"]
+    assert set(window) == {"starts_at", "ends_at", "reason"} and window["reason"] == REMEMBRANCE
+    starts = datetime.fromisoformat(march["starts_at"])
+    assert datetime.fromisoformat(window["starts_at"]) - starts == timedelta(hours=2)
+    assert datetime.fromisoformat(window["ends_at"]) - starts == timedelta(hours=3)
+    page = room.call("GET", f"{PUBLIC_PREFIX}/", None).text
+    article = page.split('data-deployment-id="regent_st"')[1].split("</article>")[0]
+    assert 'At a protest or assembly</dt><dd class="assembly">Yes' in article
+    assert f"{REMEMBRANCE} (nothing matched)" in article
+    other = page.split(f'data-deployment-id="{DEPLOYMENT}"')[1].split("</article>")[0]
+    assert '<dd class="assembly">No' in other and "(nothing matched)" not in other
 
 
 def test_answers_are_cacheable_and_change_when_the_figures_do(room):

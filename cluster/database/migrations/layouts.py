@@ -5,7 +5,8 @@ Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds wh
 revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15). Issue 17:
 0004_auditor adds the deployment records the public records are read from and the purged alerts' counts;
 0005_suppression adds the "not this person" suppressions (and lets a sighting's embedding be deleted);
-0006_report what enrolment records about each watchlist person, for the deployment report.
+0006_report what enrolment records about each watchlist person, for the deployment report; 0008_assembly whether
+a recorded deployment is at a protest or assembly, and its exclusion windows.
 """
 
 import sqlalchemy as sa
@@ -307,6 +308,9 @@ REVISION_6_TABLES = ("watchlist_people",)
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
 """The columns issue 14 added (revision 2), by table."""
 
+REVISION_8_COLUMNS = {"deployment_records": ("at_assembly", "exclusions")}
+"""The columns revision 0008_assembly adds, by table (their definitions are in the revision itself)."""
+
 
 def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     """For each revision, the column names of each table it holds."""
@@ -320,6 +324,7 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     suppression = fourth | {name: frozenset(added[name].columns.keys()) for name in SUPPRESSION_TABLES}
     report = revision_6_report_tables().tables
     sixth = suppression | {name: frozenset(report[name].columns.keys()) for name in REVISION_6_TABLES}
+    eighth = sixth | {name: sixth[name] | set(columns) for name, columns in REVISION_8_COLUMNS.items()}
     return {
         "0001": first,
         "0002": second,
@@ -327,4 +332,5 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
         "0004_auditor": fourth,
         "0005_suppression": suppression,
         "0006_report": sixth,
+        "0008_assembly": eighth,
     }
