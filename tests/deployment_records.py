@@ -7,6 +7,7 @@ figure the report shows is one the store and the audit log hold.
 """
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cluster.alerts.model import AlertState
@@ -52,10 +53,16 @@ class Recorded:
     t0: float
 
 
-def record_deployment(store: AlertStore, *, alerts: bool = True, stopped: bool = True) -> Recorded:
+def record_deployment(
+    store: AlertStore,
+    *,
+    alerts: bool = True,
+    stopped: bool = True,
+    authorisation: Mapping[str, object] | None = None,
+) -> Recorded:
     """A deployment of two runs (the second without a stop when not `stopped`), with four alerts when `alerts`:
     one confirmed and held (two cameras), one rejected, one undecided, one purged under retention; and an alert of
-    another deployment, also purged, that no figure may count."""
+    another deployment, also purged, that no figure may count. authorisation: as `record_start` takes it."""
     catalogue = Catalogue(store.database)
     t0 = time.time()
     catalogue.create_watchlist(Watchlist(WATCHLIST, "West End wanted", "Operation Test", SUPERVISOR, 1, 2**33))
@@ -73,7 +80,7 @@ def record_deployment(store: AlertStore, *, alerts: bool = True, stopped: bool =
         {"change": "frozen", "version": VERSION, "entries": 9, "people": 3, "categories": {"missing": 1, "wanted": 2}},
     )
     for number, counts in enumerate(RUN_COUNTS):
-        record_start(store)
+        record_start(store, authorisation)
         if stopped or number == 0:
             record_stop(store, counts)
     if alerts:
@@ -81,7 +88,8 @@ def record_deployment(store: AlertStore, *, alerts: bool = True, stopped: bool =
     return Recorded(DEPLOYMENT, t0)
 
 
-def record_start(store: AlertStore) -> None:
+def record_start(store: AlertStore, authorisation: Mapping[str, object] | None = None) -> None:
+    """A run's start entry; `authorisation`: a `DeploymentConfig.authorisation()` over the built-in one."""
     store.audit.record(
         "cli:test",
         AuditAction.DEPLOYMENT_STARTED,
@@ -101,6 +109,7 @@ def record_start(store: AlertStore) -> None:
             "target_fpir": TARGET_FPIR,
             "model": MODELS,
             "cameras": list(CAMERAS),
+            **(authorisation or {}),
         },
     )
 

@@ -12,9 +12,14 @@ from datetime import datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from cluster.alerts.opening import open_alert_store
 from cluster.alerts.store import AlertStore
+from cluster.application.reports import DeploymentReports
+from cluster.audit.actions import AuditAction
+from cluster.audit.config import AuditConfig
 from cluster.audit.log import AuditLog
 from cluster.cameras.config import CameraConfig
+from cluster.database.config import DatabaseConfig
 from cluster.database.engine import Database
 from cluster.deployment.assembly import REQUIRED
 from cluster.deployment.config import DeploymentConfig
@@ -26,6 +31,8 @@ from cluster.fusion.fuser import Fuser
 from cluster.fusion.topology import CameraTopology
 from cluster.live.matching import MatchingSink
 from cluster.matching.config import MatchingConfig
+from cluster.oversight.html_report import render_html
+from tests.deployment_records import SUPERVISOR, record_deployment
 from tests.test_deployment import deployment_fields
 from tests.test_tracking import CAMERA, T0, ArrayWatchlist, frame_result, frame_time, photos, placed, scene
 
@@ -184,3 +191,34 @@ def test_a_watchlist_face_inside_an_exclusion_window_raises_no_alert_and_leaves_
     assert store.stats(DEPLOYMENT).alerts == 1
     first_seen = min(sighting.first_seen for alert in outlet.raised for sighting in alert.sightings)
     assert first_seen >= service.ends_at, "the alert's evidence comes only from after the exclusion window"
+
+
+def test_the_assembly_authorisation_and_exclusion_windows_reach_the_audit_log_and_the_deployment_report(tmp_path):
+    """The start entry carries what `DeploymentConfig.authorisation()` gives (LiveRun records exactly that)."""
+    config = DeploymentConfig(
+        **deployment_fields(assembly=AUTHORISATION, exclusion_windows=[exclusion("14:00", "14:30")])
+    )
+    store = open_alert_store(DatabaseConfig(url=str(tmp_path / "records.sqlite3")), AuditConfig())
+    recorded = record_deployment(store, alerts=False, authorisation=config.authorisation())
+    (start, *_) = [e for e in store.audit.entries() if e.action is AuditAction.DEPLOYMENT_STARTED]
+    assert start.details["assembly"] == AUTHORISATION
+    assert start.details["exclusion_windows"] == [exclusion("14:00", "14:30")]
+
+    report = DeploymentReports(store).make(recorded.deployment_id, officer=SUPERVISOR, channel="cli")
+    assembly = report.authorisation.assembly
+    assert assembly is not None and assembly.model_dump() == AUTHORISATION
+    assert [(w.starts_at, w.reason) for w in report.authorisation.exclusion_windows] == [
+        ("2025-06-14T14:00:00+01:00", "Remembrance service")
+    ]
+    page = render_html(report)
+    assert AUTHORISATION["necessity"] in page and AUTHORISATION["proportionality"] in page
+    assert "chief superintendent" in page and "14:30:00+01:00: Remembrance service" in page
+
+
+def test_a_deployment_not_at_an_assembly_says_so_in_its_report(tmp_path):
+    store = open_alert_store(DatabaseConfig(url=str(tmp_path / "records.sqlite3")), AuditConfig())
+    recorded = record_deployment(store, alerts=False)
+    report = DeploymentReports(store).make(recorded.deployment_id, officer=SUPERVISOR, channel="cli")
+    assert report.authorisation.assembly is None and report.authorisation.exclusion_windows == []
+    page = render_html(report)
+    assert "<dt>At an assembly</dt><dd>no</dd>" in page and '<dd id="exclusion-windows">none</dd>' in page

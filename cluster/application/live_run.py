@@ -407,12 +407,7 @@ class LiveRun:
             action,
             f"deployment:{plan.deployment_id}",
             {
-                "place": deployment.place,
-                "signage_notice": deployment.signage_notice,
-                "authorised_by": deployment.authorised_by,
-                "reason": deployment.reason,
-                "starts_at": deployment.starts_at.isoformat(),
-                "ends_at": deployment.ends_at.isoformat(),
+                **deployment.authorisation(),
                 "watchlist_id": version.watchlist_id,
                 "watchlist_version": version.version_id,
                 "watchlist_digest": version.digest,
@@ -421,8 +416,6 @@ class LiveRun:
                 "target_fpir": plan.target_fpir,
                 "model": models_name(self._config.face_models),
                 "cameras": [camera.id for camera in plan.cameras],
-                "assembly": None if deployment.assembly is None else deployment.assembly.model_dump(mode="json"),
-                "exclusion_windows": [window.model_dump(mode="json") for window in deployment.exclusion_windows],
                 **outcome,
             },
         )

@@ -127,6 +127,23 @@ class DeploymentConfig(Section):
             raise ValueError(f"is_active needs a timezone-aware datetime, got naive {at.isoformat()}")
         return self.window.allows(at.timestamp())
 
+    def authorisation(self) -> dict[str, object]:
+        """What was authorised, by whom and why, as the audit log records it when a run starts (JSON-ready).
+
+        With `assembly`, the supervisor-level authorisation and its necessity and proportionality
+        reasons; every exclusion window with its times and reason (an empty list when none).
+        """
+        return {
+            "place": self.place,
+            "signage_notice": self.signage_notice,
+            "authorised_by": self.authorised_by,
+            "reason": self.reason,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+            "assembly": None if self.assembly is None else self.assembly.model_dump(mode="json"),
+            "exclusion_windows": [window.model_dump(mode="json") for window in self.exclusion_windows],
+        }
+
     def stated_fpir(self, default: float) -> float:
         """The false-alert rate this deployment accepts: its own, else `default` (matching.target_fpir)."""
         return default if self.target_fpir is None else self.target_fpir
