@@ -7,9 +7,11 @@ window is never tracked, searched or alerted, while the same person just after t
 """
 
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from cluster.alerts.opening import open_alert_store
@@ -19,6 +21,7 @@ from cluster.audit.actions import AuditAction
 from cluster.audit.config import AuditConfig
 from cluster.audit.log import AuditLog
 from cluster.cameras.config import CameraConfig
+from cluster.config import LfrConfig
 from cluster.database.config import DatabaseConfig
 from cluster.database.engine import Database
 from cluster.deployment.assembly import REQUIRED
@@ -39,6 +42,7 @@ from tests.test_tracking import CAMERA, T0, ArrayWatchlist, frame_result, frame_
 __all__ = ["photos"]
 
 DEPLOYMENT = "march_test"
+ASSEMBLY_EXAMPLE = Path(__file__).resolve().parent.parent / "configs" / "deployments" / "assembly_demo.yaml"
 AUTHORISATION = {
     "authorised_by_supervisor": "Chief Superintendent B. Example",
     "rank": "chief_superintendent",
@@ -222,3 +226,15 @@ def test_a_deployment_not_at_an_assembly_says_so_in_its_report(tmp_path):
     assert report.authorisation.assembly is None and report.authorisation.exclusion_windows == []
     page = render_html(report)
     assert "<dt>At an assembly</dt><dd>no</dd>" in page and '<dd id="exclusion-windows">none</dd>' in page
+
+
+def test_the_example_assembly_deployment_file_loads_with_its_authorisation_and_window():
+    config = LfrConfig.model_validate(yaml.safe_load(ASSEMBLY_EXAMPLE.read_text()))
+    deployment = config.deployment
+    assert deployment is not None and deployment.at_assembly and deployment.assembly is not None
+    assert deployment.assembly.rank == "chief_superintendent"
+    assert set(deployment.cameras) == {camera.id for camera in config.cameras}
+    (window,) = deployment.exclusion_windows
+    service = datetime(2025, 11, 8, 13, 0, tzinfo=UTC)
+    assert window.reason.startswith("Remembrance") and window.starts_at < service < window.ends_at
+    assert deployment.is_active(service - timedelta(hours=1))
