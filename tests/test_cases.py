@@ -19,11 +19,20 @@ from cluster.cases.model import (
     Provenance,
 )
 from cluster.cases.store import CaseStore
+from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.paths import LFW10
 from tests.test_alert_store import BACKENDS, DAY, T0, SetClock, open_database
 
 CROPS = [path.read_bytes() for path in sorted(LFW10.glob("*/*_0001.jpg"))[:3]]
 AUTHORISED = CaseAuthorisation("DS Patel", "Op Falcon: robbery at Oxford Circus on 3 June, ref CAD 4412")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if find_bin_dir() is None:
+        pytest.skip(f"PostgreSQL is not installed: {install_hint()}")
+    with PostgresServer() as server:
+        yield server
 
 
 @pytest.fixture(params=BACKENDS)

@@ -93,9 +93,12 @@ class CaseStore:
         candidates: Sequence[Candidate],
         *,
         at: float | None = None,
+        case_id: str | None = None,
     ) -> Case:
-        """Store a search's case with every candidate it found, in one transaction with its audit entry."""
-        case_id = uuid.uuid4().hex
+        """Store a search's case with every candidate it found, in one transaction with its audit entry.
+
+        case_id: a new random one unless given (an import, or a test that needs to know it)."""
+        case_id = case_id or uuid.uuid4().hex
         opened_at = self._time(at)
         with self.database.writing() as connection:
             connection.execute(
