@@ -226,8 +226,8 @@ CASES = (
     ),
     Case(
         "social search",
-        lambda c: ["social", "search", photo("George_W_Bush", 2), *BY_OFFICER],
-        (Expected(AuditAction.SEARCH, "social_media", OFFICER),),
+        lambda c: ["social", "search", photo("George_W_Bush", 2), *BY_OFFICER, *BECAUSE],
+        (Expected(AuditAction.CASE_OPENED, "case:*", OFFICER), Expected(AuditAction.SEARCH, "social_media", OFFICER)),
         setup=Context.ingest,
     ),
     Case(

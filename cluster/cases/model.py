@@ -62,17 +62,7 @@ class CaseAuthorisation:
 
     def __post_init__(self) -> None:
         officer, reason = (self.officer or "").strip(), (self.reason or "").strip()
-        missing = [
-            text
-            for text, absent in (
-                (
-                    "--officer NAME (the officer who runs the search and answers for it, such as 'DS Patel')",
-                    not officer,
-                ),
-                ("--reason TEXT (why the search is necessary: the investigation, its reference)", not reason),
-            )
-            if absent
-        ]
+        missing = [hint for hint, absent in ((OFFICER_HINT, not officer), (REASON_HINT, not reason)) if absent]
         if missing:
             raise AuthorisationError(
                 "a search that opens a case needs a named officer and a reason, recorded with it; pass "
@@ -123,7 +113,9 @@ class Candidate:
     source / frame_index / frame_time_s / box: where the face is (frame_time_s None for a still image);
     match_id: the watchlist entry id or stored social face id; person_id: the watchlist person, or
     `platform:post_id` for a social post; label: the entry's label, or the post's URL.
-    crop_jpeg: the probe's crop, the evidence the officer adjudicates.
+    crop_jpeg: the matched face's crop, the evidence the officer adjudicates: the face in the footage
+    (retro), or the face in the post's image (social); None only where that image could no longer
+    be read (a post's image moved or deleted since the ingest), when the officer follows `label`.
     """
 
     source: str
@@ -136,14 +128,14 @@ class Candidate:
     label: str
     score: float
     threshold: float
-    crop_jpeg: bytes = field(repr=False)
+    crop_jpeg: bytes | None = field(repr=False)
     model_scores: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.score) and math.isfinite(self.threshold)):
             raise ValueError(f"candidate {self.match_id}: score and threshold must be finite")
-        if not self.crop_jpeg:
-            raise ValueError(f"candidate {self.match_id}: a candidate carries the crop an officer adjudicates")
+        if self.crop_jpeg is not None and not self.crop_jpeg:
+            raise ValueError(f"candidate {self.match_id}: an empty crop; pass the JPEG, or None if none could be cut")
 
 
 @dataclass(frozen=True)
