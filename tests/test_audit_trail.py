@@ -257,6 +257,11 @@ CASES = (
         (Expected(AuditAction.PURGE, "alerts", OFFICER), Expected(AuditAction.PURGE, "rejections", OFFICER)),
     ),
     Case(
+        "cases purge",
+        lambda c: ["cases", "purge", *BY_OFFICER],
+        (Expected(AuditAction.PURGE, "cases", OFFICER),),
+    ),
+    Case(
         "retro",
         lambda c: [
             "retro",

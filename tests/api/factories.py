@@ -150,9 +150,14 @@ CASE_ID = "c1"
 
 
 def open_case(
-    cases: CaseStore, case_id: str = CASE_ID, people: tuple[str, ...] = tuple(PEOPLE[:2]), at: float | None = None
+    cases: CaseStore,
+    case_id: str = CASE_ID,
+    people: tuple[str, ...] = tuple(PEOPLE[:2]),
+    at: float | None = None,
+    reports: tuple[str, ...] = (),
 ) -> Case:
-    """A retrospective search's case with one candidate per person, each a real face crop."""
+    """A retrospective search's case with one candidate per person, each a real face crop; `reports`: the files its
+    search wrote."""
     candidates = [
         Candidate(
             source=f"/footage/{person}.jpg",
@@ -179,6 +184,7 @@ def open_case(
         sources_count=len(candidates),
         sources_digest="e" * 64,
         faces_seen=12,
+        reports=reports,
     )
     authorisation = CaseAuthorisation("DS Patel", "Op Falcon: robbery at Oxford Circus, ref CAD 4412")
     return cases.open(CaseKind.RETROSPECTIVE, authorisation, provenance, candidates, at=at, case_id=case_id)
