@@ -395,3 +395,22 @@ def test_an_ingest_stopped_by_a_fault_records_what_it_left_stored(lfr_config, tm
     assert (outcome.details["result"], outcome.details["faces_stored"]) == ("failed", calls[0])
     assert "Milvus stopped answering" in outcome.details["error"]
     assert len(faces_of(lfr_config, "faulty")) == calls[0]
+
+
+def test_a_post_whose_image_has_gone_is_still_a_candidate_without_a_crop(lfr_config, tmp_path):
+    """The image of a post may be moved or deleted after its faces were stored: the search still shows the post, and
+    its candidate carries no crop (the officer follows the post's URL) rather than the search failing."""
+    moved = tmp_path / "moved.jpg"
+    moved.write_bytes(photo("Ariel_Sharon", 1).read_bytes())
+    manifest = tmp_path / "moved.jsonl"
+    manifest.write_text(post(moved, "moved", "m-1") + "\n", encoding="utf-8")
+    assert lfr(lfr_config, "social", "ingest", manifest, *AUTHORISED).code == 0
+    moved.unlink()
+
+    ran = lfr(lfr_config, "social", "search", photo("Ariel_Sharon", 2), "--json", *SEARCH_AUTHORISED)
+    assert ran.code == 0, ran.err
+    found = json.loads(ran.out)
+    assert [m["post_id"] for m in found["matches"]] == ["m-1"]
+    (item,) = the_case(lfr_config, found["case_id"]).items
+    assert (item.person_id, item.source, item.has_crop) == ("moved:m-1", str(moved), False)
+    assert item.label == "https://example.org/moved/m-1"
