@@ -105,7 +105,19 @@ def main() -> None:
     lfr(config_path, "watchlist", "import", WATCHLIST, "--manifest", manifest)
     lfr(config_path, "watchlist", "freeze", WATCHLIST, "--target-fpir", args.target_fpir)
     lfr(config_path, "gallery", "stop")
-    lfr(config_path, "retro", probes, "--watchlist", WATCHLIST, "--out", args.work / "retro")
+    lfr(
+        config_path,
+        "retro",
+        probes,
+        "--watchlist",
+        WATCHLIST,
+        "--out",
+        args.work / "retro",
+        "--officer",
+        "reproduce",
+        "--reason",
+        "reproducing the evaluation's figures",
+    )
     lfr(config_path, "gallery", "stop")
 
     report = json.loads((args.work / "retro" / "report.json").read_text())

@@ -1,4 +1,5 @@
-"""`lfr alerts purge` on a real SQLite records database: it purges, audits who ran it, and reports the alarm.
+"""`lfr alerts purge` and `lfr cases purge` on a real SQLite records database: they purge, audit who ran them, and
+report the alarm.
 
 Alerts carry real face crops (lfw10). The alarm case opens a real second connection that holds a
 read snapshot, as an open event stream does, so the deleted crops cannot be erased from the files.
@@ -15,12 +16,13 @@ import structlog
 from cluster.alerts.opening import open_alert_store
 from cluster.alerts.store import AlertStore
 from cluster.audit.actions import AuditAction
+from cluster.cases.store import CaseStore
 from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
 from cluster.database.config import DatabaseConfig
 from cluster.database.erasure import ErasureConfig
 from cluster.logging_setup import configure_logging
-from tests.api.factories import make_alert
+from tests.api.factories import make_alert, open_case
 from tests.test_watchlist_cli import Ran
 
 DAY = 86_400.0
@@ -98,3 +100,29 @@ def test_a_retention_beyond_policy_is_refused(config, store, days):
     ran = lfr(config, "alerts", "purge", "--older-than-days", days)
     assert ran.code == 2 and "--older-than-days must be within (0, 31]" in ran.err
     assert store.count() == 3
+
+
+def test_cases_purge_deletes_expired_cases_with_their_reports_keeps_held_ones_and_is_audited(config, store, tmp_path):
+    cases = CaseStore(store.database, store.audit)
+    now = time.time()
+    report = tmp_path / "report.html"
+    report.write_text("<img src='data:image/jpeg;base64,...'>")
+    expired = open_case(cases, "expired", at=now - 40 * DAY, reports=(str(report),))
+    open_case(cases, "expired-held", at=now - 40 * DAY)
+    cases.hold("expired-held", OFFICER, "Op Falcon trial")
+    open_case(cases, "recent", at=now - 2 * DAY)
+    start = store.audit.head().seq
+
+    ran = lfr(config, "cases", "purge", "--officer", OFFICER)
+    assert ran.code == 0, ran.err
+    assert ran.out.startswith("purged 1 case opened before ")
+    assert f"{len(expired.items)} candidates, {len(expired.items)} crops, 1 report files; 1 held case kept" in ran.out
+    assert [case.case_id for case in cases.list()] == ["recent", "expired-held"]
+    assert not report.exists(), "the report embeds the case's crops, so it goes with the case"
+    (entry,) = store.audit.entries(start)
+    assert (entry.action, entry.subject, entry.actor) == (AuditAction.PURGE, "cases", OFFICER)
+    assert entry.details["case_ids"] == ["expired"] and entry.details["held_kept"] == 1
+
+    shorter = lfr(config, "cases", "purge", "--older-than-days", "1")
+    assert shorter.code == 0 and shorter.out.startswith("purged 1 case ")
+    assert lfr(config, "cases", "purge", "--older-than-days", "40").code == 2

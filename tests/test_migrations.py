@@ -27,6 +27,7 @@ from cluster.api.keys import ApiKeys
 from cluster.audit import tables as audit_tables
 from cluster.audit.actions import AuditAction
 from cluster.audit.log import AuditLog
+from cluster.cases import tables as case_tables
 from cluster.cli.main import build_parser
 from cluster.config import load_config
 from cluster.database.engine import Database
@@ -65,6 +66,7 @@ def current_metadata() -> sa.MetaData:
         status_tables,
         catalogue_tables,
         deployment_record_tables,
+        case_tables,
     )
     for module in modules:
         for table in module.metadata.tables.values():

@@ -54,7 +54,19 @@ def test_import_freeze_retro_decide_every_probe_as_the_evaluation_does(lfw_publi
         imported = lfr(config, "watchlist", "import", "eval", "--manifest", manifest)
         assert imported.code == 0, imported.err
         assert lfr(config, "watchlist", "freeze", "eval", "--target-fpir", RATE).code == 0
-        searched = lfr(config, "retro", footage, "--watchlist", "eval", "--out", tmp_path / "out")
+        searched = lfr(
+            config,
+            "retro",
+            footage,
+            "--watchlist",
+            "eval",
+            "--out",
+            tmp_path / "out",
+            "--officer",
+            "A",
+            "--reason",
+            "r",
+        )
         assert searched.code == 0, searched.err
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["calibration"]["list_size"] == len(split.gallery) and report["calibration"]["target_fpir"] == RATE

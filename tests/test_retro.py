@@ -13,14 +13,19 @@ import pytest
 from PIL import Image
 
 from cluster.audit.actions import AuditAction
+from cluster.audit.log import AuditLog
+from cluster.cases.model import CaseKind, ItemState, MatchKind
+from cluster.cases.store import CaseStore
 from cluster.config import LfrConfig
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth, resolve_asset
+from cluster.database.engine import Database
 from cluster.gallery.schema import VECTOR_FIELD, WATCHLIST_COLLECTION, WATCHLIST_FIELDS
 from cluster.trace_scan import embeddings_like
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import models_name
+from tests.audit_key import TEST_SEALER
 from tests.records import opened_gallery
 from tests.test_watchlist_cli import (
     audit_entries,
@@ -34,6 +39,10 @@ from tests.test_watchlist_cli import (
 
 pytestmark = pytest.mark.slow
 
+OFFICER = "DS Patel"
+REASON = "Op Falcon: robbery at Oxford Circus, ref CAD 4412"
+AUTHORISED = ("--officer", OFFICER, "--reason", REASON)
+"""The named officer and the reason every `lfr retro` needs."""
 MODEL_NAMES = models_name(LfrConfig().face_models)
 ENROLLED = {"George_W_Bush": "George W Bush", "Tony_Blair": "Tony Blair"}
 FOOTAGE = [
@@ -68,6 +77,12 @@ def lfr_config(tmp_path_factory) -> Iterator[LfrConfig]:
         yield config
 
 
+def the_case(config: LfrConfig, case_id: str):
+    """The case a search opened, read from the records database as the control room reads it."""
+    database = Database(config.database.url)
+    return CaseStore(database, AuditLog(database, TEST_SEALER, create=False)).get(case_id)
+
+
 def box_iou(a, b) -> float:
     width = min(a[2], b[2]) - max(a[0], b[0])
     height = min(a[3], b[3]) - max(a[1], b[1])
@@ -86,7 +101,7 @@ def test_retro_finds_the_enrolled_people_in_real_photos_and_nobody_else(lfr_conf
         shutil.copy(path, footage / path.name)
     start = audit_head(lfr_config)
 
-    ran = lfr(lfr_config, "retro", footage, "--watchlist", "lfw", "--out", tmp_path / "out", "--officer", "DS Patel")
+    ran = lfr(lfr_config, "retro", footage, "--watchlist", "lfw", "--out", tmp_path / "out", *AUTHORISED)
     assert ran.code == 0, ran.err
     assert re.search(
         r"searched 8 of 8 sources against lfw@v1 \(2 entries\) at threshold \d+\.\d+ on the fused score .* calibrated"
@@ -128,14 +143,33 @@ def test_retro_finds_the_enrolled_people_in_real_photos_and_nobody_else(lfr_conf
             assert image.format == "JPEG" and min(image.size) >= 60
     assert "George W Bush" in html and "Tony Blair" in html and "lfw@v1" in html
 
-    frozen, search = audit_entries(lfr_config, start)
+    frozen, opened, search = audit_entries(lfr_config, start)
     assert (frozen.action, frozen.details["change"], frozen.details["version"]) == (
         AuditAction.WATCHLIST_CHANGE,
         "frozen",
         "lfw@v1",
     ), "a watchlist without a frozen version is frozen for the search, and that is audited"
-    assert (search.actor, search.action, search.subject) == ("DS Patel", AuditAction.SEARCH, "watchlist:lfw@v1")
+    assert (search.actor, search.action, search.subject) == (OFFICER, AuditAction.SEARCH, "watchlist:lfw@v1")
     assert search.details["matches"] == 4 and search.details["faces_seen"] == 15
+    case = the_case(lfr_config, search.details["case_id"])
+    assert ran.out.endswith(
+        f"case {case.case_id}: 4 candidates for an officer to confirm or reject in the control room\n"
+    )
+    assert (opened.actor, opened.action, opened.subject) == (OFFICER, AuditAction.CASE_OPENED, f"case:{case.case_id}")
+    assert (case.kind, case.authorisation.officer, case.authorisation.reason) == (
+        CaseKind.RETROSPECTIVE,
+        OFFICER,
+        REASON,
+    )
+    assert (case.provenance.query_digest, case.provenance.faces_seen) == (report["watchlist"]["digest"], 15)
+    assert set(case.provenance.reports) == {
+        str(tmp_path / "out" / "report.json"),
+        str(tmp_path / "out" / "report.html"),
+    }
+    assert {(Path(item.source).name, item.person_id) for item in case.items} == EXPECTED_MATCHES
+    for item in case.items:
+        assert (item.state, item.match_kind, item.has_crop) == (ItemState.PENDING, MatchKind.WATCHLIST_ENTRY, True)
+        assert item.score >= threshold and item.threshold == threshold
     assert search.details["persons_matched"]["first"] == ["George_W_Bush", "Tony_Blair"]
     assert search.details["persons_matched"]["count"] == 2 and search.details["result"] == "done"
     assert holds_no_vector(dict(search.details))
@@ -161,7 +195,9 @@ def test_retro_finds_watchlist_people_in_a_crowd_video_at_the_right_times(lfr_co
     assert later.code == 0, later.err
 
     video = tmp_path / "crowd" / "cam0.mp4"
-    ran = lfr(lfr_config, "retro", video, "--watchlist", "crowd", "--version", "1", "--out", tmp_path / "out")
+    ran = lfr(
+        lfr_config, "retro", video, "--watchlist", "crowd", "--version", "1", "--out", tmp_path / "out", *AUTHORISED
+    )
     assert ran.code == 0, ran.err
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     (source,) = report["sources"]
@@ -190,7 +226,9 @@ def test_unreadable_sources_are_reported_and_the_rest_searched(lfr_config, tmp_p
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("not a video")
     good = photo("Tony_Blair", 3)
-    ran = lfr(lfr_config, "retro", corrupt, not_video, good, "--watchlist", "lfw", "--out", tmp_path / "out")
+    ran = lfr(
+        lfr_config, "retro", corrupt, not_video, good, "--watchlist", "lfw", "--out", tmp_path / "out", *AUTHORISED
+    )
     assert ran.code == 1
     assert f"not searched: {corrupt}: the image data is corrupt or truncated" in ran.err
     assert f"not searched: {not_video}: not a playable video" in ran.err
@@ -210,9 +248,28 @@ def test_unreadable_sources_are_reported_and_the_rest_searched(lfr_config, tmp_p
     ],
 )
 def test_bad_requests_search_nothing(lfr_config, tmp_path, options, message):
-    ran = lfr(lfr_config, "retro", photo("Tony_Blair", 3), *options, "--out", tmp_path / "out")
+    ran = lfr(lfr_config, "retro", photo("Tony_Blair", 3), *options, "--out", tmp_path / "out", *AUTHORISED)
     assert ran.code == 2 and message in ran.err, ran.err
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("authorisation", "message"),
+    [
+        (("--reason", REASON), "pass --officer NAME"),
+        (("--officer", OFFICER), "pass --reason TEXT"),
+        (("--officer", "  ", "--reason", " "), "pass --officer NAME (the officer who runs the search"),
+    ],
+)
+def test_a_search_without_its_named_officer_and_reason_searches_nothing(lfr_config, tmp_path, authorisation, message):
+    head = audit_head(lfr_config)
+    ran = lfr(
+        lfr_config, "retro", photo("Tony_Blair", 3), "--watchlist", "lfw", "--out", tmp_path / "out", *authorisation
+    )
+    assert ran.code == 2 and message in ran.err, ran.err
+    assert "needs a named officer and a reason" in ran.err
+    assert not (tmp_path / "out").exists()
+    assert audit_entries(lfr_config, head, intents=True) == [], "nothing was searched, so nothing is audited"
 
 
 def test_a_version_changed_in_milvus_after_freezing_is_not_searched(lfr_config, tmp_path):
@@ -239,7 +296,9 @@ def test_a_version_changed_in_milvus_after_freezing_is_not_searched(lfr_config, 
             WATCHLIST_COLLECTION, "swap", lambda client: client.insert(WATCHLIST_COLLECTION, [swapped])
         )
     head = audit_head(lfr_config)
-    ran = lfr(lfr_config, "retro", photo("Tony_Blair", 3), "--watchlist", "tampered", "--out", tmp_path / "out")
+    ran = lfr(
+        lfr_config, "retro", photo("Tony_Blair", 3), "--watchlist", "tampered", "--out", tmp_path / "out", *AUTHORISED
+    )
     assert ran.code == 2, ran.err
     assert "watchlist tampered@v1 changed since it was frozen: 1 changed" in ran.err
     assert "lfr watchlist freeze tampered" in ran.err

@@ -1,6 +1,7 @@
 """`lfr social ingest` and `lfr social search` on a real milvus-lite gallery with real lfw10 photos."""
 
 import getpass
+import hashlib
 import io
 import json
 import os
@@ -17,6 +18,8 @@ import pytest
 from cluster.audit.actions import AuditAction
 from cluster.audit.intents import unfinished_intents
 from cluster.audit.log import AuditLog
+from cluster.cases.model import Case, CaseKind, ItemState, MatchKind
+from cluster.cases.store import CaseStore
 from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
 from cluster.database.engine import Database
@@ -25,7 +28,9 @@ from cluster.gallery.records import SocialFace
 from cluster.gallery.social import SocialFaces
 from cluster.retro.social_ingest import POSTS_PER_BATCH
 from cluster.retro.social_manifest import read_manifest
+from cluster.tracking.crops import face_crop_jpeg
 from cluster.vision.image_io import load_image
+from tests.audit_key import TEST_SEALER
 from tests.records import opened_gallery
 from tests.test_watchlist_cli import (
     THRESHOLD,
@@ -44,6 +49,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 CLI_USER = f"cli:{getpass.getuser()}"
 AUTHORISED = ("--authorised-by", "Supt. A. Example", "--reason", "Operation Bramble: who was in the square")
+SEARCHER = "DS Patel"
+SEARCH_REASON = "Operation Bramble: where else the suspect was seen, ref CAD 7781"
+SEARCH_AUTHORISED = ("--officer", SEARCHER, "--reason", SEARCH_REASON)
+"""The named officer and the reason every `lfr social search` needs: its matches become a case."""
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +125,7 @@ def test_ingest_stores_every_face_with_provenance_and_reports_bad_lines(lfr_conf
 
 def test_search_finds_the_other_posts_of_the_same_person(lfr_config, ingested):
     start = audit_head(lfr_config)
-    ran = lfr(lfr_config, "social", "search", photo("Tony_Blair", 10), "--json", "--officer", "DS Patel")
+    ran = lfr(lfr_config, "social", "search", photo("Tony_Blair", 10), "--json", *SEARCH_AUTHORISED)
     assert ran.code == 0, ran.err
     found = json.loads(ran.out)
     assert found["min_similarity"] == THRESHOLD
@@ -135,20 +144,76 @@ def test_search_finds_the_other_posts_of_the_same_person(lfr_config, ingested):
     assert len(by_post["1001"]["box"]) == 4 and by_post["1001"]["face_id"]
     assert by_post["fb-3003"]["place"] == "Whitehall" and by_post["fb-3003"]["posted_at"] == "2025-06-15T08:00:00+00:00"
     assert all(m["similarity"] >= THRESHOLD for m in matches)
-    (entry,) = audit_entries(lfr_config, start)
+    opened, entry = audit_entries(lfr_config, start)
     assert (entry.action, entry.subject, entry.details["hits"]) == (AuditAction.SEARCH, "social_media", 2)
-    assert holds_no_vector(dict(entry.details))
+    assert (entry.actor, entry.details["reason"], entry.details["case_id"]) == (
+        SEARCHER,
+        SEARCH_REASON,
+        found["case_id"],
+    )
+    assert (opened.actor, opened.action, opened.subject) == (
+        SEARCHER,
+        AuditAction.CASE_OPENED,
+        f"case:{found['case_id']}",
+    )
+    assert holds_no_vector(dict(entry.details)) and holds_no_vector(dict(opened.details))
 
-    text = lfr(lfr_config, "social", "search", photo("Tony_Blair", 10))
+    case = the_case(lfr_config, found["case_id"])
+    assert (case.kind, case.authorisation.officer, case.authorisation.reason) == (
+        CaseKind.SOCIAL,
+        SEARCHER,
+        SEARCH_REASON,
+    )
+    assert case.provenance.query == f"face 0 of {photo('Tony_Blair', 10)}" and case.provenance.threshold == THRESHOLD
+    assert case.provenance.query_digest == hashlib.sha256(photo("Tony_Blair", 10).read_bytes()).hexdigest()
+    assert [(item.person_id, item.label, item.match_id) for item in case.items] == [
+        (f"{m['platform']}:{m['post_id']}", m["url"], m["face_id"]) for m in matches
+    ]
+    for item, match in zip(case.items, matches, strict=True):
+        assert (item.match_kind, item.state, item.has_crop) == (MatchKind.SOCIAL_FACE, ItemState.PENDING, True)
+        assert item.score == pytest.approx(match["similarity"], abs=1e-4) and item.source == match["image_path"]
+        post_face = face_crop_jpeg(load_image(item.source), np.asarray(item.box))
+        assert the_crop(lfr_config, case.case_id, item.number) == post_face, "the crop is the post's face"
+
+    text = lfr(lfr_config, "social", "search", photo("Tony_Blair", 10), *SEARCH_AUTHORISED)
     assert text.code == 0 and text.out.startswith("2 appearances of face 0 of")
+    assert "2 candidates for an officer to confirm or reject in the control room" in text.out
     assert "x post 1001  2025-06-14T09:32:00+00:00  Trafalgar Square  https://example.org/x/1001" in text.out
+
+
+@pytest.mark.parametrize(
+    ("authorisation", "message"),
+    [
+        ((), "pass --officer NAME (the officer who runs the search and answers for it"),
+        (("--officer", SEARCHER), "pass --reason TEXT"),
+        (("--reason", SEARCH_REASON), "pass --officer NAME"),
+        (("--officer", "system:retention", "--reason", SEARCH_REASON), "is the system; name the person"),
+    ],
+)
+def test_a_search_without_its_named_officer_and_reason_searches_nothing(lfr_config, authorisation, message):
+    start = audit_head(lfr_config)
+    ran = lfr(lfr_config, "social", "search", photo("Tony_Blair", 10), *authorisation)
+    assert ran.code == 2 and message in ran.err and ran.out == "", ran.err
+    assert audit_entries(lfr_config, start, intents=True) == [], "nothing was searched, so nothing is audited"
+
+
+def the_case(config: LfrConfig, case_id: str) -> Case:
+    with Database(config.database.url) as database:
+        return CaseStore(database, AuditLog(database, TEST_SEALER, create=False)).get(case_id)
+
+
+def the_crop(config: LfrConfig, case_id: str, number: int) -> bytes:
+    with Database(config.database.url) as database:
+        return CaseStore(database, AuditLog(database, TEST_SEALER, create=False)).crop(case_id, number)
 
 
 def test_a_group_photo_is_searched_only_with_a_chosen_face(lfr_config, ingested):
     group = photo("Colin_Powell", 10)
-    refused = lfr(lfr_config, "social", "search", group)
+    refused = lfr(lfr_config, "social", "search", group, *SEARCH_AUTHORISED)
     assert refused.code == 1 and f"{group}: 3 faces found" in refused.err and refused.out == ""
-    chosen = json.loads(lfr(lfr_config, "social", "search", group, "--face", "0", "--json", "--top-k", "1").out)
+    chosen = json.loads(
+        lfr(lfr_config, "social", "search", group, "--face", "0", "--json", "--top-k", "1", *SEARCH_AUTHORISED).out
+    )
     (match,) = chosen["matches"]
     assert (match["post_id"], match["image_path"]) == ("1005", str(group))
     assert match["similarity"] == pytest.approx(1.0, abs=1e-3)
@@ -162,7 +227,7 @@ def test_bad_manifest_and_probe_are_refused_clearly(lfr_config, tmp_path):
     assert "not UTF-8 text" in lfr(lfr_config, "social", "ingest", binary, *AUTHORISED).err
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(photo("Tony_Blair", 1).read_bytes()[:500])
-    probe = lfr(lfr_config, "social", "search", corrupt)
+    probe = lfr(lfr_config, "social", "search", corrupt, *SEARCH_AUTHORISED)
     assert probe.code == 1 and f"{corrupt}: the image data is corrupt or truncated" in probe.err
 
 
@@ -330,3 +395,22 @@ def test_an_ingest_stopped_by_a_fault_records_what_it_left_stored(lfr_config, tm
     assert (outcome.details["result"], outcome.details["faces_stored"]) == ("failed", calls[0])
     assert "Milvus stopped answering" in outcome.details["error"]
     assert len(faces_of(lfr_config, "faulty")) == calls[0]
+
+
+def test_a_post_whose_image_has_gone_is_still_a_candidate_without_a_crop(lfr_config, tmp_path):
+    """The image of a post may be moved or deleted after its faces were stored: the search still shows the post, and
+    its candidate carries no crop (the officer follows the post's URL) rather than the search failing."""
+    moved = tmp_path / "moved.jpg"
+    moved.write_bytes(photo("Ariel_Sharon", 1).read_bytes())
+    manifest = tmp_path / "moved.jsonl"
+    manifest.write_text(post(moved, "moved", "m-1") + "\n", encoding="utf-8")
+    assert lfr(lfr_config, "social", "ingest", manifest, *AUTHORISED).code == 0
+    moved.unlink()
+
+    ran = lfr(lfr_config, "social", "search", photo("Ariel_Sharon", 2), "--json", *SEARCH_AUTHORISED)
+    assert ran.code == 0, ran.err
+    found = json.loads(ran.out)
+    assert [m["post_id"] for m in found["matches"]] == ["m-1"]
+    (item,) = the_case(lfr_config, found["case_id"]).items
+    assert (item.person_id, item.source, item.has_crop) == ("moved:m-1", str(moved), False)
+    assert item.label == "https://example.org/moved/m-1"

@@ -47,6 +47,8 @@ pytestmark = pytest.mark.slow
 
 THRESHOLD = LfrConfig().matching.similarity_threshold
 STREET_VIDEO = STREET
+RETRO_AUTHORISED = ("--officer", "DS Patel", "--reason", "Op Falcon: robbery at Oxford Circus, ref CAD 4412")
+"""The named officer and reason every `lfr retro` needs."""
 
 
 @dataclass(frozen=True)
@@ -380,7 +382,9 @@ def test_an_expired_watchlist_is_listed_as_such_and_takes_no_enrolment_or_search
     assert "lapsed: 0 entries, latest version not frozen, EXPIRED" in listed.out
     added = lfr(lfr_config, "watchlist", "add", "lapsed", "Tony_Blair", photo("Tony_Blair", 1))
     assert added.code == 2 and "watchlist 'lapsed' expired at" in added.err and "renew its authorisation" in added.err
-    searched = lfr(lfr_config, "retro", photo("Tony_Blair", 2), "--watchlist", "lapsed", "--out", tmp_path)
+    searched = lfr(
+        lfr_config, "retro", photo("Tony_Blair", 2), "--watchlist", "lapsed", "--out", tmp_path, *RETRO_AUTHORISED
+    )
     assert searched.code == 2 and "it may no longer be searched" in searched.err
     with opened_gallery(lfr_config) as gallery:
         assert gallery.watchlists.versions("lapsed") == [], "an expired watchlist was frozen for a search"

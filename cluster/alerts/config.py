@@ -13,7 +13,7 @@ SUPPRESSION_MAX_HOURS = 7 * 24
 
 
 class RetentionConfig(Section):
-    """Retention of alerts and their crops; purging runs on its own every `interval_s`."""
+    """Retention of alerts, cases and their crops; purging runs on its own every `interval_s`."""
 
     days: int = Field(
         RETENTION_MAX_DAYS,
@@ -29,6 +29,15 @@ class RetentionConfig(Section):
         description=(
             "Days a rejected alert's face crops are kept after the rejection, for oversight to review the false"
             " alert; at most `days`; default: as long as the alert (`days`)."
+        ),
+    )
+    case_days: int = Field(
+        RETENTION_MAX_DAYS,
+        ge=1,
+        le=RETENTION_MAX_DAYS,
+        description=(
+            f"Days a retrospective or social-media search's case (its candidates' crops and the reports its search"
+            f" wrote) is kept after it was opened, unless a supervisor holds it; at most {RETENTION_MAX_DAYS}."
         ),
     )
     suppression_hours: float = Field(
@@ -58,6 +67,10 @@ class RetentionConfig(Section):
     def oversight_s(self) -> float:
         """How long a rejected alert's crops are kept after the rejection."""
         return (self.days if self.oversight_days is None else self.oversight_days) * SECONDS_PER_DAY
+
+    @property
+    def case_s(self) -> float:
+        return self.case_days * SECONDS_PER_DAY
 
     @property
     def suppression_s(self) -> float:

@@ -27,12 +27,13 @@ from cluster.api import schemas
 from cluster.api.gate import Gate
 from cluster.api.keys import UnknownUserError, UserError
 from cluster.api.metrics import ControlRoomMetrics
-from cluster.api.routers import alerts, audit, deployments, events, page, public, users
+from cluster.api.routers import alerts, audit, cases, deployments, events, page, public, users
 from cluster.api.routers.public import PUBLIC_PREFIX
 from cluster.api.services import ControlRoomServices
 from cluster.api.stream import BUFFER_EVENTS, KEEPALIVE_S, POLL_INTERVAL_S, AlertEventHub
 from cluster.api.tally import RequestTally
 from cluster.api.throttle import PublicRate, Throttle
+from cluster.cases.errors import CaseNotFoundError, CaseStoreError
 from cluster.control_room import PAGE_FILES
 
 log = structlog.get_logger(__name__)
@@ -47,7 +48,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorResponse, "description": "The body could not be parsed (not UTF-8 JSON)."},
     401: {"model": schemas.ErrorResponse, "description": "No credential, or one that is not accepted."},
     403: {"model": schemas.ErrorResponse, "description": "The credential's role does not allow this."},
-    404: {"model": schemas.ErrorResponse, "description": "No such alert, sighting, photo, deployment or user."},
+    404: {"model": schemas.ErrorResponse, "description": "No such alert, sighting, photo, case, deployment or user."},
     409: {"model": schemas.ErrorResponse, "description": "Not allowed in the current state (lifecycle, hold, user)."},
     413: {"model": schemas.ErrorResponse, "description": "The body is larger than the server accepts."},
     429: {"model": schemas.ErrorResponse, "description": "Too many requests or refused credentials: see Retry-After."},
@@ -56,6 +57,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 _STATUS_OF_ERROR: list[tuple[type[Exception], int]] = [
     (AlertNotFoundError, status.HTTP_404_NOT_FOUND),
     (AlertStoreError, status.HTTP_409_CONFLICT),
+    (CaseNotFoundError, status.HTTP_404_NOT_FOUND),
+    (CaseStoreError, status.HTTP_409_CONFLICT),
     (UnknownUserError, status.HTTP_404_NOT_FOUND),
     (UserError, status.HTTP_409_CONFLICT),
 ]
@@ -113,6 +116,7 @@ def create_app(
     app.state.metrics = metrics
     for router in (
         alerts.router,
+        cases.router,
         events.router,
         deployments.router,
         audit.router,

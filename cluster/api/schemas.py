@@ -21,6 +21,7 @@ from cluster.api.public_records import PublicDeployment
 from cluster.audit.actions import AuditAction
 from cluster.audit.entry import AuditEntry
 from cluster.cameras.health import CameraHealth, CameraState
+from cluster.cases.model import Case, CaseItem, CaseKind, ItemState, MatchKind
 from cluster.control_room.config import MAX_KEY_LIFETIME_DAYS
 from cluster.deployment.config import DeploymentConfig
 from cluster.deployment.purpose import Purpose
@@ -527,4 +528,123 @@ def _summary_fields(alert: Alert) -> dict:
         "target_fpir": alert.target_fpir,
         "expected_tpir": alert.expected_tpir,
         "best_crop_url": crop_url(alert.alert_id, best),
+    }
+
+
+class CaseItemOut(Out):
+    """One candidate of a case: where the face is, what it matched at which score, and the officer's decision."""
+
+    number: int = Field(description="The item's number in its case, from 1.")
+    source: str = Field(description="The footage file (retro) or probe photo (social) the face is in.")
+    frame_index: int | None
+    frame_time_s: float | None = Field(description="Seconds into the video; null for a still image.")
+    box: list[float] | None
+    match_kind: MatchKind
+    match_id: str = Field(description="The watchlist entry, or the stored social-media face, it matched.")
+    person_id: str = Field(description="The watchlist person, or platform:post_id for a social-media post.")
+    label: str
+    score: float = Field(description="The match score, compared with `threshold`.")
+    threshold: float
+    model_scores: dict[str, float]
+    state: ItemState
+    decided_by: str | None
+    decision_reason: str | None
+    decided_at: float | None
+    crop_url: str | None = Field(description="The face's crop (JPEG), while the case keeps it.")
+
+
+class CaseSummary(Out):
+    """One row of the case list: the search's authorisation and its candidates by state."""
+
+    case_id: str
+    kind: CaseKind
+    officer: str = Field(description="The officer who ran the search and answers for it.")
+    reason: str = Field(description="Why the search was necessary, as authorised.")
+    opened_at: float
+    query: str
+    threshold: float
+    faces_seen: int
+    items: int
+    pending: int
+    confirmed: int
+    rejected: int
+    held: bool
+
+
+class CaseDetail(CaseSummary):
+    query_digest: str
+    model: str
+    sources: list[str] = Field(description="The first sources searched, by name; `sources_count` in all.")
+    sources_count: int
+    sources_digest: str = Field(description="SHA-256 over every source's name, in the order searched.")
+    reports: list[str] = Field(description="Report files the search wrote; deleted with the case.")
+    held_by: str | None
+    held_reason: str | None
+    held_at: float | None
+    items_detail: list[CaseItemOut]
+
+
+class CaseListOut(Out):
+    cases: list[CaseSummary]
+
+
+def case_summary(case: Case) -> CaseSummary:
+    return CaseSummary(**_case_fields(case))
+
+
+def case_detail(case: Case) -> CaseDetail:
+    hold = case.hold
+    return CaseDetail(
+        **_case_fields(case),
+        query_digest=case.provenance.query_digest,
+        model=case.provenance.model,
+        sources=list(case.provenance.sources),
+        sources_count=case.provenance.sources_count,
+        sources_digest=case.provenance.sources_digest,
+        reports=list(case.provenance.reports),
+        held_by=None if hold is None else hold.officer,
+        held_reason=None if hold is None else hold.reason,
+        held_at=None if hold is None else hold.at,
+        items_detail=[case_item(item) for item in case.items],
+    )
+
+
+def case_item(item: CaseItem) -> CaseItemOut:
+    decision = item.decision
+    return CaseItemOut(
+        number=item.number,
+        source=item.source,
+        frame_index=item.frame_index,
+        frame_time_s=item.frame_time_s,
+        box=None if item.box is None else list(item.box),
+        match_kind=item.match_kind,
+        match_id=item.match_id,
+        person_id=item.person_id,
+        label=item.label,
+        score=item.score,
+        threshold=item.threshold,
+        model_scores=dict(item.model_scores),
+        state=item.state,
+        decided_by=None if decision is None else decision.officer,
+        decision_reason=None if decision is None else decision.reason,
+        decided_at=None if decision is None else decision.at,
+        crop_url=f"/cases/{quote(item.case_id, safe='')}/items/{item.number}/crop" if item.has_crop else None,
+    )
+
+
+def _case_fields(case: Case) -> dict[str, Any]:
+    return {
+        "case_id": case.case_id,
+        "kind": case.kind,
+        "officer": case.authorisation.officer,
+        "reason": case.authorisation.reason,
+        "opened_at": case.opened_at,
+        "query": case.provenance.query,
+        "threshold": case.provenance.threshold,
+        "faces_seen": case.provenance.faces_seen,
+        "items": len(case.items),
+        "pending": case.pending,
+        "confirmed": case.count(ItemState.CONFIRMED),
+        "rejected": case.count(ItemState.REJECTED),
+        "held": case.held,
     }

@@ -10,6 +10,7 @@ from cluster.alerts.store import AlertStore
 from cluster.api.keys import ApiKeys
 from cluster.api.photos import WatchlistPhotos
 from cluster.audit.log import AuditLog
+from cluster.cases.store import CaseStore
 from cluster.control_room.config import ServeConfig
 from cluster.deployment.config import DeploymentConfig
 from cluster.deployment.records import DeploymentRecords
@@ -19,8 +20,9 @@ from cluster.live.status_board import StatusBoard
 
 @dataclass(frozen=True)
 class ControlRoomServices:
-    """The alert store, event log, keys, status board and watchlist photos the API serves from, and the deployment
-    records and watchlist catalogue the public records are read from.
+    """The alert store, event log, keys, status board and watchlist photos the API serves from, the deployment
+    records and watchlist catalogue the public records are read from, and the cases of retrospective and social
+    searches.
 
     deployment: the deployment this server's configuration authorises (None: none configured).
     serve: the server's own limits (stream lifetime, body size, rates, key lifetime).
@@ -34,6 +36,7 @@ class ControlRoomServices:
     retention: RetentionConfig
     records: DeploymentRecords
     catalogue: Catalogue
+    cases: CaseStore
     deployment: DeploymentConfig | None = None
     serve: ServeConfig = ServeConfig()
 
@@ -57,6 +60,7 @@ class ControlRoomServices:
             retention=retention or RetentionConfig(),
             records=DeploymentRecords(store.audit),
             catalogue=Catalogue(store.database),
+            cases=CaseStore(store.database, store.audit),
             deployment=deployment,
             serve=serve,
         )

@@ -40,6 +40,7 @@ from cluster.application.ray_runtime import start_ray, stop_ray
 from cluster.audit.actions import AuditAction
 from cluster.cameras.config import CAMERA_ACTOR_CPUS, CameraConfig
 from cluster.cameras.status import CameraStatus
+from cluster.cases.store import CaseStore
 from cluster.config import ConfigError, LfrConfig, load_config
 from cluster.database.engine import UNAVAILABLE_ERRORS
 from cluster.deployment.plan import MatchingPlan, plan_from_config, threshold_in_force
@@ -205,7 +206,9 @@ class LiveRun:
                 gallery.close()
             self._audit_deployment(AuditAction.DEPLOYMENT_STOPPED, plan, version, {"error": str(exc).splitlines()[0]})
             raise
-        retention = RetentionScheduler(self._store, config.retention)
+        retention = RetentionScheduler(
+            self._store, config.retention, cases=CaseStore(self._store.database, self._store.audit)
+        )
         retention.start()
         gallery_retention = GalleryRetention(gallery, self._store.audit, config)
         gallery_retention.start()

@@ -8,6 +8,11 @@ before any footage is read, so a search is on record even if it never ends; its 
 the people matched, the report's path) once the reports are written, before the caller is told
 what matched. Neither lists every source: a search of a large archive would pass the audit log's
 entry limit, and then the search could not be audited at all.
+
+A search needs an authorisation (a named officer and a reason, `CaseAuthorisation`), and what it
+found becomes a case (`cluster.cases`): one item per match with its crop, for an officer to confirm
+or reject in the control room, kept (with the reports, which embed the same crops) only as long as
+`retention.case_days` allows. The case is opened before the outcome entry, which names it.
 """
 
 from collections.abc import Callable, Sequence
@@ -19,6 +24,8 @@ from cluster.application.watchlists import WatchlistService, watchlist_subject
 from cluster.audit.actions import AuditAction
 from cluster.audit.bounded import name_summary
 from cluster.audit.log import AuditLog
+from cluster.cases.model import Candidate, Case, CaseAuthorisation, CaseKind, MatchKind, Provenance
+from cluster.cases.store import CaseStore
 from cluster.config import LfrConfig
 from cluster.gallery.gallery import Gallery
 from cluster.matching.calibration import CalibratedThreshold
@@ -26,7 +33,7 @@ from cluster.matching.scoring import match_scoring
 from cluster.retro.footage import FootageFrame, FootageSource
 from cluster.retro.html_report import write_html_report
 from cluster.retro.json_report import write_json_report
-from cluster.retro.report import RetroReport
+from cluster.retro.report import RetroMatch, RetroReport
 from cluster.retro.search import RetroSearch
 from cluster.retro.versions import choose_version
 from cluster.vision.pipeline import FacePipeline
@@ -38,12 +45,14 @@ PERSONS_NAMED = 16
 
 @dataclass(frozen=True)
 class RetroOutcome:
-    """A finished search: its report, the threshold it used, and where the JSON and HTML reports were written."""
+    """A finished search: its report, the threshold it used, where the JSON and HTML reports were written, and the
+    case opened for its matches."""
 
     report: RetroReport
     calibration: CalibratedThreshold
     json_path: Path
     html_path: Path
+    case: Case
 
 
 class RetroService:
@@ -62,10 +71,13 @@ class RetroService:
         version: str | None,
         out_dir: Path,
         fps: float,
-        officer: str,
+        authorisation: CaseAuthorisation,
         on_frame: Callable[[FootageFrame], None] = lambda frame: None,
     ) -> RetroOutcome:
-        """Search `sources` against a version of the watchlist (None: the latest) and write the reports to `out_dir`."""
+        """Search `sources` against a version of the watchlist (None: the latest), write the reports to `out_dir` and
+        open a case of the matches."""
+        officer = authorisation.officer
+        cases = CaseStore(self.audit.database, self.audit)
         watchlists = WatchlistService(self.gallery, self.audit, self.config)
         choice = choose_version(
             self.gallery.watchlists,
@@ -97,6 +109,7 @@ class RetroService:
             watchlist_subject(choice.version.version_id),
             {
                 "kind": "retrospective",
+                "reason": authorisation.reason,
                 "version_digest": choice.version.digest,
                 "calibration": calibration.record(),
                 "fps": fps,
@@ -107,6 +120,12 @@ class RetroService:
             report = search.run(sources, officer, on_frame=on_frame)
             json_path = write_json_report(report, out_dir)
             html_path = write_html_report(report, out_dir)
+            case = cases.open(
+                CaseKind.RETROSPECTIVE,
+                authorisation,
+                _provenance(report, sources, (json_path, html_path)),
+                [_candidate(match) for match in report.matches],
+            )
         except BaseException as exc:
             operation.failed(exc)
             raise
@@ -121,6 +140,40 @@ class RetroService:
                     sorted({match.person_id for match in report.matches}), named=PERSONS_NAMED
                 ),
                 "report": str(json_path),
+                "case_id": case.case_id,
             }
         )
-        return RetroOutcome(report, calibration, json_path, html_path)
+        return RetroOutcome(report, calibration, json_path, html_path, case)
+
+
+def _provenance(report: RetroReport, sources: Sequence[FootageSource], reports: Sequence[Path]) -> Provenance:
+    """Where the case came from: the version searched, the model and threshold, the footage (bounded), the reports."""
+    footage = name_summary([str(source.path) for source in sources])
+    return Provenance(
+        query=f"watchlist {report.version.version_id} ({report.version.entry_count} entries)",
+        query_digest=report.version.digest,
+        model=report.model_name,
+        threshold=report.threshold,
+        sources=tuple(footage["first"]),
+        sources_count=footage["count"],
+        sources_digest=footage["sha256"],
+        faces_seen=report.faces_seen,
+        reports=tuple(str(path) for path in reports),
+    )
+
+
+def _candidate(match: RetroMatch) -> Candidate:
+    return Candidate(
+        source=str(match.source),
+        frame_index=match.frame_index,
+        frame_time_s=match.frame_time_s,
+        box=match.box,
+        match_kind=MatchKind.WATCHLIST_ENTRY,
+        match_id=match.entry_id,
+        person_id=match.person_id,
+        label=match.label,
+        score=match.similarity,
+        threshold=match.threshold,
+        crop_jpeg=match.crop_jpeg,
+        model_scores=match.model_scores,
+    )

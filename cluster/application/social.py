@@ -8,18 +8,29 @@ the gallery is served. An ingest's intent entry (manifest, authorisation, expiry
 its faces carry) is written before the first post is read, and its outcome (counts, lines
 skipped) when it ends; an ingest stopped part-way records a failed outcome with the faces it
 left stored, and one killed leaves its intent unfinished (`lfr audit unfinished`): either way
-`delete_ingest` removes what it stored. A search reveals where a person was seen: its entry is
-written before its matches are returned, so no match is shown unrecorded.
+`delete_ingest` removes what it stored. A search reveals where a person was seen: it needs an
+authorisation (a named officer and a reason, `CaseAuthorisation`), and what it found becomes a case
+(`cluster.cases`), one item per post the face appears in with the crop of that post's face, for an
+officer to confirm or reject in the control room and kept only as long as `retention.case_days`
+allows. The case (CASE_OPENED) and the search's entry, which names it, are written before the
+matches are returned, so no match is shown unrecorded.
 """
 
+import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import structlog
+
 from cluster.application.audited import AuditedOperation, audited_change, check_audit_log
 from cluster.audit.actions import AuditAction
+from cluster.audit.bounded import name_summary
 from cluster.audit.log import AuditLog
+from cluster.cases.model import Candidate, Case, CaseAuthorisation, CaseKind, MatchKind, Provenance
+from cluster.cases.store import CaseStore
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import DAY_S, iso
 from cluster.enrolment.faces import ChosenFace, RefusedPhoto, choose_faces
@@ -27,9 +38,13 @@ from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import OFFICER_MAX, SOURCE_MAX, SocialMatch, check_text
 from cluster.retro.social_ingest import IngestLabel, IngestSummary, SocialIngest
 from cluster.retro.social_manifest import Manifest, ManifestPost
-from cluster.vision.pipeline import FacePipeline
+from cluster.tracking.crops import face_crop_jpeg
+from cluster.vision.image_io import load_image
+from cluster.vision.pipeline import MODEL_NAME, FacePipeline
 
 SOCIAL_SUBJECT = "social_media"
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,10 +70,11 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class SocialSearchResult:
-    """The face searched with (or why the photo was refused) and the posts it appears in, best first."""
+    """The face searched with, the posts it appears in, best first, and the case opened for them."""
 
-    probe: ChosenFace | RefusedPhoto
+    probe: ChosenFace
     matches: tuple[SocialMatch, ...]
+    case: Case
 
 
 class SocialService:
@@ -121,30 +137,49 @@ class SocialService:
         return IngestResult(summary, operation.operation_id, expires_at)
 
     def search(
-        self, photo: Path, *, officer: str, face_index: int | None, top_k: int, min_similarity: float
-    ) -> SocialSearchResult:
-        """The posts where the face of `photo` appears at or above `min_similarity`; a refused photo searches nothing.
+        self,
+        photo: Path,
+        *,
+        authorisation: CaseAuthorisation,
+        face_index: int | None,
+        top_k: int,
+        min_similarity: float,
+    ) -> SocialSearchResult | RefusedPhoto:
+        """The posts where the face of `photo` appears at or above `min_similarity`, opened as a case; or why the photo
+        was refused, having searched nothing.
 
         Only a search that ran is audited: a photo refused before searching reveals nothing.
         """
+        officer = authorisation.officer
         check_audit_log(self.audit, officer, AuditAction.SEARCH, SOCIAL_SUBJECT)
+        cases = CaseStore(self.audit.database, self.audit)
         (probe,) = choose_faces(FacePipeline(self.config.face_models), [photo], face_index)
         if isinstance(probe, RefusedPhoto):
-            return SocialSearchResult(probe, ())
+            return probe
+        faces_stored = self.gallery.social.count()
         (matches,) = self.gallery.social.search(probe.face.embedding[None], top_k=top_k, min_similarity=min_similarity)
+        case = cases.open(
+            CaseKind.SOCIAL,
+            authorisation,
+            _provenance(probe, min_similarity, faces_stored),
+            [_candidate(match, min_similarity) for match in matches],
+        )
         self.audit.record(
             officer,
             AuditAction.SEARCH,
             SOCIAL_SUBJECT,
             {
+                "kind": "social",
+                "reason": authorisation.reason,
                 "probe": str(photo),
                 "face": probe.index,
                 "top_k": top_k,
                 "min_similarity": min_similarity,
                 "hits": len(matches),
+                "case_id": case.case_id,
             },
         )
-        return SocialSearchResult(probe, tuple(matches))
+        return SocialSearchResult(probe, tuple(matches), case)
 
     def delete_post(self, platform: str, post_id: str, *, officer: str, reason: str) -> int:
         """Delete every stored face of one post; how many were deleted."""
@@ -193,3 +228,44 @@ class SocialService:
             lambda deleted: {"change": "expired_purged", "expired_before": iso(purged_at), "faces_deleted": deleted},
             intent={"change": "purge_expired", "expired_before": iso(purged_at)},
         )
+
+
+def _provenance(probe: ChosenFace, min_similarity: float, faces_stored: int) -> Provenance:
+    """What the case searched for (one face of a photo, by the photo's SHA-256) and in what (the stored posts)."""
+    collection = name_summary([SOCIAL_SUBJECT])
+    return Provenance(
+        query=f"face {probe.index} of {probe.path}",
+        query_digest=hashlib.sha256(probe.path.read_bytes()).hexdigest(),
+        model=MODEL_NAME,
+        threshold=min_similarity,
+        sources=tuple(collection["first"]),
+        sources_count=collection["count"],
+        sources_digest=collection["sha256"],
+        faces_seen=faces_stored,
+    )
+
+
+def _candidate(match: SocialMatch, min_similarity: float) -> Candidate:
+    face = match.face
+    return Candidate(
+        source=face.image_path,
+        frame_index=None,
+        frame_time_s=None,
+        box=face.box,
+        match_kind=MatchKind.SOCIAL_FACE,
+        match_id=face.face_id,
+        person_id=f"{face.platform}:{face.post_id}",
+        label=face.url,
+        score=match.similarity,
+        threshold=min_similarity,
+        crop_jpeg=_post_crop(face.image_path, face.box),
+    )
+
+
+def _post_crop(image_path: str, box: Sequence[float]) -> bytes | None:
+    """The face in the post's stored image, or None (logged) where the image can no longer be read."""
+    try:
+        return face_crop_jpeg(load_image(image_path), np.asarray(box, dtype=np.float64))
+    except ValueError as exc:  # an unreadable image (InvalidImageError), or a box no longer inside it
+        log.warning("social_case_crop_missing", image_path=image_path, error=str(exc))
+        return None

@@ -24,3 +24,6 @@ class AuditAction(enum.StrEnum):
     SUPPRESSION_CREATED = "suppression_created"
     SIGHTING_SUPPRESSED = "sighting_suppressed"
     SUPPRESSION_ENDED = "suppression_ended"
+    CASE_OPENED = "case_opened"
+    CASE_HELD = "case_held"
+    CASE_RELEASED = "case_released"

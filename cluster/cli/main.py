@@ -9,6 +9,7 @@ from cluster.cli import (
     alerts_commands,
     audit_commands,
     camera_commands,
+    cases_commands,
     crowd_commands,
     dashboard_commands,
     db_commands,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     loadtest_commands.register(commands)
     serve_commands.register(commands)
     alerts_commands.register(commands)
+    cases_commands.register(commands)
     watchlist_commands.register(commands)
     social_commands.register(commands)
     retro_commands.register(commands)

@@ -134,7 +134,7 @@ def run_server(args: argparse.Namespace, config: LfrConfig) -> int:
         )
     sys.stdout.write(f"control room on {server.url}/ (database {audit.database.describe()})\n")
     sys.stdout.flush()
-    retention = RetentionScheduler(services.store, config.retention)
+    retention = RetentionScheduler(services.store, config.retention, cases=services.cases)
     retention.start()
     if audit.anchors is not None:
         audit.anchors.start()

@@ -2,8 +2,9 @@
 
     lfr social ingest MANIFEST.jsonl --authorised-by OFFICER --reason TEXT
                                            every face of every listed image, stored with its post
-    lfr social search PHOTO [--top-k K] [--face N] [--json]
-                                           where else this face appears (platform, post, URL, time, place)
+    lfr social search PHOTO --officer NAME --reason TEXT [--top-k K] [--face N] [--json]
+                                           where else this face appears (platform, post, URL, time, place),
+                                           opened as a case for an officer to confirm or reject
     lfr social delete --platform P --post ID --reason TEXT    every face of one post
     lfr social delete --ingest ID --reason TEXT               every face one ingest stored
     lfr social purge                       every face past its expiry
@@ -12,9 +13,11 @@ The manifest's format is described in `cluster.retro.social_manifest`. A bad lin
 with its number and skipped; the rest is still ingested. An ingest, like a watchlist, needs an
 authorising officer and a reason; its faces expire after `gallery.social.retention_days` (at
 most 31) and are purged then (by `lfr social purge`, and on their own wherever the gallery is
-served). Every command is audited by `cluster.application.social` (an ingest as an enrolment
-into `social_media`, a search as a search, a deletion or purge as a purge); no embedding is
-ever logged.
+served). A search needs a named officer and a reason (no fallback to the operating-system user),
+and its matches become a case, adjudicated in the control room and purged after
+`retention.case_days` like `lfr retro`'s. Every command is audited by `cluster.application.social`
+(an ingest as an enrolment into `social_media`, a search as a search, a deletion or purge as a
+purge); no embedding is ever logged.
 Exit status as for `lfr watchlist`: 0 done, 1 some input refused (or nothing found to delete),
 2 nothing done.
 """
@@ -28,6 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cluster.application.social import IngestAuthorisation, SocialService
+from cluster.cli.case_arguments import add_authorisation_arguments, authorisation_of
 from cluster.cli.watchlist_commands import (
     EXIT_FAILED,
     EXIT_OK,
@@ -71,7 +75,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--face", type=int, default=None, metavar="N", help="Search with face N of a group photo.")
     search.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
-    add_officer_argument(search)
+    add_authorisation_arguments(search, "the search")
     search.set_defaults(handler=run_search)
 
     delete = actions.add_parser("delete", help="Delete the stored faces of one post, or of one ingest.")
@@ -170,6 +174,9 @@ def _match_record(match: SocialMatch) -> dict[str, Any]:
 
 
 def run_search(args: argparse.Namespace, config: LfrConfig) -> int:
+    authorisation = authorisation_of(args)
+    if authorisation is None:
+        return EXIT_FAILED
     top_k = args.top_k or config.gallery.top_k
     threshold = config.matching.similarity_threshold if args.min_similarity is None else args.min_similarity
     if not 1 <= top_k <= MAX_TOP_K:
@@ -182,15 +189,21 @@ def run_search(args: argparse.Namespace, config: LfrConfig) -> int:
     def search() -> int:
         with gallery_service(config, SocialService) as service:
             result = service.search(
-                args.photo, officer=officer_of(args), face_index=args.face, top_k=top_k, min_similarity=threshold
+                args.photo, authorisation=authorisation, face_index=args.face, top_k=top_k, min_similarity=threshold
             )
-        chosen = result.probe
-        if isinstance(chosen, RefusedPhoto):
-            sys.stderr.write(f"lfr: refused {chosen.reason}\n")
+        if isinstance(result, RefusedPhoto):
+            sys.stderr.write(f"lfr: refused {result.reason}\n")
             return EXIT_REFUSED
+        chosen, case = result.probe, result.case
         records = [_match_record(match) for match in result.matches]
         if args.json:
-            document = {"probe": str(args.photo), "face": chosen.index, "min_similarity": threshold, "matches": records}
+            document = {
+                "probe": str(args.photo),
+                "face": chosen.index,
+                "min_similarity": threshold,
+                "case_id": case.case_id,
+                "matches": records,
+            }
             sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
             return EXIT_OK
         sys.stdout.write(
@@ -203,6 +216,10 @@ def run_search(args: argparse.Namespace, config: LfrConfig) -> int:
                 f"  {r['rank']}. {r['similarity']:.4f}  {r['platform']} post {r['post_id']}  {r['posted_at']}{place}"
                 f"  {r['url']}  ({r['image_path']})\n"
             )
+        sys.stdout.write(
+            f"case {case.case_id}: {len(case.items)} candidates for an officer to confirm or reject"
+            " in the control room\n"
+        )
         return EXIT_OK
 
     return guarded(search)

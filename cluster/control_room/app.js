@@ -3,6 +3,9 @@
 // Everything comes from the API with the officer's key, kept in sessionStorage for this tab only.
 // An auditor gets the same records read-only: no faces, no decisions, no live stream (the queue
 // is read again with the status instead), as the API allows an auditor (cluster/api/auth.py).
+// The Cases view lists what retrospective and social-media searches found (cluster/cases): each
+// case's authorisation, and its candidates with their crops for an officer to confirm or reject,
+// once each and with a reason, like alerts; an auditor reads the cases and decisions only.
 // The live stream is read with fetch (EventSource cannot send the key), resuming from the last
 // event id after a reconnect, so no event is lost or shown twice.
 "use strict";
@@ -16,9 +19,14 @@ const RETRY_MS = 2000;
 const STALE_STATUS_S = 60;
 const STATUS_AFTER_EVENT_MS = 1500;
 const AUDIT_PAGE = 50;
+const CASES_LIMIT = 100;
 const REASONS = {
   confirm: ["Identity verified on engagement", "Identity verified against ID document"],
   reject: ["Not the watchlist person", "Poor image quality", "Person not located"],
+};
+const CASE_REASONS = {
+  confirm: ["Same person on close comparison of the faces"],
+  reject: ["Not the same person", "Poor image quality"],
 };
 
 const state = {
@@ -35,7 +43,8 @@ const state = {
   statusSoon: null,
   images: new Map(),
   busy: false,
-  dialogAction: null,
+  dialogSubmit: null,
+  caseId: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -172,10 +181,11 @@ function signOut(message) {
   clearInterval(state.statusTimer);
   clearTimeout(state.statusSoon);
   if ($("audit-dialog").open) $("audit-dialog").close();
+  if ($("cases-dialog").open) $("cases-dialog").close();
   for (const pending of state.images.values()) pending.then((src) => src && URL.revokeObjectURL(src));
   Object.assign(state, {
     token: null, me: null, alerts: new Map(), selectedId: null, detail: null, stream: null, images: new Map(),
-    statusSoon: null,
+    statusSoon: null, caseId: null,
   });
   $("app").hidden = true;
   $("login").hidden = false;
@@ -369,16 +379,22 @@ function askReason(action) {
       : `Cannot ${action} an alert that is ${detail.state}${detail.held ? " and held" : ""}.`, true);
     return;
   }
-  state.dialogAction = action;
   const titles = {
     confirm: "Confirm: this is the watchlist person",
     reject: "Reject: false alert (not this person: their repeats here are counted, not alerted)",
     hold: "Hold for an investigation",
     release: "Release the hold",
   };
-  $("reason-title").textContent = titles[action];
-  $("reason-hint").textContent = `${detail.person_id} · alert ${detail.alert_id}`;
-  $("reason-chips").replaceChildren(...(REASONS[action] || []).map((text) => el("button", {
+  openReason(titles[action], `${detail.person_id} · alert ${detail.alert_id}`, REASONS[action],
+    (reason) => decide(action, reason));
+}
+
+// The reason dialog, for an alert's decision or a case candidate's: `submit(reason)` resolves true once done.
+function openReason(title, hint, chips, submit) {
+  state.dialogSubmit = submit;
+  $("reason-title").textContent = title;
+  $("reason-hint").textContent = hint;
+  $("reason-chips").replaceChildren(...(chips || []).map((text) => el("button", {
     type: "button", onclick: () => { $("reason").value = text; $("reason").focus(); },
   }, text)));
   $("reason").value = "";
@@ -394,7 +410,7 @@ async function submitReason(event) {
     $("reason-error").textContent = "A reason is required: say what was checked.";
     return;
   }
-  if (await decide(state.dialogAction, reason)) $("reason-dialog").close();
+  if (await state.dialogSubmit(reason)) $("reason-dialog").close();
 }
 
 // ---- live stream --------------------------------------------------------------------------
@@ -575,6 +591,109 @@ function auditOutcome(details) {
   return details.change || details.deployment_id || details.outcome || "";
 }
 
+// ---- cases (retrospective and social-media searches) ---------------------------------------
+
+async function showCases() {
+  try {
+    const page = await api(`/cases?limit=${CASES_LIMIT}`);
+    renderCases(page.cases);
+    if (!$("cases-dialog").open) $("cases-dialog").showModal();
+    const chosen = page.cases.find((c) => c.case_id === state.caseId) || page.cases[0];
+    if (chosen) await selectCase(chosen.case_id);
+    else $("case-detail").hidden = true;
+  } catch (error) {
+    failed(error);
+  }
+}
+
+function renderCases(cases) {
+  $("cases-list").replaceChildren(...cases.map((c) => el("tr", {
+    dataset: { caseId: c.case_id },
+    "aria-selected": c.case_id === state.caseId ? "true" : "false",
+    onclick: () => selectCase(c.case_id).catch(failed),
+  },
+  el("td", { title: dateTime(c.opened_at) }, dateTime(c.opened_at)),
+  el("td", {}, c.kind),
+  el("td", { className: "officer" }, c.officer),
+  el("td", { className: "reason", title: c.reason }, c.reason),
+  el("td", { className: "pending" }, c.pending),
+  el("td", { className: "confirmed" }, c.confirmed),
+  el("td", { className: "rejected" }, c.rejected))));
+  $("cases-empty").hidden = cases.length > 0;
+}
+
+async function selectCase(caseId) {
+  state.caseId = caseId;
+  document.querySelectorAll("#cases-list tr").forEach((row) => {
+    row.setAttribute("aria-selected", row.dataset.caseId === caseId ? "true" : "false");
+  });
+  const detail = await api(`/cases/${encodeURIComponent(caseId)}`);
+  if (state.caseId === caseId) renderCase(detail);
+}
+
+function renderCase(detail) {
+  $("case-detail").hidden = false;
+  $("case-title").textContent = `${detail.kind} case · ${detail.officer}`;
+  const held = detail.held ? ` · held by ${detail.held_by}` : "";
+  $("case-sub").textContent = `${detail.reason} · ${detail.query} · threshold ${detail.threshold.toFixed(3)}`
+    + ` · ${count(detail.faces_seen)} faces searched · opened ${dateTime(detail.opened_at)}${held}`;
+  const faces = actsLive();
+  $("case-items").replaceChildren(...detail.items_detail.map((item) => {
+    const crop = el("img", { className: "case-crop", alt: "" });
+    if (faces && item.crop_url) showImage(crop, item.crop_url);
+    const where = item.frame_time_s == null ? item.source : `${item.source} at ${item.frame_time_s.toFixed(1)} s`;
+    const decided = item.decided_by
+      ? el("div", { className: "decision" }, `${item.state} by ${item.decided_by} — ${item.decision_reason}`)
+      : null;
+    const actions = faces && item.state === "pending"
+      ? [
+        el("button", { type: "button", className: "action confirm", onclick: () => askCaseReason(detail, item, "confirm") },
+          "Confirm"),
+        el("button", { type: "button", className: "action reject", onclick: () => askCaseReason(detail, item, "reject") },
+          "Reject"),
+      ]
+      : [];
+    return el("li", { className: "case-item", dataset: { number: item.number, state: item.state } },
+      faces ? crop : el("span", {}),
+      el("div", {},
+        el("div", { className: "label" }, item.label),
+        el("div", { className: "meta" }, `${item.person_id} · ${where}`),
+        el("div", { className: "meta score" },
+          `score ${item.score.toFixed(3)} (threshold ${item.threshold.toFixed(3)})`),
+        decided),
+      el("div", { className: "case-actions" },
+        el("span", { className: `badge ${item.state}` }, item.state), ...actions));
+  }));
+}
+
+function askCaseReason(detail, item, action) {
+  const titles = {
+    confirm: "Confirm: this candidate is the person searched for",
+    reject: "Reject: not the person searched for",
+  };
+  openReason(titles[action], `${item.label} · case ${detail.case_id}, candidate ${item.number}`, CASE_REASONS[action],
+    (reason) => decideItem(detail.case_id, item.number, action, reason));
+}
+
+async function decideItem(caseId, number, action, reason) {
+  if (state.busy) return false;
+  state.busy = true;
+  try {
+    const detail = await api(`/cases/${encodeURIComponent(caseId)}/items/${number}/${action}`, {
+      method: "POST", body: { reason },
+    });
+    if (state.caseId === caseId) renderCase(detail);
+    renderCases((await api(`/cases?limit=${CASES_LIMIT}`)).cases);
+    toast(`case ${caseId}, candidate ${number}: ${action === "confirm" ? "confirmed" : "rejected"}`);
+    return true;
+  } catch (error) {
+    failed(error);
+    return false;
+  } finally {
+    state.busy = false;
+  }
+}
+
 // ---- feedback and keys --------------------------------------------------------------------
 
 let toastTimer = null;
@@ -587,7 +706,7 @@ function toast(text, bad) {
 }
 
 function onKey(event) {
-  if ($("app").hidden || $("reason-dialog").open || $("audit-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
+  if ($("app").hidden || $("reason-dialog").open || $("audit-dialog").open || $("cases-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
   const actions = {
     j: () => move(1),
@@ -626,6 +745,8 @@ function init() {
   $("reason-form").addEventListener("submit", submitReason);
   $("open-audit").addEventListener("click", () => showAudit());
   $("audit-close").addEventListener("click", () => $("audit-dialog").close());
+  $("open-cases").addEventListener("click", () => showCases());
+  $("cases-close").addEventListener("click", () => $("cases-dialog").close());
   $("reason-cancel").addEventListener("click", () => $("reason-dialog").close());
   $("reason").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {

@@ -10,6 +10,8 @@ from PIL import Image
 
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.cameras.health import CameraHealth, CameraState
+from cluster.cases.model import Candidate, Case, CaseAuthorisation, CaseKind, MatchKind, Provenance
+from cluster.cases.store import CaseStore
 from cluster.deployment.window import DeploymentWindow
 from cluster.live.status_board import DeploymentStatus
 from tests.paths import LFW10
@@ -141,3 +143,48 @@ def deployment_status(now: float, faces_seen: int = 18_240, alerts: int = 3) -> 
         target_fpir=TARGET_FPIR,
         expected_tpir=EXPECTED_TPIR,
     )
+
+
+CASE_ID = "c1"
+"""The case `open_case` opens unless told otherwise."""
+
+
+def open_case(
+    cases: CaseStore,
+    case_id: str = CASE_ID,
+    people: tuple[str, ...] = tuple(PEOPLE[:2]),
+    at: float | None = None,
+    reports: tuple[str, ...] = (),
+) -> Case:
+    """A retrospective search's case with one candidate per person, each a real face crop; `reports`: the files its
+    search wrote."""
+    candidates = [
+        Candidate(
+            source=f"/footage/{person}.jpg",
+            frame_index=0,
+            frame_time_s=None,
+            box=(70.0, 55.0, 180.0, 190.0),
+            match_kind=MatchKind.WATCHLIST_ENTRY,
+            match_id=f"entry-{person}",
+            person_id=person,
+            label=person.replace("_", " "),
+            score=THRESHOLD + 0.1 * (1 + index),
+            threshold=THRESHOLD,
+            crop_jpeg=live_crop(person),
+            model_scores={"dlib_resnet_v1": 0.61, "faceres": 0.72},
+        )
+        for index, person in enumerate(people)
+    ]
+    provenance = Provenance(
+        query=f"watchlist {WATCHLIST}@v1 (9 entries)",
+        query_digest="d" * 64,
+        model=MODELS,
+        threshold=THRESHOLD,
+        sources=tuple(c.source for c in candidates[:3]),
+        sources_count=len(candidates),
+        sources_digest="e" * 64,
+        faces_seen=12,
+        reports=reports,
+    )
+    authorisation = CaseAuthorisation("DS Patel", "Op Falcon: robbery at Oxford Circus, ref CAD 4412")
+    return cases.open(CaseKind.RETROSPECTIVE, authorisation, provenance, candidates, at=at, case_id=case_id)

@@ -18,7 +18,7 @@ from cluster.api.keys import Role
 from cluster.api.routers.public import PUBLIC_PREFIX
 from cluster.audit.actions import AuditAction
 from cluster.deployment.config import DeploymentConfig
-from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, make_alert
+from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, make_alert, open_case
 from tests.api.test_auth import concrete, routes
 from tests.api.test_serve_cli import lfr
 from tests.deployment_records import record_start
@@ -28,6 +28,8 @@ AUDITOR_ROUTES = {
     "GET /me",
     "GET /alerts",
     "GET /alerts/{alert_id}",
+    "GET /cases",
+    "GET /cases/{case_id}",
     "GET /deployments",
     "GET /deployments/{deployment_id}",
     "GET /deployments/{deployment_id}/authorisation",
@@ -37,7 +39,8 @@ AUDITOR_ROUTES = {
     "GET /users",
     "GET /openapi.json",
 }
-"""What oversight reads: alerts with their adjudications, deployments (their status, cameras, authorisation and
+"""What oversight reads: alerts with their adjudications, retrospective searches' cases with their decisions,
+deployments (their status, cameras, authorisation and
 report), the audit log, who has access, and the API's own schema. Not faces (crops, watchlist photos), not the live
 stream, and no change."""
 CHANGES = {
@@ -46,6 +49,8 @@ CHANGES = {
     AuditAction.ALERT_RELEASED,
     AuditAction.PURGE,
     AuditAction.ACCESS_CHANGE,
+    AuditAction.CASE_HELD,
+    AuditAction.CASE_RELEASED,
 }
 
 
@@ -62,6 +67,7 @@ def room(control_room):
     control_room.store.transition("a1", AlertState.CONFIRMED, "pc.operator", "matched the custody photo")
     control_room.services.board.publish(deployment_status(now))
     record_start(control_room.store)
+    open_case(control_room.services.cases)
     deployment = DeploymentConfig(
         id=DEPLOYMENT,
         place="Oxford Circus, London W1",
@@ -104,6 +110,7 @@ def test_the_auditor_reads_the_oversight_records_and_is_refused_everything_else(
         assert entry.details["key_id"] == room.auditor.key_id
     assert answered == AUDITOR_ROUTES, "a route listed for auditors no longer exists"
     assert {"POST /alerts/{alert_id}/reject", "POST /retention/purge", "POST /users", "GET /events"} <= refused
+    assert {"POST /cases/{case_id}/items/{number}/confirm", "GET /cases/{case_id}/items/{number}/crop"} <= refused
     assert any(name.endswith("/crop") for name in refused) and "GET /alerts/{alert_id}/watchlist-photo" in refused
 
     alert = room.store.get("a1")

@@ -22,12 +22,21 @@ from cluster.api.keys import TOKEN_PREFIX
 from cluster.api.routers.public import PUBLIC_PREFIX
 from cluster.audit.actions import AuditAction
 from cluster.control_room import PAGE_FILES, page_file
-from tests.api.factories import PEOPLE, make_alert
+from tests.api.factories import CASE_ID, PEOPLE, make_alert, open_case
 
-PATH_VALUES = {"alert_id": "a1", "sighting_id": "oxford_st_2:a1", "deployment_id": "west_end", "name": "pc.operator"}
+PATH_VALUES = {
+    "alert_id": "a1",
+    "sighting_id": "oxford_st_2:a1",
+    "deployment_id": "west_end",
+    "name": "pc.operator",
+    "case_id": CASE_ID,
+    "number": "1",
+}
 SUPERVISOR_ROUTES = {
     "POST /alerts/{alert_id}/hold",
     "POST /alerts/{alert_id}/release",
+    "POST /cases/{case_id}/hold",
+    "POST /cases/{case_id}/release",
     "POST /retention/purge",
     "POST /users",
     "POST /users/{name}/keys",
@@ -83,6 +92,7 @@ def needs(route: Route, access) -> bool:
 @pytest.fixture
 def room(control_room):
     control_room.store.save(make_alert("a1", PEOPLE[0]))
+    open_case(control_room.services.cases)
     return control_room
 
 

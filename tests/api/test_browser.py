@@ -1,10 +1,11 @@
 """The control room page in headless Chromium (Debian's package, driven by Playwright): an officer signs in,
 an alert raised while the page is open appears without a reload, and the officer confirms it with a reason;
 an auditor reads alerts and decisions with no face shown and no decision possible; anyone reads the public
-deployment records.
+deployment records; an officer confirms a retrospective search's candidate in the Cases view, which an auditor
+reads without faces.
 
 Also keeps docs/control_room.png, the page as an officer sees it, docs/control_room_auditor.png (an auditor
-reading the audit log) and docs/public_records.png.
+reading the audit log), docs/control_room_cases.png (a case's candidates, one confirmed) and docs/public_records.png.
 """
 
 import time
@@ -15,8 +16,18 @@ import pytest
 from cluster.alerts.model import AlertState
 from cluster.alerts.suppression import SuppressedSighting
 from cluster.api.keys import Role
+from cluster.cases.model import ItemState
 from cluster.deployment.purpose import Purpose
-from tests.api.factories import CAMERAS, DEPLOYMENT, PEOPLE, WATCHLIST, deployment_status, make_alert
+from tests.api.factories import (
+    CAMERAS,
+    CASE_ID,
+    DEPLOYMENT,
+    PEOPLE,
+    WATCHLIST,
+    deployment_status,
+    make_alert,
+    open_case,
+)
 from tests.api.test_public_records import deployment as public_deployment
 from tests.api.test_public_records import enrol_watchlist
 from tests.chromium import CHROMIUM, DOCS, INSTALL_HINT, chromium_missing
@@ -26,6 +37,7 @@ pytestmark = pytest.mark.slow
 SCREENSHOT = DOCS / "control_room.png"
 PUBLIC_SCREENSHOT = SCREENSHOT.with_name("public_records.png")
 AUDITOR_SCREENSHOT = SCREENSHOT.with_name("control_room_auditor.png")
+CASES_SCREENSHOT = SCREENSHOT.with_name("control_room_cases.png")
 WAIT_MS = 10_000
 
 sync_api = pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
@@ -239,3 +251,66 @@ def test_a_rejection_in_the_page_stops_that_person_and_the_figures_count_suppres
     (suppression,) = store.suppressions.in_force(DEPLOYMENT, PEOPLE[2], WATCHLIST)
     assert suppression.alert_id == "look-alike" and suppression.officer == "pc.operator"
     assert all(s.embedding is None for s in store.get("look-alike").sightings)
+
+
+def test_an_officer_confirms_a_search_candidate_in_the_cases_view(control_room, browser_page):
+    page = browser_page
+    open_case(control_room.services.cases)
+    page.goto(control_room.url + "/")
+    page.fill("#token", control_room.operator.token)
+    page.click("#login-submit")
+    sync_api.expect(page.locator("#who")).to_have_text("pc.operator · operator")
+    page.click("#open-cases")
+    sync_api.expect(page.locator("#cases-dialog")).to_be_visible()
+    row = page.locator(f'#cases-list tr[data-case-id="{CASE_ID}"]')
+    sync_api.expect(row).to_contain_text("retrospective")
+    sync_api.expect(row.locator(".officer")).to_have_text("DS Patel")
+    sync_api.expect(row.locator(".reason")).to_have_text("Op Falcon: robbery at Oxford Circus, ref CAD 4412")
+    sync_api.expect(row.locator(".pending")).to_have_text("2")
+    items = page.locator("#case-items .case-item")
+    sync_api.expect(items).to_have_count(2)
+    first = items.nth(0)
+    sync_api.expect(first).to_contain_text(PEOPLE[0].replace("_", " "))
+    sync_api.expect(first.locator(".score")).to_contain_text("threshold 3.449")
+    sync_api.expect(first.locator("img.case-crop.loaded")).to_be_visible()
+
+    first.locator("button", has_text="Confirm").click()
+    sync_api.expect(page.locator("#reason-dialog")).to_be_visible()
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#reason-error")).to_contain_text("reason is required")
+    reason = "Same man: scar above the left eye matches the custody photo"
+    page.fill("#reason", reason)
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#reason-dialog")).to_be_hidden()
+    sync_api.expect(first).to_have_attribute("data-state", "confirmed")
+    sync_api.expect(first.locator(".decision")).to_have_text(f"confirmed by pc.operator — {reason}")
+    sync_api.expect(first.locator("button")).to_have_count(0)
+    sync_api.expect(row.locator(".pending")).to_have_text("1")
+    sync_api.expect(row.locator(".confirmed")).to_have_text("1")
+    page.screenshot(path=str(CASES_SCREENSHOT))
+
+    item = control_room.services.cases.get(CASE_ID).item(1)
+    assert item.state is ItemState.CONFIRMED and item.decision is not None
+    assert (item.decision.officer, item.decision.reason) == ("pc.operator", reason)
+    assert control_room.services.cases.get(CASE_ID).item(2).state is ItemState.PENDING
+    viewed = {e.subject for e in control_room.audit.latest(100) if e.actor == "pc.operator"}
+    assert {"/cases", f"/cases/{CASE_ID}", f"/cases/{CASE_ID}/items/1/crop", f"case:{CASE_ID}:1"} <= viewed
+
+
+def test_an_auditor_reads_cases_without_faces_or_decisions(control_room, browser_page):
+    page = browser_page
+    open_case(control_room.services.cases)
+    control_room.services.cases.decide(CASE_ID, 2, ItemState.REJECTED, "pc.jones", "Not the same person")
+    auditor = control_room.services.keys.add_user("ms.auditor", Role.AUDITOR, actor="cli:test")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url.removeprefix(control_room.url)))
+    page.goto(control_room.url + "/")
+    page.fill("#token", auditor.token)
+    page.click("#login-submit")
+    page.click("#open-cases")
+    items = page.locator("#case-items .case-item")
+    sync_api.expect(items).to_have_count(2)
+    sync_api.expect(items.nth(1).locator(".decision")).to_have_text("rejected by pc.jones — Not the same person")
+    sync_api.expect(page.locator("#case-items button")).to_have_count(0)
+    sync_api.expect(page.locator("#case-items img")).to_have_count(0)
+    assert not [url for url in asked if "/crop" in url], "the page asks for no face an auditor may not see"

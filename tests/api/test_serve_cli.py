@@ -152,13 +152,16 @@ def test_serve_purges_expired_alerts_on_its_own(config, tmp_path):
         line = server.stdout.readline()
         assert line.startswith("control room on http://127.0.0.1:"), line + server.stderr.read()
 
-        def purges() -> list:
+        def purges() -> dict:
+            """The retention purges written so far, by what they purged, once alerts and cases both were."""
             with Database(tmp_path / "records.sqlite3") as database:
                 entries = AuditLog(database).entries()
-            return [e for e in entries if e.action == AuditAction.PURGE and e.actor == RETENTION_ACTOR]
+            done = {e.subject: e for e in entries if e.action == AuditAction.PURGE and e.actor == RETENTION_ACTOR}
+            return done if {"alerts", "cases"} <= done.keys() else {}
 
-        (purge,) = wait_for(purges, START_TIMEOUT_S, "the retention purge of the running control room")
-        assert purge.details["alert_ids"] == ["expired"]
+        purged = wait_for(purges, START_TIMEOUT_S, "the retention purge of the running control room")
+        assert purged["alerts"].details["alert_ids"] == ["expired"]
+        assert purged["cases"].details["cases"] == 0, "the same run purges expired cases, none here"
         with Database(tmp_path / "records.sqlite3") as database:
             assert [a.alert_id for a in AlertStore(database, AuditLog(database)).list().alerts] == ["recent"]
         server.send_signal(signal.SIGINT)

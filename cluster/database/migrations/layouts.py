@@ -5,8 +5,8 @@ Revision 1 is the schema at commit 2783d9c (before issue 14); revision 2 adds wh
 revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (issue 15). Issue 17:
 0004_auditor adds the deployment records the public records are read from and the purged alerts' counts;
 0005_suppression adds the "not this person" suppressions (and lets a sighting's embedding be deleted);
-0006_report what enrolment records about each watchlist person, for the deployment report; 0008_assembly whether
-a recorded deployment is at a protest or assembly, and its exclusion windows.
+0006_report what enrolment records about each watchlist person, for the deployment report; 0007_cases the
+cases of retrospective and social searches and their candidates; 0008_assembly whether a recorded deployment is at a protest or assembly, and its exclusion windows.
 """
 
 import sqlalchemy as sa
@@ -305,6 +305,64 @@ REVISION_6_TABLES = ("watchlist_people",)
 """The table revision 0006_report adds (the `watchlists` stub above only anchors its foreign key)."""
 
 
+def revision_7_case_tables() -> sa.MetaData:
+    """The tables revision 0007_cases adds: retrospective and social searches' cases and their candidates."""
+    metadata = sa.MetaData()
+    sa.Table(
+        "cases",
+        metadata,
+        sa.Column("case_id", sa.String, primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("officer", sa.String, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("opened_at", sa.Double, nullable=False),
+        sa.Column("query", sa.Text, nullable=False),
+        sa.Column("query_digest", sa.String, nullable=False),
+        sa.Column("model", sa.String, nullable=False),
+        sa.Column("threshold", sa.Double, nullable=False),
+        sa.Column("sources", sa.Text, nullable=False),
+        sa.Column("sources_count", sa.Integer, nullable=False),
+        sa.Column("sources_digest", sa.String, nullable=False),
+        sa.Column("faces_seen", sa.Integer, nullable=False),
+        sa.Column("reports", sa.Text, nullable=False),
+        sa.Column("held", sa.Boolean, nullable=False),
+        sa.Column("held_by", sa.String),
+        sa.Column("held_reason", sa.Text),
+        sa.Column("held_at", sa.Double),
+        sa.CheckConstraint("kind IN ('retrospective', 'social')", name="cases_kind_known"),
+        sa.Index("cases_by_opened", "opened_at", "case_id"),
+    )
+    sa.Table(
+        "case_items",
+        metadata,
+        sa.Column("case_id", sa.String, sa.ForeignKey("cases.case_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("frame_index", sa.Integer),
+        sa.Column("frame_time_s", sa.Double),
+        sa.Column("box", sa.Text),
+        sa.Column("match_kind", sa.String(32), nullable=False),
+        sa.Column("match_id", sa.String, nullable=False),
+        sa.Column("person_id", sa.String, nullable=False),
+        sa.Column("label", sa.Text, nullable=False),
+        sa.Column("score", sa.Double, nullable=False),
+        sa.Column("threshold", sa.Double, nullable=False),
+        sa.Column("model_scores", sa.Text, nullable=False),
+        sa.Column("crop_jpeg", sa.LargeBinary),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("decided_by", sa.String),
+        sa.Column("decision_reason", sa.Text),
+        sa.Column("decided_at", sa.Double),
+        sa.CheckConstraint("state IN ('pending', 'confirmed', 'rejected')", name="case_items_state_known"),
+        sa.CheckConstraint("match_kind IN ('watchlist_entry', 'social_face')", name="case_items_match_kind_known"),
+    )
+    return metadata
+
+
+REVISION_7_TABLES = ("cases", "case_items")
+"""The tables revision 0007_cases adds."""
+
+
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
 """The columns issue 14 added (revision 2), by table."""
 
@@ -324,7 +382,9 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     suppression = fourth | {name: frozenset(added[name].columns.keys()) for name in SUPPRESSION_TABLES}
     report = revision_6_report_tables().tables
     sixth = suppression | {name: frozenset(report[name].columns.keys()) for name in REVISION_6_TABLES}
-    eighth = sixth | {name: sixth[name] | set(columns) for name, columns in REVISION_8_COLUMNS.items()}
+    case_tables = revision_7_case_tables().tables
+    seventh = sixth | {name: frozenset(case_tables[name].columns.keys()) for name in REVISION_7_TABLES}
+    eighth = seventh | {name: seventh[name] | set(columns) for name, columns in REVISION_8_COLUMNS.items()}
     return {
         "0001": first,
         "0002": second,
@@ -332,5 +392,6 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
         "0004_auditor": fourth,
         "0005_suppression": suppression,
         "0006_report": sixth,
+        "0007_cases": seventh,
         "0008_assembly": eighth,
     }

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_assembly"
-down_revision = "0006_report"
+down_revision = "0007_cases"
 branch_labels = None
 depends_on = None
 
