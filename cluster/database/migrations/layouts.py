@@ -6,7 +6,8 @@ revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (
 0004_auditor adds the deployment records the public records are read from and the purged alerts' counts;
 0005_suppression adds the "not this person" suppressions (and lets a sighting's embedding be deleted);
 0006_report what enrolment records about each watchlist person, for the deployment report; 0007_cases the
-cases of retrospective and social searches and their candidates; 0008_assembly whether a recorded deployment is at a protest or assembly, and its exclusion windows.
+cases of retrospective and social searches and their candidates; 0008_assembly whether a recorded deployment
+is at a protest or assembly, and its exclusion windows.
 """
 
 import sqlalchemy as sa
