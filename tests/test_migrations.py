@@ -38,6 +38,7 @@ from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.catalogue_import import FILE_TABLES
 from cluster.live import status_board as status_tables
 from cluster.live.status_board import StatusBoard
+from cluster.retro import social_records as social_post_tables
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.audit_key import TEST_SEALER
 
@@ -65,6 +66,7 @@ def current_metadata() -> sa.MetaData:
         status_tables,
         catalogue_tables,
         deployment_record_tables,
+        social_post_tables,
     )
     for module in modules:
         for table in module.metadata.tables.values():
