@@ -81,11 +81,14 @@ class SocialSearchResult:
 class SocialService:
     """Social-media ingest, search, deletion and purging on one gallery, each recorded in the audit log."""
 
-    def __init__(self, gallery: Gallery, audit: AuditLog, config: LfrConfig) -> None:
+    def __init__(
+        self, gallery: Gallery, audit: AuditLog, config: LfrConfig, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.gallery = gallery
         self.audit = audit
         self.config = config
         self.posts = SocialPostRecords(audit.database)
+        self._clock = clock
 
     def ingest(
         self,
@@ -97,7 +100,7 @@ class SocialService:
     ) -> IngestResult:
         """Store every face of the feed's posts and the posts with their triage, all expiring after the retention."""
         triage = TextTriage(self.config.social.triage)
-        expires_at = int(time.time() + self.config.gallery.social.retention_days * DAY_S)
+        expires_at = int(self._clock() + self.config.gallery.social.retention_days * DAY_S)
         operation = AuditedOperation(
             self.audit,
             officer,
@@ -217,7 +220,7 @@ class SocialService:
 
     def purge_expired(self, *, officer: str) -> SocialDeletion:
         """Delete every face and post whose expiry has passed."""
-        purged_at = int(time.time())
+        purged_at = int(self._clock())
         return audited_change(
             self.audit,
             officer,
