@@ -72,3 +72,21 @@ def test_flag_quality_on_the_labelled_posts_is_above_its_floors_and_the_docs_are
     figures = [line for line in markdown(quality, "", "").splitlines() if line.startswith("| ")]
     stale = [line for line in figures if line not in documented]
     assert stale == [], "docs/benchmarks.md is out of date: run python -m loadtest.bench_triage --write-docs"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "du bist ein Arschloch",
+        "va te faire foutre, connard",
+        "f.u.c.k the police",
+        "f u c k you",
+        "fck the police",
+    ],
+)
+def test_the_limits_docs_state_hold(triage, text):
+    """docs/social_media.md says plainly what the classifier misses, with these examples: they must stay true."""
+    (score,) = triage.score([text])
+    assert not score.flagged, f"{text!r} is now flagged ({score.score:.2f}): update docs/social_media.md"
+    documented = " ".join((BENCHMARKS.parent / "social_media.md").read_text(encoding="utf-8").split())
+    assert f'"{text}"' in documented
