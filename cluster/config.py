@@ -19,6 +19,7 @@ from cluster.fusion.config import FusionConfig
 from cluster.gallery.config import GalleryConfig
 from cluster.live.config import FaceServiceConfig
 from cluster.matching.config import MatchingConfig
+from cluster.retro.config import SocialPostsConfig
 from cluster.section import Section
 from cluster.tracking.config import TrackingConfig
 from cluster.vision.config import FaceModelsConfig
@@ -41,6 +42,7 @@ class LfrConfig(Section):
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()
     serve: ServeConfig = ServeConfig()
+    social: SocialPostsConfig = SocialPostsConfig()
     deployment: DeploymentConfig | None = None
     cameras: list[CameraConfig] = Field([], description="The deployment's cameras; see configs/west_end.yaml.")
 

@@ -1,4 +1,4 @@
-"""The gallery purges itself: expired watchlist entries and social-media faces deleted on a timer, audited.
+"""The gallery purges itself: expired watchlist entries and social-media faces and posts deleted on a timer, audited.
 
 On a real milvus-lite gallery with real face embeddings (lfw10). Expired rows are written as the
 gallery would hold them once their time has passed (enrolled in the past with a past expiry);
@@ -20,6 +20,7 @@ from cluster.config import LfrConfig
 from cluster.enrolment.expiry import parse_expiry
 from cluster.gallery.attributes import PersonAttributes
 from cluster.gallery.records import PersonRecord, SocialFace, WatchlistEntry
+from cluster.retro.social_records import PostRecord, SocialPostRecords
 from cluster.vision.image_io import load_image
 from tests.records import opened_gallery
 from tests.test_watchlist_cli import audit_entries, audit_head, lite_lfr_config, photo
@@ -38,6 +39,15 @@ def social_face(embedding, box, post_id: str, expires_at: int) -> SocialFace:
     return SocialFace(platform="x", post_id=post_id, url=f"https://example.org/x/{post_id}", captured_at=1, place="",
                       image_path=f"{post_id}.jpg", box=box, authorised_by="Supt. A. Example", ingest_id="ingest-1",
                       expires_at=expires_at, embedding=embedding)  # fmt: skip
+
+
+def social_post(post_id: str, expires_at: int) -> PostRecord:
+    return PostRecord(row_id=post_id, ingest_id="ingest-1", platform="x", post_id=post_id,
+                      author="@someone", url=f"https://example.org/x/{post_id}", posted_at=1, place="",
+                      text=f"the text of {post_id}", media=1, faces=1, triage_score=0.1,
+                      triage_model="alt-profanity-check", triage_model_version="1.9.1", triage_threshold=0.5,
+                      flagged=False, authorised_by="Supt. A. Example", ingested_at=1,
+                      expires_at=expires_at)  # fmt: skip
 
 
 def test_expired_entries_and_faces_are_purged_on_their_own_and_audited(lfr_config, face_pipeline):
@@ -76,20 +86,23 @@ def test_expired_entries_and_faces_are_purged_on_their_own_and_audited(lfr_confi
                 social_face(chavez.embedding, chavez.box, "expired", now - 1),
             ]
         )
-        assert (gallery.watchlists.count("retained"), gallery.social.count("x")) == (2, 2)
+        posts = SocialPostRecords(audit.database)
+        posts.insert([social_post("kept", now + 3600), social_post("expired", now - 1)])
+        assert (gallery.watchlists.count("retained"), gallery.social.count("x"), posts.count()) == (2, 2, 2)
         start = audit_head(lfr_config)
 
         with GalleryRetention(gallery, audit, lfr_config):
             wait_for(
-                lambda: (gallery.watchlists.count("retained"), gallery.social.count("x")) == (1, 1),
+                lambda: (gallery.watchlists.count("retained"), gallery.social.count("x"), posts.count()) == (1, 1, 1),
                 60,
-                "the expired entry and face purged by the timer",
+                "the expired entry, face and post purged by the timer",
             )
         assert [e.person_id for e in gallery.watchlists.entries("retained")] == ["Tony_Blair"]
         recorded = [person.person_id for person in gallery.watchlists.catalogue.people("retained")]
         assert recorded == ["Tony_Blair"], "what enrolment recorded about a person goes with their last entry"
         (kept,) = gallery.social.search(blair.embedding[None], platform="x")
         assert [m.face.post_id for m in kept] == ["kept"]
+        assert [post.post_id for post in posts.posts()] == ["kept"]
 
     written = audit_entries(lfr_config, start, intents=True)
     assert {(e.action, e.actor) for e in written} == {(AuditAction.PURGE, RETENTION_ACTOR)}
@@ -101,3 +114,4 @@ def test_expired_entries_and_faces_are_purged_on_their_own_and_audited(lfr_confi
         for e in outcomes
     }  # fmt: skip
     assert deleted == {"watchlist entries": 1, "social_media": 1}
+    assert sum(o.details.get("posts_deleted", 0) for o in outcomes) == 1

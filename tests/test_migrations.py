@@ -39,6 +39,7 @@ from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.catalogue_import import FILE_TABLES
 from cluster.live import status_board as status_tables
 from cluster.live.status_board import StatusBoard
+from cluster.retro import social_records as social_post_tables
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.audit_key import TEST_SEALER
 
@@ -67,6 +68,7 @@ def current_metadata() -> sa.MetaData:
         catalogue_tables,
         deployment_record_tables,
         case_tables,
+        social_post_tables,
     )
     for module in modules:
         for table in module.metadata.tables.values():

@@ -1,4 +1,4 @@
-"""Purging the gallery on its own: expired watchlist entries and social-media faces, every interval, audited.
+"""Purging the gallery on its own: expired watchlist entries and social-media faces and posts, every interval, audited.
 
 Expired entries and faces are never searched (the searches filter on expiry), but their
 embeddings stay in Milvus until something deletes them. Wherever the gallery is served (the live
@@ -25,10 +25,11 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class GalleryPurge:
-    """What one run deleted: expired watchlist entries and expired social-media faces."""
+    """What one run deleted: expired watchlist entries, and expired social-media faces and posts."""
 
     watchlist_entries: int
     social_faces: int
+    social_posts: int
 
 
 class GalleryRetention(Periodic):
@@ -40,11 +41,15 @@ class GalleryRetention(Periodic):
         self._social = SocialService(gallery, audit, config)
 
     def run_once(self) -> GalleryPurge:
-        return GalleryPurge(
-            watchlist_entries=self._watchlists.purge_expired(officer=RETENTION_ACTOR),
-            social_faces=self._social.purge_expired(officer=RETENTION_ACTOR),
-        )
+        watchlist_entries = self._watchlists.purge_expired(officer=RETENTION_ACTOR)
+        social = self._social.purge_expired(officer=RETENTION_ACTOR)
+        return GalleryPurge(watchlist_entries, social.faces, social.posts)
 
     def _purge_and_log(self) -> None:
         purged = self.run_once()
-        log.info("gallery_purged", watchlist_entries=purged.watchlist_entries, social_faces=purged.social_faces)
+        log.info(
+            "gallery_purged",
+            watchlist_entries=purged.watchlist_entries,
+            social_faces=purged.social_faces,
+            social_posts=purged.social_posts,
+        )

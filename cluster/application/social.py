@@ -4,16 +4,20 @@ An ingest stores faces (an enrolment into `social_media`), so like a watchlist i
 authorisation: the officer who authorised it and why, both recorded. Every face it stores
 expires `gallery.social.retention_days` after the ingest (at most 31 days, by policy), is not
 searched after that, and is purged by `purge_expired`, which the retention timer runs wherever
-the gallery is served. An ingest's intent entry (manifest, authorisation, expiry, the ingest id
-its faces carry) is written before the first post is read, and its outcome (counts, lines
-skipped) when it ends; an ingest stopped part-way records a failed outcome with the faces it
-left stored, and one killed leaves its intent unfinished (`lfr audit unfinished`): either way
-`delete_ingest` removes what it stored. A search reveals where a person was seen: it needs an
-authorisation (a named officer and a reason, `CaseAuthorisation`), and what it found becomes a case
-(`cluster.cases`), one item per post the face appears in with the crop of that post's face, for an
-officer to confirm or reject in the control room and kept only as long as `retention.case_days`
-allows. The case (CASE_OPENED) and the search's entry, which names it, are written before the
-matches are returned, so no match is shown unrecorded.
+the gallery is served. The posts themselves (provenance, text, the triage score, model and
+version, and whether the post is flagged for an officer) are kept in the records database with
+the same expiry, and every deletion and purge removes them with their faces. An ingest's intent
+entry (source, format, authorisation, expiry, the classifier and threshold, the ingest id its
+faces and posts carry) is written before the first post is read, and its outcome (counts, posts
+flagged, positions skipped) when it ends; an ingest stopped part-way records a failed outcome
+with what it left stored, and one killed leaves its intent unfinished (`lfr audit unfinished`):
+either way `delete_ingest` removes what it stored. Flagging decides nothing: it marks a post for
+an officer to read. A search reveals where a person was seen: it needs an authorisation (a named
+officer and a reason, `CaseAuthorisation`), and what it found becomes a case (`cluster.cases`),
+one item per post the face appears in with the crop of that post's face, for an officer to
+confirm or reject in the control room and kept only as long as `retention.case_days` allows.
+The case (CASE_OPENED) and the search's entry, which names it, are written before the matches
+are returned, so no match is shown unrecorded.
 """
 
 import hashlib
@@ -37,7 +41,9 @@ from cluster.enrolment.faces import ChosenFace, RefusedPhoto, choose_faces
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import OFFICER_MAX, SOURCE_MAX, SocialMatch, check_text
 from cluster.retro.social_ingest import IngestLabel, IngestSummary, SocialIngest
-from cluster.retro.social_manifest import Manifest, ManifestPost
+from cluster.retro.social_post import Feed, Post
+from cluster.retro.social_records import PostsDeleted, SocialPostRecords
+from cluster.retro.social_triage import TextTriage
 from cluster.tracking.crops import face_crop_jpeg
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import MODEL_NAME, FacePipeline
@@ -69,6 +75,17 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class SocialDeletion:
+    """What a deletion or purge removed: faces from the gallery, posts from the records database.
+
+    erased: whether the deleted posts were then erased from the database's files (see `Database.erase_deleted`)."""
+
+    faces: int
+    posts: int
+    erased: bool = True
+
+
+@dataclass(frozen=True)
 class SocialSearchResult:
     """The face searched with, the posts it appears in, best first, and the case opened for them."""
 
@@ -80,44 +97,51 @@ class SocialSearchResult:
 class SocialService:
     """Social-media ingest, search, deletion and purging on one gallery, each recorded in the audit log."""
 
-    def __init__(self, gallery: Gallery, audit: AuditLog, config: LfrConfig) -> None:
+    def __init__(
+        self, gallery: Gallery, audit: AuditLog, config: LfrConfig, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.gallery = gallery
         self.audit = audit
         self.config = config
+        self.posts = SocialPostRecords(audit.database)
+        self._clock = clock
 
     def ingest(
         self,
-        manifest_path: Path,
-        manifest: Manifest,
+        feed: Feed,
         *,
         officer: str,
         authorisation: IngestAuthorisation,
-        on_post: Callable[[ManifestPost], None] = lambda post: None,
+        on_post: Callable[[Post], None] = lambda post: None,
     ) -> IngestResult:
-        """Store every face of the manifest's posts, each expiring after the configured retention."""
-        expires_at = int(time.time() + self.config.gallery.social.retention_days * DAY_S)
+        """Store every face of the feed's posts and the posts with their triage, all expiring after the retention."""
+        triage = TextTriage(self.config.social.triage)
+        expires_at = int(self._clock() + self.config.gallery.social.retention_days * DAY_S)
         operation = AuditedOperation(
             self.audit,
             officer,
             AuditAction.ENROLMENT,
             SOCIAL_SUBJECT,
             {
-                "manifest": str(manifest_path),
-                "posts": len(manifest.posts),
+                "source": str(feed.source),
+                "format": feed.format,
+                "posts": len(feed.posts),
                 "authorised_by": authorisation.authorised_by,
                 "reason": authorisation.reason,
                 "expires_at": iso(expires_at),
+                "triage_model": f"{triage.model.name} {triage.model.version}",
+                "triage_threshold": triage.threshold,
             },
         )
         label = IngestLabel(authorisation.authorised_by, operation.operation_id, expires_at)
-        ingest = SocialIngest(FacePipeline(self.config.face_models), self.gallery.social, label)
+        ingest = SocialIngest(FacePipeline(self.config.face_models), self.gallery.social, self.posts, triage, label)
         try:
-            summary = ingest.ingest(manifest.posts, on_post=on_post)
+            summary = ingest.ingest(feed.posts, on_post=on_post)
         except BaseException as exc:
             operation.failed(
                 exc,
                 {
-                    "manifest": str(manifest_path),
+                    "source": str(feed.source),
                     "posts_read": ingest.posts_read,
                     "faces_stored": ingest.faces_stored,
                     "ingest_id": operation.operation_id,
@@ -126,11 +150,13 @@ class SocialService:
             raise
         operation.done(
             {
-                "manifest": str(manifest_path),
+                "source": str(feed.source),
                 "posts": summary.posts,
                 "faces": summary.faces,
-                "lines_without_face": list(summary.without_face),
-                "lines_skipped": summary.skipped_lines(manifest),
+                "unit": str(feed.unit),
+                "without_face": list(summary.without_face),
+                "flagged": list(summary.flagged),
+                "skipped": summary.skipped(feed),
                 "ingest_id": operation.operation_id,
             }
         )
@@ -181,53 +207,75 @@ class SocialService:
         )
         return SocialSearchResult(probe, tuple(matches), case)
 
-    def delete_post(self, platform: str, post_id: str, *, officer: str, reason: str) -> int:
-        """Delete every stored face of one post; how many were deleted."""
-        return self._delete_faces(
+    def delete_post(self, platform: str, post_id: str, *, officer: str, reason: str) -> SocialDeletion:
+        """Delete one post: its stored faces and its record."""
+        check_text(reason, "the reason for the deletion (--reason)", SOURCE_MAX)
+        return self._delete(
             "post",
             {"platform": platform, "post_id": post_id},
-            lambda: self.gallery.social.delete_post(platform, post_id),
+            lambda: self._both(
+                self.gallery.social.delete_post(platform, post_id), lambda: self.posts.delete_post(platform, post_id)
+            ),
             officer=officer,
             reason=reason,
         )
 
-    def delete_ingest(self, ingest_id: str, *, officer: str, reason: str) -> int:
-        """Delete every face one ingest stored; how many were deleted."""
-        return self._delete_faces(
+    def delete_ingest(self, ingest_id: str, *, officer: str, reason: str) -> SocialDeletion:
+        """Delete every face and post one ingest stored."""
+        check_text(reason, "the reason for the deletion (--reason)", SOURCE_MAX)
+        return self._delete(
             "ingest",
             {"ingest_id": ingest_id},
-            lambda: self.gallery.social.delete_ingest(ingest_id),
+            lambda: self._both(
+                self.gallery.social.delete_ingest(ingest_id), lambda: self.posts.delete_ingest(ingest_id)
+            ),
             officer=officer,
             reason=reason,
         )
 
-    def _delete_faces(
-        self, scope: str, selector: dict[str, str], delete: Callable[[], int], *, officer: str, reason: str
-    ) -> int:
-        """An officer's deletion of the faces `selector` names (one post, one ingest), audited with its reason."""
-        check_text(reason, "the reason for the deletion (--reason)", SOURCE_MAX)
+    def _delete(
+        self,
+        scope: str,
+        selector: dict[str, str],
+        delete: Callable[[], SocialDeletion],
+        *,
+        officer: str,
+        reason: str,
+    ) -> SocialDeletion:
+        """An officer's deletion of what `selector` names (one post, one ingest), audited with its reason."""
         return audited_change(
             self.audit,
             officer,
             AuditAction.PURGE,
             SOCIAL_SUBJECT,
             delete,
-            lambda deleted: {"change": f"{scope}_deleted", **selector, "faces_deleted": deleted},
+            lambda deleted: {"change": f"{scope}_deleted", **selector, **_counts(deleted)},
             intent={"change": f"delete_{scope}", **selector, "reason": reason},
         )
 
-    def purge_expired(self, *, officer: str) -> int:
-        """Delete every face whose expiry has passed; how many were deleted."""
-        purged_at = int(time.time())
+    def purge_expired(self, *, officer: str) -> SocialDeletion:
+        """Delete every face and post whose expiry has passed."""
+        purged_at = int(self._clock())
         return audited_change(
             self.audit,
             officer,
             AuditAction.PURGE,
             SOCIAL_SUBJECT,
-            lambda: self.gallery.social.purge_expired(now=purged_at),
-            lambda deleted: {"change": "expired_purged", "expired_before": iso(purged_at), "faces_deleted": deleted},
+            lambda: self._both(
+                self.gallery.social.purge_expired(now=purged_at), lambda: self.posts.purge_expired(now=purged_at)
+            ),
+            lambda deleted: {"change": "expired_purged", "expired_before": iso(purged_at), **_counts(deleted)},
             intent={"change": "purge_expired", "expired_before": iso(purged_at)},
         )
+
+    @staticmethod
+    def _both(faces: int, delete_posts: Callable[[], PostsDeleted]) -> SocialDeletion:
+        posts = delete_posts()
+        return SocialDeletion(faces, posts.rows, posts.erased)
+
+
+def _counts(deleted: SocialDeletion) -> dict[str, object]:
+    return {"faces_deleted": deleted.faces, "posts_deleted": deleted.posts, "posts_erased": deleted.erased}
 
 
 def _provenance(probe: ChosenFace, min_similarity: float, faces_stored: int) -> Provenance:

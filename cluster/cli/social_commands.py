@@ -1,23 +1,28 @@
 """`lfr social ...`: social-media faces for retrospective search, kept only as long as policy allows.
 
-    lfr social ingest MANIFEST.jsonl --authorised-by OFFICER --reason TEXT
-                                           every face of every listed image, stored with its post
+    lfr social ingest SOURCE [--format auto|jsonl|mastodon] --authorised-by OFFICER --reason TEXT
+                                           every face of every post's images, stored with its post;
+                                           each post's text scored and flagged for an officer
     lfr social search PHOTO --officer NAME --reason TEXT [--top-k K] [--face N] [--json]
                                            where else this face appears (platform, post, URL, time, place),
                                            opened as a case for an officer to confirm or reject
-    lfr social delete --platform P --post ID --reason TEXT    every face of one post
-    lfr social delete --ingest ID --reason TEXT               every face one ingest stored
-    lfr social purge                       every face past its expiry
+    lfr social delete --platform P --post ID --reason TEXT    every face and the record of one post
+    lfr social delete --ingest ID --reason TEXT               every face and post one ingest stored
+    lfr social purge                       every face and post past its expiry
 
-The manifest's format is described in `cluster.retro.social_manifest`. A bad line is reported
-with its number and skipped; the rest is still ingested. An ingest, like a watchlist, needs an
-authorising officer and a reason; its faces expire after `gallery.social.retention_days` (at
-most 31) and are purged then (by `lfr social purge`, and on their own wherever the gallery is
-served). A search needs a named officer and a reason (no fallback to the operating-system user),
-and its matches become a case, adjudicated in the control room and purged after
-`retention.case_days` like `lfr retro`'s. Every command is audited by `cluster.application.social`
-(an ingest as an enrolment into `social_media`, a search as a search, a deletion or purge as a
-purge); no embedding is ever logged.
+SOURCE is a JSON-lines manifest (`cluster.retro.social_manifest`) or an extracted Mastodon
+account archive, its folder or its outbox.json (`cluster.retro.social_mastodon`); `--format auto`
+tells them apart by the path. Media are read from local files only: a remote URL is refused
+with a message to download it. A bad line or item is reported with its position and the field at
+fault and skipped; the rest is still ingested. Each post's text is scored by the text classifier
+(`cluster.retro.social_triage`) and flagged for an officer at `social.triage.threshold`; a flag
+decides nothing. An ingest, like a watchlist, needs an authorising officer and a reason; its
+faces and posts expire after `gallery.social.retention_days` (at most 31) and are purged then
+(by `lfr social purge`, and on their own wherever the gallery is served). A search needs a named
+officer and a reason (no fallback to the operating-system user), and its matches become a case,
+adjudicated in the control room and purged after `retention.case_days` like `lfr retro`'s. Every
+command is audited by `cluster.application.social` (an ingest as an enrolment into `social_media`, a search
+as a search, a deletion or purge as a purge); no embedding is ever logged.
 Exit status as for `lfr watchlist`: 0 done, 1 some input refused (or nothing found to delete),
 2 nothing done.
 """
@@ -46,7 +51,7 @@ from cluster.cli.watchlist_commands import (
 from cluster.config import LfrConfig
 from cluster.enrolment.faces import RefusedPhoto
 from cluster.gallery.records import SocialMatch
-from cluster.retro.social_manifest import read_manifest
+from cluster.retro.social_feeds import FeedFormat, read_feed
 
 MAX_TOP_K = 1024
 
@@ -55,8 +60,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     social = commands.add_parser("social", help="Social-media faces: ingest posts, search where a face appears.")
     actions = social.add_subparsers(dest="social_action", required=True, metavar="ACTION")
 
-    ingest = actions.add_parser("ingest", help="Store every face of the images a JSON-lines manifest lists.")
-    ingest.add_argument("manifest", type=Path, metavar="MANIFEST", help="JSON lines: image, platform, post_id, ...")
+    ingest = actions.add_parser(
+        "ingest", help="Store every face of the posts of an export (JSON-lines manifest or Mastodon archive)."
+    )
+    ingest.add_argument(
+        "source",
+        type=Path,
+        metavar="SOURCE",
+        help="A JSON-lines manifest, or an extracted Mastodon archive (its folder or outbox.json).",
+    )
+    ingest.add_argument(
+        "--format",
+        type=FeedFormat,
+        choices=list(FeedFormat),
+        default=FeedFormat.AUTO,
+        help="The export's format (default: told from the path: a folder or .json is mastodon, .jsonl is jsonl).",
+    )
     ingest.add_argument(
         "--authorised-by", required=True, metavar="OFFICER", help="Who authorised the ingest (name, rank)."
     )
@@ -100,28 +119,29 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_ingest(args: argparse.Namespace, config: LfrConfig) -> int:
     def ingest() -> int:
         authorisation = IngestAuthorisation(args.authorised_by, args.reason)
-        manifest = read_manifest(args.manifest)
-        for problem in manifest.problems:
-            sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
+        feed = read_feed(args.source, args.format)
+        for problem in feed.problems:
+            sys.stderr.write(f"lfr: {feed.where(problem.position)}: {problem.message}; skipped\n")
         with (
             gallery_service(config, SocialService) as service,
-            tqdm(total=len(manifest.posts), unit="post", file=sys.stderr, disable=None) as progress,
+            tqdm(total=len(feed.posts), unit="post", file=sys.stderr, disable=None) as progress,
         ):
             result = service.ingest(
-                args.manifest,
-                manifest,
-                officer=officer_of(args),
-                authorisation=authorisation,
-                on_post=one_step(progress),
+                feed, officer=officer_of(args), authorisation=authorisation, on_post=one_step(progress)
             )
         summary = result.summary
         for problem in summary.problems:
-            sys.stderr.write(f"lfr: {args.manifest} line {problem.line}: {problem.message}; skipped\n")
-        skipped = summary.skipped_lines(manifest)
+            sys.stderr.write(f"lfr: {feed.where(problem.position)}: {problem.message}; skipped\n")
+        skipped = summary.skipped(feed)
+        unit = str(feed.unit)
         sys.stdout.write(
             f"stored {summary.faces} face{'s' if summary.faces != 1 else ''} from {summary.posts} post"
             f"{'s' if summary.posts != 1 else ''} ({len(summary.without_face)} without a face);"
-            f" {len(skipped)} line{'s' if len(skipped) != 1 else ''} skipped\n"
+            f" {len(skipped)} {unit}{'s' if len(skipped) != 1 else ''} skipped\n"
+            f"flagged {len(summary.flagged)} post{'s' if len(summary.flagged) != 1 else ''} for an officer's review"
+            f" ({summary.model.name} {summary.model.version}, score >= {summary.threshold:g})"
+            + (f": {unit}s {', '.join(str(p) for p in summary.flagged)}" if summary.flagged else "")
+            + "\n"
             f"ingest {result.ingest_id}: kept until {iso(result.expires_at)}, then purged\n"
         )
         return EXIT_REFUSED if skipped else EXIT_OK
@@ -141,8 +161,11 @@ def run_delete(args: argparse.Namespace, config: LfrConfig) -> int:
             else:
                 deleted = service.delete_ingest(args.ingest, officer=officer_of(args), reason=args.reason)
                 what = f"ingest {args.ingest}"
-        sys.stdout.write(f"deleted {deleted} face{'s' if deleted != 1 else ''} of {what}\n")
-        return EXIT_OK if deleted else EXIT_REFUSED
+        sys.stdout.write(
+            f"deleted {deleted.faces} face{'s' if deleted.faces != 1 else ''} and {deleted.posts}"
+            f" post{'s' if deleted.posts != 1 else ''} of {what}\n"
+        )
+        return EXIT_OK if deleted.faces or deleted.posts else EXIT_REFUSED
 
     return guarded(delete)
 
@@ -151,7 +174,10 @@ def run_purge(args: argparse.Namespace, config: LfrConfig) -> int:
     def purge() -> int:
         with gallery_service(config, SocialService) as service:
             purged = service.purge_expired(officer=officer_of(args))
-        sys.stdout.write(f"purged {purged} expired face{'s' if purged != 1 else ''}\n")
+        sys.stdout.write(
+            f"purged {purged.faces} expired face{'s' if purged.faces != 1 else ''} and {purged.posts}"
+            f" post{'s' if purged.posts != 1 else ''}\n"
+        )
         return EXIT_OK
 
     return guarded(purge)

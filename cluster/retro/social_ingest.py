@@ -1,12 +1,17 @@
-"""Ingesting social-media images: every face found is stored with where and when it was posted.
+"""Ingesting social-media posts: every face found is stored with its post's provenance, and the post with its triage.
 
-Images are detected and embedded in batches, and each batch's faces are inserted in one call.
-Every face of an image is stored (a crowd photo holds many people, any of whom may be searched
-for later), labelled with the ingest's authorisation, id and expiry; an image that cannot be read
-is reported with its manifest line and skipped. How far an ingest got is kept as it goes
-(`faces_stored`), so an ingest stopped part-way can still say what it left stored.
+Posts are taken in batches: their images are detected and embedded in one pipeline call, their
+texts scored in one classifier call, the batch's faces inserted into the gallery in one call and
+its posts into the records database in one transaction. Every face of an image is stored (a crowd
+photo holds many people, any of whom may be searched for later); faces and posts are labelled
+with the ingest's authorisation, id and expiry. A media file that cannot be read is reported with
+its post's position and skipped; the post's other media and its text are still ingested. How far
+an ingest got is kept as it goes (`faces_stored`, `posts_read`), so an ingest stopped part-way can
+still say what it left stored.
 """
 
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,18 +21,21 @@ import structlog
 from cluster.gallery.records import SocialFace
 from cluster.gallery.social import SocialFaces
 from cluster.retro.footage import FootageError, read_image
-from cluster.retro.social_manifest import Manifest, ManifestPost, ManifestProblem
+from cluster.retro.social_post import Feed, Post, PostProblem
+from cluster.retro.social_records import PostRecord, SocialPostRecords
+from cluster.retro.social_triage import TextTriage, TriageModel, TriageScore
+from cluster.vision.face import Face
 from cluster.vision.pipeline import FacePipeline
 
 log = structlog.get_logger(__name__)
 
 POSTS_PER_BATCH = 8
-"""Images detected and embedded in one pipeline call; their faces are inserted in one call."""
+"""Posts whose images are detected and embedded in one pipeline call; their faces are inserted in one call."""
 
 
 @dataclass(frozen=True)
 class IngestLabel:
-    """What every face of one ingest is stored with: who authorised it, the ingest's id, when the faces expire."""
+    """What every face and post of one ingest is stored with: who authorised it, the ingest's id, its expiry."""
 
     authorised_by: str
     ingest_id: str
@@ -36,68 +44,142 @@ class IngestLabel:
 
 @dataclass(frozen=True)
 class IngestSummary:
-    """What an ingest stored: posts read, faces stored, lines whose image held no face, and problems."""
+    """What an ingest stored: posts read, faces stored, posts without a face, posts flagged, and problems.
+
+    Positions are the posts' lines (a manifest) or items (an archive)."""
 
     posts: int
     faces: int
     without_face: tuple[int, ...]
-    problems: tuple[ManifestProblem, ...]
+    flagged: tuple[int, ...]
+    model: TriageModel
+    threshold: float
+    problems: tuple[PostProblem, ...]
 
-    def skipped_lines(self, manifest: Manifest) -> list[int]:
-        """Every line skipped, in order: those the manifest refused and those whose image could not be read."""
-        return sorted({p.line for p in manifest.problems} | {p.line for p in self.problems})
+    def skipped(self, feed: Feed) -> list[int]:
+        """Every position with something skipped, in order: refused by the reader, or a media file unreadable."""
+        return sorted({p.position for p in feed.problems} | {p.position for p in self.problems})
 
 
 class SocialIngest:
-    """Stores the faces of manifest posts in the gallery's social-media collection."""
+    """Stores the faces of posts in the gallery's social-media collection and the posts in the records database."""
 
-    def __init__(self, pipeline: FacePipeline, social: SocialFaces, label: IngestLabel) -> None:
+    def __init__(
+        self,
+        pipeline: FacePipeline,
+        social: SocialFaces,
+        posts: SocialPostRecords,
+        triage: TextTriage,
+        label: IngestLabel,
+    ) -> None:
         self.pipeline = pipeline
         self.social = social
+        self.posts = posts
+        self.triage = triage
         self.label = label
         self.faces_stored = 0
         self.posts_read = 0
 
-    def ingest(
-        self, posts: Sequence[ManifestPost], on_post: Callable[[ManifestPost], object] | None = None
-    ) -> IngestSummary:
-        stored = read = 0
+    def ingest(self, posts: Sequence[Post], on_post: Callable[[Post], object] | None = None) -> IngestSummary:
         without_face: list[int] = []
-        problems: list[ManifestProblem] = []
+        flagged: list[int] = []
+        problems: list[PostProblem] = []
         for start in range(0, len(posts), POSTS_PER_BATCH):
-            loaded: list[tuple[ManifestPost, np.ndarray]] = []
-            for post in posts[start : start + POSTS_PER_BATCH]:
-                try:
-                    loaded.append((post, read_image(post.image_path)))
-                except FootageError as exc:
-                    problems.append(ManifestProblem(post.line, str(exc)))
-            faces: list[SocialFace] = []
-            for (post, _), found in zip(loaded, self.pipeline.process([pixels for _, pixels in loaded])):
-                if not found:
-                    without_face.append(post.line)
-                faces.extend(
-                    SocialFace(
-                        platform=post.platform,
-                        post_id=post.post_id,
-                        url=post.url,
-                        captured_at=post.posted_at,
-                        place=post.place,
-                        image_path=str(post.image_path),
-                        box=face.box,
-                        authorised_by=self.label.authorised_by,
-                        ingest_id=self.label.ingest_id,
-                        expires_at=self.label.expires_at,
-                        embedding=face.embedding,
-                    )
-                    for face in found
-                )
+            batch = posts[start : start + POSTS_PER_BATCH]
+            kept, images = self._read_media(batch, problems)
+            found = self.pipeline.process([pixels for _, _, pixels in images])
+            faces_of: list[list[tuple[str, Face]]] = [[] for _ in kept]
+            for (number, path, _), in_image in zip(images, found):
+                faces_of[number].extend((path, face) for face in in_image)
+            scores = self.triage.score([post.text for post in kept])
+            faces = [self._face(post, path, face) for post, pairs in zip(kept, faces_of) for path, face in pairs]
             if faces:
                 self.social.insert(faces)
-            stored += len(faces)
-            read += len(loaded)
-            self.faces_stored, self.posts_read = stored, read
+            self.faces_stored += len(faces)
+            ingested_at = int(time.time())
+            self.posts.insert(
+                [
+                    self._record(post, len(pairs), score, ingested_at)
+                    for post, pairs, score in zip(kept, faces_of, scores)
+                ]
+            )
+            without_face.extend(post.position for post, pairs in zip(kept, faces_of) if not pairs)
+            flagged.extend(post.position for post, score in zip(kept, scores) if score.flagged)
+            self.posts_read += len(kept)
             if on_post is not None:
-                for post in posts[start : start + POSTS_PER_BATCH]:
+                for post in batch:
                     on_post(post)
-        log.info("social_ingested", posts=read, faces=stored, problems=len(problems))
-        return IngestSummary(read, stored, tuple(without_face), tuple(sorted(problems, key=lambda p: p.line)))
+        log.info(
+            "social_ingested",
+            posts=self.posts_read,
+            faces=self.faces_stored,
+            flagged=len(flagged),
+            problems=len(problems),
+        )
+        return IngestSummary(
+            self.posts_read,
+            self.faces_stored,
+            tuple(without_face),
+            tuple(flagged),
+            self.triage.model,
+            self.triage.threshold,
+            tuple(sorted(problems, key=lambda p: p.position)),
+        )
+
+    def _read_media(
+        self, batch: Sequence[Post], problems: list[PostProblem]
+    ) -> tuple[list[Post], list[tuple[int, str, np.ndarray]]]:
+        """The posts left to ingest and their readable images (post number in the list, path, pixels).
+
+        An unreadable file is a problem of its post; a post left with neither an image nor text is skipped."""
+        kept: list[Post] = []
+        images: list[tuple[int, str, np.ndarray]] = []
+        for post in batch:
+            readable: list[tuple[int, str, np.ndarray]] = []
+            for path in post.media:
+                try:
+                    readable.append((len(kept), str(path), read_image(path)))
+                except FootageError as exc:
+                    problems.append(PostProblem(post.position, str(exc)))
+            if readable or post.text.strip():
+                kept.append(post)
+                images.extend(readable)
+        return kept, images
+
+    def _record(self, post: Post, faces: int, score: TriageScore, ingested_at: int) -> PostRecord:
+        return PostRecord(
+            row_id=uuid.uuid4().hex,
+            ingest_id=self.label.ingest_id,
+            platform=post.platform,
+            post_id=post.post_id,
+            author=post.author,
+            url=post.url,
+            posted_at=post.posted_at,
+            place=post.place,
+            text=post.text,
+            media=len(post.media),
+            faces=faces,
+            triage_score=score.score,
+            triage_model=self.triage.model.name,
+            triage_model_version=self.triage.model.version,
+            triage_threshold=self.triage.threshold,
+            flagged=score.flagged,
+            authorised_by=self.label.authorised_by,
+            ingested_at=ingested_at,
+            expires_at=self.label.expires_at,
+        )
+
+    def _face(self, post: Post, path: str, face: Face) -> SocialFace:
+        return SocialFace(
+            platform=post.platform,
+            post_id=post.post_id,
+            url=post.url,
+            captured_at=post.posted_at,
+            place=post.place,
+            image_path=path,
+            box=face.box,
+            authorised_by=self.label.authorised_by,
+            ingest_id=self.label.ingest_id,
+            expires_at=self.label.expires_at,
+            embedding=face.embedding,
+        )

@@ -1,139 +1,110 @@
-"""The manifest of social-media images to ingest: one JSON object per line.
+"""The JSON-lines manifest of social-media posts to ingest: one JSON object per line, one post per line.
 
     {"image": "posts/123.jpg", "platform": "x", "post_id": "123", "url": "https://x.com/a/status/123",
-     "posted_at": "2025-06-14T10:32:00+01:00", "place": "Trafalgar Square"}
+     "posted_at": "2025-06-14T10:32:00+01:00", "place": "Trafalgar Square",
+     "author": "@someone", "text": "what the post says"}
 
-`image` is a local file, relative to the manifest's folder unless absolute; `posted_at` is ISO
-8601 with its UTC offset (a time without one is ambiguous, so it is refused); `place` may be
-left out. A bad line is reported with its number and skipped; the good lines are still read.
+`image` is a local file, relative to the manifest's folder unless absolute; `images` (a list)
+names several instead. A remote URL is refused: media are downloaded by the caller, never
+fetched here. `posted_at` is ISO 8601 with its UTC offset (a time without one is ambiguous, so it
+is refused). `place`, `author` and `text` may be left out, and so may the image of a post whose
+text alone is to be triaged. A bad line is reported with its number and the field at fault and
+skipped; the good lines are still read.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, model_validator
 
-from cluster.gallery.records import PLACE_MAX, POST_ID_MAX, URL_MAX, check_id, check_text
+from cluster.retro.social_post import (
+    Feed,
+    Post,
+    PostProblem,
+    Unit,
+    describe_validation,
+    read_export_text,
+    refuse_remote,
+)
 
-
-class ManifestError(ValueError):
-    """The manifest as a whole cannot be read; the message names the file."""
+FORMAT = "jsonl"
 
 
 class ManifestLine(BaseModel):
-    """One line as written: its fields are checked as the gallery will store them."""
+    """One line as written; the fields are checked as they will be stored when the `Post` is made."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    image: str
+    image: str | None = None
+    images: list[str] | None = None
     platform: str
     post_id: str
     url: str
     posted_at: AwareDatetime
     place: str = ""
+    author: str = ""
+    text: str = ""
 
-    @field_validator("image")
-    @classmethod
-    def _image_named(cls, image: str) -> str:
-        if not image.strip():
-            raise ValueError("must name an image file")
-        return image
+    @model_validator(mode="after")
+    def _one_way_to_name_images(self) -> "ManifestLine":
+        if self.image is not None and self.images is not None:
+            raise ValueError("give image or images, not both")
+        if any(not name.strip() for name in self.named_images()):
+            raise ValueError("an image must name a file")
+        return self
 
-    @field_validator("platform")
-    @classmethod
-    def _platform_is_an_id(cls, platform: str) -> str:
-        return check_id(platform, "platform")
-
-    @field_validator("post_id")
-    @classmethod
-    def _post_id_fits(cls, post_id: str) -> str:
-        return check_text(post_id, "post_id", POST_ID_MAX)
-
-    @field_validator("url")
-    @classmethod
-    def _url_fits(cls, url: str) -> str:
-        return check_text(url, "url", URL_MAX)
-
-    @field_validator("place")
-    @classmethod
-    def _place_fits(cls, place: str) -> str:
-        return check_text(place, "place", PLACE_MAX, required=False)
+    def named_images(self) -> list[str]:
+        return [self.image] if self.image is not None else list(self.images or ())
 
 
-@dataclass(frozen=True)
-class ManifestPost:
-    """A good line: the image resolved to a path, the time as unix seconds."""
-
-    line: int
-    image_path: Path
-    platform: str
-    post_id: str
-    url: str
-    posted_at: int
-    place: str
-
-
-@dataclass(frozen=True)
-class ManifestProblem:
-    """A line (or its image) that was skipped, and why."""
-
-    line: int
-    message: str
-
-
-@dataclass(frozen=True)
-class Manifest:
-    posts: tuple[ManifestPost, ...]
-    problems: tuple[ManifestProblem, ...]
-
-
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "line"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{key}: {message}")
-    return "; ".join(parts)
-
-
-def parse_line(number: int, text: str, folder: Path) -> ManifestPost:
-    """One line as a post; ValueError with what is wrong (without the line number)."""
+def parse_line(number: int, text: str, folder: Path) -> tuple[Post, list[PostProblem]]:
+    """One line as a post, with the problems of any image skipped; ValueError saying what is wrong with the line."""
     try:
         line = ManifestLine.model_validate_json(text)
     except ValidationError as exc:
         if any(item["type"] == "json_invalid" for item in exc.errors()):
             raise ValueError("not a JSON object; write one object per line") from exc
-        raise ValueError(_describe(exc)) from exc
-    image = Path(line.image).expanduser()
-    return ManifestPost(
-        line=number,
-        image_path=image if image.is_absolute() else folder / image,
-        platform=line.platform,
-        post_id=line.post_id,
-        url=line.url,
-        posted_at=int(line.posted_at.timestamp()),
-        place=line.place,
-    )
-
-
-def read_manifest(path: Path) -> Manifest:
-    """The manifest's good lines and its problems; blank lines are skipped. ManifestError when unreadable."""
+        raise ValueError(describe_validation(exc)) from exc
+    media: list[Path] = []
+    problems: list[PostProblem] = []
+    for name in line.named_images():
+        try:
+            refuse_remote(name, f"image {name!r}")
+        except ValueError as exc:
+            problems.append(PostProblem(number, str(exc)))
+            continue
+        image = Path(name).expanduser()
+        media.append(image if image.is_absolute() else folder / image)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ManifestError(f"{path}: no such manifest file") from exc
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: not UTF-8 text ({exc.reason}); write the manifest as UTF-8 JSON lines") from exc
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read the manifest ({exc.strerror})") from exc
+        post = Post(
+            position=number,
+            platform=line.platform,
+            post_id=line.post_id,
+            author=line.author,
+            url=line.url,
+            posted_at=int(line.posted_at.timestamp()),
+            place=line.place,
+            text=line.text,
+            media=tuple(media),
+        )
+    except ValueError as exc:
+        raise ValueError("; ".join([problem.message for problem in problems] + [str(exc)])) from exc
+    return post, problems
+
+
+def read_manifest(path: Path) -> Feed:
+    """The manifest's good lines as posts, and its problems; blank lines are skipped. FeedError when unreadable."""
+    text = read_export_text(path, "manifest")
     folder = path.resolve().parent
-    posts: list[ManifestPost] = []
-    problems: list[ManifestProblem] = []
+    posts: list[Post] = []
+    problems: list[PostProblem] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            posts.append(parse_line(number, line, folder))
+            post, skipped = parse_line(number, line, folder)
         except ValueError as exc:
-            problems.append(ManifestProblem(number, str(exc)))
-    return Manifest(tuple(posts), tuple(problems))
+            problems.append(PostProblem(number, str(exc)))
+            continue
+        posts.append(post)
+        problems.extend(skipped)
+    return Feed(path, FORMAT, Unit.LINE, tuple(posts), tuple(problems))

@@ -7,7 +7,8 @@ revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (
 0005_suppression adds the "not this person" suppressions (and lets a sighting's embedding be deleted);
 0006_report what enrolment records about each watchlist person, for the deployment report; 0007_cases the
 cases of retrospective and social searches and their candidates; 0008_assembly whether a recorded deployment
-is at a protest or assembly, and its exclusion windows.
+is at a protest or assembly, and its exclusion windows. Issue 18: 0009_social_posts the ingested social-media
+posts (provenance, text, triage score and flag).
 """
 
 import sqlalchemy as sa
@@ -360,8 +361,45 @@ def revision_7_case_tables() -> sa.MetaData:
     return metadata
 
 
+def revision_9_social_posts_tables() -> sa.MetaData:
+    """The table revision 0009_social_posts adds: each ingested post, its text and its triage."""
+    metadata = sa.MetaData()
+    sa.Table(
+        "social_posts",
+        metadata,
+        sa.Column("row_id", sa.String(32), primary_key=True),
+        sa.Column("ingest_id", sa.String, nullable=False),
+        sa.Column("platform", sa.String(64), nullable=False),
+        sa.Column("post_id", sa.String, nullable=False),
+        sa.Column("author", sa.String, nullable=False),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("posted_at", sa.BigInteger, nullable=False),
+        sa.Column("place", sa.String, nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("media", sa.Integer, nullable=False),
+        sa.Column("faces", sa.Integer, nullable=False),
+        sa.Column("triage_score", sa.Double),
+        sa.Column("triage_model", sa.String, nullable=False),
+        sa.Column("triage_model_version", sa.String, nullable=False),
+        sa.Column("triage_threshold", sa.Double, nullable=False),
+        sa.Column("flagged", sa.Boolean, nullable=False),
+        sa.Column("authorised_by", sa.String, nullable=False),
+        sa.Column("ingested_at", sa.BigInteger, nullable=False),
+        sa.Column("expires_at", sa.BigInteger, nullable=False),
+        sa.Index("social_posts_by_post", "platform", "post_id"),
+        sa.Index("social_posts_by_ingest", "ingest_id"),
+        sa.Index("social_posts_by_expiry", "expires_at"),
+        sa.Index("social_posts_flagged", "flagged", "posted_at"),
+    )
+    return metadata
+
+
 REVISION_7_TABLES = ("cases", "case_items")
 """The tables revision 0007_cases adds."""
+
+
+REVISION_9_TABLES = ("social_posts",)
+"""The table revision 0009_social_posts adds."""
 
 
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
@@ -386,6 +424,8 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
     case_tables = revision_7_case_tables().tables
     seventh = sixth | {name: frozenset(case_tables[name].columns.keys()) for name in REVISION_7_TABLES}
     eighth = seventh | {name: seventh[name] | set(columns) for name, columns in REVISION_8_COLUMNS.items()}
+    posts = revision_9_social_posts_tables().tables
+    ninth = eighth | {name: frozenset(posts[name].columns.keys()) for name in REVISION_9_TABLES}
     return {
         "0001": first,
         "0002": second,
@@ -395,4 +435,5 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
         "0006_report": sixth,
         "0007_cases": seventh,
         "0008_assembly": eighth,
+        "0009_social_posts": ninth,
     }
