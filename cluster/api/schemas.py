@@ -22,6 +22,7 @@ from cluster.audit.actions import AuditAction
 from cluster.audit.entry import AuditEntry
 from cluster.cameras.health import CameraHealth, CameraState
 from cluster.cases.model import Case, CaseItem, CaseKind, ItemState, MatchKind
+from cluster.cases.store import CasePurge
 from cluster.control_room.config import MAX_KEY_LIFETIME_DAYS
 from cluster.deployment.config import DeploymentConfig
 from cluster.deployment.purpose import Purpose
@@ -315,6 +316,9 @@ class PurgeOut(Out):
     erasure: str
     rejected_crops: int = Field(description="Crops of rejected alerts whose oversight period was over.")
     suppression_embeddings: int = Field(description='"Not this person" embeddings older than allowed.')
+    cases: int = Field(description="Cases of retrospective and social searches past `retention.case_days`, unheld.")
+    case_items: int = Field(description="The candidates of those cases, with their crops.")
+    cases_held_kept: int = Field(description="Expired cases a supervisor holds, kept.")
 
 
 DeploymentReportOut = DeploymentReport
@@ -492,17 +496,20 @@ def issued_key(issued: IssuedKey) -> IssuedKeyOut:
     )
 
 
-def purge(result: PurgeResult, expired: RejectionExpiry) -> PurgeOut:
+def purge(result: PurgeResult, expired: RejectionExpiry, cases: CasePurge) -> PurgeOut:
     return PurgeOut(
         rejected_crops=expired.crops,
         suppression_embeddings=expired.suppression_embeddings,
+        cases=cases.cases,
+        case_items=cases.items,
+        cases_held_kept=cases.held_kept,
         cutoff=result.cutoff,
         alerts=result.alerts,
         sightings=result.sightings,
         crops=result.crops,
         adjudications=result.adjudications,
         held_kept=result.held_kept,
-        crops_erased=result.crops_erased and expired.erased,
+        crops_erased=result.crops_erased and expired.erased and cases.erased,
         erasure=result.erasure,
     )
 

@@ -168,3 +168,18 @@ def test_every_case_request_is_audited_with_who_made_it(room):
         (AUDITOR, f"/cases/{CASE_ID}/items/1/crop", 403),
     ]
     assert room.audit.verify().ok
+
+
+def test_the_supervisor_s_purge_now_also_purges_expired_cases_but_not_held_ones(room):
+    """Both cases of `room` were opened in 2025, past `retention.case_days`; one is held, and one more is opened now."""
+    detail(room.post(f"/cases/{CASE_ID}/hold", {"reason": "Op Falcon trial"}, token=room.supervisor.token))
+    open_case(room.services.cases, "c3", people=(PEOPLE[0],))
+    purged = room.post("/retention/purge", token=room.supervisor.token)
+    assert purged.status_code == 200, purged.text
+    figures = purged.json()
+    assert (figures["cases"], figures["case_items"], figures["cases_held_kept"]) == (1, 1, 1)
+    assert figures["crops_erased"] is True
+    assert {case["case_id"] for case in detail(room.get("/cases"))["cases"]} == {CASE_ID, "c3"}
+    assert room.get("/cases/c2").status_code == 404
+    (entry,) = [e for e in room.audit.latest(30) if e.action == AuditAction.PURGE and e.subject == "cases"]
+    assert entry.actor == "sgt.supervisor" and entry.details["cases"] == 1

@@ -83,10 +83,12 @@ def list_cameras(caller: Reader, svc: Services) -> list[schemas.DeploymentCamera
 @router.post(
     "/retention/purge",
     response_model=schemas.PurgeOut,
-    summary="Purge expired alerts, and rejected alerts' expired crops and suppressions, now (supervisor)",
+    summary="Purge expired alerts and cases, and rejected alerts' expired crops and suppressions, now (supervisor)",
 )
 def purge_now(caller: Supervisor, svc: Services) -> schemas.PurgeOut:
-    purged = svc.store.purge(svc.retention.older_than_s, actor=caller.name)
+    """What the retention scheduler does at its next run, done now and audited under the supervisor's name."""
     retention = svc.retention
+    purged = svc.store.purge(retention.older_than_s, actor=caller.name)
     expired = svc.store.expire_rejections(retention.oversight_s, retention.suppression_s, actor=caller.name)
-    return schemas.purge(purged, expired)
+    cases = svc.cases.purge(retention.case_s, actor=caller.name)
+    return schemas.purge(purged, expired, cases)
