@@ -639,7 +639,11 @@ function renderCase(detail) {
     + ` · ${count(detail.faces_seen)} faces searched · opened ${dateTime(detail.opened_at)}${held}`;
   const faces = actsLive();
   $("case-items").replaceChildren(...detail.items_detail.map((item) => {
-    const crop = el("img", { className: "case-crop", alt: "" });
+    const crop = el("img", {
+      className: "case-crop",
+      alt: item.crop_url ? "" : "no crop: the post's image could not be read",
+      title: item.crop_url ? "" : "No crop: the post's image could not be read when the case was opened",
+    });
     if (faces && item.crop_url) showImage(crop, item.crop_url);
     const where = item.frame_time_s == null ? item.source : `${item.source} at ${item.frame_time_s.toFixed(1)} s`;
     const decided = item.decided_by
