@@ -1,11 +1,16 @@
 """Following a growing export: only whole lines are read, a partial last line waits for its newline, the offset is
 kept, a shrunken file is refused; a folder's post files are each read once, a file still being written waits."""
 
+import io
 import json
 import os
+from contextlib import redirect_stderr
 
 import pytest
+import ray
 
+from cluster.cli.main import build_parser
+from cluster.config import LfrConfig
 from cluster.retro.social_follow import SETTLE_S, FolderFollower, ManifestFollower, follower_for
 from cluster.retro.social_post import FeedError
 
@@ -75,3 +80,26 @@ def test_a_source_that_cannot_be_followed_is_refused_naming_what_can(tmp_path):
         follower_for(tmp_path / "missing" / "feed.jsonl")
     assert isinstance(follower_for(tmp_path / "feed.jsonl"), ManifestFollower)
     assert isinstance(follower_for(tmp_path), FolderFollower)
+
+
+def watch(*argv: object) -> tuple[int, str]:
+    args = build_parser().parse_args(["social", "watch", *map(str, argv)])
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = args.handler(args, LfrConfig())
+    return code, err.getvalue()
+
+
+AUTHORISED = ("--watchlist", "wanted", "--authorised-by", "Supt. A. Example", "--reason", "Operation Bramble")
+
+
+def test_lfr_social_watch_refuses_what_it_cannot_follow_before_starting_anything(tmp_path):
+    code, err = watch(tmp_path / "outbox.json", *AUTHORISED)
+    assert code == 2 and "a watch follows a JSON-lines manifest (.jsonl or .ndjson" in err
+    code, err = watch(tmp_path / "feed.jsonl", *AUTHORISED, "--duration", "0")
+    assert code == 2 and "--duration is seconds > 0" in err
+    assert not ray.is_initialized()
+    with pytest.raises(SystemExit), redirect_stderr(io.StringIO()):
+        build_parser().parse_args(["social", "watch", str(tmp_path), *AUTHORISED, "--once", "--duration", "5"])
+    with pytest.raises(SystemExit), redirect_stderr(io.StringIO()):
+        build_parser().parse_args(["social", "watch", str(tmp_path), "--authorised-by", "A", "--reason", "R"])

@@ -63,6 +63,7 @@ class WatchSettings:
     def __post_init__(self) -> None:
         if not self.watchlists:
             raise ValueError("name the watchlists a flagged post's faces are searched against: --watchlist NAME")
+        follower_for(self.source)  # refuses a source that cannot be followed before anything starts
 
 
 class SocialWatchRun:
@@ -88,7 +89,6 @@ class SocialWatchRun:
 
     def start(self, settings: WatchSettings, progress: Callable[[str], None] = lambda line: None) -> None:
         """Choose the versions, audit the watch's intent, deploy the face service if needed, start the actor."""
-        follower_for(settings.source)  # refuses a source that cannot be followed before anything is recorded
         authorisation = settings.authorisation
         leads_by = CaseAuthorisation(authorisation.authorised_by, authorisation.reason)
         self.versions = tuple(self._version(watchlist_id, settings.officer) for watchlist_id in settings.watchlists)

@@ -46,7 +46,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cluster.application.live_run import stop_and_reload_signals
-from cluster.application.ray_runtime import start_ray, stop_ray
+from cluster.application.ray_runtime import RayStartError, start_ray, stop_ray
 from cluster.application.social import IngestAuthorisation, SocialService
 from cluster.application.social_watch import SocialWatchRun, WatchSettings
 from cluster.cli.case_arguments import add_authorisation_arguments, authorisation_of
@@ -204,7 +204,10 @@ def run_watch(args: argparse.Namespace, config: LfrConfig) -> int:
             IngestAuthorisation(args.authorised_by, args.reason),
             officer_of(args),
         )
-        start_ray(args.ray_address, progress=_say)
+        try:
+            start_ray(args.ray_address, progress=_say)
+        except RayStartError as exc:
+            raise ValueError(str(exc)) from exc
         try:
             with gallery_service(config, SocialWatchRun) as run, stop_and_reload_signals() as (stopping, _):
                 run.start(settings, progress=_say)
