@@ -8,7 +8,9 @@ or a failed outcome with how far it got. Every lead is audited on its own as it 
 (`cluster.retro.social_leads`). The faces and posts of a watch expire `gallery.social.retention_days`
 after the watch started, never later than the rule allows for any post, and are purged then.
 
-Each watchlist is searched at a frozen version: the latest, or one frozen now when it has none
+The face service is the cluster's own when it runs one (a live deployment's, a RayService's),
+so the posts' images share its batches with the cameras' frames; otherwise one is deployed for
+the watch. Each watchlist is searched at a frozen version: the latest, or one frozen now when it has none
 (audited by `WatchlistService.freeze`), at the threshold its calibration set, and checked
 against the rows in Milvus before the watch starts. A watch needs at least one watchlist.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import ray
 import structlog
+from ray import serve
 from ray.actor import ActorHandle
 
 from actors.face_service import APP_NAME
@@ -111,8 +114,7 @@ class SocialWatchRun:
             },
         )
         try:
-            progress("deploying the face service")
-            deploy_face_service(self.config.face_models, self.config.face_service)
+            _face_service(self.config, progress)
             plan = WatchPlan(
                 settings.source,
                 self.config,
@@ -204,6 +206,16 @@ class SocialWatchRun:
         if self._actor is None:
             raise RuntimeError("the watch has not started (or has stopped)")
         return self._actor
+
+
+def _face_service(config: LfrConfig, progress: Callable[[str], None]) -> None:
+    """Use the cluster's running face service (a live deployment's, a RayService's), or deploy one for the watch."""
+    serve.start(proxy_location="Disabled")
+    if APP_NAME in serve.status().applications:
+        progress("using the cluster's face service")
+        return
+    progress("deploying the face service")
+    deploy_face_service(config.face_models, config.face_service)
 
 
 def _answer(ref: ray.ObjectRef, timeout_s: float = ACTOR_TIMEOUT_S) -> Any:
