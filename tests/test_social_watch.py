@@ -4,13 +4,15 @@ the real face service, milvus-lite gallery and text classifier.
 
 What it must show: the lag from a post to its lead (p99, printed), the posts flagged, the leads per watchlist person,
 no lead for an unflagged post (even one showing a watchlist person's face), every lead audited with the authorisation
-it ran under, and a purge past the retention rule removing every post, face and case.
+it ran under, the watch's figures exported as Prometheus metrics, and a purge past the retention rule removing
+every post, face and case.
 """
 
 import json
 import shutil
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,8 +115,18 @@ def post_line(number: int, image: Path | None, text: str) -> str:
     return json.dumps(fields) + "\n"
 
 
+def flagged_exported(port: int) -> float:
+    """`lfr_social_posts_total{outcome="flagged"}` as the Ray metrics agent serves it (summed over its series)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ray_lfr_social_posts_total{") and 'outcome="flagged"' in line
+    )
+
+
 def test_a_protest_feed_streamed_into_the_watch_gives_leads_for_flagged_posts_only(
-    lfr_config, face_service, tmp_path, request
+    lfr_config, face_service, ray_session, tmp_path, request
 ):
     folder = tmp_path / "feed"
     (folder / "media").mkdir(parents=True)
@@ -160,6 +172,9 @@ def test_a_protest_feed_streamed_into_the_watch_gives_leads_for_flagged_posts_on
                         file.write(line)
                 written_at[f"https://x.example/marcher/status/{number}"] = time.time()
                 wait_for(lambda n=number: collected.posts() >= n or failures, WAIT_S, f"post {number} processed")
+            wait_for(
+                lambda: flagged_exported(ray_session.metrics_port) == 5, WAIT_S, "the flagged posts exported as metrics"
+            )
         finally:
             stopping.set()
             thread.join(timeout=WAIT_S)
