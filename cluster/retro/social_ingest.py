@@ -1,13 +1,14 @@
 """Ingesting social-media posts: every face found is stored with its post's provenance, and the post with its triage.
 
-Posts are taken in batches: their images are detected and embedded in one pipeline call, their
-texts scored in one classifier call, the batch's faces inserted into the gallery in one call and
-its posts into the records database in one transaction. Every face of an image is stored (a crowd
-photo holds many people, any of whom may be searched for later); faces and posts are labelled
-with the ingest's authorisation, id and expiry. A media file that cannot be read is reported with
-its post's position and skipped; the post's other media and its text are still ingested. How far
-an ingest got is kept as it goes (`faces_stored`, `posts_read`), so an ingest stopped part-way can
-still say what it left stored.
+Posts are taken in batches: their images are detected and embedded in one call of the face
+finder (the face pipeline in this process for `lfr social ingest`, the cameras' face service for
+`lfr social watch`), their texts scored in one classifier call, the batch's faces inserted into
+the gallery in one call and its posts into the records database in one transaction. Every face
+of an image is stored (a crowd photo holds many people, any of whom may be searched for later);
+faces and posts are labelled with the ingest's authorisation, id and expiry. A media file that
+cannot be read is reported with its post's position and skipped; the post's other media and its
+text are still ingested. How far an ingest got is kept as it goes (`faces_stored`, `posts_read`),
+so an ingest stopped part-way can still say what it left stored.
 """
 
 import time
