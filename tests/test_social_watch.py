@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from ray import serve
 
+from cluster.application.ray_runtime import start_ray
 from cluster.application.social import IngestAuthorisation, SocialService
 from cluster.application.social_watch import SocialWatchRun, WatchSettings
 from cluster.audit.actions import AuditAction
@@ -250,3 +251,30 @@ def test_a_protest_feed_streamed_into_the_watch_gives_leads_for_flagged_posts_on
     case_retention_s = lfr_config.retention.case_days * DAY_S
     purged_cases = cases.purge(case_retention_s, now=time.time() + case_retention_s + 1)
     assert purged_cases.cases == 3 and cases.list() == ()
+
+
+def test_lfr_social_watch_once_processes_what_the_export_holds_and_says_what_it_found(
+    lfr_config, face_service, ray_session, tmp_path
+):
+    """The command itself, joined to the session's cluster: one pass over a written feed, its summary on stdout."""
+    (tmp_path / "media").mkdir()
+    feed = tmp_path / "posts.jsonl"
+    lines = []
+    for number, (face, text) in enumerate([(("Tony_Blair", 7), OFFENSIVE), (("George_W_Bush", 2), CALM)], start=1):
+        image = tmp_path / "media" / photo(*face).name
+        shutil.copy(photo(*face), image)
+        lines.append(post_line(number, image, text))
+    feed.write_text("".join(lines))
+    try:
+        ran = lfr(
+            lfr_config,
+            "social", "watch", feed, "--watchlist", "wanted", "--authorised-by", AUTHORISED_BY, "--reason", REASON,
+            "--officer", OFFICER, "--once", "--ray-address", ray_session.address,
+        )  # fmt: skip
+    finally:
+        start_ray(ray_session.address)  # the command leaves the cluster when it ends; this module's tests stay on it
+    assert ran.code == 0, ran.err
+    summary, *persons = ran.out.splitlines()
+    assert summary.startswith("2 posts (1 flagged, 0 skipped), 2 faces, 1 leads (1 candidates)"), summary
+    assert persons == ["  Tony_Blair: 1 lead"]
+    assert "lfr: watching" in ran.err and "wanted@v1 at" in ran.err
