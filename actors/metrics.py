@@ -147,6 +147,30 @@ ALERT_LATENCY = MetricSpec(
     ALERT_SECONDS_BUCKETS,
 )
 
+SOCIAL_POSTS = MetricSpec(
+    "lfr_social_posts_total",
+    MetricKind.COUNTER,
+    "Posts of a followed social-media export, by outcome: processed, flagged (text triage), skipped.",
+    ("outcome",),
+)
+SOCIAL_LEADS = MetricSpec(
+    "lfr_social_leads_total",
+    MetricKind.COUNTER,
+    "Cases opened for flagged posts whose faces matched a watchlist (one per post and watchlist).",
+)
+SOCIAL_LAG = MetricSpec(
+    "lfr_social_lag_seconds",
+    MetricKind.HISTOGRAM,
+    "Seconds from a post to its processing (stored, searched when flagged), by start: posted, exported.",
+    ("stage",),
+    ALERT_SECONDS_BUCKETS,
+)
+SOCIAL_BACKLOG = MetricSpec(
+    "lfr_social_backlog_bytes",
+    MetricKind.GAUGE,
+    "Bytes of a followed JSON-lines export written and not yet read.",
+)
+
 SPECS: tuple[MetricSpec, ...] = (
     CAMERA_STATE,
     CAMERA_DECODED,
@@ -176,6 +200,10 @@ SPECS: tuple[MetricSpec, ...] = (
     ALERTS_DEAD,
     SIGHTINGS_SUPPRESSED,
     ALERT_LATENCY,
+    SOCIAL_POSTS,
+    SOCIAL_LEADS,
+    SOCIAL_LAG,
+    SOCIAL_BACKLOG,
 )
 
 

@@ -17,7 +17,7 @@ from cluster.enrolment.expiry import DAY_S
 from cluster.retro.social_records import SocialPostRecords
 from tests.mastodon_archive import ACCOUNT, SERVER, boost, create, image, media_path, note, write_archive
 from tests.records import opened_gallery
-from tests.test_social_cli import AUTHORISED
+from tests.test_social_cli import AUTHORISED, SEARCH_AUTHORISED
 from tests.test_watchlist_cli import audit_entries, audit_head, lfr, lite_lfr_config, photo
 
 pytestmark = pytest.mark.slow
@@ -115,7 +115,7 @@ def test_a_mastodon_archive_is_ingested_with_provenance_triage_and_audit(lfr_con
 
     with opened_gallery(lfr_config) as gallery:
         assert gallery.social.count(platform="mastodon") == 5
-    found = lfr(lfr_config, "social", "search", photo("Tony_Blair", 10), "--json")
+    found = lfr(lfr_config, "social", "search", photo("Tony_Blair", 10), "--json", *SEARCH_AUTHORISED)
     assert (
         found.code == 0 and f'"url": "{SERVER}/@marcher/1"' in found.out and '"place": "Parliament Square"' in found.out
     )

@@ -134,7 +134,9 @@ class SocialService:
             },
         )
         label = IngestLabel(authorisation.authorised_by, operation.operation_id, expires_at)
-        ingest = SocialIngest(FacePipeline(self.config.face_models), self.gallery.social, self.posts, triage, label)
+        ingest = SocialIngest(
+            FacePipeline(self.config.face_models).process, self.gallery.social, self.posts, triage, label
+        )
         try:
             summary = ingest.ingest(feed.posts, on_post=on_post)
         except BaseException as exc:

@@ -3,6 +3,12 @@
     lfr social ingest SOURCE [--format auto|jsonl|mastodon] --authorised-by OFFICER --reason TEXT
                                            every face of every post's images, stored with its post;
                                            each post's text scored and flagged for an officer
+    lfr social watch SOURCE --watchlist NAME [--watchlist NAME ...] --authorised-by OFFICER --reason TEXT
+                       [--once | --duration S] [--ray-address ADDR]
+                                           follows a growing export (an appended JSON-lines manifest or a
+                                           folder of post files) through the cameras' face service: each
+                                           new post ingested within seconds, a flagged post's faces
+                                           searched against the watchlists, each match a lead in a case
     lfr social search PHOTO --officer NAME --reason TEXT [--top-k K] [--face N] [--json]
                                            where else this face appears (platform, post, URL, time, place),
                                            opened as a case for an officer to confirm or reject
@@ -23,6 +29,9 @@ officer and a reason (no fallback to the operating-system user), and its matches
 adjudicated in the control room and purged after `retention.case_days` like `lfr retro`'s. Every
 command is audited by `cluster.application.social` (an ingest as an enrolment into `social_media`, a search
 as a search, a deletion or purge as a purge); no embedding is ever logged.
+`lfr social watch` runs until Ctrl-C or SIGTERM (or after one pass with --once, or --duration
+seconds), showing its progress and lag on one line, and stops cleanly: the posts read so far are
+stored and the watch's outcome audited.
 Exit status as for `lfr watchlist`: 0 done, 1 some input refused (or nothing found to delete),
 2 nothing done.
 """
@@ -30,12 +39,16 @@ Exit status as for `lfr watchlist`: 0 done, 1 some input refused (or nothing fou
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from cluster.application.live_run import stop_and_reload_signals
+from cluster.application.ray_runtime import RayStartError, start_ray, stop_ray
 from cluster.application.social import IngestAuthorisation, SocialService
+from cluster.application.social_watch import SocialWatchRun, WatchSettings
 from cluster.cli.case_arguments import add_authorisation_arguments, authorisation_of
 from cluster.cli.watchlist_commands import (
     EXIT_FAILED,
@@ -52,6 +65,7 @@ from cluster.config import LfrConfig
 from cluster.enrolment.faces import RefusedPhoto
 from cluster.gallery.records import SocialMatch
 from cluster.retro.social_feeds import FeedFormat, read_feed
+from cluster.retro.social_watch import WatchProgress
 
 MAX_TOP_K = 1024
 
@@ -82,6 +96,35 @@ def register(commands: argparse._SubParsersAction) -> None:
     ingest.add_argument("--reason", required=True, help="Why it is necessary and proportionate (the investigation).")
     add_officer_argument(ingest)
     ingest.set_defaults(handler=run_ingest)
+
+    watch = actions.add_parser(
+        "watch", help="Follow a growing export; ingest new posts within seconds, open leads for flagged posts."
+    )
+    watch.add_argument(
+        "source",
+        type=Path,
+        metavar="SOURCE",
+        help="A JSON-lines manifest being appended to (.jsonl), or a folder of post files (*.json, one post each).",
+    )
+    watch.add_argument(
+        "--watchlist",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="A watchlist a flagged post's faces are searched against (repeat for several).",
+    )
+    watch.add_argument(
+        "--authorised-by", required=True, metavar="OFFICER", help="Who authorised the watch (name, rank)."
+    )
+    watch.add_argument("--reason", required=True, help="Why it is necessary and proportionate (the operation).")
+    bounded = watch.add_mutually_exclusive_group()
+    bounded.add_argument("--once", action="store_true", help="Process what the export holds now, then stop.")
+    bounded.add_argument("--duration", type=float, default=None, metavar="S", help="Stop after S seconds.")
+    watch.add_argument(
+        "--ray-address", default=None, help="Join this Ray cluster (default: start a local one for the watch)."
+    )
+    add_officer_argument(watch)
+    watch.set_defaults(handler=run_watch)
 
     search = actions.add_parser("search", help="Find the posts where the face of a photo appears.")
     search.add_argument("photo", type=Path, metavar="PHOTO", help="A photo of the face to look for.")
@@ -147,6 +190,68 @@ def run_ingest(args: argparse.Namespace, config: LfrConfig) -> int:
         return EXIT_REFUSED if skipped else EXIT_OK
 
     return guarded(ingest)
+
+
+def run_watch(args: argparse.Namespace, config: LfrConfig) -> int:
+    if args.duration is not None and not args.duration > 0:
+        sys.stderr.write(f"lfr: --duration is seconds > 0, got {args.duration}\n")
+        return EXIT_FAILED
+
+    def watch() -> int:
+        settings = WatchSettings(
+            args.source,
+            tuple(args.watchlist),
+            IngestAuthorisation(args.authorised_by, args.reason),
+            officer_of(args),
+        )
+        try:
+            start_ray(args.ray_address, progress=_say)
+        except RayStartError as exc:
+            raise ValueError(str(exc)) from exc
+        try:
+            with gallery_service(config, SocialWatchRun) as run, stop_and_reload_signals() as (stopping, _):
+                run.start(settings, progress=_say)
+                _say(
+                    f"watching {args.source} (ingest {run.ingest_id}, kept until {iso(run.expires_at)}); leads against "
+                    + ", ".join(f"{version} at {threshold:.3f}" for version, threshold in run.versions)
+                )
+                return _watched(run, stopping, once=args.once, duration_s=args.duration)
+        finally:
+            stop_ray(stop_serve=args.ray_address is None)
+
+    return guarded(watch)
+
+
+def _watched(run: SocialWatchRun, stopping: threading.Event, *, once: bool, duration_s: float | None) -> int:
+    """Run a started watch to its end and stop it; the summary on stdout."""
+    try:
+        run.run(stopping, _show, once=once, duration_s=duration_s)
+    except BaseException as exc:
+        run.stop(exc)
+        raise
+    final = run.stop()
+    sys.stderr.write("\n")
+    if final is None:
+        return EXIT_FAILED
+    sys.stdout.write(
+        f"{final.line()}\n"
+        + "".join(
+            f"  {person}: {count} lead{'s' if count != 1 else ''}\n"
+            for person, count in sorted(final.leads_per_person.items())
+        )
+    )
+    return EXIT_REFUSED if final.skipped else EXIT_OK
+
+
+def _show(progress: WatchProgress) -> None:
+    for problem in progress.problems:
+        sys.stderr.write(f"\nlfr: {problem.position}: {problem.message}; skipped\n")
+    sys.stderr.write(f"\r{progress.line()}")
+    sys.stderr.flush()
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(f"lfr: {line}\n")
 
 
 def run_delete(args: argparse.Namespace, config: LfrConfig) -> int:

@@ -1,19 +1,21 @@
 """Ingesting social-media posts: every face found is stored with its post's provenance, and the post with its triage.
 
-Posts are taken in batches: their images are detected and embedded in one pipeline call, their
-texts scored in one classifier call, the batch's faces inserted into the gallery in one call and
-its posts into the records database in one transaction. Every face of an image is stored (a crowd
-photo holds many people, any of whom may be searched for later); faces and posts are labelled
-with the ingest's authorisation, id and expiry. A media file that cannot be read is reported with
-its post's position and skipped; the post's other media and its text are still ingested. How far
-an ingest got is kept as it goes (`faces_stored`, `posts_read`), so an ingest stopped part-way can
-still say what it left stored.
+Posts are taken in batches: their images are detected and embedded in one call of the face
+finder (the face pipeline in this process for `lfr social ingest`, the cameras' face service for
+`lfr social watch`), their texts scored in one classifier call, the batch's faces inserted into
+the gallery in one call and its posts into the records database in one transaction. Every face
+of an image is stored (a crowd photo holds many people, any of whom may be searched for later);
+faces and posts are labelled with the ingest's authorisation, id and expiry. A media file that
+cannot be read is reported with its post's position and skipped; the post's other media and its
+text are still ingested. How far an ingest got is kept as it goes (`faces_stored`, `posts_read`),
+so an ingest stopped part-way can still say what it left stored.
 """
 
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -25,7 +27,6 @@ from cluster.retro.social_post import Feed, Post, PostProblem
 from cluster.retro.social_records import PostRecord, SocialPostRecords
 from cluster.retro.social_triage import TextTriage, TriageModel, TriageScore
 from cluster.vision.face import Face
-from cluster.vision.pipeline import FacePipeline
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,22 @@ class IngestLabel:
     authorised_by: str
     ingest_id: str
     expires_at: int
+
+
+class FaceFinder(Protocol):
+    """Finds every face of each image, in order: a `FacePipeline`'s `process` (a batch ingest) or the face service
+    (`lfr social watch`)."""
+
+    def __call__(self, images: Sequence[np.ndarray], /) -> list[list[Face]]: ...
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """One post as the ingest stored it: its faces (with the image each came from) and its text's triage."""
+
+    post: Post
+    faces: tuple[tuple[str, Face], ...]
+    score: TriageScore
 
 
 @dataclass(frozen=True)
@@ -66,13 +83,13 @@ class SocialIngest:
 
     def __init__(
         self,
-        pipeline: FacePipeline,
+        find_faces: FaceFinder,
         social: SocialFaces,
         posts: SocialPostRecords,
         triage: TextTriage,
         label: IngestLabel,
     ) -> None:
-        self.pipeline = pipeline
+        self.find_faces = find_faces
         self.social = social
         self.posts = posts
         self.triage = triage
@@ -86,26 +103,9 @@ class SocialIngest:
         problems: list[PostProblem] = []
         for start in range(0, len(posts), POSTS_PER_BATCH):
             batch = posts[start : start + POSTS_PER_BATCH]
-            kept, images = self._read_media(batch, problems)
-            found = self.pipeline.process([pixels for _, _, pixels in images])
-            faces_of: list[list[tuple[str, Face]]] = [[] for _ in kept]
-            for (number, path, _), in_image in zip(images, found):
-                faces_of[number].extend((path, face) for face in in_image)
-            scores = self.triage.score([post.text for post in kept])
-            faces = [self._face(post, path, face) for post, pairs in zip(kept, faces_of) for path, face in pairs]
-            if faces:
-                self.social.insert(faces)
-            self.faces_stored += len(faces)
-            ingested_at = int(time.time())
-            self.posts.insert(
-                [
-                    self._record(post, len(pairs), score, ingested_at)
-                    for post, pairs, score in zip(kept, faces_of, scores)
-                ]
-            )
-            without_face.extend(post.position for post, pairs in zip(kept, faces_of) if not pairs)
-            flagged.extend(post.position for post, score in zip(kept, scores) if score.flagged)
-            self.posts_read += len(kept)
+            stored = self.store(batch, problems)
+            without_face.extend(item.post.position for item in stored if not item.faces)
+            flagged.extend(item.post.position for item in stored if item.score.flagged)
             if on_post is not None:
                 for post in batch:
                     on_post(post)
@@ -125,6 +125,30 @@ class SocialIngest:
             self.triage.threshold,
             tuple(sorted(problems, key=lambda p: p.position)),
         )
+
+    def store(self, batch: Sequence[Post], problems: list[PostProblem]) -> list[StoredPost]:
+        """Store one batch of posts (at most a few, see POSTS_PER_BATCH): their faces found in one call, their texts
+        scored in one call, faces and posts each inserted in one call. Unreadable media are added to `problems`."""
+        kept, images = self._read_media(batch, problems)
+        found = self.find_faces([pixels for _, _, pixels in images]) if images else []
+        faces_of: list[list[tuple[str, Face]]] = [[] for _ in kept]
+        for (number, path, _), in_image in zip(images, found, strict=True):
+            faces_of[number].extend((path, face) for face in in_image)
+        scores = self.triage.score([post.text for post in kept]) if kept else []
+        faces = [self._face(post, path, face) for post, pairs in zip(kept, faces_of) for path, face in pairs]
+        if faces:
+            self.social.insert(faces)
+        self.faces_stored += len(faces)
+        ingested_at = int(time.time())
+        if kept:
+            self.posts.insert(
+                [
+                    self._record(post, len(pairs), score, ingested_at)
+                    for post, pairs, score in zip(kept, faces_of, scores)
+                ]
+            )
+        self.posts_read += len(kept)
+        return [StoredPost(post, tuple(pairs), score) for post, pairs, score in zip(kept, faces_of, scores)]
 
     def _read_media(
         self, batch: Sequence[Post], problems: list[PostProblem]

@@ -1,0 +1,223 @@
+"""`SocialWatchRun`: `lfr social watch`, a growing export followed by a Ray actor until it is stopped.
+
+The watch is an ingest like `lfr social ingest`, and audited as one: its intent entry (the
+source, the authorisation, the expiry, the classifier and threshold, the watchlist versions and
+thresholds its leads use, and the ingest id its faces and posts carry) is written before the
+actor starts, and its outcome (posts, faces, flagged, leads, positions skipped) when it stops,
+or a failed outcome with how far it got. Every lead is audited on its own as it is opened
+(`cluster.retro.social_leads`). The faces and posts of a watch expire `gallery.social.retention_days`
+after the watch started, never later than the rule allows for any post, and are purged then.
+
+The face service is the cluster's own when it runs one (a live deployment's, a RayService's),
+so the posts' images share its batches with the cameras' frames; otherwise one is deployed for
+the watch. Each watchlist is searched at a frozen version: the latest, or one frozen now when it has none
+(audited by `WatchlistService.freeze`), at the threshold its calibration set, and checked
+against the rows in Milvus before the watch starts. A watch needs at least one watchlist.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import structlog
+from ray import serve
+from ray.actor import ActorHandle
+
+from actors.face_service import APP_NAME
+from actors.live_pipeline import deploy_face_service
+from actors.social_watcher import SocialWatcher, WatchPlan
+from cluster.application.audited import AuditedOperation
+from cluster.application.social import SOCIAL_SUBJECT, IngestAuthorisation
+from cluster.application.watchlists import WatchlistService
+from cluster.audit.actions import AuditAction
+from cluster.audit.log import AuditLog
+from cluster.cases.model import CaseAuthorisation
+from cluster.config import LfrConfig
+from cluster.enrolment.expiry import DAY_S, iso
+from cluster.gallery.gallery import Gallery
+from cluster.retro.social_follow import follower_for
+from cluster.retro.social_ingest import IngestLabel
+from cluster.retro.social_triage import TextTriage
+from cluster.retro.social_watch import WatchProgress
+from cluster.retro.versions import choose_version
+
+log = structlog.get_logger(__name__)
+
+FROZEN_FOR_WATCH = "social-media watch of a watchlist without a frozen version"
+POLL_S = 0.5
+"""How long a watch waits after a step that found nothing new before it looks again."""
+ACTOR_TIMEOUT_S = 300.0
+"""A step unanswered this long (a face service gone) stops the watch with an error."""
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """What to follow, under whose authorisation, which watchlists its flagged posts' faces are searched against."""
+
+    source: Path
+    watchlists: tuple[str, ...]
+    authorisation: IngestAuthorisation
+    officer: str
+
+    def __post_init__(self) -> None:
+        if not self.watchlists:
+            raise ValueError("name the watchlists a flagged post's faces are searched against: --watchlist NAME")
+        follower_for(self.source)  # refuses a source that cannot be followed before anything starts
+
+
+class SocialWatchRun:
+    """One watch: started, run until stopped (or once, or for a while), then stopped with its outcome audited."""
+
+    def __init__(
+        self, gallery: Gallery, audit: AuditLog, config: LfrConfig, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.gallery = gallery
+        self.audit = audit
+        self.config = config
+        self._clock = clock
+        self._operation: AuditedOperation | None = None
+        self._actor: ActorHandle | None = None
+        self.versions: tuple[tuple[str, float], ...] = ()
+        self.expires_at = 0
+
+    @property
+    def ingest_id(self) -> str:
+        if self._operation is None:
+            raise RuntimeError("the watch has not started")
+        return self._operation.operation_id
+
+    def start(self, settings: WatchSettings, progress: Callable[[str], None] = lambda line: None) -> None:
+        """Choose the versions, audit the watch's intent, deploy the face service if needed, start the actor."""
+        authorisation = settings.authorisation
+        leads_by = CaseAuthorisation(authorisation.authorised_by, authorisation.reason)
+        self.versions = tuple(self._version(watchlist_id, settings.officer) for watchlist_id in settings.watchlists)
+        triage = TextTriage(self.config.social.triage)
+        self.expires_at = int(self._clock() + self.config.gallery.social.retention_days * DAY_S)
+        self._operation = AuditedOperation(
+            self.audit,
+            settings.officer,
+            AuditAction.ENROLMENT,
+            SOCIAL_SUBJECT,
+            {
+                "source": str(settings.source),
+                "format": "watch",
+                "authorised_by": authorisation.authorised_by,
+                "reason": authorisation.reason,
+                "expires_at": iso(self.expires_at),
+                "triage_model": f"{triage.model.name} {triage.model.version}",
+                "triage_threshold": triage.threshold,
+                "leads_against": [{"version": v, "threshold": round(t, 6)} for v, t in self.versions],
+            },
+        )
+        try:
+            _face_service(self.config, progress)
+            plan = WatchPlan(
+                settings.source,
+                self.config,
+                IngestLabel(authorisation.authorised_by, self.ingest_id, self.expires_at),
+                leads_by,
+                self.versions,
+                APP_NAME,
+            )
+            # mypy does not apply class decorators: at run time SocialWatcher is an ActorClass.
+            self._actor = SocialWatcher.remote(plan)  # type: ignore[attr-defined]
+            _answer(self._actor.progress.remote())
+        except BaseException as exc:
+            self._operation.failed(exc, {"ingest_id": self.ingest_id})
+            self._operation = None
+            raise
+        log.info("social_watch_started", source=str(settings.source), ingest_id=self.ingest_id)
+
+    def run(
+        self,
+        stopping: threading.Event,
+        on_progress: Callable[[WatchProgress], None] = lambda progress: None,
+        *,
+        once: bool = False,
+        duration_s: float | None = None,
+    ) -> WatchProgress:
+        """Step until `stopping` is set, after one step with `once`, or after `duration_s`; the last figures."""
+        actor = self._require_actor()
+        ends_at = None if duration_s is None else time.monotonic() + duration_s
+        while True:
+            progress: WatchProgress = _answer(actor.step.remote())
+            on_progress(progress)
+            if once or stopping.is_set() or (ends_at is not None and time.monotonic() >= ends_at):
+                return progress
+            if not progress.done and stopping.wait(POLL_S):
+                return progress
+
+    def stop(self, error: BaseException | None = None) -> WatchProgress | None:
+        """End the actor and record the watch's outcome (failed, with how far it got, when `error`)."""
+        actor, operation = self._actor, self._operation
+        self._actor = self._operation = None
+        final: WatchProgress | None = None
+        if actor is not None:
+            try:
+                final = _answer(actor.close.remote())
+            except (ray.exceptions.RayError, TimeoutError) as exc:
+                log.warning("social_watch_close_failed", error=str(exc).splitlines()[0])
+                error = error or exc
+            ray.kill(actor)
+        if operation is not None:
+            details = self._outcome(final, operation.operation_id)
+            if error is None:
+                operation.done(details)
+            else:
+                operation.failed(error, details)
+        return final
+
+    def _outcome(self, final: WatchProgress | None, ingest_id: str) -> dict[str, object]:
+        if final is None:
+            return {"ingest_id": ingest_id}
+        return {
+            "posts": final.posts,
+            "faces": final.faces,
+            "flagged": final.flagged,
+            "searched": final.searched,
+            "leads": final.leads,
+            "candidates": final.candidates,
+            "skipped": final.skipped,
+            "ingest_id": ingest_id,
+        }
+
+    def _version(self, watchlist_id: str, officer: str) -> tuple[str, float]:
+        watchlists = WatchlistService(self.gallery, self.audit, self.config)
+        choice = choose_version(
+            self.gallery.watchlists,
+            watchlist_id,
+            None,
+            freeze=lambda: watchlists.freeze(watchlist_id, officer=officer, reason=FROZEN_FOR_WATCH),
+        )
+        calibration = choice.version.calibration
+        if calibration is None:
+            raise ValueError(
+                f"{choice.version.version_id} was frozen before thresholds were calibrated; run `lfr watchlist"
+                f" freeze {watchlist_id}` and watch again"
+            )
+        self.gallery.watchlists.verify(choice.version)
+        return choice.version.version_id, calibration.threshold
+
+    def _require_actor(self) -> ActorHandle:
+        if self._actor is None:
+            raise RuntimeError("the watch has not started (or has stopped)")
+        return self._actor
+
+
+def _face_service(config: LfrConfig, progress: Callable[[str], None]) -> None:
+    """Use the cluster's running face service (a live deployment's, a RayService's), or deploy one for the watch."""
+    serve.start(proxy_location="Disabled")
+    if APP_NAME in serve.status().applications:
+        progress("using the cluster's face service")
+        return
+    progress("deploying the face service")
+    deploy_face_service(config.face_models, config.face_service)
+
+
+def _answer(ref: ray.ObjectRef, timeout_s: float = ACTOR_TIMEOUT_S) -> Any:
+    """An actor call's result (Ray's stubs leave actor method results untyped)."""
+    return ray.get(ref, timeout=timeout_s)

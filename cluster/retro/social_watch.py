@@ -1,0 +1,175 @@
+"""`SocialWatch`: a growing export followed, its new posts ingested within seconds and their leads opened.
+
+Each `step` polls the export (`social_follow`), stores the new posts in batches with their faces
+and triage exactly as `lfr social ingest` does (`SocialIngest`, the faces found by whatever
+`FaceFinder` it is given: the cameras' face service under `lfr social watch`), and searches the
+faces of each flagged post against the authorised watchlists (`LeadSearch`). It keeps the counts
+and, over the most recent posts, the lag from a post's own time and from the moment the follower
+saw it in the export to the moment it was processed (stored, and searched when flagged). Nothing
+of a person is kept here beyond the leads' counts per watchlist person for the watch's summary.
+"""
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import structlog
+
+from cluster.retro.social_follow import Follower, SeenPost
+from cluster.retro.social_ingest import POSTS_PER_BATCH, SocialIngest
+from cluster.retro.social_leads import Lead, LeadSearch
+from cluster.retro.social_post import PostProblem
+
+log = structlog.get_logger(__name__)
+
+LAG_SAMPLES = 1024
+"""Lag percentiles are over this many most recent posts."""
+
+
+@dataclass(frozen=True)
+class PostDone:
+    """One post processed: when, and its lag from its own time and from when it was seen in the export."""
+
+    url: str
+    flagged: bool
+    faces: int
+    leads: int
+    processed_at: float
+    lag_from_post_s: float
+    lag_from_seen_s: float
+
+
+@dataclass(frozen=True)
+class WatchProgress:
+    """A watch's figures so far, and what its last step did.
+
+    lag_*: seconds to processing over the last LAG_SAMPLES posts (None before the first post):
+    from the post's own time, and from when the follower saw it in the export. backlog_bytes: of a
+    manifest, written and not yet read. done: the posts the last step processed. problems: of the
+    last step, each at its position in the export. leads_per_person: cases' candidates per watchlist person.
+    """
+
+    posts: int
+    faces: int
+    flagged: int
+    searched: int
+    leads: int
+    candidates: int
+    skipped: int
+    backlog_bytes: int
+    lag_from_post_p50_s: float | None
+    lag_from_post_p99_s: float | None
+    lag_from_seen_p50_s: float | None
+    lag_from_seen_p99_s: float | None
+    done: tuple[PostDone, ...] = ()
+    problems: tuple[PostProblem, ...] = ()
+    leads_per_person: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """The terminal's status line."""
+
+        def seconds(value: float | None) -> str:
+            return "-" if value is None else f"{value:.2f}s"
+
+        return (
+            f"{self.posts} posts ({self.flagged} flagged, {self.skipped} skipped), {self.faces} faces, {self.leads}"
+            f" leads ({self.candidates} candidates); lag from post p50 {seconds(self.lag_from_post_p50_s)} p99"
+            f" {seconds(self.lag_from_post_p99_s)}, from export p50 {seconds(self.lag_from_seen_p50_s)} p99"
+            f" {seconds(self.lag_from_seen_p99_s)}; {self.backlog_bytes} bytes waiting"
+        )
+
+
+class SocialWatch:
+    """Follows one export; see the module docstring."""
+
+    def __init__(
+        self,
+        follower: Follower,
+        ingest: SocialIngest,
+        leads: LeadSearch,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.follower = follower
+        self.ingest = ingest
+        self.leads = leads
+        self._clock = clock
+        self._from_post: deque[float] = deque(maxlen=LAG_SAMPLES)
+        self._from_seen: deque[float] = deque(maxlen=LAG_SAMPLES)
+        self._flagged = 0
+        self._leads = 0
+        self._candidates = 0
+        self._skipped: set[int] = set()
+        self._per_person: Counter[str] = Counter()
+        self._backlog = 0
+
+    def step(self) -> WatchProgress:
+        """Read what the export gained since the last step and process it; the figures after."""
+        polled = self.follower.poll()
+        self._backlog = polled.backlog_bytes
+        problems = list(polled.problems)
+        done: list[PostDone] = []
+        for start in range(0, len(polled.posts), POSTS_PER_BATCH):
+            done.extend(self._process(polled.posts[start : start + POSTS_PER_BATCH], problems))
+        self._skipped.update(problem.position for problem in problems)
+        for problem in problems:
+            log.warning("social_watch_skipped", position=problem.position, problem=problem.message)
+        return self.progress(tuple(done), tuple(problems))
+
+    def progress(self, done: tuple[PostDone, ...] = (), problems: tuple[PostProblem, ...] = ()) -> WatchProgress:
+        post50, post99 = _percentiles(self._from_post)
+        seen50, seen99 = _percentiles(self._from_seen)
+        return WatchProgress(
+            posts=self.ingest.posts_read,
+            faces=self.ingest.faces_stored,
+            flagged=self._flagged,
+            searched=self.leads.searched_posts,
+            leads=self._leads,
+            candidates=self._candidates,
+            skipped=len(self._skipped),
+            backlog_bytes=self._backlog,
+            lag_from_post_p50_s=post50,
+            lag_from_post_p99_s=post99,
+            lag_from_seen_p50_s=seen50,
+            lag_from_seen_p99_s=seen99,
+            done=done,
+            problems=problems,
+            leads_per_person=dict(self._per_person),
+        )
+
+    def _process(self, batch: tuple[SeenPost, ...], problems: list[PostProblem]) -> list[PostDone]:
+        seen_at = {seen.post.position: seen.seen_at for seen in batch}
+        stored = self.ingest.store([seen.post for seen in batch], problems)
+        done = []
+        for item in stored:
+            leads: list[Lead] = self.leads.search(item)
+            processed_at = self._clock()
+            post = item.post
+            from_post, from_seen = processed_at - post.posted_at, processed_at - seen_at[post.position]
+            self._from_post.append(from_post)
+            self._from_seen.append(from_seen)
+            self._flagged += item.score.flagged
+            self._leads += len(leads)
+            for lead in leads:
+                self._candidates += len(lead.case.items)
+                self._per_person.update(case_item.person_id for case_item in lead.case.items)
+            done.append(
+                PostDone(
+                    post.url,
+                    item.score.flagged,
+                    len(item.faces),
+                    sum(len(lead.case.items) for lead in leads),
+                    processed_at,
+                    from_post,
+                    from_seen,
+                )
+            )
+        return done
+
+
+def _percentiles(samples: deque[float]) -> tuple[float | None, float | None]:
+    if not samples:
+        return None, None
+    p50, p99 = np.percentile(np.asarray(samples), [50, 99])
+    return float(p50), float(p99)

@@ -1,0 +1,105 @@
+"""Following a growing export: only whole lines are read, a partial last line waits for its newline, the offset is
+kept, a shrunken file is refused; a folder's post files are each read once, a file still being written waits."""
+
+import io
+import json
+import os
+from contextlib import redirect_stderr
+
+import pytest
+import ray
+
+from cluster.cli.main import build_parser
+from cluster.config import LfrConfig
+from cluster.retro.social_follow import SETTLE_S, FolderFollower, ManifestFollower, follower_for
+from cluster.retro.social_post import FeedError
+
+
+def line(post_id: str, text: str = "we march at noon") -> str:
+    return json.dumps(
+        {
+            "platform": "x",
+            "post_id": post_id,
+            "url": f"https://x.example/a/{post_id}",
+            "posted_at": "2026-12-07T10:00:00+00:00",
+            "text": text,
+        }
+    )
+
+
+def test_a_manifest_is_read_line_by_line_as_it_grows_and_a_partial_line_waits(tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    follower = ManifestFollower(feed, clock=lambda: 100.0)
+    assert follower.poll().posts == (), "a manifest not written yet is waited for"
+    whole, partial = line("1") + "\n", line("2")
+    feed.write_text(whole + partial[:20])
+    first = follower.poll()
+    assert [seen.post.post_id for seen in first.posts] == ["1"] and first.problems == ()
+    assert first.backlog_bytes == 20 and follower.offset == len(whole.encode())
+    assert follower.poll().posts == (), "the partial line is not read, nor reported, until its newline arrives"
+    with feed.open("a") as file:
+        file.write(partial[20:] + "\n" + "{not json\n\n" + line("4") + "\n")
+    second = follower.poll()
+    assert [(seen.post.position, seen.post.post_id) for seen in second.posts] == [(2, "2"), (5, "4")]
+    assert [problem.position for problem in second.problems] == [3]
+    assert "not a JSON object" in second.problems[0].message
+    assert {seen.seen_at for seen in second.posts} == {100.0}
+
+
+def test_a_manifest_that_shrinks_is_refused_with_what_to_do(tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(line("1") + "\n" + line("2") + "\n")
+    follower = ManifestFollower(feed)
+    assert len(follower.poll().posts) == 2
+    feed.write_text(line("3") + "\n")
+    with pytest.raises(FeedError, match="shrank .* start a new watch on the new file"):
+        follower.poll()
+
+
+def test_a_folder_reads_each_post_file_once_and_waits_for_one_still_written(tmp_path):
+    clock = [1000.0]
+    follower = FolderFollower(tmp_path, clock=lambda: clock[0])
+    (tmp_path / "a.json").write_text(line("1"))
+    (tmp_path / "b.json").write_text(line("2")[:15])
+    os.utime(tmp_path / "b.json", (clock[0], clock[0]))
+    (tmp_path / "photo.jpg").write_bytes(b"not a post")
+    first = follower.poll()
+    assert [seen.post.post_id for seen in first.posts] == ["1"] and first.problems == ()
+    clock[0] += SETTLE_S + 1
+    late = follower.poll()
+    assert late.posts == () and [problem.message.split(":")[0] for problem in late.problems] == ["b.json"]
+    (tmp_path / "c.json").write_text(line("3"))
+    assert [seen.post.post_id for seen in follower.poll().posts] == ["3"]
+    assert follower.poll().posts == ()
+
+
+def test_a_source_that_cannot_be_followed_is_refused_naming_what_can(tmp_path):
+    with pytest.raises(FeedError, match="JSON-lines manifest .* or a folder of post files"):
+        follower_for(tmp_path / "outbox.json")
+    with pytest.raises(FeedError, match="does not exist"):
+        follower_for(tmp_path / "missing" / "feed.jsonl")
+    assert isinstance(follower_for(tmp_path / "feed.jsonl"), ManifestFollower)
+    assert isinstance(follower_for(tmp_path), FolderFollower)
+
+
+def watch(*argv: object) -> tuple[int, str]:
+    args = build_parser().parse_args(["social", "watch", *map(str, argv)])
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = args.handler(args, LfrConfig())
+    return code, err.getvalue()
+
+
+AUTHORISED = ("--watchlist", "wanted", "--authorised-by", "Supt. A. Example", "--reason", "Operation Bramble")
+
+
+def test_lfr_social_watch_refuses_what_it_cannot_follow_before_starting_anything(tmp_path):
+    code, err = watch(tmp_path / "outbox.json", *AUTHORISED)
+    assert code == 2 and "a watch follows a JSON-lines manifest (.jsonl or .ndjson" in err
+    code, err = watch(tmp_path / "feed.jsonl", *AUTHORISED, "--duration", "0")
+    assert code == 2 and "--duration is seconds > 0" in err
+    assert not ray.is_initialized()
+    with pytest.raises(SystemExit), redirect_stderr(io.StringIO()):
+        build_parser().parse_args(["social", "watch", str(tmp_path), *AUTHORISED, "--once", "--duration", "5"])
+    with pytest.raises(SystemExit), redirect_stderr(io.StringIO()):
+        build_parser().parse_args(["social", "watch", str(tmp_path), "--authorised-by", "A", "--reason", "R"])
