@@ -24,12 +24,14 @@ from fastapi.responses import JSONResponse
 
 from cluster.alerts.errors import AlertNotFoundError, AlertStoreError
 from cluster.api import schemas
+from cluster.api.bodies import BodyLimit
 from cluster.api.gate import Gate
 from cluster.api.keys import UnknownUserError, UserError
 from cluster.api.metrics import ControlRoomMetrics
-from cluster.api.routers import alerts, audit, cases, deployments, events, page, public, users
+from cluster.api.routers import alerts, audit, cases, deployments, events, page, public, social, users
 from cluster.api.routers.public import PUBLIC_PREFIX
 from cluster.api.services import ControlRoomServices
+from cluster.api.social_search import PhotoRefusedError, SocialSearchUnavailableError
 from cluster.api.stream import BUFFER_EVENTS, KEEPALIVE_S, POLL_INTERVAL_S, AlertEventHub
 from cluster.api.tally import RequestTally
 from cluster.api.throttle import PublicRate, Throttle
@@ -61,7 +63,10 @@ _STATUS_OF_ERROR: list[tuple[type[Exception], int]] = [
     (CaseStoreError, status.HTTP_409_CONFLICT),
     (UnknownUserError, status.HTTP_404_NOT_FOUND),
     (UserError, status.HTTP_409_CONFLICT),
+    (PhotoRefusedError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (SocialSearchUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
+PHOTO_REMEDY = "upload a smaller photo of the face (crop it to the face, or save it as a JPEG)"
 
 
 def create_app(
@@ -117,6 +122,7 @@ def create_app(
     for router in (
         alerts.router,
         cases.router,
+        social.router,
         events.router,
         deployments.router,
         audit.router,
@@ -137,7 +143,8 @@ def create_app(
         throttle=Throttle(serve.requests_per_client, serve.refusals_per_client),
         tally=tally,
         metrics=metrics,
-        max_body_bytes=serve.max_body_bytes,
+        body_limit=BodyLimit(serve.max_body_bytes),
+        upload_limits={social.SEARCH_PATH: BodyLimit(serve.max_photo_bytes, PHOTO_REMEDY)},
     )
     return app
 

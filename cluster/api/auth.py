@@ -2,7 +2,7 @@
 
 - `Reader`: the records both live work and oversight read (alerts and their adjudications, deployments'
   status and cameras, who is signed in): operator, supervisor, auditor.
-- `Operator`: live work (faces, the live stream, adjudication): operator, supervisor.
+- `Operator`: live work (faces, the live stream, adjudication, social search): operator, supervisor.
 - `Overseer`: oversight's own reading (the audit log, deployments' authorisation, who has access):
   supervisor, auditor.
 - `Supervisor`: every other change (holds, purges, users and keys): supervisor only.

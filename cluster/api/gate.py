@@ -18,7 +18,8 @@ throttled, or for the page's files) reveal nothing and are audited as counts per
 
 Before any of that, each client address is held to a request rate and a budget of refused
 credentials (`cluster.api.throttle`): beyond them it gets 429 with Retry-After. Bodies are
-capped as they arrive (`cluster.api.bodies`). Keys pasted into a URL are redacted before the
+capped as they arrive (`cluster.api.bodies`): every route's at one limit, a route that takes an upload
+(`upload_limits`, by path) at its own. Keys pasted into a URL are redacted before the
 path and query are audited (`cluster.api.redaction`).
 
 It also sets the headers that keep personal data out of caches and the page out of frames.
@@ -28,13 +29,13 @@ import hmac
 import ipaddress
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote
 
 from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cluster.api.bodies import capped, declared_length, too_large
+from cluster.api.bodies import BodyLimit, capped, declared_length
 from cluster.api.keys import ApiKeys, CredentialError, Principal
 from cluster.api.metrics import CONTENT_TYPE, METRICS_PATH, METRICS_TOKEN_ENV, ControlRoomMetrics
 from cluster.api.redaction import redact
@@ -84,7 +85,8 @@ class Gate:
         throttle: Throttle,
         tally: RequestTally,
         metrics: ControlRoomMetrics,
-        max_body_bytes: int,
+        body_limit: BodyLimit,
+        upload_limits: Mapping[str, BodyLimit],
     ) -> None:
         self.app = app
         self.keys = keys
@@ -95,7 +97,8 @@ class Gate:
         self.throttle = throttle
         self.tally = tally
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
+        self.body_limit = body_limit
+        self.upload_limits = dict(upload_limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,12 +142,13 @@ class Gate:
                 message = {**message, "headers": _with_security_headers(message.get("headers", []))}
             await send(message)
 
+        limit = self.upload_limits.get(path, self.body_limit)
         length = declared_length(scope)
-        if length is not None and length > self.max_body_bytes:
-            await _answer(audited_send, 413, too_large(self.max_body_bytes).detail, [(b"connection", b"close")])
+        if length is not None and length > limit.max_bytes:
+            await _answer(audited_send, 413, limit.refusal().detail, [(b"connection", b"close")])
             return
         try:
-            await self.app(scope, capped(receive, self.max_body_bytes), audited_send)
+            await self.app(scope, capped(receive, limit), audited_send)
         except Exception:
             if not started:
                 await self._record_request(scope, principal, 500)
@@ -179,7 +183,7 @@ class Gate:
                 message = {**message, "headers": _with_security_headers(message.get("headers", []))}
             await send(message)
 
-        await self.app(scope, capped(receive, self.max_body_bytes), counted_send)
+        await self.app(scope, capped(receive, self.body_limit), counted_send)
 
     async def _serve_public_records(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
         """The public deployment records: no credential, a rate of their own, the route's own caching headers."""
@@ -195,7 +199,7 @@ class Gate:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, capped(receive, self.max_body_bytes), counted_send)
+        await self.app(scope, capped(receive, self.body_limit), counted_send)
 
     async def _record_request(self, scope: Scope, principal: Principal, status: int) -> None:
         action = AuditAction.LOGIN if scope["path"] == LOGIN_PATH else AuditAction.REQUEST

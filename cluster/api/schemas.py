@@ -18,6 +18,7 @@ from cluster.alerts.events import AlertEvent, AlertEventKind
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.api.keys import USER_NAME_PATTERN, ApiUser, IssuedKey, Principal, Role
 from cluster.api.public_records import PublicDeployment
+from cluster.api.social_search import ControlRoomSocialSearch
 from cluster.audit.actions import AuditAction
 from cluster.audit.entry import AuditEntry
 from cluster.cameras.health import CameraHealth, CameraState
@@ -70,6 +71,12 @@ class NewUserRequest(Body):
 
 class ErrorResponse(Out):
     detail: str
+
+
+class RefusalResponse(Out):
+    """A 422 of a route that refuses input itself as well: its words, or the validation errors of its fields."""
+
+    detail: str | list[dict[str, Any]]
 
 
 class Identity(Out):
@@ -655,3 +662,79 @@ def _case_fields(case: Case) -> dict[str, Any]:
         "rejected": case.count(ItemState.REJECTED),
         "held": case.held,
     }
+
+
+class SocialPostOut(Out):
+    """One post the searched face appears in: the match, the post's provenance as its export gave it, its text's
+    triage, and its candidate in the case the search opened."""
+
+    rank: int = Field(description="1 is the most similar face.")
+    similarity: float = Field(description="Cosine similarity of the post's face to the uploaded one.")
+    platform: str
+    post_id: str
+    author: str | None = Field(description="The post's author; null when its record was deleted since.")
+    url: str
+    posted_at: float = Field(description="When the post was made (unix seconds).")
+    place: str = Field(description="Where the post says it was made; empty when it says nothing.")
+    image: str = Field(description="The stored image of the post the face is in.")
+    flagged: bool | None = Field(
+        description="Whether the post's text was flagged for an officer by the text classifier (it decides nothing);"
+        " null when the post's record was deleted since."
+    )
+    triage_score: float | None = Field(description="The classifier's score of the text; null without text.")
+    triage_model: str | None = Field(description="The classifier and its version that gave the score.")
+    case_item: int = Field(description="The match's candidate number in the case, to confirm or reject there.")
+    crop_url: str | None = Field(description="The face's crop in the post's image (JPEG), while the case keeps it.")
+
+
+class SocialSearchOut(Out):
+    """A social search: the face searched with, every post it appears in (best first), and the case opened for
+    them."""
+
+    case_id: str
+    case_url: str = Field(description="The case, whose candidates an officer confirms or rejects.")
+    probe: str = Field(description="What the case and the audit log call the uploaded photo.")
+    face: int = Field(description="The index of the face searched with among the photo's faces.")
+    faces_found: int = Field(description="Faces found in the photo.")
+    min_similarity: float = Field(description="The lowest similarity listed.")
+    faces_searched: int = Field(description="Stored social-media faces searched.")
+    matches: list[SocialPostOut]
+
+
+def social_search_out(search: ControlRoomSocialSearch) -> SocialSearchOut:
+    case = search.result.case
+    items = {item.match_id: item for item in case.items}
+    case_path = f"/cases/{quote(case.case_id, safe='')}"
+    matches = []
+    for found in search.found:
+        face, post = found.match.face, found.post
+        item = items[face.face_id]
+        matches.append(
+            SocialPostOut(
+                rank=found.match.rank,
+                similarity=found.match.similarity,
+                platform=face.platform,
+                post_id=face.post_id,
+                author=None if post is None else post.author,
+                url=face.url,
+                posted_at=face.captured_at,
+                place=face.place,
+                image=face.image_path,
+                flagged=None if post is None else post.flagged,
+                triage_score=None if post is None else post.triage_score,
+                triage_model=None if post is None else f"{post.triage_model} {post.triage_model_version}",
+                case_item=item.number,
+                crop_url=f"{case_path}/items/{item.number}/crop" if item.has_crop else None,
+            )
+        )
+    probe = search.result.probe
+    return SocialSearchOut(
+        case_id=case.case_id,
+        case_url=case_path,
+        probe=search.probe_name,
+        face=probe.index,
+        faces_found=probe.faces_found,
+        min_similarity=case.provenance.threshold,
+        faces_searched=case.provenance.faces_seen,
+        matches=matches,
+    )

@@ -9,6 +9,7 @@ from cluster.alerts.events import AlertEventLog
 from cluster.alerts.store import AlertStore
 from cluster.api.keys import ApiKeys
 from cluster.api.photos import WatchlistPhotos
+from cluster.api.social_search import SocialSearches
 from cluster.audit.log import AuditLog
 from cluster.cases.store import CaseStore
 from cluster.control_room.config import ServeConfig
@@ -21,11 +22,12 @@ from cluster.live.status_board import StatusBoard
 @dataclass(frozen=True)
 class ControlRoomServices:
     """The alert store, event log, keys, status board and watchlist photos the API serves from, the deployment
-    records and watchlist catalogue the public records are read from, and the cases of retrospective and social
-    searches.
+    records and watchlist catalogue the public records are read from, the cases of retrospective and social
+    searches, and the social searches officers run from the page.
 
     deployment: the deployment this server's configuration authorises (None: none configured).
     serve: the server's own limits (stream lifetime, body size, rates, key lifetime).
+    social: social searches on the configured gallery (None: this server runs none; `lfr serve` always sets it up).
     """
 
     store: AlertStore
@@ -39,6 +41,7 @@ class ControlRoomServices:
     cases: CaseStore
     deployment: DeploymentConfig | None = None
     serve: ServeConfig = ServeConfig()
+    social: SocialSearches | None = None
 
     @classmethod
     def over(
@@ -48,6 +51,7 @@ class ControlRoomServices:
         retention: RetentionConfig | None = None,
         deployment: DeploymentConfig | None = None,
         serve: ServeConfig | None = None,
+        social: SocialSearches | None = None,
     ) -> "ControlRoomServices":
         """The services on the store's database and audit log."""
         serve = serve or ServeConfig()
@@ -63,6 +67,7 @@ class ControlRoomServices:
             cases=CaseStore(store.database, store.audit),
             deployment=deployment,
             serve=serve,
+            social=social,
         )
 
     @property

@@ -172,11 +172,14 @@ class SocialService:
         face_index: int | None,
         top_k: int,
         min_similarity: float,
+        probe_name: str | None = None,
     ) -> SocialSearchResult | RefusedPhoto:
         """The posts where the face of `photo` appears at or above `min_similarity`, opened as a case; or why the photo
         was refused, having searched nothing.
 
-        Only a search that ran is audited: a photo refused before searching reveals nothing.
+        probe_name: what the case and the audit log call the photo (default its path), such as the control room's
+        name for an upload, whose file is gone once the search ends. Only a search that ran is audited: a photo
+        refused before searching reveals nothing.
         """
         officer = authorisation.officer
         check_audit_log(self.audit, officer, AuditAction.SEARCH, SOCIAL_SUBJECT)
@@ -189,7 +192,7 @@ class SocialService:
         case = cases.open(
             CaseKind.SOCIAL,
             authorisation,
-            _provenance(probe, min_similarity, faces_stored),
+            _provenance(probe, probe_name or str(photo), min_similarity, faces_stored),
             [_candidate(match, min_similarity) for match in matches],
         )
         self.audit.record(
@@ -199,7 +202,7 @@ class SocialService:
             {
                 "kind": "social",
                 "reason": authorisation.reason,
-                "probe": str(photo),
+                "probe": probe_name or str(photo),
                 "face": probe.index,
                 "top_k": top_k,
                 "min_similarity": min_similarity,
@@ -280,11 +283,11 @@ def _counts(deleted: SocialDeletion) -> dict[str, object]:
     return {"faces_deleted": deleted.faces, "posts_deleted": deleted.posts, "posts_erased": deleted.erased}
 
 
-def _provenance(probe: ChosenFace, min_similarity: float, faces_stored: int) -> Provenance:
+def _provenance(probe: ChosenFace, probe_name: str, min_similarity: float, faces_stored: int) -> Provenance:
     """What the case searched for (one face of a photo, by the photo's SHA-256) and in what (the stored posts)."""
     collection = name_summary([SOCIAL_SUBJECT])
     return Provenance(
-        query=f"face {probe.index} of {probe.path}",
+        query=f"face {probe.index} of {probe_name}",
         query_digest=hashlib.sha256(probe.path.read_bytes()).hexdigest(),
         model=MODEL_NAME,
         threshold=min_similarity,

@@ -13,10 +13,13 @@ listens on 127.0.0.1 unless `--host` says otherwise, and believes X-Forwarded-Fo
 proxies `--trusted-proxy` (or serve.trusted_proxies) names. While it serves, it purges expired
 alerts on its own (`cluster.alerts.retention`: once at start, then every `retention.interval_s`),
 since it is the process that runs for as long as the records are kept, and writes the audit
-chain's head to its anchor file on a timer. It writes its configured deployment, if any, into the
-deployment records that /public/ lists (`cluster.deployment.records`). Keys expire after serve.key_lifetime_days unless
-`--expires-in-days` says otherwise. User changes are audited with the operating-system user who
-ran the command (`cli:NAME`).
+chain's head to its anchor file on a timer. Officers' social searches from the page (POST
+/social/search) run on the configuration's gallery, opened for each search as `lfr social` opens it
+(`cluster.api.social_search`), so serve with the same configuration, as the same user, as
+`lfr social ingest`. It writes its configured deployment, if any, into the deployment records
+that /public/ lists (`cluster.deployment.records`). Keys expire after serve.key_lifetime_days
+unless `--expires-in-days` says otherwise. User changes are audited with the operating-system
+user who ran the command (`cli:NAME`).
 """
 
 import argparse
@@ -34,6 +37,7 @@ from cluster.api.keys import ApiKeys, IssuedKey, Role, UserError
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import DEFAULT_HOST, DEFAULT_PORT, ApiServer
 from cluster.api.services import ControlRoomServices
+from cluster.api.social_search import SocialSearches
 from cluster.audit.log import AuditLog, AuditLogError
 from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
@@ -116,6 +120,7 @@ def run_server(args: argparse.Namespace, config: LfrConfig) -> int:
             config.retention,
             config.deployment,
             serve,
+            SocialSearches(config, audit),
         )
         if config.deployment is not None:
             DeploymentRecords(audit).record(config.deployment, actor=_cli_actor())

@@ -6,6 +6,8 @@
 // The Cases view lists what retrospective and social-media searches found (cluster/cases): each
 // case's authorisation, and its candidates with their crops for an officer to confirm or reject,
 // once each and with a reason, like alerts; an auditor reads the cases and decisions only.
+// Social search (operators and supervisors) uploads a photo with the officer's reason and shows the
+// posts the face appears in, with each post's provenance and text flag, and a link into the case it opened.
 // The live stream is read with fetch (EventSource cannot send the key), resuming from the last
 // event id after a reconnect, so no event is lost or shown twice.
 "use strict";
@@ -79,6 +81,12 @@ function dateTime(seconds) {
   });
 }
 
+function dayTime(seconds) {
+  return new Date(seconds * 1000).toLocaleString([], {
+    day: "2-digit", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+}
+
 function ago(seconds) {
   const s = Math.max(0, Date.now() / 1000 - seconds);
   if (s < 60) return `${Math.round(s)} s ago`;
@@ -96,10 +104,12 @@ class Unauthorised extends Error {}
 async function api(path, options = {}) {
   const headers = { Authorization: `Bearer ${state.token}`, ...(options.headers || {}) };
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  let body = options.body === undefined ? undefined : JSON.stringify(options.body);
+  if (options.form !== undefined) body = options.form;
   const response = await fetch(path, {
     method: options.method || "GET",
     headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    body,
     signal: options.signal,
     cache: "no-store",
   });
@@ -182,6 +192,7 @@ function signOut(message) {
   clearTimeout(state.statusSoon);
   if ($("audit-dialog").open) $("audit-dialog").close();
   if ($("cases-dialog").open) $("cases-dialog").close();
+  if ($("social-dialog").open) $("social-dialog").close();
   for (const pending of state.images.values()) pending.then((src) => src && URL.revokeObjectURL(src));
   Object.assign(state, {
     token: null, me: null, alerts: new Map(), selectedId: null, detail: null, stream: null, images: new Map(),
@@ -698,6 +709,78 @@ async function decideItem(caseId, number, action, reason) {
   }
 }
 
+// ---- social search (operators and supervisors) ---------------------------------------------
+
+function showSocial() {
+  $("social-error").textContent = "";
+  if (!$("social-dialog").open) $("social-dialog").showModal();
+  $("social-photo").focus();
+}
+
+async function submitSocial(event) {
+  event.preventDefault();
+  if (state.busy) return;
+  const photo = $("social-photo").files[0];
+  const reason = $("social-reason").value.trim();
+  if (!photo) { $("social-error").textContent = "Choose a photo of the face to search with."; return; }
+  if (!reason) {
+    $("social-error").textContent = "A reason is required: the investigation, and why this search is necessary.";
+    return;
+  }
+  const form = new FormData();
+  form.append("photo", photo, photo.name);
+  form.append("reason", reason);
+  if ($("social-face").value !== "") form.append("face", $("social-face").value);
+  state.busy = true;
+  $("social-submit").disabled = true;
+  $("social-submit").textContent = "Searching…";
+  $("social-error").textContent = "";
+  try {
+    renderSocial(await api("/social/search", { method: "POST", form }));
+  } catch (error) {
+    if (error instanceof Unauthorised) failed(error);
+    else $("social-error").textContent = error.message;
+  } finally {
+    state.busy = false;
+    $("social-submit").disabled = false;
+    $("social-submit").textContent = "Search";
+  }
+}
+
+function renderSocial(result) {
+  const found = result.matches.length;
+  $("social-found").hidden = false;
+  $("social-summary").replaceChildren(
+    `${found} post${found === 1 ? "" : "s"} with face ${result.face} of ${result.probe}`
+    + ` at or above ${result.min_similarity.toFixed(3)} (${count(result.faces_searched)} faces searched) · `,
+    el("a", { id: "social-case", href: "#", onclick: (event) => { event.preventDefault(); openCase(result.case_id); } },
+      `case ${result.case_id}: confirm or reject each candidate`));
+  $("social-results").replaceChildren(...result.matches.map((m) => {
+    const crop = el("img", { className: "case-crop", alt: "" });
+    if (m.crop_url) showImage(crop, m.crop_url);
+    const flag = m.flagged === null
+      ? el("span", { className: "badge" }, "post deleted")
+      : el("span", { className: `badge ${m.flagged ? "flagged" : "calm"}`, title: m.triage_model },
+        m.flagged ? "text flagged for review" : "text not flagged");
+    return el("li", { className: "social-match", dataset: { postId: m.post_id, platform: m.platform } },
+      crop,
+      el("div", {},
+        el("div", { className: "label" }, `${m.platform} post ${m.post_id}`,
+          m.author ? el("span", { className: "author" }, ` by ${m.author}`) : null),
+        el("div", { className: "meta when-where" },
+          `${dayTime(m.posted_at)}${m.place ? ` · ${m.place}` : ""}`),
+        el("a", { className: "meta url", href: m.url, target: "_blank", rel: "noopener noreferrer" }, m.url),
+        el("div", { className: "meta score" }, `similarity ${m.similarity.toFixed(3)} · candidate ${m.case_item}`)),
+      el("div", { className: "case-actions" }, flag));
+  }));
+}
+
+function openCase(caseId) {
+  state.caseId = caseId;
+  $("social-dialog").close();
+  showCases();
+}
+
 // ---- feedback and keys --------------------------------------------------------------------
 
 let toastTimer = null;
@@ -710,7 +793,7 @@ function toast(text, bad) {
 }
 
 function onKey(event) {
-  if ($("app").hidden || $("reason-dialog").open || $("audit-dialog").open || $("cases-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
+  if ($("app").hidden || $("reason-dialog").open || $("audit-dialog").open || $("cases-dialog").open || $("social-dialog").open || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
   const actions = {
     j: () => move(1),
@@ -751,6 +834,9 @@ function init() {
   $("audit-close").addEventListener("click", () => $("audit-dialog").close());
   $("open-cases").addEventListener("click", () => showCases());
   $("cases-close").addEventListener("click", () => $("cases-dialog").close());
+  $("open-social").addEventListener("click", showSocial);
+  $("social-close").addEventListener("click", () => $("social-dialog").close());
+  $("social-form").addEventListener("submit", submitSocial);
   $("reason-cancel").addEventListener("click", () => $("reason-dialog").close());
   $("reason").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {

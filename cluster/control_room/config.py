@@ -30,6 +30,13 @@ class ServeConfig(Section):
     max_body_bytes: int = Field(
         MIB, ge=1024, le=64 * MIB, description="Largest request body accepted (413 beyond), with or without a length."
     )
+    max_photo_bytes: int = Field(
+        16 * MIB,
+        ge=1024,
+        le=64 * MIB,
+        description="Largest request body a social search (POST /social/search, a photo upload) may send (413"
+        " beyond); every other route keeps max_body_bytes.",
+    )
     requests_per_client: str = Field(
         "100/second", description="Requests one client address may make (limits notation, such as 100/second)."
     )

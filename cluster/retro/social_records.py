@@ -78,6 +78,10 @@ class PostRecord:
     expires_at: int
 
 
+PostKey = tuple[str, str, str]
+"""A stored post's (ingest id, platform, post id): its faces in the gallery carry the same three."""
+
+
 @dataclass(frozen=True)
 class PostsDeleted:
     """How many rows a deletion removed, and whether they were then erased from the database's files."""
@@ -113,6 +117,20 @@ class SocialPostRecords:
         query = query.order_by(social_posts.c.posted_at, social_posts.c.row_id)
         with self.database.reading() as connection:
             return [PostRecord(**row._mapping) for row in connection.execute(query)]
+
+    def of_posts(self, keys: Sequence[PostKey], *, now: int | None = None) -> dict[PostKey, PostRecord]:
+        """The unexpired record of each post named by (ingest id, platform, post id), as a search's matches name
+        theirs; a post purged or deleted since is absent."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        query = sa.select(social_posts).where(
+            social_posts.c.expires_at > _now(now),
+            sa.tuple_(social_posts.c.ingest_id, social_posts.c.platform, social_posts.c.post_id).in_(sorted(wanted)),
+        )
+        with self.database.reading() as connection:
+            records = [PostRecord(**row._mapping) for row in connection.execute(query)]
+        return {(record.ingest_id, record.platform, record.post_id): record for record in records}
 
     def count(self) -> int:
         """Every row stored, expired or not (what a purge has left)."""

@@ -13,8 +13,10 @@ from cluster.api.keys import IssuedKey, Role
 from cluster.api.photos import FolderWatchlistPhotos
 from cluster.api.server import ApiServer
 from cluster.api.services import ControlRoomServices
+from cluster.api.social_search import SocialSearches
 from cluster.audit.log import AuditLog
 from cluster.audit.sealing import Sealer
+from cluster.config import LfrConfig
 from cluster.control_room.config import ServeConfig
 from cluster.database.engine import Database
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
@@ -87,12 +89,16 @@ def start_control_room(
     serve: ServeConfig = LAX_LIMITS,
     sealer: Sealer | None = None,
     trusted_proxies: tuple[str, ...] = (),
+    social: LfrConfig | None = None,
     **app_options,
 ) -> tuple[ApiServer, ControlRoom]:
+    """A control room over `database`; with `social` (a configuration whose records database is `database`), social
+    searches on that configuration's gallery, as `lfr serve` sets them up."""
     audit = AuditLog(database, sealer)
     store = AlertStore(database, audit)
     photos = FolderWatchlistPhotos(write_watchlist_photos(photos_root))
-    services = ControlRoomServices.over(store, photos, serve=serve)
+    searches = None if social is None else SocialSearches(social, audit)
+    services = ControlRoomServices.over(store, photos, serve=serve, social=searches)
     operator = services.keys.add_user("pc.operator", Role.OPERATOR, actor="cli:test")
     supervisor = services.keys.add_user("sgt.supervisor", Role.SUPERVISOR, actor="cli:test")
     app = create_app(services, poll_interval_s=POLL_INTERVAL_S, keepalive_s=KEEPALIVE_S, **app_options)

@@ -2,10 +2,12 @@
 an alert raised while the page is open appears without a reload, and the officer confirms it with a reason;
 an auditor reads alerts and decisions with no face shown and no decision possible; anyone reads the public
 deployment records; an officer confirms a retrospective search's candidate in the Cases view, which an auditor
-reads without faces.
+reads without faces; an officer uploads a photo in the Social search view and sees the posts (ingested for real) the
+face appears in, with their provenance, and follows the link into the case the search opened.
 
 Also keeps docs/control_room.png, the page as an officer sees it, docs/control_room_auditor.png (an auditor
-reading the audit log), docs/control_room_cases.png (a case's candidates, one confirmed) and docs/public_records.png.
+reading the audit log), docs/control_room_cases.png (a case's candidates, one confirmed),
+docs/control_room_social.png (a social search's posts) and docs/public_records.png.
 """
 
 import time
@@ -16,8 +18,11 @@ import pytest
 from cluster.alerts.model import AlertState
 from cluster.alerts.suppression import SuppressedSighting
 from cluster.api.keys import Role
+from cluster.api.routers.social import SEARCH_PATH
+from cluster.audit.actions import AuditAction
 from cluster.cases.model import ItemState
 from cluster.deployment.purpose import Purpose
+from tests.api.conftest import start_control_room
 from tests.api.factories import (
     CAMERAS,
     CASE_ID,
@@ -28,9 +33,13 @@ from tests.api.factories import (
     make_alert,
     open_case,
 )
+from tests.api.social_gallery import POSTS, SEARCHED, ingest_posts
 from tests.api.test_public_records import deployment as public_deployment
 from tests.api.test_public_records import enrol_watchlist
+from tests.audit_key import TEST_SEALER
 from tests.chromium import CHROMIUM, DOCS, INSTALL_HINT, chromium_missing
+from tests.records import records_database
+from tests.test_watchlist_cli import lite_lfr_config
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +47,7 @@ SCREENSHOT = DOCS / "control_room.png"
 PUBLIC_SCREENSHOT = SCREENSHOT.with_name("public_records.png")
 AUDITOR_SCREENSHOT = SCREENSHOT.with_name("control_room_auditor.png")
 CASES_SCREENSHOT = SCREENSHOT.with_name("control_room_cases.png")
+SOCIAL_SCREENSHOT = SCREENSHOT.with_name("control_room_social.png")
 WAIT_MS = 10_000
 
 sync_api = pytest.importorskip("playwright.sync_api", reason=INSTALL_HINT)
@@ -144,6 +154,7 @@ def test_an_auditor_reads_alerts_and_decisions_but_sees_no_face_and_cannot_decid
     page.click("#login-submit")
     sync_api.expect(page.locator("#who")).to_have_text("ms.auditor · auditor")
     sync_api.expect(page.locator("#live")).to_have_text("read-only")
+    sync_api.expect(page.locator("#open-social")).to_be_hidden()
     sync_api.expect(page.locator("#queue .queue-item")).to_have_count(1)
     page.click('.tabs button[data-filter="all"]')
     sync_api.expect(page.locator("#queue .queue-item")).to_have_count(2)
@@ -314,3 +325,68 @@ def test_an_auditor_reads_cases_without_faces_or_decisions(control_room, browser
     sync_api.expect(page.locator("#case-items button")).to_have_count(0)
     sync_api.expect(page.locator("#case-items img")).to_have_count(0)
     assert not [url for url in asked if "/crop" in url], "the page asks for no face an auditor may not see"
+
+
+@pytest.fixture
+def social_room(tmp_path):
+    """Posts ingested by `lfr social ingest` into a real milvus-lite gallery, and a control room over the same
+    records database and gallery, as `lfr serve` runs."""
+    with lite_lfr_config(tmp_path / "lfr") as config:
+        ingest_posts(config, tmp_path)
+        database = records_database(config.database.url)
+        server, room = start_control_room(database, tmp_path / "photos", sealer=TEST_SEALER, social=config)
+        try:
+            yield room
+        finally:
+            server.stop()
+            database.close()
+
+
+def test_an_officer_finds_where_a_face_appears_in_the_posts_and_opens_the_case(social_room, browser_page):
+    page, room = browser_page, social_room
+    page.goto(room.url + "/")
+    page.fill("#token", room.operator.token)
+    page.click("#login-submit")
+    sync_api.expect(page.locator("#who")).to_have_text("pc.operator · operator")
+    page.click("#open-social")
+    sync_api.expect(page.locator("#social-dialog")).to_be_visible()
+    page.set_input_files("#social-photo", str(SEARCHED))
+    page.click("#social-submit")
+    sync_api.expect(page.locator("#social-error")).to_contain_text("A reason is required")
+    reason = "Op Bramble: where else the man in the custody photo was seen, ref CAD 7781"
+    page.fill("#social-reason", reason)
+    page.click("#social-submit")
+
+    found = page.locator("#social-results .social-match")
+    sync_api.expect(found).to_have_count(2)
+    for post_id, post in POSTS.items():
+        shown = page.locator(f'.social-match[data-post-id="{post_id}"]')
+        sync_api.expect(shown.locator(".label")).to_have_text(f"{post['platform']} post {post_id} by {post['author']}")
+        sync_api.expect(shown.locator(".when-where")).to_contain_text(post["place"])
+        sync_api.expect(shown.locator("a.url")).to_have_attribute(
+            "href", f"https://example.org/{post['platform']}/{post_id}"
+        )
+        sync_api.expect(shown.locator("img.case-crop.loaded")).to_be_visible()
+    sync_api.expect(page.locator('.social-match[data-post-id="fb-3003"] .badge')).to_have_text(
+        "text flagged for review"
+    )
+    sync_api.expect(page.locator('.social-match[data-post-id="1001"] .badge')).to_have_text("text not flagged")
+    posted = page.locator('.social-match[data-post-id="1001"] .when-where')
+    sync_api.expect(posted).to_have_text("14 Jun 2025, 09:32 · Trafalgar Square")
+    sync_api.expect(page.locator("#social-summary")).to_contain_text(f"2 posts with face 0 of upload {SEARCHED.name}")
+    page.screenshot(path=str(SOCIAL_SCREENSHOT))
+
+    (search,) = [e for e in room.audit.latest(100) if e.action == AuditAction.SEARCH]
+    case_id = search.details["case_id"]
+    assert (search.actor, search.details["reason"], search.details["hits"]) == ("pc.operator", reason, 2)
+    page.click("#social-case")
+    sync_api.expect(page.locator("#social-dialog")).to_be_hidden()
+    sync_api.expect(page.locator("#cases-dialog")).to_be_visible()
+    sync_api.expect(page.locator(f'#cases-list tr[data-case-id="{case_id}"]')).to_have_attribute(
+        "aria-selected", "true"
+    )
+    sync_api.expect(page.locator("#case-title")).to_have_text("social case · pc.operator")
+    sync_api.expect(page.locator("#case-items .case-item")).to_have_count(2)
+    sync_api.expect(page.locator("#case-items")).to_contain_text("https://example.org/facebook/fb-3003")
+    requests = [e for e in room.audit.latest(100) if e.subject == SEARCH_PATH]
+    assert [(e.actor, e.details["status"]) for e in requests] == [("pc.operator", 200)]

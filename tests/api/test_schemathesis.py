@@ -2,14 +2,17 @@
 and invalid requests to every operation get no server error, and answers that match the schema.
 
 Bounded: MAX_EXAMPLES per operation and generation mode, no shrinking, no example database. The event
-stream lasts until its lifetime ends, so it is left to test_stream.py.
+stream lasts until its lifetime ends, so it is left to test_stream.py. The social search runs on a real (empty)
+milvus-lite gallery, as `lfr serve` sets it up, so that it answers what it would in service rather than 503.
 """
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from cluster.alerts.model import AlertState
+from tests.api.conftest import start_control_room
 from tests.api.factories import PEOPLE, deployment_status, make_alert
+from tests.test_watchlist_cli import lite_lfr_config
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathesis (see pyproject's test extras)")
 
@@ -19,6 +22,16 @@ MAX_EXAMPLES = 8
 ENDLESS = {("GET", "/events")}
 NOTHING_TO_NEGATE = {("GET", "/public/deployments")}
 """No parameter, body or credential: no invalid request can be generated for it, only valid ones."""
+
+
+@pytest.fixture
+def control_room(database, tmp_path):
+    with lite_lfr_config(tmp_path / "lfr") as config:
+        server, room = start_control_room(database, tmp_path / "photos", social=config)
+        try:
+            yield room
+        finally:
+            server.stop()
 
 
 def test_no_server_errors_and_answers_match_the_schema(control_room):
