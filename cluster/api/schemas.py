@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from cluster.alerts.counts import AlertStats, PurgeResult, RejectionExpiry
 from cluster.alerts.events import AlertEvent, AlertEventKind
@@ -35,8 +35,17 @@ MAX_REASON_CHARS = 2000
 MAX_EVENT_ID = 2**63 - 1
 """The largest id a SQL BIGINT holds: a larger one in a request is refused (422), not passed to the database."""
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_REASON_CHARS)]
-RequiredReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON_CHARS)]
+
+def _stripped(value: object) -> object:
+    """Python's own strip, as the stores apply it: pydantic's `strip_whitespace` keeps the separators U+001C-U+001F,
+    so a reason of only those passed here and was refused by the store as empty (a 500, not a 422)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+Reason = Annotated[str, BeforeValidator(_stripped), StringConstraints(max_length=MAX_REASON_CHARS)]
+RequiredReason = Annotated[
+    str, BeforeValidator(_stripped), StringConstraints(min_length=1, max_length=MAX_REASON_CHARS)
+]
 
 
 class Body(BaseModel):
