@@ -1,6 +1,6 @@
 """SocialWatcher: the Ray actor that follows one social-media export for `lfr social watch`.
 
-A thin shell over `cluster.retro.social_watch.SocialWatch`: it opens its own audit log and
+A thin shell over `cluster.social.watch.SocialWatch`: it opens its own audit log and
 gallery from the configuration (live objects are never shipped between processes), finds faces
 through the face service the cameras use (`ServeFaceFinder`: a post's images go as one
 `FrameGroup`, joining the replicas' batches beside the cameras' frames, and each face's patch to
@@ -31,12 +31,12 @@ from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.gallery import Gallery
 from cluster.live.face_service import FrameGroup, FrameRequest, FrameResult, PatchRequest, PatchResult
 from cluster.matching.scoring import match_scoring
-from cluster.retro.social_follow import follower_for
-from cluster.retro.social_ingest import IngestLabel, SocialIngest
-from cluster.retro.social_leads import LeadList, LeadSearch
-from cluster.retro.social_records import SocialPostRecords
-from cluster.retro.social_triage import TextTriage
-from cluster.retro.social_watch import SocialWatch, WatchProgress
+from cluster.social.follow import follower_for
+from cluster.social.ingest import IngestLabel, SocialIngest
+from cluster.social.leads import LeadList, LeadSearch
+from cluster.social.records import SocialPostRecords
+from cluster.social.triage import TextTriage
+from cluster.social.watch import SocialWatch, WatchProgress
 from cluster.tracking.patches import cut_face_patch
 from cluster.vision.config import SecondStageConfig
 from cluster.vision.face import Face

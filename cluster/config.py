@@ -19,8 +19,8 @@ from cluster.fusion.config import FusionConfig
 from cluster.gallery.config import GalleryConfig
 from cluster.live.config import FaceServiceConfig
 from cluster.matching.config import MatchingConfig
-from cluster.retro.config import SocialPostsConfig
 from cluster.section import Section
+from cluster.social.config import SocialPostsConfig
 from cluster.tracking.config import TrackingConfig
 from cluster.vision.config import FaceModelsConfig
 

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.retro.config import TriageConfig
-from cluster.retro.social_triage import TextTriage
+from cluster.social.config import TriageConfig
+from cluster.social.triage import TextTriage
 from loadtest.machine import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from cluster.config import LfrConfig
 from cluster.enrolment.expiry import parse_expiry
 from cluster.gallery.attributes import PersonAttributes
 from cluster.gallery.records import PersonRecord, SocialFace, WatchlistEntry
-from cluster.retro.social_records import PostRecord, SocialPostRecords
+from cluster.social.records import PostRecord, SocialPostRecords
 from cluster.vision.image_io import load_image
 from tests.records import opened_gallery
 from tests.test_watchlist_cli import audit_entries, audit_head, lite_lfr_config, photo

@@ -39,7 +39,7 @@ from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.catalogue_import import FILE_TABLES
 from cluster.live import status_board as status_tables
 from cluster.live.status_board import StatusBoard
-from cluster.retro import social_records as social_post_tables
+from cluster.social import records as social_post_tables
 from loadtest.postgres_server import PostgresServer, find_bin_dir, install_hint
 from tests.audit_key import TEST_SEALER
 

@@ -26,8 +26,8 @@ from cluster.database.engine import Database
 from cluster.gallery.errors import GalleryUnavailableError
 from cluster.gallery.records import SocialFace
 from cluster.gallery.social import SocialFaces
-from cluster.retro.social_ingest import POSTS_PER_BATCH
-from cluster.retro.social_manifest import read_manifest
+from cluster.social.ingest import POSTS_PER_BATCH
+from cluster.social.manifest import read_manifest
 from cluster.tracking.crops import face_crop_jpeg
 from cluster.vision.image_io import load_image
 from tests.audit_key import TEST_SEALER

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.retro.social_feeds import FeedFormat, detect_format, read_feed
-from cluster.retro.social_post import FeedError, Post, Unit
-from cluster.retro.social_text import html_to_text
+from cluster.social.feeds import FeedFormat, detect_format, read_feed
+from cluster.social.post import FeedError, Post, Unit
+from cluster.social.text import html_to_text
 from tests.mastodon_archive import ACCOUNT, SERVER, boost, create, image, media_path, note, write_archive
 from tests.paths import LFW10
 

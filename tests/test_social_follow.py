@@ -11,8 +11,8 @@ import ray
 
 from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
-from cluster.retro.social_follow import SETTLE_S, FolderFollower, ManifestFollower, follower_for
-from cluster.retro.social_post import FeedError
+from cluster.social.follow import SETTLE_S, FolderFollower, ManifestFollower, follower_for
+from cluster.social.post import FeedError
 
 
 def line(post_id: str, text: str = "we march at noon") -> str:

@@ -14,7 +14,7 @@ from cluster.audit.opening import open_audit_log
 from cluster.config import LfrConfig
 from cluster.database.engine import Database
 from cluster.enrolment.expiry import DAY_S
-from cluster.retro.social_records import SocialPostRecords
+from cluster.social.records import SocialPostRecords
 from tests.mastodon_archive import ACCOUNT, SERVER, boost, create, image, media_path, note, write_archive
 from tests.records import opened_gallery
 from tests.test_social_cli import AUTHORISED, SEARCH_AUTHORISED

@@ -10,8 +10,8 @@ the `offensive` floor scaled by 24 of 31 positives: 0.85 * 24 / 31 = 0.66, taken
 import pytest
 
 from cluster.config import ConfigError, load_config
-from cluster.retro.config import DEFAULT_FLAG_THRESHOLD, TriageConfig
-from cluster.retro.social_triage import MODEL_PACKAGE, TextTriage
+from cluster.social.config import DEFAULT_FLAG_THRESHOLD, TriageConfig
+from cluster.social.triage import MODEL_PACKAGE, TextTriage
 from loadtest.bench_triage import BENCHMARKS, HEADING, markdown, measure, read_labelled
 
 PRECISION_FLOOR = 0.80

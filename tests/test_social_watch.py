@@ -31,9 +31,9 @@ from cluster.cli.watchlist_commands import gallery_service
 from cluster.config import LfrConfig
 from cluster.database.engine import Database
 from cluster.enrolment.expiry import DAY_S
-from cluster.retro.social_leads import LEAD_KIND
-from cluster.retro.social_records import SocialPostRecords
-from cluster.retro.social_watch import WatchProgress
+from cluster.social.leads import LEAD_KIND
+from cluster.social.records import SocialPostRecords
+from cluster.social.watch import WatchProgress
 from loadtest.machine import describe_machine
 from tests.audit_key import TEST_SEALER
 from tests.records import opened_gallery

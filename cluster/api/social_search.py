@@ -38,7 +38,7 @@ from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.errors import GalleryError
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import SocialMatch
-from cluster.retro.social_records import PostRecord
+from cluster.social.records import PostRecord
 
 log = structlog.get_logger(__name__)
 

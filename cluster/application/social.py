@@ -40,10 +40,10 @@ from cluster.enrolment.expiry import DAY_S, iso
 from cluster.enrolment.faces import ChosenFace, RefusedPhoto, choose_faces
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import OFFICER_MAX, SOURCE_MAX, SocialMatch, check_text
-from cluster.retro.social_ingest import IngestLabel, IngestSummary, SocialIngest
-from cluster.retro.social_post import Feed, Post
-from cluster.retro.social_records import PostsDeleted, SocialPostRecords
-from cluster.retro.social_triage import TextTriage
+from cluster.social.ingest import IngestLabel, IngestSummary, SocialIngest
+from cluster.social.post import Feed, Post
+from cluster.social.records import PostsDeleted, SocialPostRecords
+from cluster.social.triage import TextTriage
 from cluster.tracking.crops import face_crop_jpeg
 from cluster.vision.image_io import load_image
 from cluster.vision.pipeline import MODEL_NAME, FacePipeline

@@ -5,7 +5,7 @@ source, the authorisation, the expiry, the classifier and threshold, the watchli
 thresholds its leads use, and the ingest id its faces and posts carry) is written before the
 actor starts, and its outcome (posts, faces, flagged, leads, positions skipped) when it stops,
 or a failed outcome with how far it got. Every lead is audited on its own as it is opened
-(`cluster.retro.social_leads`). The faces and posts of a watch expire `gallery.social.retention_days`
+(`cluster.social.leads`). The faces and posts of a watch expire `gallery.social.retention_days`
 after the watch started, never later than the rule allows for any post, and are purged then.
 
 The face service is the cluster's own when it runs one (a live deployment's, a RayService's),
@@ -39,11 +39,11 @@ from cluster.cases.model import CaseAuthorisation
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import DAY_S, iso
 from cluster.gallery.gallery import Gallery
-from cluster.retro.social_follow import follower_for
-from cluster.retro.social_ingest import IngestLabel
-from cluster.retro.social_triage import TextTriage
-from cluster.retro.social_watch import WatchProgress
 from cluster.retro.versions import choose_version
+from cluster.social.follow import follower_for
+from cluster.social.ingest import IngestLabel
+from cluster.social.triage import TextTriage
+from cluster.social.watch import WatchProgress
 
 log = structlog.get_logger(__name__)
 

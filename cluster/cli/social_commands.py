@@ -16,12 +16,12 @@
     lfr social delete --ingest ID --reason TEXT               every face and post one ingest stored
     lfr social purge                       every face and post past its expiry
 
-SOURCE is a JSON-lines manifest (`cluster.retro.social_manifest`) or an extracted Mastodon
-account archive, its folder or its outbox.json (`cluster.retro.social_mastodon`); `--format auto`
+SOURCE is a JSON-lines manifest (`cluster.social.manifest`) or an extracted Mastodon
+account archive, its folder or its outbox.json (`cluster.social.mastodon`); `--format auto`
 tells them apart by the path. Media are read from local files only: a remote URL is refused
 with a message to download it. A bad line or item is reported with its position and the field at
 fault and skipped; the rest is still ingested. Each post's text is scored by the text classifier
-(`cluster.retro.social_triage`) and flagged for an officer at `social.triage.threshold`; a flag
+(`cluster.social.triage`) and flagged for an officer at `social.triage.threshold`; a flag
 decides nothing. An ingest, like a watchlist, needs an authorising officer and a reason; its
 faces and posts expire after `gallery.social.retention_days` (at most 31) and are purged then
 (by `lfr social purge`, and on their own wherever the gallery is served). A search needs a named
@@ -64,8 +64,8 @@ from cluster.cli.watchlist_commands import (
 from cluster.config import LfrConfig
 from cluster.enrolment.faces import RefusedPhoto
 from cluster.gallery.records import SocialMatch
-from cluster.retro.social_feeds import FeedFormat, read_feed
-from cluster.retro.social_watch import WatchProgress
+from cluster.social.feeds import FeedFormat, read_feed
+from cluster.social.watch import WatchProgress
 
 MAX_TOP_K = 1024
 

@@ -1,2 +1,2 @@
-"""Retrospective facial recognition: recorded footage searched against a frozen watchlist version,
-social-media faces ingested with their provenance and searched, and the reports an officer reads."""
+"""Retrospective facial recognition: recorded footage searched against a frozen watchlist version, and the reports
+an officer reads. Social-media posts are `cluster.social`."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, model_validator
 
-from cluster.retro.social_post import (
+from cluster.social.post import (
     Feed,
     Post,
     PostProblem,

@@ -10,19 +10,19 @@
 import enum
 from pathlib import Path
 
-from cluster.retro import social_manifest, social_mastodon
-from cluster.retro.social_post import Feed, FeedError
+from cluster.social import manifest, mastodon
+from cluster.social.post import Feed, FeedError
 
 
 class FeedFormat(enum.StrEnum):
     AUTO = "auto"
-    JSONL = social_manifest.FORMAT
-    MASTODON = social_mastodon.FORMAT
+    JSONL = manifest.FORMAT
+    MASTODON = mastodon.FORMAT
 
 
 def detect_format(path: Path) -> FeedFormat:
     """The format `path` is in, from its kind and name; FeedError asking for --format when it cannot tell."""
-    if path.is_dir() or path.suffix == ".json" or path.name.endswith(social_mastodon.PACKED_SUFFIXES):
+    if path.is_dir() or path.suffix == ".json" or path.name.endswith(mastodon.PACKED_SUFFIXES):
         return FeedFormat.MASTODON
     if path.suffix in (".jsonl", ".ndjson"):
         return FeedFormat.JSONL
@@ -38,5 +38,5 @@ def read_feed(path: Path, export_format: FeedFormat = FeedFormat.AUTO) -> Feed:
     """The posts and problems of the export at `path`, read as `export_format` (told from the path for `auto`)."""
     chosen = detect_format(path) if export_format is FeedFormat.AUTO else export_format
     if chosen is FeedFormat.MASTODON:
-        return social_mastodon.read_archive(path)
-    return social_manifest.read_manifest(path)
+        return mastodon.read_archive(path)
+    return manifest.read_manifest(path)

@@ -27,7 +27,7 @@ from cluster.cases.store import CaseStore
 from cluster.gallery.records import WatchlistCandidate, WatchlistVersion
 from cluster.gallery.watchlists import Watchlists
 from cluster.matching.fusion import ScoreFusion
-from cluster.retro.social_ingest import StoredPost
+from cluster.social.ingest import StoredPost
 from cluster.tracking.crops import face_crop_jpeg
 from cluster.vision.image_io import load_image
 

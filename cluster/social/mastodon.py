@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from cluster.retro.social_post import (
+from cluster.social.post import (
     Feed,
     FeedError,
     Post,
@@ -35,7 +35,7 @@ from cluster.retro.social_post import (
     read_export_text,
     refuse_remote,
 )
-from cluster.retro.social_text import html_to_text
+from cluster.social.text import html_to_text
 
 FORMAT = "mastodon"
 PLATFORM = "mastodon"

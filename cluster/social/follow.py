@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cluster.retro.social_manifest import parse_line
-from cluster.retro.social_post import FeedError, Post, PostProblem, Unit
+from cluster.social.manifest import parse_line
+from cluster.social.post import FeedError, Post, PostProblem, Unit
 
 SETTLE_S = 5.0
 """A folder's post file that is still not whole JSON this long after it was last written is reported and skipped."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from cluster.retro.config import TriageConfig
+from cluster.social.config import TriageConfig
 
 log = structlog.get_logger(__name__)
 

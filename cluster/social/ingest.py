@@ -23,9 +23,9 @@ import structlog
 from cluster.gallery.records import SocialFace
 from cluster.gallery.social import SocialFaces
 from cluster.retro.footage import FootageError, read_image
-from cluster.retro.social_post import Feed, Post, PostProblem
-from cluster.retro.social_records import PostRecord, SocialPostRecords
-from cluster.retro.social_triage import TextTriage, TriageModel, TriageScore
+from cluster.social.post import Feed, Post, PostProblem
+from cluster.social.records import PostRecord, SocialPostRecords
+from cluster.social.triage import TextTriage, TriageModel, TriageScore
 from cluster.vision.face import Face
 
 log = structlog.get_logger(__name__)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import structlog
 
-from cluster.retro.social_follow import Follower, SeenPost
-from cluster.retro.social_ingest import POSTS_PER_BATCH, SocialIngest
-from cluster.retro.social_leads import Lead, LeadSearch
-from cluster.retro.social_post import PostProblem
+from cluster.social.follow import Follower, SeenPost
+from cluster.social.ingest import POSTS_PER_BATCH, SocialIngest
+from cluster.social.leads import Lead, LeadSearch
+from cluster.social.post import PostProblem
 
 log = structlog.get_logger(__name__)
 
