@@ -36,7 +36,7 @@ from cluster.social.ingest import IngestLabel, SocialIngest
 from cluster.social.leads import LeadList, LeadSearch
 from cluster.social.records import SocialPostRecords
 from cluster.social.triage import TextTriage
-from cluster.social.watch import SocialWatch, WatchProgress
+from cluster.social.watch import RetriedFaceFinder, SocialWatch, WatchProgress
 from cluster.tracking.patches import cut_face_patch
 from cluster.vision.config import SecondStageConfig
 from cluster.vision.face import Face
@@ -149,7 +149,7 @@ class SocialWatcher:
         for listed in lists:
             self._gallery.watchlists.verify(listed.version)
         second_stage = config.face_models.second_stage
-        finder = ServeFaceFinder(serve.get_app_handle(plan.face_app), second_stage)
+        finder = RetriedFaceFinder(ServeFaceFinder(serve.get_app_handle(plan.face_app), second_stage))
         ingest = SocialIngest(
             finder,
             self._gallery.social,

@@ -4,15 +4,19 @@ kept, a shrunken file is refused; a folder's post files are each read once, a fi
 import io
 import json
 import os
+from collections.abc import Sequence
 from contextlib import redirect_stderr
 
+import numpy as np
 import pytest
 import ray
 
 from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
-from cluster.social.follow import SETTLE_S, FolderFollower, ManifestFollower, follower_for
+from cluster.social.follow import SETTLE_S, FolderFollower, Follower, ManifestFollower, Polled, follower_for
 from cluster.social.post import FeedError
+from cluster.social.watch import RetriedFaceFinder
+from cluster.vision.face import Face
 
 
 def line(post_id: str, text: str = "we march at noon") -> str:
@@ -27,19 +31,26 @@ def line(post_id: str, text: str = "we march at noon") -> str:
     )
 
 
+def read(follower: Follower) -> Polled:
+    """A poll whose every post was processed: all it read marked read, as a watch's successful step does."""
+    polled = follower.poll()
+    follower.commit()
+    return polled
+
+
 def test_a_manifest_is_read_line_by_line_as_it_grows_and_a_partial_line_waits(tmp_path):
     feed = tmp_path / "feed.jsonl"
     follower = ManifestFollower(feed, clock=lambda: 100.0)
-    assert follower.poll().posts == (), "a manifest not written yet is waited for"
+    assert read(follower).posts == (), "a manifest not written yet is waited for"
     whole, partial = line("1") + "\n", line("2")
     feed.write_text(whole + partial[:20])
-    first = follower.poll()
+    first = read(follower)
     assert [seen.post.post_id for seen in first.posts] == ["1"] and first.problems == ()
     assert first.backlog_bytes == 20 and follower.offset == len(whole.encode())
-    assert follower.poll().posts == (), "the partial line is not read, nor reported, until its newline arrives"
+    assert read(follower).posts == (), "the partial line is not read, nor reported, until its newline arrives"
     with feed.open("a") as file:
         file.write(partial[20:] + "\n" + "{not json\n\n" + line("4") + "\n")
-    second = follower.poll()
+    second = read(follower)
     assert [(seen.post.position, seen.post.post_id) for seen in second.posts] == [(2, "2"), (5, "4")]
     assert [problem.position for problem in second.problems] == [3]
     assert "not a JSON object" in second.problems[0].message
@@ -50,10 +61,10 @@ def test_a_manifest_that_shrinks_is_refused_with_what_to_do(tmp_path):
     feed = tmp_path / "feed.jsonl"
     feed.write_text(line("1") + "\n" + line("2") + "\n")
     follower = ManifestFollower(feed)
-    assert len(follower.poll().posts) == 2
+    assert len(read(follower).posts) == 2
     feed.write_text(line("3") + "\n")
     with pytest.raises(FeedError, match="shrank .* start a new watch on the new file"):
-        follower.poll()
+        read(follower)
 
 
 def test_a_folder_reads_each_post_file_once_and_waits_for_one_still_written(tmp_path):
@@ -63,14 +74,63 @@ def test_a_folder_reads_each_post_file_once_and_waits_for_one_still_written(tmp_
     (tmp_path / "b.json").write_text(line("2")[:15])
     os.utime(tmp_path / "b.json", (clock[0], clock[0]))
     (tmp_path / "photo.jpg").write_bytes(b"not a post")
-    first = follower.poll()
+    first = read(follower)
     assert [seen.post.post_id for seen in first.posts] == ["1"] and first.problems == ()
     clock[0] += SETTLE_S + 1
-    late = follower.poll()
+    late = read(follower)
     assert late.posts == () and [problem.message.split(":")[0] for problem in late.problems] == ["b.json"]
     (tmp_path / "c.json").write_text(line("3"))
-    assert [seen.post.post_id for seen in follower.poll().posts] == ["3"]
-    assert follower.poll().posts == ()
+    assert [seen.post.post_id for seen in read(follower).posts] == ["3"]
+    assert read(follower).posts == ()
+
+
+def test_posts_not_committed_are_read_again_and_a_commit_keeps_the_rest(tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(line("1") + "\n{not json\n" + line("3") + "\n" + line("4") + "\n")
+    follower = ManifestFollower(feed)
+    failed = follower.poll()
+    assert [seen.post.post_id for seen in failed.posts] == ["1", "3", "4"] and follower.offset == 0
+    again = follower.poll()
+    assert [(seen.post.position, seen.post.post_id) for seen in again.posts] == [(1, "1"), (3, "3"), (4, "4")]
+    follower.commit(2)
+    assert follower.line == 3 and follower.offset == len((line("1") + "\n{not json\n" + line("3") + "\n").encode())
+    rest = follower.poll()
+    assert [(seen.post.position, seen.post.post_id) for seen in rest.posts] == [(4, "4")] and rest.problems == ()
+
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    for name, post_id in (("a", "1"), ("b", "2"), ("c", "3")):
+        (folder / f"{name}.json").write_text(line(post_id))
+    files = FolderFollower(folder)
+    assert [seen.post.post_id for seen in files.poll().posts] == ["1", "2", "3"]
+    files.commit(1)
+    second = files.poll()
+    assert [(seen.post.position, seen.post.post_id) for seen in second.posts] == [(2, "2"), (3, "3")]
+    files.commit(1)
+    files.commit()
+    assert files.poll().posts == () and files.items == 3
+
+
+def test_a_face_finder_that_fails_is_retried_and_one_that_keeps_failing_fails_the_step():
+    images = [np.zeros((4, 4, 3), np.uint8)]
+    calls = []
+
+    def flaky(batch: Sequence[np.ndarray], /) -> list[list[Face]]:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise TimeoutError("the face service did not answer in 60 s")
+        return [[] for _ in batch]
+
+    assert RetriedFaceFinder(flaky, attempts=3, first_wait_s=0.0)(images) == [[]] and calls == [1, 1]
+
+    def down(batch: Sequence[np.ndarray], /) -> list[list[Face]]:
+        calls.append(len(batch))
+        raise TimeoutError("the face service did not answer in 60 s")
+
+    calls.clear()
+    with pytest.raises(TimeoutError, match="did not answer"):
+        RetriedFaceFinder(down, attempts=3, first_wait_s=0.0)(images)
+    assert calls == [1, 1, 1]
 
 
 def test_a_source_that_cannot_be_followed_is_refused_naming_what_can(tmp_path):

@@ -8,10 +8,12 @@
                               relative to the folder); each file is read once, in name order; a file that
                               is not yet whole JSON is waited for while it is younger than SETTLE_S
 
-A file replaced by a shorter one (rotated, truncated) is refused with what to do: an append-only
-export never shrinks, and reading it again from the start would ingest its posts twice. Each
-poll says when it saw what it read (`seen_at`): the time a post reached the export, as near as
-the follower can tell, from which the watch measures its lag.
+A poll moves nothing on by itself: the watch `commit`s the first posts of the last poll once they
+are stored (or all it read, problems included), so posts whose processing failed are read again
+by the next poll, never lost. A file replaced by a shorter one (rotated, truncated) is refused
+with what to do: an append-only export never shrinks, and reading it again from the start would
+ingest its posts twice. Each poll says when it saw what it read (`seen_at`): the time a post
+reached the export, as near as the follower can tell, from which the watch measures its lag.
 """
 
 import time
@@ -56,6 +58,8 @@ class ManifestFollower:
         self.path = path
         self.offset = 0
         self.line = 0
+        self._marks: list[tuple[int, int]] = []
+        """Of the last poll: (offset, line) after each post it read, then after all it read."""
         self._folder = path.resolve().parent
         self._clock = clock
 
@@ -78,24 +82,33 @@ class ManifestFollower:
         whole = chunk[: chunk.rfind(b"\n") + 1]
         posts: list[SeenPost] = []
         problems: list[PostProblem] = []
-        for raw in whole.splitlines():
-            self.line += 1
+        self._marks = []
+        offset, number = self.offset, self.line
+        for raw in whole.splitlines(keepends=True):
+            offset += len(raw)
+            number += 1
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                problems.append(PostProblem(self.line, f"not UTF-8 text ({exc.reason}); write the manifest as UTF-8"))
+                problems.append(PostProblem(number, f"not UTF-8 text ({exc.reason}); write the manifest as UTF-8"))
                 continue
             if not text.strip():
                 continue
             try:
-                post, skipped = parse_line(self.line, text, self._folder)
+                post, skipped = parse_line(number, text.rstrip("\r\n"), self._folder)
             except ValueError as exc:
-                problems.append(PostProblem(self.line, str(exc)))
+                problems.append(PostProblem(number, str(exc)))
                 continue
             posts.append(SeenPost(post, seen_at))
             problems.extend(skipped)
-        self.offset += len(whole)
-        return Polled(tuple(posts), tuple(problems), size - self.offset)
+            self._marks.append((offset, number))
+        self._marks.append((offset, number))
+        return Polled(tuple(posts), tuple(problems), size - offset)
+
+    def commit(self, posts: int | None = None) -> None:
+        """Mark read the first `posts` posts of the last poll and the lines before them; all it read when None."""
+        if self._marks and posts != 0:
+            self.offset, self.line = self._marks[-1 if posts is None else posts - 1]
 
 
 class FolderFollower:
@@ -108,10 +121,17 @@ class FolderFollower:
         self.items = 0
         self._read: set[str] = set()
         self._clock = clock
+        self._new: list[str] = []
+        """Of the last poll: the files it read, in order."""
+        self._marks: list[int] = []
+        """Of the last poll: how many of `_new` each post ends, then all of them."""
+        self._committed = 0
+        """How many of `_new` are committed."""
 
     def poll(self) -> Polled:
         posts: list[SeenPost] = []
         problems: list[PostProblem] = []
+        self._new, self._marks, self._committed = [], [], 0
         for file in sorted(self.path.glob("*.json")):
             if file.name in self._read:
                 continue
@@ -121,20 +141,31 @@ class FolderFollower:
             except (OSError, UnicodeDecodeError):
                 continue  # still being written, or gone again: looked at on the next poll
             seen_at = self._clock()
+            number = self.items + len(self._new) + 1
             try:
-                post, skipped = parse_line(self.items + 1, text.strip(), self.path)
+                post, skipped = parse_line(number, text.strip(), self.path)
             except ValueError as exc:
                 if "not a JSON object" in str(exc) and seen_at - written_at < SETTLE_S:
                     continue
-                self._read.add(file.name)
-                self.items += 1
-                problems.append(PostProblem(self.items, f"{file.name}: {exc}"))
+                self._new.append(file.name)
+                problems.append(PostProblem(number, f"{file.name}: {exc}"))
                 continue
-            self._read.add(file.name)
-            self.items += 1
+            self._new.append(file.name)
             posts.append(SeenPost(post, seen_at))
-            problems.extend(PostProblem(self.items, f"{file.name}: {p.message}") for p in skipped)
+            problems.extend(PostProblem(number, f"{file.name}: {p.message}") for p in skipped)
+            self._marks.append(len(self._new))
+        self._marks.append(len(self._new))
         return Polled(tuple(posts), tuple(problems), 0)
+
+    def commit(self, posts: int | None = None) -> None:
+        """Mark read the first `posts` posts of the last poll and the files before them; all it read when None."""
+        if not self._marks or posts == 0:
+            return
+        upto = self._marks[-1 if posts is None else posts - 1]
+        read = self._new[self._committed : upto]
+        self._read.update(read)
+        self.items += len(read)
+        self._committed = max(self._committed, upto)
 
 
 Follower = ManifestFollower | FolderFollower

@@ -5,27 +5,63 @@ and triage exactly as `lfr social ingest` does (`SocialIngest`, the faces found 
 `FaceFinder` it is given: the cameras' face service under `lfr social watch`), and searches the
 faces of each flagged post against the authorised watchlists (`LeadSearch`). It keeps the counts
 and, over the most recent posts, the lag from a post's own time and from the moment the follower
-saw it in the export to the moment it was processed (stored, and searched when flagged). Nothing
-of a person is kept here beyond the leads' counts per watchlist person for the watch's summary.
+saw it in the export to the moment it was processed (stored, and searched when flagged). The
+follower marks a batch's posts read only once they are stored and searched, so a step that fails
+(the face service down past `RetriedFaceFinder`'s retries) leaves them unread. Nothing of a
+person is kept here beyond the leads' counts per watchlist person for the watch's summary.
 """
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
+from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from cluster.social.follow import Follower, SeenPost
-from cluster.social.ingest import POSTS_PER_BATCH, SocialIngest
+from cluster.social.ingest import POSTS_PER_BATCH, FaceFinder, SocialIngest
 from cluster.social.leads import Lead, LeadSearch
 from cluster.social.post import PostProblem
+from cluster.vision.face import Face
 
 log = structlog.get_logger(__name__)
 
 LAG_SAMPLES = 1024
 """Lag percentiles are over this many most recent posts."""
+FIND_ATTEMPTS = 4
+"""Tries at finding a batch's faces before the step fails and the watch stops, its posts left unread."""
+RETRY_WAIT_S = 1.0
+"""Wait before the first retry; each further wait doubles, up to MAX_RETRY_WAIT_S."""
+MAX_RETRY_WAIT_S = 8.0
+
+
+class RetriedFaceFinder:
+    """A face finder whose failures (a face service restarting, a request timed out) are retried with backoff.
+
+    Finding faces is the first thing a batch's store does, before anything is written, so a retry
+    stores nothing twice; when every attempt fails the last error is raised, the step fails, and the
+    follower keeps the batch's posts unread.
+    """
+
+    def __init__(
+        self, find_faces: FaceFinder, attempts: int = FIND_ATTEMPTS, first_wait_s: float = RETRY_WAIT_S
+    ) -> None:
+        self._find_faces = find_faces
+        self._retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=first_wait_s, max=MAX_RETRY_WAIT_S),
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "social_face_finding_retried",
+                attempt=state.attempt_number,
+                error=None if state.outcome is None else str(state.outcome.exception()),
+            ),
+        )
+
+    def __call__(self, images: Sequence[np.ndarray], /) -> list[list[Face]]:
+        return self._retrying(self._find_faces, images)
 
 
 @dataclass(frozen=True)
@@ -111,7 +147,10 @@ class SocialWatch:
         problems = list(polled.problems)
         done: list[PostDone] = []
         for start in range(0, len(polled.posts), POSTS_PER_BATCH):
-            done.extend(self._process(polled.posts[start : start + POSTS_PER_BATCH], problems))
+            batch = polled.posts[start : start + POSTS_PER_BATCH]
+            done.extend(self._process(batch, problems))
+            self.follower.commit(start + len(batch))
+        self.follower.commit()
         self._skipped.update(problem.position for problem in problems)
         for problem in problems:
             log.warning("social_watch_skipped", position=problem.position, problem=problem.message)
