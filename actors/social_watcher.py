@@ -31,9 +31,10 @@ from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.gallery import Gallery
 from cluster.live.face_service import FrameGroup, FrameRequest, FrameResult, PatchRequest, PatchResult
 from cluster.matching.scoring import match_scoring
-from cluster.social.follow import follower_for
+from cluster.social.follow import ManifestFollower, ReadUpTo, follower_for
 from cluster.social.ingest import IngestLabel, SocialIngest
 from cluster.social.leads import LeadList, LeadSearch
+from cluster.social.post import FeedError
 from cluster.social.records import SocialPostRecords
 from cluster.social.triage import TextTriage
 from cluster.social.watch import RetriedFaceFinder, SocialWatch, WatchProgress
@@ -61,6 +62,8 @@ class WatchPlan:
     versions: tuple[tuple[str, float], ...]
     """Each watchlist version searched, by id, with its calibrated threshold."""
     face_app: str
+    resume_from: ReadUpTo | None = None
+    """Where an earlier watch of the same manifest stopped, its bytes checked unchanged: read from there."""
 
 
 class ServeFaceFinder:
@@ -169,7 +172,15 @@ class SocialWatcher:
             plan.label.ingest_id,
             top_k=config.gallery.top_k,
         )
-        self._watch = SocialWatch(follower_for(plan.source), ingest, leads)
+        follower = follower_for(plan.source)
+        if plan.resume_from is not None and not (
+            isinstance(follower, ManifestFollower) and follower.resume(plan.resume_from)
+        ):
+            raise FeedError(
+                f"{plan.source} changed while the watch started: its first {plan.resume_from.offset} bytes are no"
+                " longer those the last watch read; start the watch again"
+            )
+        self._watch = SocialWatch(follower, ingest, leads)
         self._metrics = _WatchMetrics()
 
     def step(self) -> WatchProgress:
@@ -182,6 +193,6 @@ class SocialWatcher:
         return self._watch.progress()
 
     def close(self) -> WatchProgress:
-        """The final figures; the gallery connection closed."""
+        """The final figures, with how far a manifest was read; the gallery connection closed."""
         self._gallery.close()
-        return self._watch.progress()
+        return self._watch.final()

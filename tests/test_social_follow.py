@@ -1,19 +1,35 @@
 """Following a growing export: only whole lines are read, a partial last line waits for its newline, the offset is
 kept, a shrunken file is refused; a folder's post files are each read once, a file still being written waits."""
 
+import hashlib
 import io
 import json
 import os
 from collections.abc import Sequence
 from contextlib import redirect_stderr
+from pathlib import Path
 
 import numpy as np
 import pytest
 import ray
 
+from cluster.application.audited import AuditedOperation
+from cluster.application.social import SOCIAL_SUBJECT
+from cluster.application.social_watch import resume_point
+from cluster.audit.actions import AuditAction
+from cluster.audit.log import AuditLog
 from cluster.cli.main import build_parser
 from cluster.config import LfrConfig
-from cluster.social.follow import SETTLE_S, FolderFollower, Follower, ManifestFollower, Polled, follower_for
+from cluster.database.engine import Database
+from cluster.social.follow import (
+    SETTLE_S,
+    FolderFollower,
+    Follower,
+    ManifestFollower,
+    Polled,
+    ReadUpTo,
+    follower_for,
+)
 from cluster.social.post import FeedError
 from cluster.social.watch import RetriedFaceFinder
 from cluster.vision.face import Face
@@ -131,6 +147,55 @@ def test_a_face_finder_that_fails_is_retried_and_one_that_keeps_failing_fails_th
     with pytest.raises(TimeoutError, match="did not answer"):
         RetriedFaceFinder(down, attempts=3, first_wait_s=0.0)(images)
     assert calls == [1, 1, 1]
+
+
+def record_watch(audit: AuditLog, source: Path, read: ReadUpTo | None) -> None:
+    """A watch of `source` audited as `SocialWatchRun` audits one: its intent, then its outcome with how far it read."""
+    operation = AuditedOperation(audit, "DS Patel", AuditAction.ENROLMENT, SOCIAL_SUBJECT, {"source": str(source)})
+    operation.done({"source": str(source.resolve()), **({} if read is None else {"read_up_to": read.details()})})
+
+
+def test_a_second_watch_of_a_manifest_reads_only_its_new_posts_and_a_replaced_one_from_the_start(tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    first_two = line("1") + "\n" + line("2") + "\n"
+    feed.write_text(first_two)
+    said: list[str] = []
+    with Database(tmp_path / "audit.sqlite3") as database:
+        audit = AuditLog(database)
+        assert resume_point(audit, feed, said.append) == (None, {}) and said == [], "never watched: from the start"
+        first = ManifestFollower(feed)
+        assert len(read(first).posts) == 2
+        record_watch(audit, feed, first.read_up_to())
+        record_watch(audit, tmp_path / "other.jsonl", ReadUpTo(1, 1, "0" * 64))
+        record_watch(audit, feed, None)
+
+        with feed.open("a") as file:
+            file.write(line("3") + "\n")
+        start, intent = resume_point(audit, feed, said.append)
+        assert start == ReadUpTo(len(first_two.encode()), 2, hashlib.sha256(first_two.encode()).hexdigest())
+        assert intent == {"resumes_from": start.details()} and said == [
+            f"resuming after line 2 (byte {start.offset}), where the last watch of {feed} stopped"
+        ]
+        second = ManifestFollower(feed)
+        assert second.resume(start)
+        assert [(seen.post.position, seen.post.post_id) for seen in read(second).posts] == [(3, "3")]
+
+        replaced = line("7") + "\n" + line("8") + "\n"
+        assert len(replaced) == len(first_two)
+        feed.write_text(replaced + line("9") + "\n")
+        said.clear()
+        assert resume_point(audit, feed, said.append) == (
+            None,
+            {"resume_refused": {**start.details(), "why": "the manifest's first bytes changed"}},
+        )
+        assert said == [
+            f"{feed} no longer begins with the {start.offset} bytes the last watch of it read (replaced or rewritten):"
+            " reading it from the beginning"
+        ]
+        third = ManifestFollower(feed)
+        assert not third.resume(start)
+        assert [seen.post.post_id for seen in read(third).posts] == ["7", "8", "9"]
+        assert resume_point(audit, tmp_path, said.append) == (None, {}), "a folder is read from its first file"
 
 
 def test_a_source_that_cannot_be_followed_is_refused_naming_what_can(tmp_path):

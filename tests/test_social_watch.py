@@ -8,6 +8,7 @@ it ran under, the watch's figures exported as Prometheus metrics, and a purge pa
 every post, face and case.
 """
 
+import hashlib
 import json
 import shutil
 import threading
@@ -228,6 +229,12 @@ def test_a_protest_feed_streamed_into_the_watch_gives_leads_for_flagged_posts_on
         len(flagged),
         3,
     )
+    whole = feed.read_bytes()
+    assert outcome["source"] == str(feed.resolve()) and outcome["read_up_to"] == {
+        "offset": len(whole),
+        "line": len(FEED),
+        "sha256": hashlib.sha256(whole).hexdigest(),
+    }, "the watch records how far it read, for a later watch to resume from"
     ingest_id = outcome["ingest_id"]
     leads = [e for e in entries if e.action is AuditAction.SEARCH and e.details.get("kind") == LEAD_KIND]
     assert sorted(e.details["case_id"] for e in leads) == sorted(case.case_id for case in opened)

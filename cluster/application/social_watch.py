@@ -4,9 +4,13 @@ The watch is an ingest like `lfr social ingest`, and audited as one: its intent 
 source, the authorisation, the expiry, the classifier and threshold, the watchlist versions and
 thresholds its leads use, and the ingest id its faces and posts carry) is written before the
 actor starts, and its outcome (posts, faces, flagged, leads, positions skipped) when it stops,
-or a failed outcome with how far it got. Every lead is audited on its own as it is opened
-(`cluster.social.leads`). The faces and posts of a watch expire `gallery.social.retention_days`
-after the watch started, never later than the rule allows for any post, and are purged then.
+or a failed outcome with how far it got: for a JSON-lines manifest, the byte offset and line it
+marked read and a SHA-256 of the manifest's bytes before them. A later watch of the same manifest
+resumes there when its first bytes are still those (`resume_point`), and reads it from the
+beginning, saying so, when they are not; a folder is always read from its first file. Every
+lead is audited on its own as it is opened (`cluster.social.leads`). The faces and posts of a
+watch expire `gallery.social.retention_days` after the watch started, never later than the rule
+allows for any post, and are purged then.
 
 The face service is the cluster's own when it runs one (a live deployment's, a RayService's),
 so the posts' images share its batches with the cameras' frames; otherwise one is deployed for
@@ -40,7 +44,7 @@ from cluster.config import LfrConfig
 from cluster.enrolment.expiry import DAY_S, iso
 from cluster.gallery.gallery import Gallery
 from cluster.retro.versions import choose_version
-from cluster.social.follow import follower_for
+from cluster.social.follow import MANIFEST_SUFFIXES, ReadUpTo, follower_for, prefix_sha256
 from cluster.social.ingest import IngestLabel
 from cluster.social.triage import TextTriage
 from cluster.social.watch import WatchProgress
@@ -83,6 +87,7 @@ class SocialWatchRun:
         self._actor: ActorHandle | None = None
         self.versions: tuple[tuple[str, float], ...] = ()
         self.expires_at = 0
+        self._source: Path | None = None
 
     @property
     def ingest_id(self) -> str:
@@ -97,6 +102,8 @@ class SocialWatchRun:
         self.versions = tuple(self._version(watchlist_id, settings.officer) for watchlist_id in settings.watchlists)
         triage = TextTriage(self.config.social.triage)
         self.expires_at = int(self._clock() + self.config.gallery.social.retention_days * DAY_S)
+        self._source = settings.source
+        resume_from, resuming = resume_point(self.audit, settings.source, progress)
         self._operation = AuditedOperation(
             self.audit,
             settings.officer,
@@ -111,6 +118,7 @@ class SocialWatchRun:
                 "triage_model": f"{triage.model.name} {triage.model.version}",
                 "triage_threshold": triage.threshold,
                 "leads_against": [{"version": v, "threshold": round(t, 6)} for v, t in self.versions],
+                **resuming,
             },
         )
         try:
@@ -122,6 +130,7 @@ class SocialWatchRun:
                 leads_by,
                 self.versions,
                 APP_NAME,
+                resume_from,
             )
             # mypy does not apply class decorators: at run time SocialWatcher is an ActorClass.
             self._actor = SocialWatcher.remote(plan)  # type: ignore[attr-defined]
@@ -172,9 +181,13 @@ class SocialWatchRun:
         return final
 
     def _outcome(self, final: WatchProgress | None, ingest_id: str) -> dict[str, object]:
+        source = {} if self._source is None else {"source": str(self._source.resolve())}
         if final is None:
-            return {"ingest_id": ingest_id}
+            return {"ingest_id": ingest_id, **source}
+        read = {} if final.read_up_to is None else {"read_up_to": final.read_up_to.details()}
         return {
+            **source,
+            **read,
             "posts": final.posts,
             "faces": final.faces,
             "flagged": final.flagged,
@@ -206,6 +219,41 @@ class SocialWatchRun:
         if self._actor is None:
             raise RuntimeError("the watch has not started (or has stopped)")
         return self._actor
+
+
+def resume_point(
+    audit: AuditLog, source: Path, progress: Callable[[str], None]
+) -> tuple[ReadUpTo | None, dict[str, object]]:
+    """Where the last watch of this manifest stopped, when the manifest still begins with the bytes it read, and
+    what the new watch's intent entry says of it (said on the terminal too). A folder is read from its first file."""
+    if source.suffix not in MANIFEST_SUFFIXES:
+        return None, {}
+    recorded = last_read_up_to(audit, source)
+    if recorded is None:
+        return None, {}
+    if prefix_sha256(source, recorded.offset) == recorded.sha256:
+        progress(
+            f"resuming after line {recorded.line} (byte {recorded.offset}), where the last watch of {source} stopped"
+        )
+        return recorded, {"resumes_from": recorded.details()}
+    progress(
+        f"{source} no longer begins with the {recorded.offset} bytes the last watch of it read (replaced or"
+        " rewritten): reading it from the beginning"
+    )
+    return None, {"resume_refused": {**recorded.details(), "why": "the manifest's first bytes changed"}}
+
+
+def last_read_up_to(audit: AuditLog, source: Path) -> ReadUpTo | None:
+    """How far the last watch of `source` that recorded it read the manifest, from the watches' audited outcomes."""
+    found: ReadUpTo | None = None
+    after = 0
+    while entries := audit.entries(after, actions=(AuditAction.ENROLMENT,)):
+        for entry in entries:
+            read = entry.details.get("read_up_to")
+            if entry.subject == SOCIAL_SUBJECT and entry.details.get("source") == str(source.resolve()) and read:
+                found = ReadUpTo(int(read["offset"]), int(read["line"]), str(read["sha256"]))
+        after = entries[-1].seq
+    return found
 
 
 def _face_service(config: LfrConfig, progress: Callable[[str], None]) -> None:

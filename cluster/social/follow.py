@@ -16,6 +16,7 @@ ingest its posts twice. Each poll says when it saw what it read (`seen_at`): the
 reached the export, as near as the follower can tell, from which the watch measures its lag.
 """
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,35 @@ SETTLE_S = 5.0
 READ_LIMIT_BYTES = 4 * 1024 * 1024
 """Most bytes of a manifest read in one poll; the rest waits for the next."""
 MANIFEST_SUFFIXES = (".jsonl", ".ndjson")
+
+
+@dataclass(frozen=True)
+class ReadUpTo:
+    """How far a watch read a manifest: the byte offset and line it marked read, and a SHA-256 of the bytes before."""
+
+    offset: int
+    line: int
+    sha256: str
+
+    def details(self) -> dict[str, object]:
+        return {"offset": self.offset, "line": self.line, "sha256": self.sha256}
+
+
+def prefix_sha256(path: Path, size: int) -> str | None:
+    """The SHA-256 (hex) of the first `size` bytes of `path`; None when it is missing or shorter."""
+    digest = hashlib.sha256()
+    left = size
+    try:
+        with path.open("rb") as file:
+            while left:
+                chunk = file.read(min(left, READ_LIMIT_BYTES))
+                if not chunk:
+                    return None
+                digest.update(chunk)
+                left -= len(chunk)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -109,6 +139,19 @@ class ManifestFollower:
         """Mark read the first `posts` posts of the last poll and the lines before them; all it read when None."""
         if self._marks and posts != 0:
             self.offset, self.line = self._marks[-1 if posts is None else posts - 1]
+
+    def read_up_to(self) -> ReadUpTo | None:
+        """How far the manifest is marked read, with the digest of its bytes up to there, for a later watch to
+        resume from; None when the manifest is gone or no longer holds those bytes."""
+        digest = prefix_sha256(self.path, self.offset)
+        return None if digest is None else ReadUpTo(self.offset, self.line, digest)
+
+    def resume(self, read: ReadUpTo) -> bool:
+        """Start after what an earlier watch read, when the manifest still begins with the bytes it read."""
+        if prefix_sha256(self.path, read.offset) != read.sha256:
+            return False
+        self.offset, self.line, self._marks = read.offset, read.line, []
+        return True
 
 
 class FolderFollower:

@@ -11,6 +11,7 @@ follower marks a batch's posts read only once they are stored and searched, so a
 person is kept here beyond the leads' counts per watchlist person for the watch's summary.
 """
 
+import dataclasses
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ import numpy as np
 import structlog
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
-from cluster.social.follow import Follower, SeenPost
+from cluster.social.follow import Follower, ManifestFollower, ReadUpTo, SeenPost
 from cluster.social.ingest import POSTS_PER_BATCH, FaceFinder, SocialIngest
 from cluster.social.leads import Lead, LeadSearch
 from cluster.social.post import PostProblem
@@ -102,6 +103,8 @@ class WatchProgress:
     done: tuple[PostDone, ...] = ()
     problems: tuple[PostProblem, ...] = ()
     leads_per_person: dict[str, int] = field(default_factory=dict)
+    read_up_to: ReadUpTo | None = None
+    """Of a manifest, in the final figures only: how far it is marked read, for a later watch to resume from."""
 
     def line(self) -> str:
         """The terminal's status line."""
@@ -176,6 +179,11 @@ class SocialWatch:
             problems=problems,
             leads_per_person=dict(self._per_person),
         )
+
+    def final(self) -> WatchProgress:
+        """The figures, with how far a manifest was read (a folder's files read are not kept for a later watch)."""
+        read = self.follower.read_up_to() if isinstance(self.follower, ManifestFollower) else None
+        return dataclasses.replace(self.progress(), read_up_to=read)
 
     def _process(self, batch: tuple[SeenPost, ...], problems: list[PostProblem]) -> list[PostDone]:
         seen_at = {seen.post.position: seen.seen_at for seen in batch}
