@@ -2,6 +2,7 @@
 
     python -m loadtest.bench_frame_breakdown [--cameras 3] [--seconds 6] [--fps 25] [--width 640 --height 360]
         [--batch 8] [--wait-ms 50] [--in-flight 4] [--measure-s 10] [--variants auto,auto,4 1,1,1 ...]
+        [--inline-bytes 102400 4194304 ...]
 
 One process tree, one machine, the same synthesised crowd files. The bare loop (one Ray task at
 the actors' priority) times each of its steps per frame: decoding, colour conversion, detection,
@@ -14,7 +15,9 @@ time outside the service: camera queue, the pull into the forwarder, the forward
 and the result's way back. "service overhead" is the service's time beyond the model stages
 and the batch wait: routing, serialisation, the object store, the replica's event loop.
 The figures are printed as markdown for docs/benchmarks.md; the bare loop runs before and after
-the cluster and the faster run is the baseline.
+the cluster and the faster run is the baseline. Ray is started with the product's system config
+(`cluster.application.ray_system_config`); `--inline-bytes` runs the variants again in a fresh Ray
+cluster for each size given, so the object-passing setting can be compared in one process tree.
 """
 
 import argparse
@@ -32,6 +35,7 @@ from ray import serve
 
 from actors.camera_registry import NAMESPACE
 from actors.live_pipeline import LivePipeline
+from cluster.application.ray_system_config import INLINE_OBJECT_BYTES, SYSTEM_CONFIG
 from cluster.cameras.config import CAMERA_ACTOR_CPUS
 from cluster.cameras.decoding import rgb_pixels
 from cluster.crowd.spec import CrowdSpec
@@ -377,7 +381,17 @@ def main() -> None:
         help="cluster set-ups to run one after the other, each REPLICAS,THREADS,FRAMES_PER_REQUEST (auto allowed"
         " for the first two), e.g. 1,1,1 2,1,4",
     )
+    parser.add_argument(
+        "--inline-bytes",
+        type=int,
+        nargs="+",
+        default=[INLINE_OBJECT_BYTES],
+        help="Ray's max_direct_call_object_size for the cluster runs (default: the product's); several values, in"
+        " turn, each in a Ray cluster of its own (102400 is Ray's default), e.g. 102400 4194304 102400 4194304",
+    )
     args = parser.parse_args()
+    if any(size < 0 for size in args.inline_bytes):
+        raise SystemExit(f"--inline-bytes must be sizes in bytes (0 or more), got {args.inline_bytes}")
     configure_logging("warning")
     print(describe_machine())
     print(f"load before: {os.getloadavg()[0]:.2f}")
@@ -390,24 +404,32 @@ def main() -> None:
         models = FaceModelsConfig(device="auto", second_stage=None)
         services = {variant: service_for(variant, args) for variant in args.variants}
         cores = os.cpu_count() or 1
-        ray.init(
-            num_cpus=max(cores, int(np.ceil(args.cameras * CAMERA_ACTOR_CPUS + 1))),
-            namespace=NAMESPACE,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-        try:
-            bare_task = bare_breakdown.options(num_cpus=cores)
-            first = ray.get(bare_task.remote(files, models, args.batch))
-            serve.start(proxy_location="Disabled")
-            clusters = {
-                variant: cluster_breakdown(files, float(args.fps), models, service, args.measure_s)
-                for variant, service in services.items()
-            }
-            serve.shutdown()
-            last = ray.get(bare_task.remote(files, models, args.batch))
-        finally:
-            ray.shutdown()
+        bare_task = bare_breakdown.options(num_cpus=cores)
+        clusters: dict[str, ClusterBreakdown] = {}
+        bare_runs: list[BareBreakdown] = []
+        for turn, inline_bytes in enumerate(args.inline_bytes):
+            ray.init(
+                num_cpus=max(cores, int(np.ceil(args.cameras * CAMERA_ACTOR_CPUS + 1))),
+                namespace=NAMESPACE,
+                include_dashboard=False,
+                log_to_driver=False,
+                _system_config={**SYSTEM_CONFIG, "max_direct_call_object_size": inline_bytes},
+            )
+            try:
+                if turn == 0:
+                    bare_runs.append(ray.get(bare_task.remote(files, models, args.batch)))
+                serve.start(proxy_location="Disabled")
+                for variant, service in services.items():
+                    name = variant if len(args.inline_bytes) == 1 else f"{variant}, inline {inline_bytes // 1024} KiB"
+                    if name in clusters:
+                        name = f"{name} (turn {turn + 1})"
+                    clusters[name] = cluster_breakdown(files, float(args.fps), models, service, args.measure_s)
+                serve.shutdown()
+                if turn == len(args.inline_bytes) - 1:
+                    bare_runs.append(ray.get(bare_task.remote(files, models, args.batch)))
+            finally:
+                ray.shutdown()
+    first, last = bare_runs[0], bare_runs[-1]
     bare = max(first, last, key=lambda run: run.frames_per_s)
     print(f"load after: {os.getloadavg()[0]:.2f}")
     print(

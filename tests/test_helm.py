@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
 from actors.face_service import DeclaredFaceApp, app_from_config
+from cluster.application.ray_system_config import SYSTEM_CONFIG
 from cluster.config import LfrConfig
 from cluster.observability import dashboards, scrape
 
@@ -292,6 +293,7 @@ def test_ray_keeps_objects_in_memory_and_never_spills(rendered: Rendered) -> Non
     head = cluster["headGroupSpec"]
     system = json.loads(head["rayStartParams"]["system-config"])
     assert system["automatic_object_spilling_enabled"] is False
+    assert system == SYSTEM_CONFIG, "the chart starts Ray with the system config `lfr` gives a local cluster"
     for group in [head, *cluster["workerGroupSpecs"]]:
         params = group["rayStartParams"]
         directory = params["plasma-directory"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cluster.application.object_memory import MEMORY_FILESYSTEMS, ObjectMemory, ObjectMemoryError, filesystem_type
+from cluster.application.ray_system_config import SYSTEM_CONFIG
 from tests.waiting import scaled
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +23,8 @@ def test_the_object_directory_is_private_on_a_tmpfs_and_wiped():
         assert memory.directory.stat().st_mode & 0o777 == 0o700
         options = memory.init_options()
         assert options["_plasma_directory"] == options["object_spilling_directory"] == str(memory.directory)
-        assert options["_system_config"] == {"automatic_object_spilling_enabled": False}
+        assert options["_system_config"] == SYSTEM_CONFIG
+        assert options["_system_config"]["automatic_object_spilling_enabled"] is False
     finally:
         memory.wipe()
     assert not memory.directory.exists()

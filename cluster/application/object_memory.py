@@ -25,13 +25,13 @@ from typing import Any
 
 import structlog
 
+from cluster.application.ray_system_config import SYSTEM_CONFIG
+
 log = structlog.get_logger(__name__)
 
 MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 DEFAULT_BASE = Path("/dev/shm")
 DIRECTORY_PREFIX = "lfr-ray-objects-"
-SYSTEM_CONFIG = {"automatic_object_spilling_enabled": False}
-"""Ray system config of every cluster this project starts."""
 
 
 class ObjectMemoryError(RuntimeError):
