@@ -30,6 +30,7 @@ import av
 import ray
 
 from actors.camera_actor import CameraActor
+from cluster.application.ray_system_config import SYSTEM_CONFIG
 from cluster.cameras.config import CameraConfig
 from cluster.cameras.health import CameraState
 from cluster.cameras.sampler import FpsSampler
@@ -183,7 +184,7 @@ def main() -> None:
     print(describe_machine())
     print("load average at start (1, 5, 15 min): " + ", ".join(f"{load:.2f}" for load in os.getloadavg()))
     video = bench_video(args.cache, args.video_seconds)
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ray.init(include_dashboard=False, log_to_driver=False, _system_config=dict(SYSTEM_CONFIG))
 
     print(f"\n1920x1080 H.264 {SOURCE_FPS} fps, sampled to {SAMPLE_FPS} fps, decoded as fast as possible (looping)")
     print(f"{'':>7}  {'bare':>9}  {'actors, frames dropped':>22}  {'actors, frames pulled out of Ray':>34}")

@@ -37,6 +37,7 @@ from actors.camera_registry import NAMESPACE
 from actors.face_service import APP_NAME
 from actors.live_pipeline import LivePipeline
 from actors.matching_sinks import SecondStageLink
+from cluster.application.ray_system_config import SYSTEM_CONFIG
 from cluster.cameras.decoding import rgb_pixels
 from cluster.crowd.spec import CrowdSpec
 from cluster.crowd.synthesis import make_crowd
@@ -255,7 +256,7 @@ def main() -> None:
                 "replicas": args.replicas or "auto",
             }
         )
-        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, _system_config=dict(SYSTEM_CONFIG))
         if args.second_stage:
             serve.start(proxy_location="Disabled")
             try:

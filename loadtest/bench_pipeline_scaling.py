@@ -26,6 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from actors.camera_registry import NAMESPACE  # noqa: E402
+from cluster.application.ray_system_config import SYSTEM_CONFIG
 from cluster.cameras.config import CAMERA_ACTOR_CPUS  # noqa: E402
 from cluster.config import FaceModelsConfig  # noqa: E402
 from cluster.crowd.spec import CrowdSpec  # noqa: E402
@@ -139,7 +140,13 @@ def main() -> None:
         make_crowd(spec, Path(folder))
         files = [Path(folder) / f"cam{i}.mp4" for i in range(largest)]
         logical_cpus = max(os.cpu_count() or 1, math.ceil(largest * CAMERA_ACTOR_CPUS + 1))
-        ray.init(num_cpus=logical_cpus, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=logical_cpus,
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+            _system_config=dict(SYSTEM_CONFIG),
+        )
         try:
             bare_task = bare_loop.options(num_cpus=os.cpu_count() or 1)
             bare = ray.get(bare_task.remote(files[: args.batch_cameras], FaceModelsConfig(), args.camera_batch))

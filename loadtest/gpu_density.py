@@ -42,6 +42,7 @@ from ray import serve
 from actors.camera_registry import NAMESPACE
 from actors.face_service import APP_NAME
 from actors.live_pipeline import deploy_face_service
+from cluster.application.ray_system_config import SYSTEM_CONFIG
 from cluster.cameras.decoding import rgb_pixels
 from cluster.cameras.frames import CameraFrame
 from cluster.crowd.spec import CrowdSpec
@@ -401,7 +402,7 @@ def run(settings: Settings, out: Path | None) -> dict:
             f" same faces {agreement.same_faces},"
             f" worst IoU {agreement.worst_iou:.4f}, worst landmark {agreement.worst_landmark_px:.2f} px"
         )
-    ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
+    ray.init(namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, _system_config=dict(SYSTEM_CONFIG))
     try:
         print(
             f"ramp: {settings.sample_fps:g} fps per camera, batch {settings.service_batch}, p99 bound"
