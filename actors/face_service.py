@@ -95,6 +95,8 @@ class _ServiceMetrics:
             return
         self.batch_frames.observe(len(results))
         for result in results:
+            if result.stale:
+                continue
             tags = {"camera_id": result.camera_id}
             self.frames.inc(1, tags=tags)
             if result.faces:

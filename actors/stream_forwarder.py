@@ -4,9 +4,10 @@ One small async actor per camera, so a slow or dead camera only ever stalls itse
 most `max_in_flight` requests open at the service and takes from its `CameraActor` only the
 newest frames it has room for, so frames the service cannot take are dropped inside the camera
 without being copied out (a 1080p frame is 6 MB); a `ForwardingWindow` holds the few that wait
-for a slot, drops the oldest (and the stale) and counts every drop. A request that fails (a
-replica died, a timeout) ends at once with a counted failure and frees its slot; the camera is
-never held up by it. While no result comes, a `SilenceTicker` moves the sink's clock on, so
+for a slot, drops the oldest (and the stale) and counts every drop. A frame that grows stale in
+the service's queue is skipped there (`FrameRequest.drop_after`) and counted here as a stale drop.
+A request that fails (a replica died, a timeout) ends at once with a counted failure and frees its
+slot; the camera is never held up by it. While no result comes, a `SilenceTicker` moves the sink's clock on, so
 what the sink keeps for a time (tracklets awaiting a decision) expires on time.
 """
 
@@ -147,7 +148,9 @@ class StreamForwarder:
         while frames := self._window.next_group(time.time(), self._forwarding.max_frames_per_request):
             for _ in frames:
                 self._meter.frame_sent()
-            task = asyncio.create_task(self._request(FrameGroup(tuple(FrameRequest(frame) for frame in frames))))
+            max_age_s = self._forwarding.max_frame_age_s
+            group = FrameGroup(tuple(FrameRequest(frame, drop_after=frame.captured_at + max_age_s) for frame in frames))
+            task = asyncio.create_task(self._request(group))
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
 
@@ -168,6 +171,9 @@ class StreamForwarder:
             self._ticker.heard()
             for request, result in zip(group.requests, results, strict=True):
                 self._meter.result(result, answered_at)
+                if result.stale:
+                    self._window.stale_at_service()
+                    continue
                 self._metrics.frame_latency.observe(
                     max(0.0, answered_at - request.frame.captured_at), tags=self._metrics.tags
                 )

@@ -1,6 +1,7 @@
 """The face service's plain parts, without Ray: batch processing, forwarding window, meter, sink, config, CLI text."""
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -73,6 +74,42 @@ def test_a_bad_frame_gets_an_error_result_and_the_rest_of_the_batch_its_faces(fa
 def test_a_batch_of_only_bad_frames_runs_no_model(face_pipeline):
     results = FaceBatchProcessor(face_pipeline).process([FrameRequest(camera_frame(np.zeros((4, 40, 3), np.uint8)))])
     assert not results[0].ok and results[0].timings.detect_s == 0.0
+
+
+def test_a_frame_past_its_drop_time_when_the_batch_starts_is_skipped_as_stale(face_pipeline):
+    """At overload a frame can wait in the replica's queue past its age bound: its batch skips it unprocessed."""
+    photo = face_photo()
+    now = time.time()
+    late = FrameRequest(camera_frame(photo, "cam0", 1), drop_after=now - 0.01)
+    in_time = FrameRequest(camera_frame(photo, "cam1", 2), drop_after=now + 60)
+    unbounded = FrameRequest(camera_frame(photo, "cam2", 3))
+    results = FaceBatchProcessor(face_pipeline).process([late, in_time, unbounded])
+    assert results[0].stale and not results[0].ok and results[0].error is None and results[0].faces == ()
+    for result in results[1:]:
+        assert result.ok and not result.stale and len(result.faces) == 1
+    only_late = FaceBatchProcessor(face_pipeline).process([late])
+    assert only_late[0].stale and only_late[0].timings.detect_s == 0.0, "a batch of stale frames ran the models"
+
+
+def test_a_stale_result_is_a_stale_drop_not_a_result():
+    window, meter = ForwardingWindow(forwarding(waiting_frames=3)), StreamMeter("cam0")
+    now = time.time()
+    for seq, age_s in ((0, 3.0), (1, 0.0), (2, 0.0)):
+        window.offer(camera_frame(np.zeros((16, 16, 3), np.uint8), seq=seq, captured_at=now - age_s))
+    sent = window.next_group(now, 2)
+    assert [frame.seq for frame in sent] == [1, 2]
+    for _ in sent:
+        meter.frame_sent()
+    meter.result(dataclasses.replace(result_of(sent[0]), stale=True), time.time())
+    window.stale_at_service()
+    meter.result(result_of(sent[1]), time.time())
+    window.done()
+    window.done()
+    stats = meter.stats(window)
+    assert stats.results_stale == 1 and stats.results_ok == 1 and stats.results_error == 0
+    assert stats.dropped_stale == 2, "the frame dropped before sending and the one skipped at the service"
+    assert stats.frames_sent == stats.results_ok + stats.results_error + stats.results_stale + stats.in_flight
+    assert len(stats.latencies_s) == 1, "a skipped frame's wait is not a frame-to-result latency"
 
 
 def test_queue_and_batch_wait_come_from_the_send_and_receive_times(face_pipeline):

@@ -206,7 +206,10 @@ def test_killed_replica_fails_fast_and_processing_resumes(cluster, crowd):
     assert all(c.frames_in > b.frames_in for c, b in zip(failed, before)), "cameras stopped while the replica was down"
     assert sum(c.failed_requests for c in final) >= 1
     assert all(c.results_ok >= 15 for c in resumed)
-    assert all(c.frames_sent == c.results_ok + c.results_error + c.failed_requests + c.in_flight for c in final)
+    assert all(
+        c.frames_sent == c.results_ok + c.results_error + c.results_stale + c.failed_requests + c.in_flight
+        for c in final
+    )
 
 
 def test_overload_drops_frames_and_bounds_latency(cluster, crowd, tmp_path):

@@ -35,10 +35,17 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, eq=False)
 class FrameRequest:
-    """One frame sent to the face service; `sent_at` (wall clock) starts its queue-wait timer."""
+    """One frame sent to the face service; `sent_at` (wall clock) starts its queue-wait timer.
+
+    drop_after: wall-clock time after which the frame is not worth its models' time any more (the
+    forwarder sets its capture time plus `forwarding.max_frame_age_s`): a batch that starts later
+    skips it and answers it as stale, so a saturated service never spends itself on frames whose
+    result would come too late, and frame-to-result latency stays bounded at overload.
+    """
 
     frame: CameraFrame
     sent_at: float = field(default_factory=time.time)
+    drop_after: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,10 +103,12 @@ class FrameResult:
     error: str | None
     batch_size: int
     timings: FrameTimings
+    stale: bool = False
+    """Skipped unprocessed: its batch started after the request's `drop_after`. A drop, not a result."""
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and not self.stale
 
 
 class FaceBatchProcessor:
@@ -120,7 +129,10 @@ class FaceBatchProcessor:
             )
         errors: dict[int, str] = {}
         good: list[int] = []
+        stale = {i for i, r in enumerate(requests) if r.drop_after is not None and started > r.drop_after}
         for index, request in enumerate(requests):
+            if index in stale:
+                continue
             try:
                 validate_frame(request.frame.pixels)
                 good.append(index)
@@ -160,6 +172,7 @@ class FaceBatchProcessor:
                     error=errors.get(index),
                     batch_size=len(requests),
                     timings=timings,
+                    stale=index in stale,
                 )
             )
         return results

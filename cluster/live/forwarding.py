@@ -80,6 +80,10 @@ class ForwardingWindow:
             group.append(frame)
         return group
 
+    def stale_at_service(self) -> None:
+        """A frame sent in time came back unprocessed, too old when its batch started: a stale drop too."""
+        self.dropped_stale += 1
+
     def done(self) -> None:
         """A request ended (answered or failed): its slot is free."""
         if self.in_flight == 0:
@@ -105,6 +109,8 @@ class StreamStats:
     results_ok: int
     results_error: int
     failed_requests: int
+    results_stale: int
+    """Frames sent that the service skipped as too old by their batch (also counted in dropped_stale)."""
     dropped_full: int
     dropped_stale: int
     dropped_at_camera: int
@@ -137,6 +143,7 @@ class StreamMeter:
         self.results_ok = 0
         self.results_error = 0
         self.failed_requests = 0
+        self.results_stale = 0
         self.faces = 0
         self.max_batch_size = 0
         self.last_failure: str | None = None
@@ -155,7 +162,13 @@ class StreamMeter:
         self.frames_sent += 1
 
     def result(self, result: FrameResult, now: float) -> None:
-        """A result came back: latency from capture to now, faces, and the service's timings."""
+        """A result came back: latency from capture to now, faces, and the service's timings.
+
+        A stale one (skipped by the service) is only counted: it has no faces, and its latency and
+        timings are not those of a processed frame."""
+        if result.stale:
+            self.results_stale += 1
+            return
         if result.ok:
             self.results_ok += 1
         else:
@@ -192,6 +205,7 @@ class StreamMeter:
             results_ok=self.results_ok,
             results_error=self.results_error,
             failed_requests=self.failed_requests,
+            results_stale=self.results_stale,
             dropped_full=window.dropped_full,
             dropped_stale=window.dropped_stale,
             dropped_at_camera=window.dropped_at_camera,
