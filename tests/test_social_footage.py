@@ -173,6 +173,22 @@ def test_only_flagged_posts_are_searched_and_the_refusal_says_why(lfr_config, fo
     assert "below the triage threshold 0.5" in ran.err
 
 
+def test_a_post_whose_image_has_gone_is_refused_with_what_to_do(lfr_config, footage, tmp_path):
+    """The gallery keeps only the primary model's embedding of a post's face; the fused score needs both, so the face
+    is embedded again from the post's image, and a post whose image was moved since cannot be searched for."""
+    moved = tmp_path / "moved.jpg"
+    moved.write_bytes(photo("Tony_Blair", 5).read_bytes())
+    manifest = tmp_path / "moved.jsonl"
+    manifest.write_text(post(moved, "x", "2004", text=OFFENSIVE) + "\n", encoding="utf-8")
+    assert lfr(lfr_config, "social", "ingest", manifest, *AUTHORISED).code == 0
+    moved.unlink()
+    start = audit_head(lfr_config)
+    ran = lfr(lfr_config, "social", "footage", "x:2004", footage, "--out", tmp_path / "out", *SEARCH_AUTHORISED)
+    assert ran.code == 2 and "the image of post x:2004 can no longer be read" in ran.err, ran.err
+    assert "restore the image" in ran.err and not (tmp_path / "out").exists()
+    assert audit_entries(lfr_config, start, intents=True) == []
+
+
 def test_an_unreadable_source_is_reported_and_the_rest_searched(lfr_config, tmp_path):
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(photo("Tony_Blair", 4).read_bytes()[:400])
