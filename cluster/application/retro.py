@@ -28,13 +28,14 @@ from cluster.cases.model import Candidate, Case, CaseAuthorisation, CaseKind, Ma
 from cluster.cases.store import CaseStore
 from cluster.config import LfrConfig
 from cluster.gallery.gallery import Gallery
+from cluster.gallery.records import WatchlistVersion
 from cluster.matching.calibration import CalibratedThreshold
 from cluster.matching.scoring import match_scoring
 from cluster.retro.footage import FootageFrame, FootageSource
 from cluster.retro.html_report import write_html_report
 from cluster.retro.json_report import write_json_report
 from cluster.retro.report import RetroMatch, RetroReport
-from cluster.retro.search import RetroSearch
+from cluster.retro.search import RetroSearch, WatchlistMatcher
 from cluster.retro.versions import choose_version
 from cluster.vision.pipeline import FacePipeline
 
@@ -45,10 +46,11 @@ PERSONS_NAMED = 16
 
 @dataclass(frozen=True)
 class RetroOutcome:
-    """A finished search: its report, the threshold it used, where the JSON and HTML reports were written, and the
-    case opened for its matches."""
+    """A finished search: its report, the version searched and the threshold it used, where the JSON and HTML reports
+    were written, and the case opened for its matches."""
 
     report: RetroReport
+    version: WatchlistVersion
     calibration: CalibratedThreshold
     json_path: Path
     html_path: Path
@@ -95,12 +97,10 @@ class RetroService:
         scoring = match_scoring(self.config.face_models.models)
         search = RetroSearch(
             FacePipeline(self.config.face_models),
-            self.gallery.watchlists,
+            WatchlistMatcher(self.gallery.watchlists, choice.version, scoring.fusion, self.config.gallery.top_k),
             choice.version,
             calibration.threshold,
             fps,
-            fusion=scoring.fusion,
-            top_k=self.config.gallery.top_k,
         )
         operation = AuditedOperation(
             self.audit,
@@ -123,8 +123,14 @@ class RetroService:
             case = cases.open(
                 CaseKind.RETROSPECTIVE,
                 authorisation,
-                _provenance(report, sources, (json_path, html_path)),
-                [_candidate(match) for match in report.matches],
+                footage_provenance(
+                    f"watchlist {choice.version.version_id} ({choice.version.entry_count} entries)",
+                    choice.version.digest,
+                    report,
+                    sources,
+                    (json_path, html_path),
+                ),
+                [match_candidate(match, MatchKind.WATCHLIST_ENTRY) for match in report.matches],
             )
         except BaseException as exc:
             operation.failed(exc)
@@ -143,15 +149,18 @@ class RetroService:
                 "case_id": case.case_id,
             }
         )
-        return RetroOutcome(report, calibration, json_path, html_path, case)
+        return RetroOutcome(report, choice.version, calibration, json_path, html_path, case)
 
 
-def _provenance(report: RetroReport, sources: Sequence[FootageSource], reports: Sequence[Path]) -> Provenance:
-    """Where the case came from: the version searched, the model and threshold, the footage (bounded), the reports."""
+def footage_provenance(
+    query: str, query_digest: str, report: RetroReport, sources: Sequence[FootageSource], reports: Sequence[Path]
+) -> Provenance:
+    """Where a footage search's case came from: what was searched for, the model and threshold, the footage
+    (bounded), the reports."""
     footage = name_summary([str(source.path) for source in sources])
     return Provenance(
-        query=f"watchlist {report.version.version_id} ({report.version.entry_count} entries)",
-        query_digest=report.version.digest,
+        query=query,
+        query_digest=query_digest,
         model=report.model_name,
         threshold=report.threshold,
         sources=tuple(footage["first"]),
@@ -162,13 +171,14 @@ def _provenance(report: RetroReport, sources: Sequence[FootageSource], reports: 
     )
 
 
-def _candidate(match: RetroMatch) -> Candidate:
+def match_candidate(match: RetroMatch, kind: MatchKind) -> Candidate:
+    """A footage face that matched, as a case's item: where it is, its crop, and what it matched."""
     return Candidate(
         source=str(match.source),
         frame_index=match.frame_index,
         frame_time_s=match.frame_time_s,
         box=match.box,
-        match_kind=MatchKind.WATCHLIST_ENTRY,
+        match_kind=kind,
         match_id=match.entry_id,
         person_id=match.person_id,
         label=match.label,

@@ -70,7 +70,7 @@ def run_retro(args: argparse.Namespace, config: LfrConfig) -> int:
                 authorisation=authorisation,
                 on_frame=one_step(progress),
             )
-        report, calibration, version = outcome.report, outcome.calibration, outcome.report.version
+        report, calibration, version = outcome.report, outcome.calibration, outcome.version
         for failed in report.failed_sources:
             sys.stderr.write(f"lfr: not searched: {failed.error}\n")
         sys.stdout.write(

@@ -12,6 +12,10 @@
     lfr social search PHOTO --officer NAME --reason TEXT [--top-k K] [--face N] [--json]
                                            where else this face appears (platform, post, URL, time, place),
                                            opened as a case for an officer to confirm or reject
+    lfr social footage PLATFORM:POST_ID FOOTAGE... --officer NAME --reason TEXT --out DIR [--fps 2] [--face N]
+                                           a flagged post's stored faces searched for in recorded
+                                           images and videos, as `lfr retro` searches a watchlist:
+                                           each match an item in one case, reports in DIR
     lfr social delete --platform P --post ID --reason TEXT    every face and the record of one post
     lfr social delete --ingest ID --reason TEXT               every face and post one ingest stored
     lfr social purge                       every face and post past its expiry
@@ -32,8 +36,11 @@ as a search, a deletion or purge as a purge); no embedding is ever logged.
 `lfr social watch` runs until Ctrl-C or SIGTERM (or after one pass with --once, or --duration
 seconds), showing its progress and lag on one line, and stops cleanly: the posts read so far are
 stored and the watch's outcome audited.
-Exit status as for `lfr watchlist`: 0 done, 1 some input refused (or nothing found to delete),
-2 nothing done.
+`lfr social footage` searches only a post whose text the triage flagged, and refuses any other
+(or one not stored, or whose faces were purged) before reading anything; its search is audited by
+`cluster.application.social_footage`.
+Exit status as for `lfr watchlist`: 0 done, 1 some input refused (or nothing found to delete; for
+`footage`, some sources could not be read), 2 nothing done.
 """
 
 import argparse
@@ -48,8 +55,10 @@ from tqdm import tqdm
 from cluster.application.live_run import stop_and_reload_signals
 from cluster.application.ray_runtime import RayStartError, start_ray, stop_ray
 from cluster.application.social import IngestAuthorisation, SocialService
+from cluster.application.social_footage import SocialFootageService
 from cluster.application.social_watch import SocialWatchRun, WatchSettings
 from cluster.cli.case_arguments import add_authorisation_arguments, authorisation_of
+from cluster.cli.retro_commands import DEFAULT_FPS, MAX_FPS
 from cluster.cli.watchlist_commands import (
     EXIT_FAILED,
     EXIT_OK,
@@ -64,7 +73,9 @@ from cluster.cli.watchlist_commands import (
 from cluster.config import LfrConfig
 from cluster.enrolment.faces import RefusedPhoto
 from cluster.gallery.records import SocialMatch
+from cluster.retro.footage import find_footage
 from cluster.social.feeds import FeedFormat, read_feed
+from cluster.social.footage_search import split_post_key
 from cluster.social.watch import WatchProgress
 
 MAX_TOP_K = 1024
@@ -139,6 +150,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--json", action="store_true", help="Print one JSON document instead of text.")
     add_authorisation_arguments(search, "the search")
     search.set_defaults(handler=run_search)
+
+    footage = actions.add_parser(
+        "footage", help="Search recorded images and videos for the faces of a flagged post; matches become a case."
+    )
+    footage.add_argument(
+        "post", metavar="PLATFORM:POST_ID", help="The stored, flagged post (such as x:1001), as its case items name it."
+    )
+    footage.add_argument("footage", nargs="+", type=Path, metavar="FOOTAGE", help="Images, videos or folders of them.")
+    footage.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="Folder for report.json and report.html."
+    )
+    footage.add_argument(
+        "--fps", type=float, default=DEFAULT_FPS, help=f"Video frames searched per second (default {DEFAULT_FPS:g})."
+    )
+    footage.add_argument(
+        "--face",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Search only for the post's face N (numbered from 0 by image, then left to right; default: all of them).",
+    )
+    add_authorisation_arguments(footage, "the search")
+    footage.set_defaults(handler=run_footage)
 
     delete = actions.add_parser("delete", help="Delete the stored faces of one post, or of one ingest.")
     delete.add_argument("--platform", default=None, help="The post's platform (with --post).")
@@ -252,6 +286,49 @@ def _show(progress: WatchProgress) -> None:
 
 def _say(line: str) -> None:
     sys.stderr.write(f"lfr: {line}\n")
+
+
+def run_footage(args: argparse.Namespace, config: LfrConfig) -> int:
+    authorisation = authorisation_of(args)
+    if authorisation is None:
+        return EXIT_FAILED
+    if not 0 < args.fps <= MAX_FPS:
+        sys.stderr.write(f"lfr: --fps must be above 0 and at most {MAX_FPS:g}, got {args.fps}\n")
+        return EXIT_FAILED
+
+    def footage() -> int:
+        platform, post_id = split_post_key(args.post)
+        sources = find_footage(args.footage)
+        if not sources:
+            raise ValueError(f"no images or videos found in {', '.join(str(p) for p in args.footage)}")
+        with (
+            gallery_service(config, SocialFootageService) as service,
+            tqdm(unit="frame", file=sys.stderr, disable=None) as progress,
+        ):
+            outcome = service.search(
+                platform,
+                post_id,
+                sources,
+                face_index=args.face,
+                out_dir=args.out,
+                fps=args.fps,
+                authorisation=authorisation,
+                on_frame=one_step(progress),
+            )
+        report, post = outcome.report, outcome.post
+        for failed in report.failed_sources:
+            sys.stderr.write(f"lfr: not searched: {failed.error}\n")
+        sys.stdout.write(
+            f"searched {len(report.sources) - len(report.failed_sources)} of {len(report.sources)} sources for"
+            f" {post.name} at {post.calibration.summary()}: {report.faces_seen} faces, {len(report.matches)}"
+            f" matched, {report.faces_unmatched} matched none of the post's faces (not kept)\n"
+            f"report: {outcome.html_path} and {outcome.json_path}\n"
+            f"case {outcome.case.case_id}: {len(outcome.case.items)} candidates for an officer to confirm or reject"
+            " in the control room\n"
+        )
+        return EXIT_REFUSED if report.failed_sources else EXIT_OK
+
+    return guarded(footage)
 
 
 def run_delete(args: argparse.Namespace, config: LfrConfig) -> int:

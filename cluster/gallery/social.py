@@ -93,6 +93,24 @@ class SocialFaces:
         rows = query_ids(self.connection, SOCIAL_COLLECTION, "face_id", face_ids, SOCIAL_FIELDS, "get social faces")
         return [stored_social_face(row) for row in rows]
 
+    def of_post(self, platform: str, post_id: str, ingest_id: str, now: int | None = None) -> list[StoredSocialFace]:
+        """The unexpired faces one ingest stored of one post, by image then left to right (the order `--face N` counts).
+
+        As in `delete_post`, the post id (free text) is matched here, not in the filter expression.
+        """
+        check_id(platform, "platform")
+        check_text(post_id, "post_id", POST_ID_MAX)
+        check_id(ingest_id, "ingest_id")
+        rows = query_all(
+            self.connection,
+            SOCIAL_COLLECTION,
+            f"{social_filter(platform, None, None, _now(now))} and {ingest_filter(ingest_id)}",
+            SOCIAL_FIELDS,
+            f"find the faces of post {post_id}",
+        )
+        faces = [stored_social_face(row) for row in rows if row["post_id"] == post_id]
+        return sorted(faces, key=lambda face: (face.image_path, face.box[0], face.box[1], face.face_id))
+
     def count(self, platform: str | None = None) -> int:
         """Faces stored (of one platform when given)."""
         return count_rows(

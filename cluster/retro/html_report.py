@@ -10,6 +10,7 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
+from cluster.gallery.records import WatchlistVersion
 from cluster.private_files import write_private_text
 from cluster.retro.json_report import iso_time
 from cluster.retro.report import RetroMatch, RetroReport
@@ -45,7 +46,7 @@ def _when(match: RetroMatch) -> str:
 
 
 def _threshold_text(report: RetroReport) -> str:
-    calibration = report.version.calibration
+    calibration = report.calibration
     if calibration is None:
         return f"{report.threshold:.3f} (uncalibrated)"
     return calibration.summary()
@@ -60,12 +61,26 @@ def _row(name: str, value: object) -> str:
     return f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>"
 
 
+def _query_rows(report: RetroReport) -> list[str]:
+    """What was searched for: the watchlist version, or the post whose faces were the query."""
+    query = report.query
+    if isinstance(query, WatchlistVersion):
+        return [
+            _row("Watchlist version", f"{query.version_id} ({query.entry_count} entries)"),
+            _row("Version digest", query.digest),
+            _row("Frozen at", iso_time(query.frozen_at)),
+        ]
+    return [
+        _row("Post searched for", query.name),
+        _row("Post URL", query.url),
+        _row("Stored faces searched with", ", ".join(query.face_ids)),
+        _row("Query digest", query.digest),
+    ]
+
+
 def _summary(report: RetroReport) -> str:
-    version = report.version
     rows = [
-        _row("Watchlist version", f"{version.version_id} ({version.entry_count} entries)"),
-        _row("Version digest", version.digest),
-        _row("Frozen at", iso_time(version.frozen_at)),
+        *_query_rows(report),
         _row("Match threshold", _threshold_text(report)),
         _row("Face models", report.model_name),
         _row("Video sampling", f"{report.sample_fps:g} frames per second"),
@@ -123,7 +138,7 @@ def _sources(report: RetroReport) -> str:
 
 def render_html(report: RetroReport) -> str:
     """The whole page as one string."""
-    title = f"Retrospective search against {report.version.version_id}"
+    title = f"Retrospective search against {report.query_name}"
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

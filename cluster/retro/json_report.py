@@ -1,6 +1,8 @@
 """`report.json`: a retrospective search as one JSON document, for case files and other programs.
 
-It lists matches only. Faces that matched nobody are a count; crops live in `report.html`.
+It lists matches only. Faces that matched nobody are a count; crops live in `report.html`. A search
+against a watchlist names its version under "watchlist", one against a post's faces the post under
+"post"; the other is null.
 """
 
 import json
@@ -8,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cluster.gallery.records import WatchlistVersion
 from cluster.private_files import write_private_text
-from cluster.retro.report import FORMAT, RetroMatch, RetroReport, SourceSummary
+from cluster.retro.report import FORMAT, PostQuery, RetroMatch, RetroReport, SourceSummary
 
 JSON_NAME = "report.json"
 
@@ -50,20 +53,36 @@ def _source(source: SourceSummary) -> dict[str, Any]:
     }
 
 
+def _watchlist(version: WatchlistVersion) -> dict[str, Any]:
+    return {
+        "watchlist_id": version.watchlist_id,
+        "version": version.version_id,
+        "entries": version.entry_count,
+        "digest": version.digest,
+        "frozen_at": iso_time(version.frozen_at),
+    }
+
+
+def _post(post: PostQuery) -> dict[str, Any]:
+    return {
+        "platform": post.platform,
+        "post_id": post.post_id,
+        "url": post.url,
+        "ingest_id": post.ingest_id,
+        "face_ids": list(post.face_ids),
+        "digest": post.digest,
+    }
+
+
 def report_document(report: RetroReport) -> dict[str, Any]:
     """The report as JSON-ready data."""
-    version = report.version
+    query = report.query
     return {
         "format": FORMAT,
-        "watchlist": {
-            "watchlist_id": version.watchlist_id,
-            "version": version.version_id,
-            "entries": version.entry_count,
-            "digest": version.digest,
-            "frozen_at": iso_time(version.frozen_at),
-        },
+        "watchlist": _watchlist(query) if isinstance(query, WatchlistVersion) else None,
+        "post": _post(query) if isinstance(query, PostQuery) else None,
         "threshold": report.threshold,
-        "calibration": report.version.calibration.record() if report.version.calibration else None,
+        "calibration": report.calibration.record() if report.calibration else None,
         "model_name": report.model_name,
         "sample_fps": report.sample_fps,
         "officer": report.officer,

@@ -1,17 +1,21 @@
-"""`RetroSearch`: every face in recorded footage compared with one frozen version of a watchlist.
+"""`RetroSearch`: every face in recorded footage compared with one frozen version of a watchlist, or with the faces
+of one flagged social-media post.
 
 Frames are detected and embedded in batches (every face by every configured model: footage
-is searched offline, so the second model runs on all of it), and all faces of a batch are
-searched in one round trip to the gallery: the primary model shortlists `top_k` entries per
-face and the fused score of every model ranks them. A face whose best candidate reaches the
-threshold becomes a `RetroMatch` with its crop; any other face is counted and dropped with its
-frame, so nothing of people who matched nobody outlives the batch they were in.
+is searched offline, so the second model runs on all of it), and all faces of a batch go to the
+`FaceMatcher` at once. Against a watchlist (`WatchlistMatcher`) that is one round trip to the
+gallery: the primary model shortlists `top_k` entries per face and the fused score of every model
+ranks them; against a post (`cluster.social.footage_search`) the post's few faces are compared in
+memory. A face whose best candidate reaches the threshold becomes a `RetroMatch` with its crop;
+any other face is counted and dropped with its frame, so nothing of people who matched nobody
+outlives the batch they were in.
 """
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -20,7 +24,7 @@ from cluster.gallery.records import WatchlistCandidate, WatchlistVersion
 from cluster.gallery.watchlists import Watchlists
 from cluster.matching.fusion import ScoreFusion
 from cluster.retro.footage import FootageError, FootageFrame, FootageSource, read_frames
-from cluster.retro.report import RetroMatch, RetroReport, SourceSummary
+from cluster.retro.report import Query, RetroMatch, RetroReport, SourceSummary
 from cluster.tracking.crops import face_crop_jpeg
 from cluster.vision.face import Face
 from cluster.vision.pipeline import FacePipeline, models_name
@@ -28,7 +32,55 @@ from cluster.vision.pipeline import FacePipeline, models_name
 log = structlog.get_logger(__name__)
 
 FRAMES_PER_BATCH = 8
-"""Frames detected and embedded in one pipeline call; their faces go to the gallery in one search."""
+"""Frames detected and embedded in one pipeline call; their faces go to the matcher in one call."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """The best candidate a matcher found for one footage face, with its match score (fused when fused)."""
+
+    score: float
+    person_id: str
+    label: str
+    category: str
+    entry_id: str
+    model_scores: Mapping[str, float] = field(default_factory=dict)
+
+
+class FaceMatcher(Protocol):
+    """Finds each footage face's best candidate: the primary embeddings (n, 128) and each further model's (n, d)."""
+
+    def best(self, probes: np.ndarray, extra: Mapping[str, np.ndarray]) -> list[Hit | None]: ...
+
+
+class WatchlistMatcher:
+    """The best entry of one frozen watchlist version per face, by the gallery's search and the fused score."""
+
+    def __init__(
+        self, watchlists: Watchlists, version: WatchlistVersion, fusion: ScoreFusion | None, top_k: int | None
+    ) -> None:
+        self.watchlists = watchlists
+        self.version = version
+        self.fusion = fusion
+        self.top_k = top_k
+
+    def best(self, probes: np.ndarray, extra: Mapping[str, np.ndarray]) -> list[Hit | None]:
+        found = self.watchlists.search(probes, self.version, top_k=self.top_k, extra=dict(extra) or None)
+        hits: list[Hit | None] = []
+        for ranked in found:
+            scored = [(self._score(candidate), candidate) for candidate in ranked]
+            best = max(scored, key=lambda pair: pair[0], default=None)
+            hits.append(None if best is None else _hit(best[0], best[1]))
+        return hits
+
+    def _score(self, candidate: WatchlistCandidate) -> float:
+        """The candidate's match score: fused from every model's cosine, or the primary cosine alone."""
+        return candidate.similarity if self.fusion is None else float(self.fusion.fuse(candidate.model_scores))
+
+
+def _hit(score: float, candidate: WatchlistCandidate) -> Hit:
+    entry = candidate.entry
+    return Hit(score, entry.person_id, entry.label, entry.category, entry.entry_id, dict(candidate.model_scores))
 
 
 @dataclass
@@ -42,18 +94,16 @@ class _Tally:
 
 
 class RetroSearch:
-    """Searches footage against one frozen watchlist version at one threshold."""
+    """Searches footage with one matcher (a frozen watchlist version, or a post's faces) at one threshold."""
 
     def __init__(
         self,
         pipeline: FacePipeline,
-        watchlists: Watchlists,
-        version: WatchlistVersion,
+        matcher: FaceMatcher,
+        query: Query,
         threshold: float,
         sample_fps: float,
         frames_per_batch: int = FRAMES_PER_BATCH,
-        fusion: ScoreFusion | None = None,
-        top_k: int | None = None,
     ) -> None:
         if not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite match score, got {threshold}")
@@ -62,13 +112,11 @@ class RetroSearch:
         if frames_per_batch < 1:
             raise ValueError(f"frames_per_batch must be >= 1, got {frames_per_batch}")
         self.pipeline = pipeline
-        self.watchlists = watchlists
-        self.version = version
+        self.matcher = matcher
+        self.query = query
         self.threshold = threshold
         self.sample_fps = sample_fps
         self.frames_per_batch = frames_per_batch
-        self.fusion = fusion
-        self.top_k = top_k
         self.model_name = models_name(pipeline.config)
 
     def run(
@@ -99,7 +147,7 @@ class RetroSearch:
             for source, tally in zip(sources, tallies)
         )
         report = RetroReport(
-            version=self.version,
+            query=self.query,
             threshold=self.threshold,
             model_name=self.model_name,
             sample_fps=self.sample_fps,
@@ -111,7 +159,7 @@ class RetroSearch:
         )
         log.info(
             "retro_search_done",
-            version_id=self.version.version_id,
+            query=report.query_name,
             sources=len(sources),
             faces=report.faces_seen,
             matches=len(report.matches),
@@ -136,23 +184,16 @@ class RetroSearch:
             probes = np.stack([face.embedding for _, _, face in found])
             models = sorted(found[0][2].extra_embeddings)
             extra = {model: np.stack([face.extra_embeddings[model] for _, _, face in found]) for model in models}
-            candidates = self.watchlists.search(probes, self.version, top_k=self.top_k, extra=extra or None)
-            for (position, frame, face), ranked in zip(found, candidates):
-                scored = [(self._score(candidate), candidate) for candidate in ranked]
-                best = max(scored, key=lambda pair: pair[0], default=None)
-                if best is not None and best[0] >= self.threshold:
+            for (position, frame, face), hit in zip(found, self.matcher.best(probes, extra), strict=True):
+                if hit is not None and hit.score >= self.threshold:
                     tallies[position].matches += 1
-                    matches.append(self._match(frame, face, best[1], best[0]))
+                    matches.append(self._match(frame, face, hit))
         if on_frame is not None:
             for _, frame in batch:
                 on_frame(frame)
         return matches
 
-    def _score(self, candidate: WatchlistCandidate) -> float:
-        """The candidate's match score: fused from every model's cosine, or the primary cosine alone."""
-        return candidate.similarity if self.fusion is None else float(self.fusion.fuse(candidate.model_scores))
-
-    def _match(self, frame: FootageFrame, face: Face, best: WatchlistCandidate, score: float) -> RetroMatch:
+    def _match(self, frame: FootageFrame, face: Face, hit: Hit) -> RetroMatch:
         box = (float(face.box[0]), float(face.box[1]), float(face.box[2]), float(face.box[3]))
         return RetroMatch(
             source=frame.source.path,
@@ -162,14 +203,14 @@ class RetroSearch:
             box=box,
             detection_score=face.score,
             quality=face.quality.overall,
-            person_id=best.entry.person_id,
-            label=best.entry.label,
-            category=best.entry.category,
-            entry_id=best.entry.entry_id,
-            similarity=score,
+            person_id=hit.person_id,
+            label=hit.label,
+            category=hit.category,
+            entry_id=hit.entry_id,
+            similarity=hit.score,
             threshold=self.threshold,
             model_name=self.model_name,
-            watchlist_version=self.version.version_id,
+            watchlist_version=self.query.version_id if isinstance(self.query, WatchlistVersion) else None,
             crop_jpeg=face_crop_jpeg(frame.pixels, face.box),
-            model_scores=dict(best.model_scores),
+            model_scores=dict(hit.model_scores),
         )

@@ -132,6 +132,22 @@ class SocialPostRecords:
             records = [PostRecord(**row._mapping) for row in connection.execute(query)]
         return {(record.ingest_id, record.platform, record.post_id): record for record in records}
 
+    def of_post(self, platform: str, post_id: str, *, now: int | None = None) -> PostRecord | None:
+        """The post's unexpired record from its latest ingest (a post may be ingested more than once), or None."""
+        query = (
+            sa.select(social_posts)
+            .where(
+                social_posts.c.expires_at > _now(now),
+                social_posts.c.platform == platform,
+                social_posts.c.post_id == post_id,
+            )
+            .order_by(social_posts.c.ingested_at.desc(), social_posts.c.row_id)
+            .limit(1)
+        )
+        with self.database.reading() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else PostRecord(**row._mapping)
+
     def count(self) -> int:
         """Every row stored, expired or not (what a purge has left)."""
         with self.database.reading() as connection:
