@@ -232,16 +232,19 @@ def resume_point(
 
 
 def last_read_up_to(audit: AuditLog, source: Path) -> ReadUpTo | None:
-    """How far the last watch of `source` that recorded it read the manifest, from the watches' audited outcomes."""
-    found: ReadUpTo | None = None
-    after = 0
-    while entries := audit.entries(after, actions=(AuditAction.ENROLMENT,)):
+    """How far the last watch of `source` that recorded it read the manifest, from the watches' audited outcomes.
+
+    Reads the social-media ingests' entries newest first and stops at the first that recorded this source, so a
+    watch's start costs a few entries however long the audit log (which is kept for ever) has grown."""
+    resolved = str(source.resolve())
+    before: int | None = None
+    while entries := audit.about(SOCIAL_SUBJECT, (AuditAction.ENROLMENT,), before_seq=before):
         for entry in entries:
             read = entry.details.get("read_up_to")
-            if entry.subject == SOCIAL_SUBJECT and entry.details.get("source") == str(source.resolve()) and read:
-                found = ReadUpTo(int(read["offset"]), int(read["line"]), str(read["sha256"]))
-        after = entries[-1].seq
-    return found
+            if entry.details.get("source") == resolved and read:
+                return ReadUpTo(int(read["offset"]), int(read["line"]), str(read["sha256"]))
+        before = entries[-1].seq
+    return None
 
 
 def _face_service(config: LfrConfig, progress: Callable[[str], None]) -> None:
