@@ -303,6 +303,20 @@ def test_upgrading_a_database_at_0009_adds_the_audit_logs_index_by_action_and_su
         assert AuditLog(database, TEST_SEALER).verify().ok
 
 
+def test_an_unversioned_database_without_the_audit_index_is_stamped_before_it_and_gets_it(tmp_path, capsys):
+    """The index changes no column, so the columns alone cannot tell whether a database has it: the upgrade makes it."""
+    path = tmp_path / "records.sqlite3"
+    with Database(path) as database:
+        AuditLog(database, TEST_SEALER)
+        with database.engine.begin() as connection:
+            connection.execute(sa.text(f"DROP INDEX {AUDIT_BY_SUBJECT_INDEX}"))
+            connection.execute(sa.text("DROP TABLE alembic_version"))
+    assert lfr("db", "upgrade", "--db", str(path)) == 0
+    assert "(unversioned, found to match 0009_social_posts)" in capsys.readouterr().out
+    with Database(path) as database, database.engine.connect() as connection:
+        assert AUDIT_BY_SUBJECT_INDEX in {index["name"] for index in sa.inspect(connection).get_indexes("audit_log")}
+
+
 def test_an_old_catalogue_file_is_imported_whole_once_and_audited(old_database, tmp_path, capsys, monkeypatch):
     """Regression: the catalogue lived in a per-host file; after the upgrade its rows are in the shared database."""
     monkeypatch.setenv("HOME", str(tmp_path))
