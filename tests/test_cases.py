@@ -178,6 +178,8 @@ def test_retention_purges_an_expired_case_with_its_crops_and_reports_and_keeps_a
     )
     held = cases.open(CaseKind.SOCIAL, AUTHORISED, provenance(), [candidate(2)])
     cases.hold(held.case_id, "sgt.supervisor", "Op Falcon goes to court")
+    with pytest.raises(CaseDecisionError, match=r"already held by sgt.supervisor \(Op Falcon goes to court\); release"):
+        cases.hold(held.case_id, "pc.operator", "another investigation")
     clock.now = T0 + 20 * DAY
     young = cases.open(CaseKind.RETROSPECTIVE, AUTHORISED, provenance(), [candidate(0)])
 
@@ -206,10 +208,12 @@ def test_retention_purges_an_expired_case_with_its_crops_and_reports_and_keeps_a
     released = cases.release(held.case_id, "sgt.supervisor", "case closed")
     assert not released.held
     assert cases.purge(31 * DAY).cases == 1, "released, so it goes at the next purge"
-    assert [e.action for e in cases.audit.entries(actions=[AuditAction.CASE_HELD, AuditAction.CASE_RELEASED])] == [
-        AuditAction.CASE_HELD,
-        AuditAction.CASE_RELEASED,
-    ]
+    holds = cases.audit.entries(actions=[AuditAction.CASE_HELD, AuditAction.CASE_RELEASED])
+    assert [e.action for e in holds] == [AuditAction.CASE_HELD, AuditAction.CASE_RELEASED]
+    assert holds[1].details["held_by"] == "sgt.supervisor"
+    assert holds[1].details["held_reason_digest"] == cases.audit.sealer.reason_digest("Op Falcon goes to court"), (
+        "the release records which hold it ended, as an alert's does"
+    )
 
 
 def test_the_retention_timer_purges_cases_with_the_alerts(database, clock):

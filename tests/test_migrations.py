@@ -31,7 +31,7 @@ from cluster.cases import tables as case_tables
 from cluster.cli.main import build_parser
 from cluster.config import load_config
 from cluster.database.engine import Database
-from cluster.database.migrations.layouts import revision_1_tables
+from cluster.database.migrations.layouts import AUDIT_BY_SUBJECT_INDEX, revision_1_tables
 from cluster.database.schema import SchemaError, head_revision, schema_state
 from cluster.deployment import records as deployment_record_tables
 from cluster.gallery import catalogue_tables
@@ -283,6 +283,38 @@ def test_a_table_dropped_from_a_database_at_head_is_refused(tmp_path):
             connection.execute(sa.text("DROP TABLE audit_log"))
         with pytest.raises(SchemaError, match="tables audit_log are gone"):
             AuditLog(database, TEST_SEALER)
+
+
+def test_upgrading_a_database_at_0009_adds_the_audit_logs_index_by_action_and_subject(tmp_path, capsys):
+    """Regression: finding where the last social watch stopped scanned the whole audit log without this index."""
+    path = tmp_path / "records.sqlite3"
+    with Database(path) as database:
+        AuditLog(database, TEST_SEALER)
+        with database.engine.begin() as connection:
+            connection.execute(sa.text(f"DROP INDEX {AUDIT_BY_SUBJECT_INDEX}"))
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = '0009_social_posts'"))
+        with pytest.raises(SchemaError, match="run `lfr db upgrade`"):
+            AuditLog(database, TEST_SEALER)
+    assert lfr("db", "upgrade", "--db", str(path)) == 0
+    assert f"upgraded from 0009_social_posts to {head_revision()}" in capsys.readouterr().out
+    with Database(path) as database, database.engine.connect() as connection:
+        indexes = {index["name"]: index["column_names"] for index in sa.inspect(connection).get_indexes("audit_log")}
+        assert indexes[AUDIT_BY_SUBJECT_INDEX] == ["action", "subject", "seq"]
+        assert AuditLog(database, TEST_SEALER).verify().ok
+
+
+def test_an_unversioned_database_without_the_audit_index_is_stamped_before_it_and_gets_it(tmp_path, capsys):
+    """The index changes no column, so the columns alone cannot tell whether a database has it: the upgrade makes it."""
+    path = tmp_path / "records.sqlite3"
+    with Database(path) as database:
+        AuditLog(database, TEST_SEALER)
+        with database.engine.begin() as connection:
+            connection.execute(sa.text(f"DROP INDEX {AUDIT_BY_SUBJECT_INDEX}"))
+            connection.execute(sa.text("DROP TABLE alembic_version"))
+    assert lfr("db", "upgrade", "--db", str(path)) == 0
+    assert "(unversioned, found to match 0009_social_posts)" in capsys.readouterr().out
+    with Database(path) as database, database.engine.connect() as connection:
+        assert AUDIT_BY_SUBJECT_INDEX in {index["name"] for index in sa.inspect(connection).get_indexes("audit_log")}
 
 
 def test_an_old_catalogue_file_is_imported_whole_once_and_audited(old_database, tmp_path, capsys, monkeypatch):

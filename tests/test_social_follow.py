@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+import sqlalchemy as sa
 
 from cluster.application.audited import AuditedOperation
 from cluster.application.social import SOCIAL_SUBJECT
@@ -196,6 +197,37 @@ def test_a_second_watch_of_a_manifest_reads_only_its_new_posts_and_a_replaced_on
         assert not third.resume(start)
         assert [seen.post.post_id for seen in read(third).posts] == ["7", "8", "9"]
         assert resume_point(audit, tmp_path, said.append) == (None, {}), "a folder is read from its first file"
+
+
+def test_the_resume_point_reads_only_the_social_ingests_entries_newest_first_through_their_index(tmp_path):
+    """Regression: every enrolment entry of the audit log, which is kept for ever, was read at each watch's start."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(line("1") + "\n")
+    with Database(tmp_path / "audit.sqlite3") as database:
+        audit = AuditLog(database)
+        first = ManifestFollower(feed)
+        read(first)
+        record_watch(audit, feed, first.read_up_to())
+        for number in range(60):
+            record_watch(audit, tmp_path / f"other-{number}.jsonl", ReadUpTo(1, 1, "0" * 64))
+        audit.record("DS Patel", AuditAction.ENROLMENT, "watchlist:wanted", {"source": str(feed.resolve())})
+        reads: list[tuple[str, object]] = []
+
+        def seen(connection, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().startswith("SELECT") and "FROM audit_log" in statement:
+                reads.append((statement, parameters))
+
+        sa.event.listen(database.engine, "before_cursor_execute", seen)
+        try:
+            assert resume_point(audit, feed, lambda said: None)[0] == first.read_up_to()
+        finally:
+            sa.event.remove(database.engine, "before_cursor_execute", seen)
+        assert len(reads) == 2, "122 social-media entries: a page of 100 newest first, then the rest"
+        with database.engine.connect() as connection:
+            for statement, parameters in reads:
+                assert "audit_log.subject = " in statement and "ORDER BY audit_log.seq DESC" in statement, statement
+                plan = str(connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all())
+                assert "USING INDEX audit_log_by_action_subject" in plan, plan
 
 
 def test_a_source_that_cannot_be_followed_is_refused_naming_what_can(tmp_path):

@@ -55,6 +55,7 @@ from cluster.alerts.tables import (
     suppressions,
 )
 from cluster.audit.actions import AuditAction
+from cluster.audit.holds import HeldRecords
 from cluster.audit.log import AuditLog
 from cluster.database.engine import Database
 from cluster.database.schema import require_current
@@ -70,6 +71,18 @@ IDS_PER_QUERY = 500
 """Ids bound into one IN (...) list: far below SQLite's and PostgreSQL's parameter limits."""
 PURGE_BATCH = 1000
 """Alerts deleted per purge transaction."""
+HELD_ALERTS = HeldRecords(
+    alerts,
+    key="alert_id",
+    created="created_at",
+    noun="alert",
+    held_action=AuditAction.ALERT_HELD,
+    released_action=AuditAction.ALERT_RELEASED,
+    conflict=HoldError,
+    not_found=AlertNotFoundError,
+    subject=str,
+)
+"""How officers hold alerts, and how a purge finds the expired ones nobody holds."""
 ERASED_TABLES = (sightings.name, adjudications.name, alerts.name, suppressions.name, suppressed_sightings.name)
 """The tables a purge deletes from, whose deleted rows are then erased from the files."""
 
@@ -187,57 +200,17 @@ class AlertStore:
 
     def hold(self, alert_id: str, officer: str, reason: str, at: float | None = None) -> Alert:
         """Keep the alert past its retention period for an investigation; `reason` names it."""
-        _require_text(alert_id, "officer", officer)
-        _require_text(alert_id, "reason", reason)
         held_at = self._time(at)
         with self.database.writing() as connection:
-            row = self._row(connection, alert_id)
-            if row.held:
-                raise HoldError(
-                    f"alert {alert_id} is already held by {row.held_by} ({row.held_reason}); release it first"
-                    " to change the hold"
-                )
-            connection.execute(
-                alerts.update()
-                .where(alerts.c.alert_id == alert_id)
-                .values(held=True, held_reason=reason, held_by=officer, held_at=held_at)
-            )
-            self.audit.append(
-                connection,
-                officer,
-                AuditAction.ALERT_HELD,
-                alert_id,
-                {"reason_digest": self.audit.sealer.reason_digest(reason), "held_at": held_at},
-            )
+            HELD_ALERTS.hold(connection, self.audit, alert_id, officer, reason, held_at)
             append_events(connection, AlertEventKind.HELD, [alert_id], officer, held_at)
             return self._load(connection, alert_id)
 
     def release(self, alert_id: str, officer: str, reason: str, at: float | None = None) -> Alert:
         """End a hold: the alert is purged at the next run if its retention period has passed."""
-        _require_text(alert_id, "officer", officer)
-        _require_text(alert_id, "reason", reason)
         released_at = self._time(at)
         with self.database.writing() as connection:
-            row = self._row(connection, alert_id)
-            if not row.held:
-                raise HoldError(f"alert {alert_id} is not held, so there is nothing to release")
-            connection.execute(
-                alerts.update()
-                .where(alerts.c.alert_id == alert_id)
-                .values(held=False, held_reason=None, held_by=None, held_at=None)
-            )
-            self.audit.append(
-                connection,
-                officer,
-                AuditAction.ALERT_RELEASED,
-                alert_id,
-                {
-                    "reason_digest": self.audit.sealer.reason_digest(reason),
-                    "released_at": released_at,
-                    "held_by": row.held_by,
-                    "held_reason_digest": self.audit.sealer.reason_digest(row.held_reason or ""),
-                },
-            )
+            HELD_ALERTS.release(connection, self.audit, alert_id, officer, reason, released_at)
             append_events(connection, AlertEventKind.RELEASED, [alert_id], officer, released_at)
             return self._load(connection, alert_id)
 
@@ -258,49 +231,29 @@ class AlertStore:
             )
         purged_at = self._time(now)
         cutoff = purged_at - older_than_s
-        expired = alerts.c.created_at < cutoff
         totals = {"alerts": 0, "sightings": 0, "crops": 0, "adjudications": 0}
         while True:
             with self.database.writing() as connection:
-                ids = list(
-                    connection.execute(
-                        sa.select(alerts.c.alert_id)
-                        .where(expired, alerts.c.held.is_(False))
-                        .order_by(alerts.c.created_at, alerts.c.alert_id)
-                        .limit(PURGE_BATCH)
-                    ).scalars()
-                )
-                held_kept = connection.execute(
-                    sa.select(sa.func.count()).select_from(alerts).where(expired, alerts.c.held.is_(True))
-                ).scalar_one()
+                expired = HELD_ALERTS.expired(connection, cutoff, limit=PURGE_BATCH)
+                ids = [row.alert_id for row in expired.rows]
                 append_events(connection, AlertEventKind.PURGED, ids, actor, purged_at)
                 _count_purged(connection, ids)
                 counts = self._delete(connection, ids)
-                self.audit.append(
-                    connection,
-                    actor,
-                    AuditAction.PURGE,
-                    "alerts",
-                    {
-                        **counts,
-                        "cutoff": cutoff,
-                        "older_than_s": older_than_s,
-                        "held_kept": held_kept,
-                        "alert_ids": ids,
-                    },
+                HELD_ALERTS.audit_purge(
+                    connection, self.audit, actor, expired, counts, cutoff=cutoff, older_than_s=older_than_s
                 )
             totals = {name: totals[name] + counts[name] for name in totals}
             if len(ids) < PURGE_BATCH:
                 break
         erasure = self.database.erase_deleted(ERASED_TABLES)
         result = PurgeResult(
-            cutoff=cutoff, held_kept=held_kept, crops_erased=erasure.erased, erasure=erasure.detail, **totals
+            cutoff=cutoff, held_kept=expired.held_kept, crops_erased=erasure.erased, erasure=erasure.detail, **totals
         )
         log.info(
             "alerts_purged",
             alerts=result.alerts,
             crops=result.crops,
-            held_kept=held_kept,
+            held_kept=result.held_kept,
             cutoff=cutoff,
             crops_erased=erasure.erased,
         )
@@ -498,10 +451,7 @@ class AlertStore:
         return counts
 
     def _row(self, connection: sa.Connection, alert_id: str) -> sa.Row:
-        row = connection.execute(sa.select(alerts).where(alerts.c.alert_id == alert_id)).one_or_none()
-        if row is None:
-            raise AlertNotFoundError(f"no alert {alert_id!r}: check the id (alerts are purged after their retention)")
-        return row
+        return HELD_ALERTS.row(connection, alert_id)
 
     def _load(self, connection: sa.Connection, alert_id: str) -> Alert:
         return self._assemble(connection, [self._row(connection, alert_id)])[0]
@@ -543,11 +493,6 @@ def _as_stored(new: dict[str, Any], stored: dict[str, Any], rejected: bool) -> d
     if not rejected:
         return new
     return {**new, **{name: None for name in ("embedding", "crop_jpeg") if stored[name] is None}}
-
-
-def _require_text(alert_id: str, name: str, value: str) -> None:
-    if not value.strip():
-        raise ValueError(f"alert {alert_id}: {name} must not be empty")
 
 
 def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:

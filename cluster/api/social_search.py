@@ -33,7 +33,7 @@ from cluster.application.social import SocialSearchResult, SocialService
 from cluster.audit.log import AuditLog
 from cluster.cases.model import CaseAuthorisation
 from cluster.config import LfrConfig
-from cluster.enrolment.faces import RefusedPhoto
+from cluster.enrolment.faces import FaceOption, RefusedPhoto
 from cluster.gallery.catalogue import Catalogue
 from cluster.gallery.errors import GalleryError
 from cluster.gallery.gallery import Gallery
@@ -50,6 +50,8 @@ MAX_NAME_CHARS = 100
 DEFAULT_NAME = "photo"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 IMAGE_FORMATS = "a JPEG, PNG, BMP, WebP, TIFF or GIF"
+API_FACE = FaceOption("face=", "send the form field face=N (numbered from 0 as listed here) to choose one")
+"""The search request's `face` field, as a refused group photo names it (the CLI's is `--face`)."""
 
 
 class PhotoRefusedError(ValueError):
@@ -145,6 +147,7 @@ class SocialSearches:
                         top_k=self.config.gallery.top_k,
                         min_similarity=self.config.matching.similarity_threshold,
                         probe_name=probe_name,
+                        face_option=API_FACE,
                     )
             except GalleryError as exc:
                 log.warning("social_search_gallery_unavailable", error=str(exc))

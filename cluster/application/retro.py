@@ -36,7 +36,6 @@ from cluster.retro.html_report import write_html_report
 from cluster.retro.json_report import write_json_report
 from cluster.retro.report import RetroMatch, RetroReport
 from cluster.retro.search import RetroSearch, WatchlistMatcher
-from cluster.retro.versions import choose_version
 from cluster.vision.pipeline import FacePipeline
 
 FROZEN_FOR_SEARCH = "retrospective search of a watchlist without a frozen version"
@@ -80,25 +79,15 @@ class RetroService:
         open a case of the matches."""
         officer = authorisation.officer
         cases = CaseStore(self.audit.database, self.audit)
-        watchlists = WatchlistService(self.gallery, self.audit, self.config)
-        choice = choose_version(
-            self.gallery.watchlists,
-            watchlist_id,
-            version,
-            freeze=lambda: watchlists.freeze(watchlist_id, officer=officer, reason=FROZEN_FOR_SEARCH),
+        searched = WatchlistService(self.gallery, self.audit, self.config).searched_version(
+            watchlist_id, version, officer=officer, frozen_for=FROZEN_FOR_SEARCH, then="search the new version"
         )
-        calibration = choice.version.calibration
-        if calibration is None:
-            raise ValueError(
-                f"{choice.version.version_id} was frozen before thresholds were calibrated; run `lfr watchlist"
-                f" freeze {watchlist_id}` and search the new version"
-            )
-        self.gallery.watchlists.verify(choice.version)
+        calibration = searched.calibration
         scoring = match_scoring(self.config.face_models.models)
         search = RetroSearch(
             FacePipeline(self.config.face_models),
-            WatchlistMatcher(self.gallery.watchlists, choice.version, scoring.fusion, self.config.gallery.top_k),
-            choice.version,
+            WatchlistMatcher(self.gallery.watchlists, searched.version, scoring.fusion, self.config.gallery.top_k),
+            searched.version,
             calibration.threshold,
             fps,
         )
@@ -106,11 +95,11 @@ class RetroService:
             self.audit,
             officer,
             AuditAction.SEARCH,
-            watchlist_subject(choice.version.version_id),
+            watchlist_subject(searched.version.version_id),
             {
                 "kind": "retrospective",
                 "reason": authorisation.reason,
-                "version_digest": choice.version.digest,
+                "version_digest": searched.version.digest,
                 "calibration": calibration.record(),
                 "fps": fps,
                 "sources": name_summary([str(source.path) for source in sources]),
@@ -124,8 +113,8 @@ class RetroService:
                 CaseKind.RETROSPECTIVE,
                 authorisation,
                 footage_provenance(
-                    f"watchlist {choice.version.version_id} ({choice.version.entry_count} entries)",
-                    choice.version.digest,
+                    f"watchlist {searched.version.version_id} ({searched.version.entry_count} entries)",
+                    searched.version.digest,
                     report,
                     sources,
                     (json_path, html_path),
@@ -149,7 +138,7 @@ class RetroService:
                 "case_id": case.case_id,
             }
         )
-        return RetroOutcome(report, choice.version, calibration, json_path, html_path, case)
+        return RetroOutcome(report, searched.version, calibration, json_path, html_path, case)
 
 
 def footage_provenance(

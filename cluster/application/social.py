@@ -37,7 +37,7 @@ from cluster.cases.model import Candidate, Case, CaseAuthorisation, CaseKind, Ma
 from cluster.cases.store import CaseStore
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import DAY_S, iso
-from cluster.enrolment.faces import ChosenFace, RefusedPhoto, choose_faces
+from cluster.enrolment.faces import CLI_FACE, ChosenFace, FaceOption, RefusedPhoto, choose_faces
 from cluster.gallery.gallery import Gallery
 from cluster.gallery.records import OFFICER_MAX, SOURCE_MAX, SocialMatch, check_text
 from cluster.social.ingest import IngestLabel, IngestSummary, SocialIngest
@@ -173,18 +173,20 @@ class SocialService:
         top_k: int,
         min_similarity: float,
         probe_name: str | None = None,
+        face_option: FaceOption = CLI_FACE,
     ) -> SocialSearchResult | RefusedPhoto:
         """The posts where the face of `photo` appears at or above `min_similarity`, opened as a case; or why the photo
         was refused, having searched nothing.
 
         probe_name: what the case and the audit log call the photo (default its path), such as the control room's
-        name for an upload, whose file is gone once the search ends. Only a search that ran is audited: a photo
-        refused before searching reveals nothing.
+        name for an upload, whose file is gone once the search ends. face_option: how the caller's officer chooses a
+        face, for the refusal of a group photo. Only a search that ran is audited: a photo refused before searching
+        reveals nothing.
         """
         officer = authorisation.officer
         check_audit_log(self.audit, officer, AuditAction.SEARCH, SOCIAL_SUBJECT)
         cases = CaseStore(self.audit.database, self.audit)
-        (probe,) = choose_faces(FacePipeline(self.config.face_models), [photo], face_index)
+        (probe,) = choose_faces(FacePipeline(self.config.face_models), [photo], face_index, face_option)
         if isinstance(probe, RefusedPhoto):
             return probe
         faces_stored = self.gallery.social.count()

@@ -43,7 +43,6 @@ from cluster.cases.model import CaseAuthorisation
 from cluster.config import LfrConfig
 from cluster.enrolment.expiry import DAY_S, iso
 from cluster.gallery.gallery import Gallery
-from cluster.retro.versions import choose_version
 from cluster.social.follow import MANIFEST_SUFFIXES, ReadUpTo, follower_for, prefix_sha256
 from cluster.social.ingest import IngestLabel
 from cluster.social.triage import TextTriage
@@ -199,21 +198,10 @@ class SocialWatchRun:
         }
 
     def _version(self, watchlist_id: str, officer: str) -> tuple[str, float]:
-        watchlists = WatchlistService(self.gallery, self.audit, self.config)
-        choice = choose_version(
-            self.gallery.watchlists,
-            watchlist_id,
-            None,
-            freeze=lambda: watchlists.freeze(watchlist_id, officer=officer, reason=FROZEN_FOR_WATCH),
+        searched = WatchlistService(self.gallery, self.audit, self.config).searched_version(
+            watchlist_id, None, officer=officer, frozen_for=FROZEN_FOR_WATCH, then="watch again"
         )
-        calibration = choice.version.calibration
-        if calibration is None:
-            raise ValueError(
-                f"{choice.version.version_id} was frozen before thresholds were calibrated; run `lfr watchlist"
-                f" freeze {watchlist_id}` and watch again"
-            )
-        self.gallery.watchlists.verify(choice.version)
-        return choice.version.version_id, calibration.threshold
+        return searched.version.version_id, searched.calibration.threshold
 
     def _require_actor(self) -> ActorHandle:
         if self._actor is None:
@@ -244,16 +232,19 @@ def resume_point(
 
 
 def last_read_up_to(audit: AuditLog, source: Path) -> ReadUpTo | None:
-    """How far the last watch of `source` that recorded it read the manifest, from the watches' audited outcomes."""
-    found: ReadUpTo | None = None
-    after = 0
-    while entries := audit.entries(after, actions=(AuditAction.ENROLMENT,)):
+    """How far the last watch of `source` that recorded it read the manifest, from the watches' audited outcomes.
+
+    Reads the social-media ingests' entries newest first and stops at the first that recorded this source, so a
+    watch's start costs a few entries however long the audit log (which is kept for ever) has grown."""
+    resolved = str(source.resolve())
+    before: int | None = None
+    while entries := audit.about(SOCIAL_SUBJECT, (AuditAction.ENROLMENT,), before_seq=before):
         for entry in entries:
             read = entry.details.get("read_up_to")
-            if entry.subject == SOCIAL_SUBJECT and entry.details.get("source") == str(source.resolve()) and read:
-                found = ReadUpTo(int(read["offset"]), int(read["line"]), str(read["sha256"]))
-        after = entries[-1].seq
-    return found
+            if entry.details.get("source") == resolved and read:
+                return ReadUpTo(int(read["offset"]), int(read["line"]), str(read["sha256"]))
+        before = entries[-1].seq
+    return None
 
 
 def _face_service(config: LfrConfig, progress: Callable[[str], None]) -> None:

@@ -34,7 +34,9 @@ from cluster.gallery.records import (
     WatchlistEntry,
     WatchlistVersion,
 )
+from cluster.matching.calibration import CalibratedThreshold
 from cluster.matching.scoring import match_scoring
+from cluster.retro.versions import choose_version
 from cluster.vision.pipeline import FacePipeline
 
 DEFAULT_CATEGORY = "wanted"
@@ -43,6 +45,14 @@ DEFAULT_CATEGORY = "wanted"
 def watchlist_subject(watchlist_id: str) -> str:
     """How audit entries name a watchlist."""
     return f"watchlist:{watchlist_id}"
+
+
+@dataclass(frozen=True)
+class SearchedVersion:
+    """The frozen, verified version a search or watch runs against, and the threshold calibrated for it."""
+
+    version: WatchlistVersion
+    calibration: CalibratedThreshold
 
 
 @dataclass(frozen=True)
@@ -418,6 +428,29 @@ class WatchlistService:
             },
             intent={"change": "freeze", "target_fpir": rate, **({"reason": reason} if reason else {})},
         )
+
+    def searched_version(
+        self, watchlist_id: str, requested: str | None, *, officer: str, frozen_for: str, then: str
+    ) -> SearchedVersion:
+        """The version a search or watch runs against (`choose_version`: None, the latest, else one frozen now and
+        audited with `frozen_for` as its reason), verified against its digest, with its calibrated threshold.
+
+        then: what to do once `lfr watchlist freeze` has made a calibrated version ("search the new version").
+        """
+        choice = choose_version(
+            self.gallery.watchlists,
+            watchlist_id,
+            requested,
+            freeze=lambda: self.freeze(watchlist_id, officer=officer, reason=frozen_for),
+        )
+        calibration = choice.version.calibration
+        if calibration is None:
+            raise ValueError(
+                f"{choice.version.version_id} was frozen before thresholds were calibrated; run `lfr watchlist"
+                f" freeze {watchlist_id}` and {then}"
+            )
+        self.gallery.watchlists.verify(choice.version)
+        return SearchedVersion(choice.version, calibration)
 
     def remove_person(self, watchlist_id: str, person_id: str, *, officer: str) -> int:
         """Delete every entry of a person from the watchlist (and so from all its versions); how many were deleted."""

@@ -155,6 +155,29 @@ class AuditLog:
         with self.database.reading() as connection:
             return [_entry_from_row(row) for row in connection.execute(query)]
 
+    def about(
+        self, subject: str, actions: Collection[AuditAction], *, before_seq: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Entries about `subject` of these actions with seq < before_seq (None: all), newest first.
+
+        For a search back to the last entry of a kind: the index on (action, subject, seq) reads only those entries.
+        """
+        if not actions or limit < 1:
+            raise ValueError(f"name at least one action and a limit >= 1, got {sorted(actions)} and {limit}")
+        query = (
+            sa.select(audit_log)
+            .where(
+                audit_log.c.action.in_(sorted(AuditAction(action).value for action in actions)),
+                audit_log.c.subject == subject,
+            )
+            .order_by(audit_log.c.seq.desc())
+            .limit(limit)
+        )
+        if before_seq is not None:
+            query = query.where(audit_log.c.seq < before_seq)
+        with self.database.reading() as connection:
+            return [_entry_from_row(row) for row in connection.execute(query)]
+
     def latest(self, limit: int) -> list[AuditEntry]:
         """The last `limit` entries, oldest first."""
         if limit < 1:

@@ -22,6 +22,7 @@ audit_log = sa.Table(
     sa.Column("key_id", sa.String, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Index("audit_log_by_action_subject", "action", "subject", "seq"),
 )
 
 audit_head = sa.Table(

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 import structlog
 
 from cluster.audit.actions import AuditAction
+from cluster.audit.holds import HeldRecords
 from cluster.audit.log import AuditLog
 from cluster.cases.errors import CaseDecisionError, CaseNotFoundError
 from cluster.cases.model import (
@@ -72,6 +73,20 @@ class CasePurge:
 def case_subject(case_id: str, number: int | None = None) -> str:
     """The audit subject of a case, or of one of its items."""
     return f"case:{case_id}" if number is None else f"case:{case_id}:{number}"
+
+
+HELD_CASES = HeldRecords(
+    cases,
+    key="case_id",
+    created="opened_at",
+    noun="case",
+    held_action=AuditAction.CASE_HELD,
+    released_action=AuditAction.CASE_RELEASED,
+    conflict=CaseDecisionError,
+    not_found=CaseNotFoundError,
+    subject=case_subject,
+)
+"""How officers hold cases, and how a purge finds the expired ones nobody holds."""
 
 
 class CaseStore:
@@ -214,52 +229,16 @@ class CaseStore:
 
     def hold(self, case_id: str, officer: str, reason: str, at: float | None = None) -> Case:
         """Keep the case past its retention period for an investigation; `reason` names it."""
-        _require_text(case_id, "officer", officer)
-        _require_text(case_id, "reason", reason)
         held_at = self._time(at)
         with self.database.writing() as connection:
-            row = self._row(connection, case_id)
-            if row.held:
-                raise CaseDecisionError(f"case {case_id} is already held by {row.held_by}; release it first")
-            connection.execute(
-                cases.update()
-                .where(cases.c.case_id == case_id)
-                .values(held=True, held_by=officer, held_reason=reason, held_at=held_at)
-            )
-            self.audit.append(
-                connection,
-                officer,
-                AuditAction.CASE_HELD,
-                case_subject(case_id),
-                {"reason_digest": self.audit.sealer.reason_digest(reason), "held_at": held_at},
-            )
+            HELD_CASES.hold(connection, self.audit, case_id, officer, reason, held_at)
             return self._load(connection, case_id)
 
     def release(self, case_id: str, officer: str, reason: str, at: float | None = None) -> Case:
         """End a hold: the case is purged at the next run if its retention period has passed."""
-        _require_text(case_id, "officer", officer)
-        _require_text(case_id, "reason", reason)
         released_at = self._time(at)
         with self.database.writing() as connection:
-            row = self._row(connection, case_id)
-            if not row.held:
-                raise CaseDecisionError(f"case {case_id} is not held, so there is nothing to release")
-            connection.execute(
-                cases.update()
-                .where(cases.c.case_id == case_id)
-                .values(held=False, held_by=None, held_reason=None, held_at=None)
-            )
-            self.audit.append(
-                connection,
-                officer,
-                AuditAction.CASE_RELEASED,
-                case_subject(case_id),
-                {
-                    "reason_digest": self.audit.sealer.reason_digest(reason),
-                    "released_at": released_at,
-                    "held_by": row.held_by,
-                },
-            )
+            HELD_CASES.release(connection, self.audit, case_id, officer, reason, released_at)
             return self._load(connection, case_id)
 
     def purge(self, older_than_s: float, now: float | None = None, *, actor: str = RETENTION_ACTOR) -> CasePurge:
@@ -268,37 +247,19 @@ class CaseStore:
             raise ValueError(f"older_than_s must be above 0, got {older_than_s}")
         purged_at = self._time(now)
         cutoff = purged_at - older_than_s
-        expired = cases.c.opened_at < cutoff
         with self.database.writing() as connection:
-            rows = connection.execute(
-                sa.select(cases.c.case_id, cases.c.reports).where(expired, cases.c.held.is_(False))
-            ).all()
-            ids = [row.case_id for row in rows]
-            held_kept = connection.execute(
-                sa.select(sa.func.count()).select_from(cases).where(expired, cases.c.held.is_(True))
-            ).scalar_one()
+            expired = HELD_CASES.expired(connection, cutoff, cases.c.reports)
+            ids = [row.case_id for row in expired.rows]
             of_purged = case_items.c.case_id.in_(ids)
             crops = connection.execute(
                 sa.select(sa.func.count()).select_from(case_items).where(of_purged, case_items.c.crop_jpeg.is_not(None))
             ).scalar_one()
             items = connection.execute(case_items.delete().where(of_purged)).rowcount
             connection.execute(cases.delete().where(cases.c.case_id.in_(ids)))
-            reports = [Path(path) for row in rows for path in json.loads(row.reports)]
-            self.audit.append(
-                connection,
-                actor,
-                AuditAction.PURGE,
-                "cases",
-                {
-                    "cases": len(ids),
-                    "items": items,
-                    "crops": crops,
-                    "reports": len(reports),
-                    "cutoff": cutoff,
-                    "older_than_s": older_than_s,
-                    "held_kept": held_kept,
-                    "case_ids": ids,
-                },
+            reports = [Path(path) for row in expired.rows for path in json.loads(row.reports)]
+            counts = {"cases": len(ids), "items": items, "crops": crops, "reports": len(reports)}
+            HELD_CASES.audit_purge(
+                connection, self.audit, actor, expired, counts, cutoff=cutoff, older_than_s=older_than_s
             )
         deleted_reports = sum(_delete_file(path) for path in reports)
         erasure = self.database.erase_deleted(ERASED_TABLES) if ids else None
@@ -308,17 +269,14 @@ class CaseStore:
             items=items,
             crops=crops,
             reports=deleted_reports,
-            held_kept=held_kept,
+            held_kept=expired.held_kept,
             erased=True if erasure is None else erasure.erased,
         )
-        log.info("cases_purged", cases=result.cases, crops=crops, reports=deleted_reports, held_kept=held_kept)
+        log.info("cases_purged", cases=result.cases, crops=crops, reports=deleted_reports, held_kept=result.held_kept)
         return result
 
     def _row(self, connection: sa.Connection, case_id: str) -> sa.Row:
-        row = connection.execute(sa.select(cases).where(cases.c.case_id == case_id)).one_or_none()
-        if row is None:
-            raise CaseNotFoundError(f"no case {case_id!r}: check the id (cases are purged after their retention)")
-        return row
+        return HELD_CASES.row(connection, case_id)
 
     def _load(self, connection: sa.Connection, case_id: str) -> Case:
         return self._assemble(connection, self._row(connection, case_id))
@@ -413,11 +371,6 @@ def _decision(value: ItemState | str) -> ItemState:
     if not state.is_final:
         raise ValueError("a decision confirms or rejects a candidate; pending is where it starts")
     return state
-
-
-def _require_text(case_id: str, name: str, value: str) -> None:
-    if not value.strip():
-        raise ValueError(f"case {case_id}: {name} must not be empty")
 
 
 def _delete_file(path: Path) -> int:

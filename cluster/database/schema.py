@@ -188,11 +188,17 @@ def _state(connection: sa.Connection) -> SchemaState:
 
 def _matching_revision(connection: sa.Connection, present: set[str]) -> str | None:
     """The latest revision whose layout every present records table has exactly, preferring one that has no table
-    beyond those present (a later revision that only adds tables matches too; its missing tables are made by it)."""
+    beyond those present (a later revision that only adds tables matches too; its missing tables are made by it).
+    A revision that changes no columns (0010_audit_by_subject adds an index) is never the match: the one before it
+    is, so the upgrade runs it rather than taking for granted what it adds."""
     found = _columns(connection, present)
+    layouts = list(columns_by_revision().items())
+    changed = [layouts[0]] + [
+        (revision, layout) for (_, before), (revision, layout) in zip(layouts, layouts[1:]) if layout != before
+    ]
     matching = [
         (revision, layout)
-        for revision, layout in reversed(columns_by_revision().items())
+        for revision, layout in reversed(changed)
         if all(layout.get(name) == columns for name, columns in found.items())
     ]
     complete = [revision for revision, layout in matching if set(layout) <= present]

@@ -41,6 +41,24 @@ class FaceChoiceError(ValueError):
     """A photo from which no single face can be taken; the message names the file and what to do."""
 
 
+@dataclass(frozen=True)
+class FaceOption:
+    """How the officer's interface names the choice of a face, so that a refusal tells them what to send there.
+
+    named: what an index asked for follows ("--face " in "--face 5 asked for"); choose: how to choose one of several.
+    """
+
+    named: str
+    choose: str
+
+
+CLI_FACE = FaceOption(
+    "--face ",
+    "pass --face N (in an import manifest, a face column) to choose one (`lfr faces PHOTO` lists them)",
+)
+"""The command line's `--face N` (and an import manifest's face column)."""
+
+
 @dataclass(frozen=True, eq=False)
 class ChosenFace:
     """The face taken from a photo: its index among the faces found there, and how many were found."""
@@ -104,8 +122,15 @@ def describe_faces(faces: Sequence[Face]) -> str:
     )
 
 
-def choose_face(path: Path, image_shape: tuple[int, ...], faces: Sequence[Face], choice: FaceChoice) -> ChosenFace:
-    """The face of the photo that `choice` names (see `FaceChoice`); FaceChoiceError when there is none."""
+def choose_face(
+    path: Path,
+    image_shape: tuple[int, ...],
+    faces: Sequence[Face],
+    choice: FaceChoice,
+    option: FaceOption = CLI_FACE,
+) -> ChosenFace:
+    """The face of the photo that `choice` names (see `FaceChoice`); FaceChoiceError when there is none, saying what
+    to do in the terms of `option`."""
     if not faces:
         raise FaceChoiceError(
             f"{path}: no face found; use a photo where the face is frontal and at least 20 pixels wide"
@@ -115,29 +140,30 @@ def choose_face(path: Path, image_shape: tuple[int, ...], faces: Sequence[Face],
         if len(faces) > 1:
             raise FaceChoiceError(
                 f"{path}: {len(faces)} faces found ({describe_faces(faces)}); the photo is refused rather than"
-                " guessing whom to enrol: pass --face N (in an import manifest, a face column) to choose one"
-                " (`lfr faces PHOTO` lists them) or crop the photo"
+                f" guessing whom to enrol: {option.choose} or crop the photo"
             )
         return ChosenFace(path, 0, faces[0], 1)
     if not 0 <= face_index < len(faces):
         raise FaceChoiceError(
-            f"{path}: --face {face_index} asked for, but {len(faces)} face{'s' if len(faces) != 1 else ''} found"
+            f"{path}: {option.named}{face_index} asked for, but {len(faces)} face{'s' if len(faces) != 1 else ''} found"
             f" ({describe_faces(faces)}); pass an index from 0 to {len(faces) - 1}"
         )
     return ChosenFace(path, face_index, faces[face_index], len(faces))
 
 
 def choose_faces(
-    pipeline: FacePipeline, paths: Sequence[Path], face_index: int | None = None
+    pipeline: FacePipeline, paths: Sequence[Path], face_index: int | None = None, option: FaceOption = CLI_FACE
 ) -> Iterator[ChosenFace | RefusedPhoto]:
     """For each photo in order, its chosen face or the reason it was refused; one bad photo never stops the rest."""
-    return choose_each_face(pipeline, [(path, face_index) for path in paths])
+    return choose_each_face(pipeline, [(path, face_index) for path in paths], option=option)
 
 
 def choose_each_face(
     pipeline: FacePipeline,
     photos: Sequence[tuple[Path, FaceChoice]],
     photos_per_batch: int = PHOTOS_PER_BATCH,
+    *,
+    option: FaceOption = CLI_FACE,
 ) -> Iterator[ChosenFace | RefusedPhoto]:
     """As `choose_faces`, with each photo's own choice of face.
 
@@ -162,7 +188,7 @@ def choose_each_face(
                 results.append(outcome)
                 continue
             try:
-                results.append(choose_face(path, frames[outcome].shape, found[outcome], choice))
+                results.append(choose_face(path, frames[outcome].shape, found[outcome], choice, option))
             except FaceChoiceError as exc:
                 results.append(RefusedPhoto(path, str(exc)))
         yield from _with_second_stage(pipeline, frames, outcomes, results)

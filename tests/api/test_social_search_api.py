@@ -177,7 +177,7 @@ WIDE = (10_000, 6_000)
             "group.jpg",
             lambda _: photo("Colin_Powell", 10).read_bytes(),
             {"face": 7},
-            "group.jpg: --face 7 asked for, but 3",
+            "group.jpg: face=7 asked for, but 3",
         ),
         ("big.bin", lambda _: junk(PHOTO_LIMIT - 4096), {}, "big.bin: not an image"),
         ("blair.jpg", lambda _: SEARCHED.read_bytes(), {"reason": "   "}, "a reason is required: say which"),
@@ -192,6 +192,9 @@ def test_a_photo_that_cannot_be_searched_with_is_refused_saying_what_to_do(socia
     detail = refused.json()["detail"]
     assert detail.startswith(words), detail
     assert "lfr-social-search-" not in detail, "the message names the upload, not the server's temporary file"
+    assert "--face" not in detail and "lfr faces" not in detail, "the API's field is face; --face is the CLI's option"
+    if name == "group.jpg":
+        assert "face=" in detail, f"a group photo's refusal names the request's face field: {detail}"
     assert len(social.searches()) == searched_before, "nothing was searched, so nothing is audited as a search"
 
 

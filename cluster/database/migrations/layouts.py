@@ -8,7 +8,8 @@ revision 3 adds the watchlist catalogue, moved out of its per-host SQLite file (
 0006_report what enrolment records about each watchlist person, for the deployment report; 0007_cases the
 cases of retrospective and social searches and their candidates; 0008_assembly whether a recorded deployment
 is at a protest or assembly, and its exclusion windows. Issue 18: 0009_social_posts the ingested social-media
-posts (provenance, text, triage score and flag).
+posts (provenance, text, triage score and flag). 0010_audit_by_subject only adds an index to the audit log, so
+its layout is 0009's.
 """
 
 import sqlalchemy as sa
@@ -402,6 +403,10 @@ REVISION_9_TABLES = ("social_posts",)
 """The table revision 0009_social_posts adds."""
 
 
+AUDIT_BY_SUBJECT_INDEX = "audit_log_by_action_subject"
+"""The audit log's index on (action, subject, seq) that revision 0010_audit_by_subject adds."""
+
+
 REVISION_2_COLUMNS = {"api_keys": ("expires_at",), "audit_head": ("key_id",)}
 """The columns issue 14 added (revision 2), by table."""
 
@@ -436,4 +441,5 @@ def columns_by_revision() -> dict[str, dict[str, frozenset[str]]]:
         "0007_cases": seventh,
         "0008_assembly": eighth,
         "0009_social_posts": ninth,
+        "0010_audit_by_subject": ninth,
     }
