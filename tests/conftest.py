@@ -12,6 +12,7 @@ import structlog
 
 from cluster.logging_setup import configure_logging
 from tests.audit_key import KEY_ENV, TEST_AUDIT_KEY
+from tests.crowds import CrowdCache
 from tests.lfw10_portraits import Lfw10Portraits
 from tests.ray_cluster import LocalRayCluster, wait_for_agent_port
 from tests.service_guard import services_forbidden
@@ -113,6 +114,12 @@ def street_walk_faces(lfw10_portraits: Lfw10Portraits):
     from tests.street_sightings import street_faces
 
     return street_faces(lfw10_portraits)
+
+
+@pytest.fixture(scope="session")
+def crowds(tmp_path_factory) -> CrowdCache:
+    """Recorded crowds rendered once a session per spec (tests/crowds.py): several modules replay the same one."""
+    return CrowdCache(tmp_path_factory.mktemp("crowds"))
 
 
 @pytest.fixture(scope="session")

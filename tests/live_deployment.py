@@ -11,18 +11,18 @@ import yaml
 from cluster.cameras.config import CameraConfig
 from cluster.config import LfrConfig
 from cluster.crowd.spec import CrowdSpec
-from cluster.crowd.synthesis import make_crowd
 from cluster.database.config import DatabaseConfig
 from cluster.demo.scenario import DemoOptions, cameras_of, demo_deployment, enrol_watchlist
 from cluster.gallery.config import GalleryConfig, LiteBackendConfig
 from cluster.gallery.lite_backend import EmbeddedMilvus
+from tests.crowds import CrowdCache
 
 TARGET_FPIR = 1e-2
 
 
-def write_deployment(workdir: Path, seconds: float, cameras: int = 2) -> tuple[Path, LfrConfig]:
-    """The configuration file (and its contents) for a crowd of `seconds` on `cameras` cameras."""
-    truth = make_crowd(
+def write_deployment(workdir: Path, seconds: float, crowds: CrowdCache, cameras: int = 2) -> tuple[Path, LfrConfig]:
+    """The configuration file (and its contents) for a crowd of `seconds` on `cameras` cameras (from `crowds`)."""
+    truth = crowds.copy(
         CrowdSpec(cameras=cameras, seconds=seconds, fps=10, width=640, height=360, seed=2), workdir / "crowd"
     )
     config = LfrConfig(

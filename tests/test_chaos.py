@@ -47,7 +47,6 @@ from cluster.chaos.scenarios import ChaosOutcome, ChaosSettings, Soak, outcomes_
 from cluster.config import LfrConfig
 from cluster.crowd.scoring import score_alerts
 from cluster.crowd.spec import CrowdSpec
-from cluster.crowd.synthesis import make_crowd
 from cluster.crowd.truth import CrowdTruth
 from cluster.database.config import DatabaseConfig
 from cluster.demo.scenario import DemoOptions, cameras_of, central_faces, demo_deployment, enrol_watchlist
@@ -106,9 +105,12 @@ def milvus(tmp_path_factory) -> Iterator[MilvusServer]:
 
 
 @pytest.fixture(scope="module")
-def deployment(request, ray_session, records_disk, milvus, tmp_path_factory, face_pipeline) -> Iterator[Deployment]:
+def deployment(
+    request, ray_session, records_disk, milvus, tmp_path_factory, face_pipeline, crowds
+) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("chaos")
-    truth = make_crowd(CrowdSpec(cameras=2, seconds=SECONDS, fps=FPS, width=640, height=360, seed=2), workdir / "crowd")
+    spec = CrowdSpec(cameras=2, seconds=SECONDS, fps=FPS, width=640, height=360, seed=2)
+    truth = crowds.copy(spec, workdir / "crowd")
     config = LfrConfig(
         gallery=GalleryConfig(
             backend=ServerBackendConfig(type="milvus", uri=milvus.uri, token=SecretStr(milvus.token))
@@ -149,7 +151,7 @@ def deployment(request, ray_session, records_disk, milvus, tmp_path_factory, fac
                 lambda: system.alerts() and video_seconds(run) >= started + SECONDS,
                 FIRST_PASSES * SECONDS,
                 "alerts over the first passes of the crowd",
-                interval_s=1.0,
+                interval_s=0.25,
             )
         except pytest.fail.Exception as exc:
             raise AssertionError(f"{exc}; the match stages: {system.run.pipeline.current_sink_summaries()}") from None

@@ -36,8 +36,8 @@ RUN_S = 40.0
 
 
 @pytest.fixture
-def deployment_config(tmp_path) -> tuple[Path, LfrConfig]:
-    path, config = write_deployment(tmp_path, SECONDS)
+def deployment_config(tmp_path, crowds) -> tuple[Path, LfrConfig]:
+    path, config = write_deployment(tmp_path, SECONDS, crowds)
     yield path, config
     stop_gallery(config)
 

@@ -70,8 +70,8 @@ def reject_all(store: AlertStore, person: str) -> float:
     return rejected_at
 
 
-def test_a_rejected_person_is_not_alerted_again_while_another_watchlist_person_still_is(ray_session, tmp_path):
-    _, config = write_deployment(tmp_path, SECONDS)
+def test_a_rejected_person_is_not_alerted_again_while_another_watchlist_person_still_is(ray_session, tmp_path, crowds):
+    _, config = write_deployment(tmp_path, SECONDS, crowds)
     truth = CrowdTruth.load(tmp_path / "crowd" / TRUTH_FILE)
     watchlist = {person.id for person in truth.watchlist}
     server = RtspReplayServer([tmp_path / "crowd" / camera.file for camera in truth.cameras])
@@ -87,7 +87,7 @@ def test_a_rejected_person_is_not_alerted_again_while_another_watchlist_person_s
             lambda: rejectable(store, watchlist) is not None,
             scaled(RESULTS_S + FIRST_PASSES * SECONDS),
             "one watchlist person alerted on both cameras and another alerted",
-            interval_s=1.0,
+            interval_s=0.25,
         )
         chosen = rejectable(store, watchlist)
         assert chosen is not None
@@ -100,7 +100,7 @@ def test_a_rejected_person_is_not_alerted_again_while_another_watchlist_person_s
             lambda: video_seconds(run) >= watched_from + PASSES_AFTER * SECONDS,
             scaled(PASSES_AFTER * SECONDS + 60),
             f"{PASSES_AFTER} more passes of the crowd",
-            interval_s=1.0,
+            interval_s=0.25,
         )
         # Sightings of the last pass may still be in the tracker or the second model: wait for them to be decided.
         wait_for(
@@ -110,7 +110,7 @@ def test_a_rejected_person_is_not_alerted_again_while_another_watchlist_person_s
             ),
             scaled(60),
             f"{rejected} suppressed and {other} alerted after the rejection",
-            interval_s=1.0,
+            interval_s=0.25,
         )
         run.stop()
         running = False

@@ -105,9 +105,9 @@ def _finite(series: list[Series]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def observed_run(ray_cluster: LocalRayCluster, tmp_path_factory) -> Iterator[ObservedRun]:
+def observed_run(ray_cluster: LocalRayCluster, tmp_path_factory, crowds) -> Iterator[ObservedRun]:
     workdir = tmp_path_factory.mktemp("observed-run")
-    path, config = write_deployment(workdir, SECONDS)
+    path, config = write_deployment(workdir, SECONDS, crowds)
     store = open_alert_store(config.database, config.audit)
     (workdir / "photos").mkdir()
     services = ControlRoomServices.over(store, FolderWatchlistPhotos(workdir / "photos"))
