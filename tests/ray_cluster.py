@@ -65,16 +65,21 @@ class LocalRayCluster:
     metrics_port: int
 
     @classmethod
-    def start(cls, num_cpus: int, labels: dict[str, str] | None = None) -> "LocalRayCluster":
-        """Start a cluster with `num_cpus` logical CPUs (its head node carrying `labels`), trying again when a
-        start fails on a loaded machine."""
+    def start(
+        cls, num_cpus: int, labels: dict[str, str] | None = None, settings: dict[str, str] | None = None
+    ) -> "LocalRayCluster":
+        """Start a cluster with `num_cpus` logical CPUs (its head node carrying `labels`, its GCS and raylet the
+        Ray system `settings`, e.g. {"health_check_period_ms": "1000"}), trying again when a start fails on a
+        loaded machine."""
         failures = []
         for _ in range(START_ATTEMPTS):
             temp_dir = Path(tempfile.mkdtemp(prefix="ray-tests-"))
             memory = ObjectMemory.create()
             metrics_port = closed_port()
             process = _launch(
-                [*_head_arguments(num_cpus, temp_dir, labels, metrics_port), *memory.start_arguments()], temp_dir
+                [*_head_arguments(num_cpus, temp_dir, labels, metrics_port), *memory.start_arguments()],
+                temp_dir,
+                settings=settings,
             )
             address = _wait_for_address(process, temp_dir)
             if address is not None:
@@ -162,9 +167,16 @@ def _head_arguments(num_cpus: int, temp_dir: Path, labels: dict[str, str] | None
     ]  # fmt: skip
 
 
-def _launch(command: list[str], temp_dir: Path, new_session: bool = False) -> subprocess.Popen:
+def _launch(
+    command: list[str], temp_dir: Path, new_session: bool = False, settings: dict[str, str] | None = None
+) -> subprocess.Popen:
     # Token authentication follows whether ~/.ray holds a token; drivers in tests join without one.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_metrics_report_interval_ms": str(METRICS_REPORT_MS)}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_metrics_report_interval_ms": str(METRICS_REPORT_MS),
+        **{f"RAY_{name}": value for name, value in (settings or {}).items()},
+    }
     with open(temp_dir / "ray-start.log", "wb") as log:
         return subprocess.Popen(
             command,

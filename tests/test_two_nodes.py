@@ -63,6 +63,11 @@ RESULTS_S = 180.0
 """From the run's start to its first results: the replica's process imports torch and loads the models."""
 RECOVERY_S = 150.0
 """From the kill to results again: Ray notices the node is gone (missed heartbeats), then the replica starts anew."""
+NODE_DEATH_SETTINGS = {"health_check_period_ms": "1000", "health_check_failure_threshold": "3"}
+"""The GCS declares a node dead after 3 failed health checks a second apart, not Ray's default 5 three seconds
+apart: the test is of what the deployment does once Ray has declared the node dead, and the default only adds
+about 12 s of waiting to it (the product's clusters keep Ray's defaults). A killed node refuses each check at
+once; a live but busy one still has each check's 10 s timeout to answer, so load does not kill it."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def crowd(tmp_path_factory) -> Iterator[tuple[CrowdTruth, LfrConfig, Path]]:
 @pytest.fixture(scope="module")
 def head() -> Iterator[LocalRayCluster]:
     """The head node, labelled for cameras; this module's driver joins it as `lfr run --address` does."""
-    cluster = LocalRayCluster.start(num_cpus=NODE_CPUS, labels=CAMERAS_NODE)
+    cluster = LocalRayCluster.start(num_cpus=NODE_CPUS, labels=CAMERAS_NODE, settings=NODE_DEATH_SETTINGS)
     start_ray(cluster.address)
     yield cluster
     stop_ray()
