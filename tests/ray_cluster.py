@@ -41,7 +41,12 @@ START_ATTEMPTS = 3
 START_TIMEOUT_S = 60.0
 """On an idle machine; stretched by load (tests/waiting.py)."""
 STOP_TIMEOUT_S = 60.0
-"""`ray start` drains for up to 30 s before it stops its processes."""
+"""On an idle machine; stretched by load. `ray start` stops its processes within seconds (drain off, below)."""
+DRAIN_ON_STOP_S = "0"
+"""RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S of the tests' `ray start`: on SIGTERM Ray first marks the node draining
+and waits up to 30 s (its default) for the raylet to let go of its leases, so that a Kubernetes pod's Serve
+proxy stops taking traffic before its replicas go. A test's cluster has no traffic to move, its head never
+finishes draining, and every stop sat out the whole 30 s (the two-node test's teardown, the session's end)."""
 AGENT_PORT = 52365
 """Ray's DEFAULT_DASHBOARD_AGENT_LISTEN_PORT, where every cluster started by `ray.init` puts its dashboard agent."""
 AGENT_PORT_WAIT_S = 30.0
@@ -175,6 +180,7 @@ def _launch(
         **os.environ,
         "RAY_AUTH_MODE": "disabled",
         "RAY_metrics_report_interval_ms": str(METRICS_REPORT_MS),
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": DRAIN_ON_STOP_S,
         **{f"RAY_{name}": value for name, value in (settings or {}).items()},
     }
     with open(temp_dir / "ray-start.log", "wb") as log:
