@@ -23,6 +23,7 @@ from cluster.alerts.errors import (
     HoldError,
     IllegalTransitionError,
 )
+from cluster.alerts.evidence_times import sightings_stored_at
 from cluster.alerts.model import Alert, AlertState, Sighting
 from cluster.alerts.query import AlertFilter
 from cluster.alerts.retention import RetentionScheduler
@@ -204,6 +205,20 @@ def test_new_and_grown_sightings_update_the_alert(store):
     entry = store.audit.entries()[-1]
     assert entry.action == AuditAction.ALERT_UPDATED
     assert (entry.details["added_sightings"], entry.details["updated_sightings"]) == (1, 1)
+    assert "oxford_st_3" not in str(entry.details), "a sighting id names its camera; the log outlives the alert"
+
+
+def test_the_audit_log_tells_when_each_sighting_reached_its_alert(store, clock):
+    """Capture times do not give the order the Coordinator learnt the evidence in; the store's entries do."""
+    late_capture = make_sighting("oxford_st_2:17")
+    early_capture = make_sighting("oxford_st_3:4", camera_id="oxford_st_3", first_seen=T0 - 60)
+    raised_at = clock()
+    store.save(make_alert(sightings=(late_capture,)))
+    clock.now += 40.0
+    store.save(make_alert(sightings=(late_capture, early_capture)))
+    store.save(make_alert(sightings=(late_capture, early_capture)))
+    stored = sightings_stored_at(store.audit, ["oxford_st_2:17", "oxford_st_3:4", "oxford_st_9:1"])
+    assert stored == {"oxford_st_2:17": raised_at, "oxford_st_3:4": raised_at + 40.0}
 
 
 def test_a_resend_keeps_sightings_it_leaves_out(store):

@@ -108,6 +108,21 @@ def test_fusion_is_judged_on_the_earlier_alert_as_it_stood_when_the_later_was_ra
     assert duplicated_alerts([earlier, decided_late], TOPOLOGY, FusionConfig()) == ()
 
 
+def test_a_sighting_captured_before_the_later_alert_but_stored_after_it_is_not_held_against_it():
+    """Regression (chaos, Milvus restart): one tracklet waited for the gallery and reached the Coordinator after
+    another camera's sighting had raised a second alert; judged by capture time, the check called fusion's split a
+    duplicate. The store's times (from the audit log) say what the Coordinator held."""
+    first = sighting("cam0:1", "p1", T0)
+    decided_late = sighting("cam0:3", "p1", T0 + 350)
+    earlier = alert("a1", first, decided_late)
+    later = replace(alert("a2", sighting("cam0:2", "p1", T0 + 400)), created_at=T0 + 405)
+    stored_after = {"cam0:1": T0 + 3, "cam0:3": T0 + 410, "cam0:2": T0 + 405}
+    assert duplicated_alerts([earlier, later], TOPOLOGY, FusionConfig(), stored_at=stored_after) == ()
+    stored_before = {**stored_after, "cam0:3": T0 + 355}
+    assert duplicated_alerts([earlier, later], TOPOLOGY, FusionConfig(), stored_at=stored_before) == ("a2",)
+    assert duplicated_alerts([earlier, later], TOPOLOGY, FusionConfig()) == ("a2",), "no times: capture order"
+
+
 def test_a_sighting_stored_in_two_alerts_is_a_duplicate():
     shared = sighting("cam0:1", "p1", T0)
     alerts = [alert("a1", shared), alert("a2", shared, state=AlertState.REJECTED)]

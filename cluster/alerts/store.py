@@ -20,8 +20,8 @@ raised more than `older_than_s` ago, at most 31 days, unless an officer holds th
 investigation. `expire_rejections` deletes rejected alerts' crops once their oversight period is
 over and suppression embeddings older than allowed (a deployment that never stopped cleanly).
 The audit log is kept for ever, so its entries about an alert hold the alert id and facts
-that identify no one: counts instead of cameras and sighting ids (which name the camera), a
-keyed pseudonym instead of the person id, a keyed digest instead of a reason, whose text stays
+that identify no one: counts instead of cameras, keyed pseudonyms instead of the sighting ids (which
+name the camera) and the person id, a keyed digest instead of a reason, whose text stays
 in the alert's own rows and goes with them.
 """
 
@@ -366,6 +366,7 @@ class AlertStore:
                 "model": alert.model,
                 "cameras": len(alert.cameras),
                 "sightings": len(new_sightings),
+                "sighting_pseudonyms": [self.audit.sealer.sighting_pseudonym(sid) for sid in new_sightings],
             },
         )
         append_events(connection, AlertEventKind.RAISED, [alert.alert_id], actor, self._clock())
@@ -417,7 +418,12 @@ class AlertStore:
             actor,
             AuditAction.ALERT_UPDATED,
             alert_id,
-            {"added_sightings": len(added), "updated_sightings": len(changed), "confidence": row["confidence"]},
+            {
+                "added_sightings": len(added),
+                "added_sighting_pseudonyms": [self.audit.sealer.sighting_pseudonym(sid) for sid in added],
+                "updated_sightings": len(changed),
+                "confidence": row["confidence"],
+            },
         )
         append_events(connection, AlertEventKind.UPDATED, [alert_id], actor, self._clock())
 

@@ -3,8 +3,9 @@
 It probes the run through the live run's own figures (each camera's answered frames and state,
 each match stage's searches and decisions), counts the Coordinator's dead letters in its spool,
 kills actors as a crash would (SIGKILL to the process of one live actor of a class, found in the
-GCS's actor table), reads the stored alerts, verifies the audit log with its anchors, and scans
-the run's files for face vectors of the crowd's people who matched nobody (cluster/trace_scan.py).
+GCS's actor table), reads the stored alerts and when each sighting reached the store, verifies the
+audit log with its anchors, and scans the run's files for face vectors of the crowd's people who
+matched nobody (cluster/trace_scan.py).
 The chaos tests and `lfr loadtest --chaos` both use it.
 """
 
@@ -22,6 +23,7 @@ import ray._private.state
 
 from actors.camera_registry import NAMESPACE
 from actors.coordinator import COORDINATOR_NAME
+from cluster.alerts.evidence_times import sightings_stored_at
 from cluster.alerts.model import Alert
 from cluster.alerts.opening import open_alert_store
 from cluster.application.live_run import LiveRun
@@ -141,6 +143,14 @@ class LiveChaosSystem:
                 cursor = page.next_cursor
         finally:
             store.database.close()
+
+    def sightings_stored_at(self) -> Mapping[str, float]:
+        """When the store took each stored sighting (sighting id -> time), from the pseudonyms in the audit log."""
+        log = open_audit_log(self.config.database, self.config.audit)
+        try:
+            return sightings_stored_at(log, [s.sighting_id for alert in self.alerts() for s in alert.sightings])
+        finally:
+            log.database.close()
 
     def audit_verifies(self) -> bool:
         log = open_audit_log(self.config.database, self.config.audit)

@@ -52,6 +52,10 @@ class Sealer:
         """What an audit entry holds instead of a person id: only the key's holder can link the two."""
         return self._pseudonym("person", person_id)
 
+    def sighting_pseudonym(self, sighting_id: str) -> str:
+        """What an audit entry holds instead of a sighting id (which names the camera): which evidence came when."""
+        return self._pseudonym("sighting", sighting_id)
+
     def reason_digest(self, reason: str) -> str:
         """What an audit entry holds instead of a free-text reason (the text stays with the alert); "" for none."""
         return self._pseudonym("reason", reason) if reason else ""

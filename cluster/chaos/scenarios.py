@@ -124,6 +124,9 @@ class ChaosSystem(Protocol):
 
     def alerts(self) -> Sequence[Alert]: ...
 
+    def sightings_stored_at(self) -> Mapping[str, float]:
+        """When the alert store took each stored sighting (sighting id -> unix time), as its audit log records."""
+
     def audit_verifies(self) -> bool: ...
 
     def non_match_traces(self) -> int:
@@ -328,7 +331,11 @@ def _outcome(
             1 for alert in alerts_before for s in alert.sightings if s.sighting_id not in sightings_after
         ),
         duplicates=duplicated_alerts(
-            after, settings.topology, settings.fusion, frozenset(alert.alert_id for alert in alerts_before)
+            after,
+            settings.topology,
+            settings.fusion,
+            frozenset(alert.alert_id for alert in alerts_before),
+            system.sightings_stored_at(),
         ),
         people_missed=tuple(sorted(missed)),
         audit_verifies=system.audit_verifies(),
@@ -341,12 +348,14 @@ def duplicated_alerts(
     topology: CameraTopology,
     fusion: FusionConfig,
     existing: frozenset[str] | None = None,
+    stored_at: Mapping[str, float] | None = None,
 ) -> tuple[str, ...]:
     """Alerts that repeat another: one sighting stored in two alerts, or an alert with a sighting that fusion
     would have merged into an earlier open alert of the same person (one alert per person per fused track).
 
     Fusion is asked with the product's own rules (`Fuser.merge_target`), the earlier alert as it stood when
-    the later one was raised (its sightings captured by then): so two alerts fusion keeps apart on purpose (a walk that
+    the later one was raised: its sightings the store had taken by then (`stored_at`, from the audit log; a
+    sighting without a time there: captured by then). So two alerts fusion keeps apart on purpose (a walk that
     is impossible between the cameras, a face unlike the alert's) are no duplicate, nor is the next alert
     after one an officer decided. With `existing` (the alerts stored before a fault), only alerts raised
     since are checked, against those: a fault must not make the deployment lose track of who it alerted.
@@ -367,18 +376,21 @@ def duplicated_alerts(
             if existing is not None and later.alert_id in existing:
                 continue
             earlier = [a for a in ordered[:index] if existing is None or a.alert_id in existing]
-            if any(_would_merge(candidate, later, topology, fusion) for candidate in earlier):
+            if any(_would_merge(candidate, later, topology, fusion, stored_at or {}) for candidate in earlier):
                 repeated.add(later.alert_id)
     return tuple(sorted(repeated))
 
 
-def _would_merge(earlier: Alert, later: Alert, topology: CameraTopology, fusion: FusionConfig) -> bool:
+def _would_merge(
+    earlier: Alert, later: Alert, topology: CameraTopology, fusion: FusionConfig, stored_at: Mapping[str, float]
+) -> bool:
     """Whether fusion would have merged one of `later`'s sightings into `earlier` as it stood when `later` was
-    raised: its sightings captured by then (tracklets are decided seconds after their faces were captured, so
-    capture order is not the order the Coordinator saw them in)."""
+    raised: its sightings stored by then. Capture order is not the order the Coordinator saw them in: tracklets
+    are decided seconds after their faces were captured, and a search that waits for the gallery (a Milvus
+    restart) delays one camera's tracklets, not another's."""
     if earlier.state.is_final:
         return False
-    then = tuple(s for s in earlier.sightings if s.last_seen <= later.created_at)
+    then = tuple(s for s in earlier.sightings if stored_at.get(s.sighting_id, s.last_seen) <= later.created_at)
     if not then:
         return False
     for sighting in later.sightings:
