@@ -235,4 +235,12 @@ def test_alerts_of_a_street_copy_score_as_the_crowd_cameras_they_replay(tmp_path
     assert (result.alerts, result.true_alerts, result.false_alerts) == (3, 2, 1)
     assert result.watchlist_people_seen == 1, "bob only walked past cam2, which did not run"
     assert (result.people_alerted, result.people_missed, result.streets) == (1, (), 2)
-    assert alert_latencies(alerts) == pytest.approx([0.5, 2.0, 1.0])
+    stored_at = {
+        "cam0_copy1:ann:99.5": 100.0,
+        "cam0:ann:198.0": 200.0,
+        "cam0_copy1:ann:199.0": 230.0,
+        "cam0:cy:299.0": 300.0,
+    }
+    assert alert_latencies(alerts, stored_at) == pytest.approx([0.5, 2.0, 31.0, 1.0]), "grown alerts count too"
+    assert alert_latencies(alerts, stored_at, since=150.0, until=250.0) == pytest.approx([2.0, 31.0])
+    assert alert_latencies(alerts, {"cam0:cy:299.0": 300.0}) == pytest.approx([1.0]), "unknown times are left out"

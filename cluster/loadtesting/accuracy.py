@@ -1,4 +1,4 @@
-"""A load test's alerts scored against the crowd's truth, and how long each alert took.
+"""A load test's alerts scored against the crowd's truth, and how long each face took to reach an alert.
 
 Alerts name the replayed camera; a copy of the street (`cameras`) is mapped back to the crowd camera
 whose video it plays, and the truth is cut to the crowd cameras that ran, so a step with one camera
@@ -6,6 +6,7 @@ is not blamed for people who only walked past the others. Then `cluster.crowd.sc
 and false alerts and the watchlist people missed.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -44,11 +45,19 @@ def _on_crowd_cameras(alert: Alert, crowd_camera: Mapping[str, str]) -> Alert:
     return replace(alert, sightings=sightings)
 
 
-def alert_latencies(alerts: Sequence[Alert]) -> list[float]:
-    """Seconds from the last face of the sighting that raised each alert to the alert being stored.
+def alert_latencies(
+    alerts: Sequence[Alert], stored_at: Mapping[str, float], since: float = -math.inf, until: float = math.inf
+) -> list[float]:
+    """Seconds from each sighting's last face to the store taking it into an alert (raising one or growing one),
+    for the sightings stored between `since` and `until`: how long each face took to reach the officer.
 
-    The sighting that raised it is the one that ended first; `lfr_alert_latency_seconds` measures the same.
+    `stored_at` is when the store took each sighting (`cluster.alerts.evidence_times`, from the audit log);
+    `lfr_alert_latency_seconds` measures the same in the Coordinator. An alert grown by a later camera counts
+    too: its new sighting is what the officer waits for, and a step raises few new alerts.
     """
     return [
-        max(0.0, alert.created_at - min(s.last_seen for s in alert.sightings)) for alert in alerts if alert.sightings
+        max(0.0, stored_at[s.sighting_id] - s.last_seen)
+        for alert in alerts
+        for s in alert.sightings
+        if s.sighting_id in stored_at and since <= stored_at[s.sighting_id] <= until
     ]

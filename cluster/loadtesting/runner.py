@@ -22,6 +22,7 @@ from pathlib import Path
 
 import structlog
 
+from cluster.alerts.evidence_times import sightings_stored_at
 from cluster.alerts.model import Alert
 from cluster.alerts.opening import open_alert_store
 from cluster.alerts.query import AlertFilter
@@ -292,6 +293,8 @@ def _step(
     usage = usage_by_role(processes, sample_processes(), seconds)
     searches = [t.seconds for m in run.matching() for t in m.searches if since <= t.at <= until]
     alerts = _alerts(store, AlertFilter(deployment_id=DEPLOYMENT_ID, since=since, until=until))
+    everyone = _alerts(store, AlertFilter(deployment_id=DEPLOYMENT_ID))
+    stored_at = sightings_stored_at(store.audit, [s.sighting_id for alert in everyone for s in alert.sightings])
     delta = _delta(before, snapshot.streams)
     return StepFigures(
         index=index,
@@ -309,7 +312,7 @@ def _step(
             errors=delta.errors,
         ),
         frame_latency=Percentiles.of([latency for s in snapshot.streams for latency in s.latencies_s]),
-        alert_latency=Percentiles.of(alert_latencies(alerts)),
+        alert_latency=Percentiles.of(alert_latencies(everyone, stored_at, since, until)),
         gallery_search=Percentiles.of(searches),
         roles=usage,
         accuracy=score(alerts, truth, cameras),
