@@ -83,6 +83,9 @@ def test_accuracy_is_the_alert_store_scored_against_the_truth(loadtest):
     ran = replay_cameras(truth, crowd, report.steps[-1].cameras)
     assert report.accuracy == score(alerts, truth, ran)
     assert report.accuracy.alerts == len(alerts) >= sum(step.accuracy.alerts for step in report.steps)
+    timed = sum(step.alert_latency.samples for step in report.steps)
+    assert timed >= sum(step.accuracy.alerts for step in report.steps), "an alert raised in a step times its sighting"
+    assert timed <= sum(len(alert.sightings) for alert in alerts)
     assert report.accuracy.watchlist_people_seen >= 1
     assert report.accuracy.false_alerts == 0, [alert.person_id for alert in alerts]
 
