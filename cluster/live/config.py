@@ -159,15 +159,12 @@ def plan_replicas(
     free_cpus: the cluster's logical CPUs left once the cameras have theirs. A replica reserves
     at most its share of them, so that on a small machine the cameras can still be scheduled.
     With `replicas: auto` and `threads_per_replica: auto` a CPU gets single-threaded replicas,
-    one per core (up to MAX_AUTO_CPU_REPLICAS), and the cores the cameras leave as threads
-    beyond that: cameras decode all the time, and a torch thread that has to share its core
+    one per core the cameras leave (up to MAX_AUTO_CPU_REPLICAS, beyond which each replica gets
+    more threads): cameras decode all the time, and a torch thread that has to share its core
     stalls every other thread of its parallel loop (on 2 cores with 3 cameras, one 2-thread
     replica served 19 frames/s where a 1-thread one served 30), while replicas of one thread each
     stall nobody but themselves and so use the core one replica would leave idle
-    (docs/benchmarks.md, "Where a frame's time goes"). The replica count does not shrink with
-    the cameras' logical CPUs: those reserve a camera's place, not its use (four 640x360 cameras
-    at 5 fps used 0.15 of a core, their forwarders 0.2), and on 2 cores with 4 cameras one
-    replica served 13.7 frames/s where two served 19.8 ("`lfr loadtest` on a quiet machine").
+    (docs/benchmarks.md, "Where a frame's time goes").
 
     With autoscaling, CPU replicas are sized for `max_replicas`, so that a scaled-up service
     still does not oversubscribe the cores.
@@ -185,7 +182,7 @@ def plan_replicas(
     elif service.threads_per_replica != "auto":
         replicas = 1
     else:
-        replicas = min(MAX_AUTO_CPU_REPLICAS, cores)
+        replicas = min(MAX_AUTO_CPU_REPLICAS, model_cores)
     if service.threads_per_replica != "auto":
         threads = service.threads_per_replica
     else:
